@@ -1,0 +1,141 @@
+// D1 schema for the tenant directory. Migrations in /migrations are generated
+// from this file with `npm run db:generate`; never edit them by hand.
+import { sql } from "drizzle-orm";
+import {
+  index,
+  integer,
+  primaryKey,
+  sqliteTable,
+  text,
+  uniqueIndex,
+} from "drizzle-orm/sqlite-core";
+
+const now = sql`(unixepoch('subsec') * 1000)`;
+
+export const ROLES = ["admin", "technician", "noc"] as const;
+export type Role = (typeof ROLES)[number];
+
+export const OPERATING_SYSTEMS = ["windows", "linux", "macos"] as const;
+export type OperatingSystem = (typeof OPERATING_SYSTEMS)[number];
+
+/** An MSP tenant; `id` is the Clerk organisation id. */
+export const organisations = sqliteTable("organisations", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  slug: text("slug").notNull().unique(),
+  createdAt: integer("created_at").notNull().default(now),
+});
+
+export const members = sqliteTable(
+  "members",
+  {
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    userId: text("user_id").notNull(),
+    name: text("name").notNull(),
+    email: text("email").notNull(),
+    role: text("role", { enum: ROLES }).notNull(),
+    createdAt: integer("created_at").notNull().default(now),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.userId] }), index("members_user_idx").on(t.userId)],
+);
+
+export const clients = sqliteTable(
+  "clients",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    contactName: text("contact_name"),
+    contactEmail: text("contact_email"),
+    createdAt: integer("created_at").notNull().default(now),
+  },
+  (t) => [uniqueIndex("clients_org_name_idx").on(t.orgId, t.name)],
+);
+
+/** Free-form labels (site, department, line) used to group and filter endpoints. */
+export const tags = sqliteTable(
+  "tags",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+  },
+  (t) => [uniqueIndex("tags_org_name_idx").on(t.orgId, t.name)],
+);
+
+export const endpoints = sqliteTable(
+  "endpoints",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    clientId: text("client_id")
+      .notNull()
+      .references(() => clients.id, { onDelete: "cascade" }),
+    hostname: text("hostname").notNull(),
+    os: text("os", { enum: OPERATING_SYSTEMS }).notNull(),
+    osVersion: text("os_version").notNull().default(""),
+    region: text("region").notNull().default(""),
+    online: integer("online", { mode: "boolean" }).notNull().default(false),
+    lastSeenAt: integer("last_seen_at"),
+    enrolledAt: integer("enrolled_at").notNull().default(now),
+    /** SHA-256 of the runtime's bearer credential; the credential itself is never stored. */
+    credentialHash: text("credential_hash"),
+  },
+  (t) => [
+    index("endpoints_org_hostname_idx").on(t.orgId, t.hostname, t.id),
+    index("endpoints_org_client_hostname_idx").on(t.orgId, t.clientId, t.hostname, t.id),
+    index("endpoints_org_online_hostname_idx").on(t.orgId, t.online, t.hostname, t.id),
+    index("endpoints_org_os_hostname_idx").on(t.orgId, t.os, t.hostname, t.id),
+    uniqueIndex("endpoints_credential_idx").on(t.credentialHash),
+  ],
+);
+
+export const endpointTags = sqliteTable(
+  "endpoint_tags",
+  {
+    endpointId: text("endpoint_id")
+      .notNull()
+      .references(() => endpoints.id, { onDelete: "cascade" }),
+    tagId: text("tag_id")
+      .notNull()
+      .references(() => tags.id, { onDelete: "cascade" }),
+  },
+  (t) => [primaryKey({ columns: [t.endpointId, t.tagId] }), index("endpoint_tags_tag_idx").on(t.tagId, t.endpointId)],
+);
+
+export const enrollmentTokens = sqliteTable(
+  "enrollment_tokens",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    clientId: text("client_id")
+      .notNull()
+      .references(() => clients.id, { onDelete: "cascade" }),
+    /** SHA-256 of the token; the token is shown once at creation and never stored. */
+    tokenHash: text("token_hash").notNull().unique(),
+    label: text("label").notNull().default(""),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull().default(now),
+    expiresAt: integer("expires_at").notNull(),
+    maxUses: integer("max_uses").notNull(),
+    uses: integer("uses").notNull().default(0),
+    revokedAt: integer("revoked_at"),
+  },
+  (t) => [index("enrollment_tokens_client_idx").on(t.orgId, t.clientId, t.createdAt)],
+);
+
+export type Organisation = typeof organisations.$inferSelect;
+export type Member = typeof members.$inferSelect;
+export type Client = typeof clients.$inferSelect;
+export type Endpoint = typeof endpoints.$inferSelect;
+export type EnrollmentToken = typeof enrollmentTokens.$inferSelect;

@@ -1,0 +1,2 @@
+/// <reference types="@remix-run/cloudflare" />
+/// <reference types="vite/client" />

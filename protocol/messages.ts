@@ -1,0 +1,251 @@
+// The one wire protocol shared by the console (browser), the session Durable
+// Object and the endpoint runtime. Every socket message and HTTP body is parsed
+// with these schemas; anything that does not parse is answered with an error
+// and changes nothing.
+import { z } from "zod";
+
+export const PROTOCOL_VERSION = 1;
+
+/** Largest command text a technician may submit. */
+export const MAX_COMMAND_LENGTH = 8192;
+/** Output kept per command before the transcript shows a truncation marker. */
+export const DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024;
+export const DEFAULT_COMMAND_TIMEOUT_MS = 5 * 60 * 1000;
+export const MAX_COMMAND_TIMEOUT_MS = 60 * 60 * 1000;
+/** Largest single output chunk a runtime may send. */
+export const MAX_CHUNK_BYTES = 64 * 1024;
+
+const id = z.string().min(1).max(128);
+const epochMs = z.number().int().nonnegative();
+
+export const shellSchema = z.enum(["default", "sh", "bash", "powershell"]);
+export type Shell = z.infer<typeof shellSchema>;
+
+export const commandStatusSchema = z.enum([
+  "queued",
+  "dispatched",
+  "running",
+  "succeeded",
+  "failed",
+  "timed_out",
+  "cancelled",
+]);
+export type CommandStatus = z.infer<typeof commandStatusSchema>;
+export const FINAL_STATUSES = ["succeeded", "failed", "timed_out", "cancelled"] as const;
+export type FinalStatus = (typeof FINAL_STATUSES)[number];
+export const finalStatusSchema = z.enum(FINAL_STATUSES);
+
+export const streamSchema = z.enum(["stdout", "stderr"]);
+export type OutputStream = z.infer<typeof streamSchema>;
+
+export const outputChunkSchema = z.object({
+  stream: streamSchema,
+  data: z.string().max(MAX_CHUNK_BYTES),
+});
+export type OutputChunk = z.infer<typeof outputChunkSchema>;
+
+export const actorSchema = z.object({ userId: id, name: z.string().max(200) });
+export type Actor = z.infer<typeof actorSchema>;
+
+/** The server's split of a command's round trip, from its own and the runtime's clocks. */
+export const timingsSchema = z.object({
+  queuedMs: z.number().nonnegative(),
+  toEndpointMs: z.number().nonnegative().nullable(),
+  onEndpointMs: z.number().nonnegative(),
+  backMs: z.number().nonnegative().nullable(),
+  serverRoundTripMs: z.number().nonnegative(),
+});
+export type Timings = z.infer<typeof timingsSchema>;
+
+// ---------------------------------------------------------------------------
+// Transcript events: an append-only log per endpoint, numbered by `seq`.
+// A viewer that reconnects asks for everything after the last seq it rendered.
+
+const eventBase = { seq: z.number().int().positive(), at: epochMs };
+
+export const transcriptEventSchema = z.discriminatedUnion("kind", [
+  z.object({
+    ...eventBase,
+    kind: z.literal("command.queued"),
+    commandId: id,
+    requestId: id,
+    text: z.string(),
+    shell: shellSchema,
+    requestedBy: actorSchema,
+  }),
+  z.object({ ...eventBase, kind: z.literal("command.dispatched"), commandId: id }),
+  z.object({ ...eventBase, kind: z.literal("command.started"), commandId: id, startedAt: epochMs }),
+  z.object({
+    ...eventBase,
+    kind: z.literal("command.output"),
+    commandId: id,
+    stream: streamSchema,
+    data: z.string(),
+  }),
+  z.object({
+    ...eventBase,
+    kind: z.literal("command.truncated"),
+    commandId: id,
+    keptBytes: z.number().int().nonnegative(),
+  }),
+  z.object({
+    ...eventBase,
+    kind: z.literal("command.finished"),
+    commandId: id,
+    status: finalStatusSchema,
+    exitCode: z.number().int().nullable(),
+    timings: timingsSchema.nullable(),
+    error: z.string().nullable(),
+  }),
+  z.object({ ...eventBase, kind: z.literal("command.cancel_requested"), commandId: id, by: actorSchema }),
+]);
+export type TranscriptEvent = z.infer<typeof transcriptEventSchema>;
+export type TranscriptEventKind = TranscriptEvent["kind"];
+
+export const viewerSchema = z.object({ userId: id, name: z.string(), connections: z.number().int().positive() });
+export type Viewer = z.infer<typeof viewerSchema>;
+
+export const runtimeStateSchema = z.object({
+  online: z.boolean(),
+  lastSeenAt: epochMs.nullable(),
+  transport: z.enum(["websocket", "checkin"]).nullable(),
+});
+export type RuntimeState = z.infer<typeof runtimeStateSchema>;
+
+// ---------------------------------------------------------------------------
+// Browser (technician console) <-> session Durable Object
+
+export const viewerMessageSchema = z.discriminatedUnion("type", [
+  /** First message on every (re)connect: replay everything after `afterSeq`. */
+  z.object({ type: z.literal("sync"), afterSeq: z.number().int().nonnegative() }),
+  z.object({
+    type: z.literal("run"),
+    requestId: id,
+    text: z.string().trim().min(1, "Command is empty").max(MAX_COMMAND_LENGTH),
+    shell: shellSchema.default("default"),
+    timeoutMs: z.number().int().positive().max(MAX_COMMAND_TIMEOUT_MS).optional(),
+  }),
+  z.object({ type: z.literal("cancel"), commandId: id }),
+]);
+export type ViewerMessage = z.infer<typeof viewerMessageSchema>;
+
+export const viewerBoundMessageSchema = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("events"),
+    events: z.array(transcriptEventSchema),
+    /** True when these events replay history rather than happen now. */
+    replay: z.boolean(),
+    lastSeq: z.number().int().nonnegative(),
+  }),
+  z.object({ type: z.literal("presence"), viewers: z.array(viewerSchema) }),
+  z.object({ type: z.literal("runtime"), runtime: runtimeStateSchema }),
+  z.object({
+    type: z.literal("error"),
+    code: z.enum(["invalid_message", "forbidden", "not_found", "conflict", "internal"]),
+    message: z.string(),
+    requestId: id.optional(),
+  }),
+]);
+export type ViewerBoundMessage = z.infer<typeof viewerBoundMessageSchema>;
+
+// ---------------------------------------------------------------------------
+// Endpoint runtime <-> session Durable Object
+
+export const dispatchedCommandSchema = z.object({
+  commandId: id,
+  text: z.string().min(1).max(MAX_COMMAND_LENGTH),
+  shell: shellSchema,
+  timeoutMs: z.number().int().positive().max(MAX_COMMAND_TIMEOUT_MS),
+  maxOutputBytes: z.number().int().positive(),
+});
+export type DispatchedCommand = z.infer<typeof dispatchedCommandSchema>;
+
+/** A command's complete result; final output travels with the exit status in one message. */
+export const commandResultSchema = z.object({
+  commandId: id,
+  status: finalStatusSchema,
+  exitCode: z.number().int().nullable(),
+  startedAt: epochMs,
+  finishedAt: epochMs,
+  /** Measured with the runtime's monotonic clock. */
+  durationMs: z.number().nonnegative(),
+  /** Output not yet streamed when the command ended. */
+  tail: z.array(outputChunkSchema).max(64),
+  truncated: z.boolean(),
+  error: z.string().max(2000).nullable(),
+});
+export type CommandResult = z.infer<typeof commandResultSchema>;
+
+export const runtimeMessageSchema = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("hello"),
+    protocol: z.literal(PROTOCOL_VERSION),
+    runtimeVersion: z.string().max(64),
+    hostname: z.string().max(255),
+    os: z.enum(["windows", "linux", "macos"]),
+    /** The runtime's wall clock, so the server can split network time from run time. */
+    clock: epochMs,
+  }),
+  z.object({ type: z.literal("started"), commandId: id, startedAt: epochMs }),
+  z.object({ type: z.literal("output"), commandId: id, index: z.number().int().nonnegative(), chunk: outputChunkSchema }),
+  z.object({ type: z.literal("result"), result: commandResultSchema }),
+  z.object({ type: z.literal("clock"), serverTime: epochMs, runtimeTime: epochMs }),
+]);
+export type RuntimeMessage = z.infer<typeof runtimeMessageSchema>;
+
+export const runtimeBoundMessageSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("dispatch"), command: dispatchedCommandSchema }),
+  z.object({ type: z.literal("cancel"), commandId: id }),
+  /** The result is stored; the runtime may drop it from its outbox. */
+  z.object({ type: z.literal("ack"), commandId: id }),
+  z.object({ type: z.literal("clock"), serverTime: epochMs }),
+  z.object({ type: z.literal("error"), code: z.string(), message: z.string() }),
+]);
+export type RuntimeBoundMessage = z.infer<typeof runtimeBoundMessageSchema>;
+
+// ---------------------------------------------------------------------------
+// HTTP bodies
+
+export const enrollRequestSchema = z.object({
+  token: z.string().min(16).max(256),
+  hostname: z.string().trim().min(1).max(255),
+  os: z.enum(["windows", "linux", "macos"]),
+  osVersion: z.string().max(255).default(""),
+});
+export type EnrollRequest = z.infer<typeof enrollRequestSchema>;
+
+export const enrollResponseSchema = z.object({
+  endpointId: id,
+  credential: z.string().min(32),
+  clientName: z.string(),
+});
+export type EnrollResponse = z.infer<typeof enrollResponseSchema>;
+
+export const errorBodySchema = z.object({ error: z.string(), issues: z.array(z.string()).optional() });
+
+// ---------------------------------------------------------------------------
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** Parses a raw socket frame or body; the error names the offending fields. */
+export function parseMessage<T>(schema: z.ZodType<T>, raw: unknown): ParseResult<T> {
+  let data: unknown = raw;
+  if (typeof raw === "string") {
+    try {
+      data = JSON.parse(raw);
+    } catch {
+      return { ok: false, error: "Message is not valid JSON" };
+    }
+  } else if (raw instanceof ArrayBuffer || ArrayBuffer.isView(raw)) {
+    return { ok: false, error: "Binary messages are not accepted" };
+  }
+  const parsed = schema.safeParse(data);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  return { ok: false, error: describeZodError(parsed.error) };
+}
+
+export function describeZodError(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => (issue.path.length ? `${issue.path.join(".")}: ${issue.message}` : issue.message))
+    .join("; ");
+}
