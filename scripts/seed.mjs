@@ -1,0 +1,128 @@
+// Demo data for local development and tests: one MSP with four clients and
+// ~50 endpoints, three members (one per role), and a second MSP whose data
+// must never be visible to the first. Idempotent (INSERT OR IGNORE).
+import { createHash } from "node:crypto";
+
+export const DEMO_ORG = { id: "org_demo_northwind", name: "Northwind MSP", slug: "northwind" };
+export const OTHER_ORG = { id: "org_demo_contoso", name: "Contoso IT", slug: "contoso" };
+
+export const DEMO_MEMBERS = [
+  { orgId: DEMO_ORG.id, userId: "user_demo_admin", name: "Ada Admin", email: "ada@northwind.test", role: "admin" },
+  { orgId: DEMO_ORG.id, userId: "user_demo_tech", name: "Tom Technician", email: "tom@northwind.test", role: "technician" },
+  { orgId: DEMO_ORG.id, userId: "user_demo_noc", name: "Nora NOC", email: "nora@northwind.test", role: "noc" },
+  { orgId: OTHER_ORG.id, userId: "user_other_admin", name: "Carl Contoso", email: "carl@contoso.test", role: "admin" },
+];
+
+export const DEMO_CLIENTS = [
+  { id: "cl_acme", orgId: DEMO_ORG.id, name: "Acme Manufacturing", contactName: "Priya Patel", contactEmail: "priya@acme.test" },
+  { id: "cl_bayside", orgId: DEMO_ORG.id, name: "Bayside Dental", contactName: "Leo Grant", contactEmail: "leo@bayside.test" },
+  { id: "cl_cobalt", orgId: DEMO_ORG.id, name: "Cobalt Logistics", contactName: "Mia Chen", contactEmail: "mia@cobalt.test" },
+  { id: "cl_delta", orgId: DEMO_ORG.id, name: "Delta Legal", contactName: "Sam Ortiz", contactEmail: "sam@delta.test" },
+  { id: "cl_other_fabrikam", orgId: OTHER_ORG.id, name: "Fabrikam Foods", contactName: "Eve Stone", contactEmail: "eve@fabrikam.test" },
+];
+
+/** The endpoint another tenant owns; tests request it as the demo tenant and expect 404. */
+export const FOREIGN_ENDPOINT_ID = "ep_other_fab_01";
+
+/** A known enrollment token for the demo runtime that `npm run dev` starts. */
+export const DEMO_RUNTIME_TOKEN = "cae_local-demo-runtime-token-not-secret";
+
+const TAGS = ["line-1", "line-2", "front-desk", "warehouse", "servers", "laptops", "kiosk"];
+const REGIONS = ["eu-west", "us-east", "ap-south"];
+const OS = [
+  ["windows", "11 23H2"],
+  ["windows", "Server 2022"],
+  ["linux", "Ubuntu 24.04"],
+  ["linux", "Debian 12"],
+  ["macos", "14.5"],
+];
+
+function q(value) {
+  if (value === null || value === undefined) return "NULL";
+  if (typeof value === "number") return String(value);
+  if (typeof value === "boolean") return value ? "1" : "0";
+  return `'${String(value).replace(/'/g, "''")}'`;
+}
+
+function insert(table, row) {
+  const columns = Object.keys(row);
+  return `INSERT OR IGNORE INTO ${table} (${columns.join(", ")}) VALUES (${columns.map((c) => q(row[c])).join(", ")});`;
+}
+
+export function sha256Hex(value) {
+  return createHash("sha256").update(value).digest("hex");
+}
+
+/** Deterministic endpoint rows: the same seed gives the same fleet every time. */
+export function demoEndpoints(now = Date.now()) {
+  const prefixes = { cl_acme: "acme", cl_bayside: "bay", cl_cobalt: "cob", cl_delta: "dlt" };
+  const rows = [];
+  let n = 0;
+  for (const client of DEMO_CLIENTS.filter((c) => c.orgId === DEMO_ORG.id)) {
+    for (let i = 1; i <= 12; i++, n++) {
+      const [os, osVersion] = OS[n % OS.length];
+      const kind = os === "windows" ? (osVersion.startsWith("Server") ? "srv" : "pc") : os === "linux" ? "lnx" : "mac";
+      rows.push({
+        id: `ep_${prefixes[client.id]}_${String(i).padStart(2, "0")}`,
+        org_id: DEMO_ORG.id,
+        client_id: client.id,
+        hostname: `${prefixes[client.id]}-${kind}-${String(i).padStart(2, "0")}`,
+        os,
+        os_version: osVersion,
+        region: REGIONS[n % REGIONS.length],
+        online: 0,
+        last_seen_at: now - ((n * 7919) % (36 * 3600)) * 1000,
+        enrolled_at: now - 90 * 86_400_000,
+        tags: [TAGS[n % TAGS.length], TAGS[(n * 3 + 1) % TAGS.length]].filter((t, idx, all) => all.indexOf(t) === idx),
+      });
+    }
+  }
+  rows.push({
+    id: FOREIGN_ENDPOINT_ID,
+    org_id: OTHER_ORG.id,
+    client_id: "cl_other_fabrikam",
+    hostname: "fab-pc-01",
+    os: "windows",
+    os_version: "11 23H2",
+    region: "eu-west",
+    online: 0,
+    last_seen_at: now - 3600_000,
+    enrolled_at: now - 30 * 86_400_000,
+    tags: ["kiosk"],
+  });
+  return rows;
+}
+
+export function seedSql(now = Date.now()) {
+  const lines = [];
+  for (const org of [DEMO_ORG, OTHER_ORG]) lines.push(insert("organisations", { id: org.id, name: org.name, slug: org.slug, created_at: now }));
+  for (const m of DEMO_MEMBERS) {
+    lines.push(insert("members", { org_id: m.orgId, user_id: m.userId, name: m.name, email: m.email, role: m.role, created_at: now }));
+  }
+  for (const c of DEMO_CLIENTS) {
+    lines.push(insert("clients", { id: c.id, org_id: c.orgId, name: c.name, contact_name: c.contactName, contact_email: c.contactEmail, created_at: now }));
+  }
+  for (const org of [DEMO_ORG, OTHER_ORG]) {
+    for (const tag of TAGS) lines.push(insert("tags", { id: `tag_${org.slug}_${tag}`, org_id: org.id, name: tag }));
+  }
+  for (const { tags, ...endpoint } of demoEndpoints(now)) {
+    lines.push(insert("endpoints", endpoint));
+    const slug = endpoint.org_id === DEMO_ORG.id ? DEMO_ORG.slug : OTHER_ORG.slug;
+    for (const tag of tags) lines.push(insert("endpoint_tags", { endpoint_id: endpoint.id, tag_id: `tag_${slug}_${tag}` }));
+  }
+  lines.push(
+    insert("enrollment_tokens", {
+      id: "et_demo_runtime",
+      org_id: DEMO_ORG.id,
+      client_id: "cl_acme",
+      token_hash: sha256Hex(DEMO_RUNTIME_TOKEN),
+      label: "Demo runtime (npm run dev)",
+      created_by: "seed",
+      created_at: now,
+      expires_at: now + 3650 * 86_400_000,
+      max_uses: 1000,
+      uses: 0,
+    }),
+  );
+  return lines.join("\n") + "\n";
+}

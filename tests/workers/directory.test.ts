@@ -1,0 +1,97 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { createDb } from "~/db/client.server";
+import { getClientForOrg, listClients } from "~/models/clients.server";
+import {
+  endpointPageQuery,
+  endpointSearchSchema,
+  getEndpointForOrg,
+  parseEndpointSearch,
+  searchEndpoints,
+} from "~/models/endpoints.server";
+import { DEMO_ORG, FOREIGN_ENDPOINT_ID, OTHER_ORG } from "../../scripts/seed.mjs";
+import { seedDemo, seedLargeTenant } from "./helpers";
+
+const search = (overrides: Record<string, string> = {}) => endpointSearchSchema.parse(overrides);
+
+describe("endpoint directory (D1)", () => {
+  it("lists only the signed-in tenant's endpoints and clients", async () => {
+    await seedDemo();
+    const db = createDb(env.DB);
+    const page = await searchEndpoints(db, DEMO_ORG.id, search({ group: "none" }), 1000);
+    expect(page.total).toBe(48);
+    expect(page.rows.every((row) => !row.id.startsWith("ep_other"))).toBe(true);
+    expect(await getEndpointForOrg(db, DEMO_ORG.id, FOREIGN_ENDPOINT_ID)).toBeNull();
+    expect(await getEndpointForOrg(db, OTHER_ORG.id, FOREIGN_ENDPOINT_ID)).not.toBeNull();
+    expect(await getClientForOrg(db, DEMO_ORG.id, "cl_other_fabrikam")).toBeNull();
+    const clients = await listClients(db, DEMO_ORG.id);
+    expect(clients.map((c) => c.name)).toEqual(["Acme Manufacturing", "Bayside Dental", "Cobalt Logistics", "Delta Legal"]);
+    expect(clients.every((c) => c.endpointCount === 12)).toBe(true);
+  });
+
+  it("searches by hostname, client name and tag, and filters by client, tag, OS and status", async () => {
+    await seedDemo();
+    const db = createDb(env.DB);
+    const byHost = await searchEndpoints(db, DEMO_ORG.id, search({ q: "ACME-PC" }));
+    expect(byHost.rows.length).toBeGreaterThan(0);
+    expect(byHost.rows.every((r) => r.hostname.startsWith("acme-pc"))).toBe(true);
+
+    const byClientName = await searchEndpoints(db, DEMO_ORG.id, search({ q: "bayside" }));
+    expect(byClientName.total).toBe(12);
+
+    const byTag = await searchEndpoints(db, DEMO_ORG.id, search({ tag: "kiosk" }), 100);
+    expect(byTag.total).toBeGreaterThan(0);
+    expect(byTag.rows.every((r) => r.tags.includes("kiosk"))).toBe(true);
+
+    const filtered = await searchEndpoints(db, DEMO_ORG.id, search({ client: "cl_cobalt", os: "linux", status: "offline" }), 100);
+    expect(filtered.rows.length).toBeGreaterThan(0);
+    expect(filtered.rows.every((r) => r.clientId === "cl_cobalt" && r.os === "linux" && !r.online)).toBe(true);
+
+    // Wildcards typed by a user are literal characters, not patterns.
+    expect((await searchEndpoints(db, DEMO_ORG.id, search({ q: "%" }))).total).toBe(0);
+    expect((await searchEndpoints(db, DEMO_ORG.id, search({ q: "_" }))).total).toBe(0);
+    // Another tenant's client id as a filter finds nothing.
+    expect((await searchEndpoints(db, DEMO_ORG.id, search({ client: "cl_other_fabrikam" }))).total).toBe(0);
+  });
+
+  it("drops invalid search params instead of failing the page", () => {
+    const parsed = parseEndpointSearch(new URLSearchParams("q=pc&os=beos&status=maybe&group=client"));
+    expect(parsed).toMatchObject({ q: "pc", os: "", status: "", group: "client" });
+  });
+
+  it.each(["none", "client"] as const)("walks 10,000 endpoints with keyset pages (group=%s): each once, in order", async (group) => {
+    const org = `org_big_${group}`;
+    await seedLargeTenant(org, 10_000);
+    await seedLargeTenant(`org_noise_${group}`, 500);
+    const db = createDb(env.DB);
+    const seen: string[] = [];
+    const keys: string[] = [];
+    let after = "";
+    let pages = 0;
+    for (; pages < 250; pages++) {
+      const page = await searchEndpoints(db, org, search({ group, after }));
+      expect(page.total).toBe(10_000);
+      for (const row of page.rows) {
+        seen.push(row.id);
+        keys.push(group === "client" ? `${row.clientName}\u0000${row.hostname}\u0000${row.id}` : `${row.hostname}\u0000${row.id}`);
+      }
+      if (!page.nextCursor) break;
+      after = page.nextCursor;
+    }
+    expect(pages).toBe(199);
+    expect(new Set(seen).size).toBe(10_000);
+    expect(seen.every((id) => id.startsWith(`${org}_ep_`))).toBe(true);
+    expect(keys).toEqual([...keys].sort());
+  });
+
+  it("serves ungrouped pages from the hostname index without sorting the tenant", async () => {
+    await seedLargeTenant("org_plan", 2_000);
+    const db = createDb(env.DB);
+    const first = await searchEndpoints(db, "org_plan", search({ group: "none" }));
+    const query = endpointPageQuery(db, "org_plan", search({ group: "none", after: first.nextCursor! }), 51).toSQL();
+    const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${query.sql}`).bind(...query.params).all<{ detail: string }>();
+    const details = plan.results.map((r) => r.detail).join("\n");
+    expect(details).toMatch(/endpoints_org_hostname_idx/);
+    expect(details).not.toMatch(/TEMP B-TREE/);
+  });
+});
