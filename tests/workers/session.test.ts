@@ -1,0 +1,195 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_MAX_OUTPUT_BYTES } from "../../protocol/messages";
+import { connectDirect, runtimeHello, runtimeIdentity, viewerIdentity, type TestSocket } from "./socket";
+
+let counter = 0;
+const freshEndpoint = () => `ep_session_test_${Date.now()}_${counter++}`;
+
+async function runOneCommand(viewer: TestSocket, runtime: TestSocket, text: string, requestId = crypto.randomUUID()) {
+  viewer.send({ type: "run", requestId, text, shell: "default" });
+  const dispatch = await runtime.waitFor((m) => m.type === "dispatch" && m.command.text === text);
+  return dispatch.command.commandId as string;
+}
+
+async function syncAll(viewer: TestSocket, afterSeq = 0) {
+  const before = viewer.messages.length;
+  viewer.send({ type: "sync", afterSeq });
+  const reply = await viewer.waitFor((m) => m.type === "events" && m.replay, 5_000, before);
+  return reply;
+}
+
+describe("endpoint session Durable Object", () => {
+  it("runs a command end to end and streams ordered events to every viewer", async () => {
+    const endpointId = freshEndpoint();
+    const viewerA = await connectDirect(endpointId, viewerIdentity(endpointId));
+    const viewerB = await connectDirect(endpointId, viewerIdentity(endpointId, { userId: "user_b", userName: "Bea", canRun: false }));
+    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
+    runtime.send(runtimeHello);
+    await runtime.waitFor((m) => m.type === "clock");
+
+    const commandId = await runOneCommand(viewerA, runtime, "echo hello");
+    runtime.send({ type: "started", commandId, startedAt: Date.now() });
+    runtime.send({ type: "output", commandId, index: 0, chunk: { stream: "stdout", data: "hel" } });
+    runtime.send({
+      type: "result",
+      result: {
+        commandId,
+        status: "succeeded",
+        exitCode: 0,
+        startedAt: Date.now(),
+        finishedAt: Date.now(),
+        durationMs: 1.5,
+        tail: [{ stream: "stdout", data: "lo\n" }],
+        truncated: false,
+        error: null,
+      },
+    });
+    await runtime.waitFor((m) => m.type === "ack" && m.commandId === commandId);
+
+    for (const viewer of [viewerA, viewerB]) {
+      await viewer.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.kind === "command.finished"));
+      const events = viewer.events();
+      expect(events.map((e) => e.kind)).toEqual([
+        "command.queued",
+        "command.dispatched",
+        "command.started",
+        "command.output",
+        "command.output",
+        "command.finished",
+      ]);
+      const seqs = events.map((e) => e.seq);
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      expect(new Set(seqs).size).toBe(seqs.length);
+      expect(events.filter((e) => e.kind === "command.output").map((e) => e.data).join("")).toBe("hello\n");
+      const finished = events.at(-1);
+      expect(finished).toMatchObject({ status: "succeeded", exitCode: 0 });
+      expect(finished.timings.onEndpointMs).toBeCloseTo(1.5);
+    }
+    const presence = viewerA.messages.filter((m) => m.type === "presence").at(-1);
+    expect(presence.viewers.map((v: any) => v.name).sort()).toEqual(["Bea", "Tess Tech"]);
+  });
+
+  it("replays only events after the requested seq, so a reconnecting viewer resyncs", async () => {
+    const endpointId = freshEndpoint();
+    const viewer = await connectDirect(endpointId, viewerIdentity(endpointId));
+    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
+    runtime.send(runtimeHello);
+    await runOneCommand(viewer, runtime, "echo one");
+    const first = await syncAll(viewer);
+    const checkpoint = first.lastSeq;
+    expect(first.events.length).toBe(2); // queued + dispatched
+    await runOneCommand(viewer, runtime, "echo two");
+
+    const late = await connectDirect(endpointId, viewerIdentity(endpointId, { userId: "user_late" }));
+    const replay = await syncAll(late, checkpoint);
+    expect(replay.events.map((e: any) => e.kind)).toEqual(["command.queued", "command.dispatched"]);
+    expect(replay.events[0].text).toBe("echo two");
+    expect(replay.events.every((e: any) => e.seq > checkpoint)).toBe(true);
+  });
+
+  it("answers malformed or unknown messages with an error and changes nothing", async () => {
+    const endpointId = freshEndpoint();
+    const viewer = await connectDirect(endpointId, viewerIdentity(endpointId));
+    for (const bad of ["not json", { type: "run" }, { type: "run", requestId: "r1", text: "   " }, { type: "drop_tables" }, { type: "sync", afterSeq: -1 }]) {
+      const before = viewer.messages.length;
+      viewer.send(bad);
+      const error = await viewer.waitFor((m) => m.type === "error", 5_000, before);
+      expect(error.code).toBe("invalid_message");
+    }
+    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
+    runtime.send({ type: "result", result: { commandId: "x" } });
+    expect((await runtime.waitFor((m) => m.type === "error")).code).toBe("invalid_message");
+    expect((await syncAll(viewer)).events).toEqual([]);
+  });
+
+  it("rejects unauthenticated peers, identities for another endpoint, and runs by roles that may only watch", async () => {
+    const endpointId = freshEndpoint();
+    const anonymous = await connectDirect(endpointId, null);
+    expect((await anonymous.waitForClose()).code).toBe(4401);
+
+    const wrongEndpoint = await connectDirect(endpointId, viewerIdentity("ep_someone_else"));
+    expect((await wrongEndpoint.waitForClose()).code).toBe(4403);
+
+    const noc = await connectDirect(endpointId, viewerIdentity(endpointId, { userId: "user_noc", canRun: false }));
+    noc.send({ type: "run", requestId: "noc-1", text: "whoami", shell: "default" });
+    const error = await noc.waitFor((m) => m.type === "error");
+    expect(error).toMatchObject({ code: "forbidden", requestId: "noc-1" });
+    expect((await syncAll(noc)).events).toEqual([]);
+  });
+
+  it("accepts results and output idempotently and redelivers unfinished work to a reconnecting runtime", async () => {
+    const endpointId = freshEndpoint();
+    const viewer = await connectDirect(endpointId, viewerIdentity(endpointId));
+    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
+    runtime.send(runtimeHello);
+    const commandId = await runOneCommand(viewer, runtime, "hostname");
+    // The same run request resent after a viewer reconnect is not queued twice.
+    viewer.send({ type: "run", requestId: viewer.events()[0]?.requestId ?? "x", text: "hostname", shell: "default" });
+
+    runtime.close();
+    const again = await connectDirect(endpointId, runtimeIdentity(endpointId));
+    again.send(runtimeHello);
+    const redelivered = await again.waitFor((m) => m.type === "dispatch");
+    expect(redelivered.command.commandId).toBe(commandId);
+
+    const chunk = { type: "output", commandId, index: 0, chunk: { stream: "stdout", data: "host\n" } };
+    again.send(chunk);
+    again.send(chunk);
+    const result = {
+      type: "result",
+      result: { commandId, status: "succeeded", exitCode: 0, startedAt: Date.now(), finishedAt: Date.now(), durationMs: 2, tail: [], truncated: false, error: null },
+    };
+    again.send(result);
+    again.send(result);
+    await again.waitFor((m) => m.type === "ack");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(again.messages.filter((m) => m.type === "ack")).toHaveLength(2);
+
+    const all = (await syncAll(viewer)).events;
+    expect(all.filter((e: any) => e.kind === "command.queued")).toHaveLength(1);
+    expect(all.filter((e: any) => e.kind === "command.output")).toHaveLength(1);
+    expect(all.filter((e: any) => e.kind === "command.finished")).toHaveLength(1);
+  });
+
+  it("caps stored output with a truncation marker", async () => {
+    const endpointId = freshEndpoint();
+    const viewer = await connectDirect(endpointId, viewerIdentity(endpointId));
+    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
+    runtime.send(runtimeHello);
+    const commandId = await runOneCommand(viewer, runtime, "yes");
+    const chunk = "y\n".repeat(16 * 1024); // 32 KiB
+    const chunks = Math.ceil(DEFAULT_MAX_OUTPUT_BYTES / chunk.length) + 2;
+    for (let index = 0; index < chunks; index++) {
+      runtime.send({ type: "output", commandId, index, chunk: { stream: "stdout", data: chunk } });
+      // workerd's in-process test client may reorder large back-to-back frames;
+      // a real runtime's frames share one ordered TCP stream.
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    runtime.send({
+      type: "result",
+      result: { commandId, status: "cancelled", exitCode: null, startedAt: Date.now(), finishedAt: Date.now(), durationMs: 5, tail: [], truncated: true, error: null },
+    });
+    await runtime.waitFor((m) => m.type === "ack");
+    const events = (await syncAll(viewer)).events;
+    const stored = events.filter((e: any) => e.kind === "command.output").reduce((n: number, e: any) => n + e.data.length, 0);
+    expect(stored).toBe(DEFAULT_MAX_OUTPUT_BYTES);
+    expect(events.filter((e: any) => e.kind === "command.truncated")).toEqual([expect.objectContaining({ keptBytes: DEFAULT_MAX_OUTPUT_BYTES })]);
+  });
+
+  it("cancels queued work without sending it, and forwards cancel for running work", async () => {
+    const endpointId = freshEndpoint();
+    const viewer = await connectDirect(endpointId, viewerIdentity(endpointId));
+    viewer.send({ type: "run", requestId: "queued-1", text: "sleep 100", shell: "sh" });
+    const queued = await viewer.waitFor((m) => m.type === "events" && m.events[0]?.kind === "command.queued");
+    const commandId = queued.events[0].commandId;
+    viewer.send({ type: "cancel", commandId });
+    await viewer.waitFor((m) => m.type === "events" && m.events[0]?.kind === "command.finished");
+
+    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
+    runtime.send(runtimeHello);
+    const running = await runOneCommand(viewer, runtime, "sleep 200");
+    expect(runtime.messages.filter((m) => m.type === "dispatch").map((m) => m.command.commandId)).toEqual([running]);
+    viewer.send({ type: "cancel", commandId: running });
+    await runtime.waitFor((m) => m.type === "cancel" && m.commandId === running);
+  });
+});

@@ -1,0 +1,496 @@
+import { Server, type Connection, type ConnectionContext } from "partyserver";
+import {
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  DEFAULT_MAX_OUTPUT_BYTES,
+  parseMessage,
+  runtimeMessageSchema,
+  viewerMessageSchema,
+  type CommandResult,
+  type DispatchedCommand,
+  type OutputChunk,
+  type RuntimeBoundMessage,
+  type RuntimeMessage,
+  type RuntimeState,
+  type Timings,
+  type TranscriptEvent,
+  type ViewerBoundMessage,
+  type ViewerMessage,
+  type Viewer,
+} from "../../../protocol/messages";
+import { readPeerIdentity, type PeerIdentity } from "./identity";
+import { migrate } from "./schema";
+
+export interface SessionEnv {
+  DB: D1Database;
+  ENDPOINT_SESSION: DurableObjectNamespace;
+}
+
+/** Events per replay frame, so a long history never becomes one huge message. */
+const REPLAY_BATCH = 200;
+
+export const CLOSE_CODES = {
+  unauthorized: 4401,
+  forbidden: 4403,
+  replaced: 4409,
+} as const;
+
+type ConnectionState = PeerIdentity & { helloAt?: number };
+
+type CommandRow = {
+  id: string;
+  request_id: string;
+  text: string;
+  shell: DispatchedCommand["shell"];
+  timeout_ms: number;
+  status: string;
+  created_at: number;
+  dispatched_at: number | null;
+  started_at: number | null;
+  finished_at: number | null;
+  received_at: number | null;
+  output_bytes: number;
+  truncated: number;
+};
+
+type EventBody<K extends TranscriptEvent["kind"]> = Omit<Extract<TranscriptEvent, { kind: K }>, "seq" | "at" | "kind">;
+
+/**
+ * One per enrolled endpoint, addressed by endpoint id. A small state machine:
+ * each message type has exactly one handler; every state change appends to
+ * the event log, which is what viewers render and replay after reconnecting.
+ */
+export class EndpointSession extends Server<SessionEnv> {
+  static options = { hibernate: true };
+
+  onStart(): void {
+    migrate(this.ctx.storage.sql);
+  }
+
+  getConnectionTags(_connection: Connection, context: ConnectionContext): string[] {
+    const identity = readPeerIdentity(context.request);
+    return identity ? [identity.peer] : [];
+  }
+
+  onConnect(connection: Connection<ConnectionState>, context: ConnectionContext): void {
+    const identity = readPeerIdentity(context.request);
+    if (!identity) {
+      connection.close(CLOSE_CODES.unauthorized, "Unauthenticated");
+      return;
+    }
+    if (identity.endpointId !== this.name) {
+      connection.close(CLOSE_CODES.forbidden, "Identity is bound to another endpoint");
+      return;
+    }
+    connection.setState(identity);
+    if (identity.peer === "runtime") {
+      for (const other of this.getConnections<ConnectionState>("runtime")) {
+        if (other.id !== connection.id) other.close(CLOSE_CODES.replaced, "Replaced by a newer runtime connection");
+      }
+      this.setRuntimeOnline(true, "websocket");
+      this.send(connection, { type: "clock", serverTime: Date.now() });
+    } else {
+      this.send(connection, { type: "runtime", runtime: this.runtimeState() });
+      this.broadcastPresence();
+    }
+  }
+
+  onClose(connection: Connection<ConnectionState>): void {
+    if (connection.state?.peer === "runtime") {
+      const stillConnected = [...this.getConnections("runtime")].some((c) => c.id !== connection.id);
+      if (!stillConnected) this.setRuntimeOnline(false, null);
+    } else {
+      this.broadcastPresence(connection.id);
+    }
+  }
+
+  onMessage(connection: Connection<ConnectionState>, raw: string | ArrayBuffer): void {
+    const identity = connection.state;
+    if (!identity) {
+      connection.close(CLOSE_CODES.unauthorized, "Unauthenticated");
+      return;
+    }
+    if (identity.peer === "viewer") {
+      const parsed = parseMessage(viewerMessageSchema, raw);
+      if (!parsed.ok) return this.sendViewerError(connection, "invalid_message", parsed.error);
+      this.handleViewerMessage(connection, identity, parsed.value);
+    } else {
+      const parsed = parseMessage(runtimeMessageSchema, raw);
+      if (!parsed.ok) return this.send(connection, { type: "error", code: "invalid_message", message: parsed.error });
+      this.handleRuntimeMessage(connection, parsed.value);
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Viewer (technician console) messages
+
+  private handleViewerMessage(connection: Connection, identity: PeerIdentity, message: ViewerMessage): void {
+    switch (message.type) {
+      case "sync":
+        return this.onViewerSync(connection, message.afterSeq);
+      case "run":
+        return this.onViewerRun(connection, identity, message);
+      case "cancel":
+        return this.onViewerCancel(connection, identity, message.commandId);
+    }
+  }
+
+  private onViewerSync(connection: Connection, afterSeq: number): void {
+    let cursor = afterSeq;
+    for (;;) {
+      const events = this.eventsAfter(cursor, REPLAY_BATCH);
+      const lastSeq = events.length ? events[events.length - 1]!.seq : cursor;
+      if (events.length || cursor === afterSeq) {
+        this.send(connection, { type: "events", events, replay: true, lastSeq });
+      }
+      if (events.length < REPLAY_BATCH) return;
+      cursor = lastSeq;
+    }
+  }
+
+  private onViewerRun(connection: Connection, identity: PeerIdentity, message: Extract<ViewerMessage, { type: "run" }>): void {
+    if (!identity.canRun || !identity.userId) {
+      return this.sendViewerError(connection, "forbidden", "Your role cannot run commands", message.requestId);
+    }
+    const existing = this.sqlOne<{ id: string }>("SELECT id FROM commands WHERE request_id = ?", message.requestId);
+    if (existing) return; // a resend after reconnect; the first copy is already in the log
+    const commandId = `cmd_${crypto.randomUUID()}`;
+    const now = Date.now();
+    this.ctx.storage.sql.exec(
+      `INSERT INTO commands (id, request_id, text, shell, timeout_ms, requested_by_id, requested_by_name, status, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)`,
+      commandId,
+      message.requestId,
+      message.text,
+      message.shell,
+      message.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+      identity.userId,
+      identity.userName ?? identity.userId,
+      now,
+    );
+    this.appendEvent("command.queued", {
+      commandId,
+      requestId: message.requestId,
+      text: message.text,
+      shell: message.shell,
+      requestedBy: { userId: identity.userId, name: identity.userName ?? identity.userId },
+    });
+    this.dispatchQueued();
+  }
+
+  private onViewerCancel(connection: Connection, identity: PeerIdentity, commandId: string): void {
+    if (!identity.canRun || !identity.userId) {
+      return this.sendViewerError(connection, "forbidden", "Your role cannot cancel commands");
+    }
+    const command = this.getCommand(commandId);
+    if (!command) return this.sendViewerError(connection, "not_found", `No command ${commandId}`);
+    const by = { userId: identity.userId, name: identity.userName ?? identity.userId };
+    if (command.status === "queued") {
+      this.finishCommand(command, { status: "cancelled", exitCode: null, error: "Cancelled before it was sent", timings: null });
+      return;
+    }
+    if (command.status === "dispatched" || command.status === "running") {
+      this.appendEvent("command.cancel_requested", { commandId, by });
+      const runtime = this.currentRuntime();
+      if (runtime) this.send(runtime, { type: "cancel", commandId });
+      return;
+    }
+    this.sendViewerError(connection, "conflict", `Command already ${command.status}`);
+  }
+
+  // ---------------------------------------------------------------------------
+  // Runtime messages
+
+  private handleRuntimeMessage(connection: Connection<ConnectionState>, message: RuntimeMessage): void {
+    switch (message.type) {
+      case "hello":
+        return this.onRuntimeHello(connection);
+      case "clock":
+        return this.onRuntimeClock(message);
+      case "started":
+        return this.onRuntimeStarted(message.commandId, message.startedAt);
+      case "output":
+        return this.onRuntimeOutput(message.commandId, message.index, message.chunk);
+      case "result":
+        return this.onRuntimeResult(connection, message.result);
+    }
+  }
+
+  private onRuntimeHello(connection: Connection<ConnectionState>): void {
+    connection.setState({ ...connection.state!, helloAt: Date.now() });
+    this.touchLastSeen();
+    // Redeliver everything not yet finished: the runtime's journal turns a
+    // repeat into a resend of the stored result, never a second run.
+    for (const command of this.sqlAll<CommandRow>("SELECT * FROM commands WHERE status IN ('dispatched', 'running') ORDER BY created_at")) {
+      this.send(connection, { type: "dispatch", command: this.toDispatched(command) });
+    }
+    this.dispatchQueued();
+  }
+
+  private onRuntimeClock(message: Extract<RuntimeMessage, { type: "clock" }>): void {
+    const now = Date.now();
+    // NTP-style estimate: the runtime read its clock halfway through the exchange.
+    const offset = message.runtimeTime - (message.serverTime + now) / 2;
+    this.setRuntimeValue("clock_offset_ms", String(offset));
+  }
+
+  private onRuntimeStarted(commandId: string, startedAt: number): void {
+    const command = this.getCommand(commandId);
+    if (!command || command.started_at !== null || isFinal(command.status)) return;
+    this.ctx.storage.sql.exec("UPDATE commands SET status = 'running', started_at = ? WHERE id = ?", startedAt, commandId);
+    this.appendEvent("command.started", { commandId, startedAt });
+  }
+
+  private onRuntimeOutput(commandId: string, index: number, chunk: OutputChunk): void {
+    const command = this.getCommand(commandId);
+    if (!command || isFinal(command.status)) return;
+    this.storeOutput(command, index, chunk);
+  }
+
+  private onRuntimeResult(connection: Connection, result: CommandResult): void {
+    const command = this.getCommand(result.commandId);
+    if (!command) {
+      this.send(connection, { type: "ack", commandId: result.commandId });
+      return;
+    }
+    if (!isFinal(command.status)) {
+      const tailStart = this.nextChunkIndex(command.id);
+      result.tail.forEach((chunk, offset) => this.storeOutput(this.getCommand(command.id)!, tailStart + offset, chunk));
+      if (command.started_at === null) {
+        this.ctx.storage.sql.exec("UPDATE commands SET started_at = ? WHERE id = ?", result.startedAt, command.id);
+      }
+      const receivedAt = Date.now();
+      this.ctx.storage.sql.exec(
+        "UPDATE commands SET received_at = ?, finished_at = ?, duration_ms = ?, truncated = MAX(truncated, ?) WHERE id = ?",
+        receivedAt,
+        result.finishedAt,
+        result.durationMs,
+        result.truncated ? 1 : 0,
+        command.id,
+      );
+      this.finishCommand(this.getCommand(command.id)!, {
+        status: result.status,
+        exitCode: result.exitCode,
+        error: result.error,
+        timings: this.computeTimings(command, result, receivedAt),
+      });
+    }
+    this.send(connection, { type: "ack", commandId: result.commandId });
+    this.touchLastSeen();
+  }
+
+  // ---------------------------------------------------------------------------
+  // Commands
+
+  private dispatchQueued(): void {
+    const runtime = this.currentRuntime();
+    if (!runtime || !runtime.state?.helloAt) return;
+    for (const command of this.sqlAll<CommandRow>("SELECT * FROM commands WHERE status = 'queued' ORDER BY created_at")) {
+      const now = Date.now();
+      this.ctx.storage.sql.exec("UPDATE commands SET status = 'dispatched', dispatched_at = ? WHERE id = ?", now, command.id);
+      this.appendEvent("command.dispatched", { commandId: command.id });
+      this.send(runtime, { type: "dispatch", command: this.toDispatched(command) });
+    }
+  }
+
+  private toDispatched(command: CommandRow): DispatchedCommand {
+    return {
+      commandId: command.id,
+      text: command.text,
+      shell: command.shell,
+      timeoutMs: command.timeout_ms,
+      maxOutputBytes: DEFAULT_MAX_OUTPUT_BYTES,
+    };
+  }
+
+  private storeOutput(command: CommandRow, index: number, chunk: OutputChunk): void {
+    if (command.truncated) return;
+    const duplicate = this.sqlOne("SELECT 1 AS x FROM events WHERE command_id = ? AND chunk_index = ?", command.id, index);
+    if (duplicate) return;
+    const bytes = new TextEncoder().encode(chunk.data).byteLength;
+    const room = DEFAULT_MAX_OUTPUT_BYTES - command.output_bytes;
+    if (bytes <= room) {
+      this.appendEvent("command.output", { commandId: command.id, stream: chunk.stream, data: chunk.data }, index);
+      this.ctx.storage.sql.exec("UPDATE commands SET output_bytes = output_bytes + ? WHERE id = ?", bytes, command.id);
+      return;
+    }
+    const kept = truncateUtf8(chunk.data, room);
+    if (kept) this.appendEvent("command.output", { commandId: command.id, stream: chunk.stream, data: kept }, index);
+    const keptBytes = command.output_bytes + new TextEncoder().encode(kept).byteLength;
+    this.ctx.storage.sql.exec("UPDATE commands SET output_bytes = ?, truncated = 1 WHERE id = ?", keptBytes, command.id);
+    this.appendEvent("command.truncated", { commandId: command.id, keptBytes });
+  }
+
+  private nextChunkIndex(commandId: string): number {
+    const row = this.sqlOne<{ next: number | null }>("SELECT MAX(chunk_index) + 1 AS next FROM events WHERE command_id = ?", commandId);
+    return row?.next ?? 0;
+  }
+
+  private finishCommand(command: CommandRow, outcome: EventBody<"command.finished"> extends infer B ? Omit<B, "commandId"> : never): void {
+    this.ctx.storage.sql.exec(
+      "UPDATE commands SET status = ?, exit_code = ?, error = ?, received_at = COALESCE(received_at, ?) WHERE id = ?",
+      outcome.status,
+      outcome.exitCode,
+      outcome.error,
+      Date.now(),
+      command.id,
+    );
+    this.appendEvent("command.finished", { commandId: command.id, ...outcome });
+  }
+
+  private computeTimings(command: CommandRow, result: CommandResult, receivedAt: number): Timings {
+    const dispatchedAt = command.dispatched_at ?? command.created_at;
+    const serverRoundTripMs = Math.max(0, receivedAt - dispatchedAt);
+    const onEndpointMs = Math.min(result.durationMs, serverRoundTripMs);
+    const network = serverRoundTripMs - onEndpointMs;
+    const offset = Number(this.getRuntimeValue("clock_offset_ms") ?? Number.NaN);
+    let toEndpointMs: number | null = null;
+    let backMs: number | null = null;
+    if (Number.isFinite(offset)) {
+      toEndpointMs = clamp(result.startedAt - offset - dispatchedAt, 0, network);
+      backMs = network - toEndpointMs;
+    }
+    return { queuedMs: Math.max(0, dispatchedAt - command.created_at), toEndpointMs, onEndpointMs, backMs, serverRoundTripMs };
+  }
+
+  // ---------------------------------------------------------------------------
+  // Runtime presence and D1 directory state
+
+  private currentRuntime(): Connection<ConnectionState> | undefined {
+    for (const connection of this.getConnections<ConnectionState>("runtime")) return connection;
+    return undefined;
+  }
+
+  private runtimeState(): RuntimeState {
+    const online = this.currentRuntime() !== undefined;
+    const lastSeen = this.getRuntimeValue("last_seen_at");
+    return { online, lastSeenAt: lastSeen ? Number(lastSeen) : null, transport: online ? "websocket" : null };
+  }
+
+  private setRuntimeOnline(online: boolean, _transport: RuntimeState["transport"]): void {
+    const now = Date.now();
+    this.setRuntimeValue("last_seen_at", String(now));
+    this.broadcastToViewers({ type: "runtime", runtime: { ...this.runtimeState(), online, transport: _transport } });
+    this.updateDirectory(online, now);
+  }
+
+  private touchLastSeen(): void {
+    const now = Date.now();
+    const previous = Number(this.getRuntimeValue("last_seen_at") ?? 0);
+    this.setRuntimeValue("last_seen_at", String(now));
+    // The directory only needs minute resolution; don't write D1 per message.
+    if (now - previous > 60_000) this.updateDirectory(true, now);
+  }
+
+  /** Off the interactive path: a slow or failing D1 never delays a command. */
+  private updateDirectory(online: boolean, at: number): void {
+    const write = this.env.DB.prepare("UPDATE endpoints SET online = ?, last_seen_at = ? WHERE id = ?")
+      .bind(online ? 1 : 0, at, this.name)
+      .run()
+      .catch((error: unknown) => console.error("endpoint directory update failed", error));
+    this.ctx.waitUntil(write);
+  }
+
+  private getRuntimeValue(key: string): string | undefined {
+    return this.sqlOne<{ value: string }>("SELECT value FROM runtime_state WHERE key = ?", key)?.value;
+  }
+
+  private setRuntimeValue(key: string, value: string): void {
+    this.ctx.storage.sql.exec(
+      "INSERT INTO runtime_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      key,
+      value,
+    );
+  }
+
+  // ---------------------------------------------------------------------------
+  // Event log and fan-out
+
+  private appendEvent<K extends TranscriptEvent["kind"]>(kind: K, body: EventBody<K>, chunkIndex: number | null = null): void {
+    const at = Date.now();
+    const commandId = (body as { commandId?: string }).commandId ?? null;
+    const row = this.sqlOne<{ seq: number }>(
+      "INSERT INTO events (at, kind, command_id, chunk_index, body) VALUES (?, ?, ?, ?, ?) RETURNING seq",
+      at,
+      kind,
+      commandId,
+      chunkIndex,
+      JSON.stringify(body),
+    )!;
+    const event = { ...body, seq: row.seq, at, kind } as TranscriptEvent;
+    this.broadcastToViewers({ type: "events", events: [event], replay: false, lastSeq: row.seq });
+  }
+
+  private eventsAfter(afterSeq: number, limit: number): TranscriptEvent[] {
+    return this.sqlAll<{ seq: number; at: number; kind: string; body: string }>(
+      "SELECT seq, at, kind, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+      afterSeq,
+      limit,
+    ).map((row) => ({ ...JSON.parse(row.body), seq: row.seq, at: row.at, kind: row.kind }) as TranscriptEvent);
+  }
+
+  private broadcastPresence(leavingConnectionId?: string): void {
+    const viewers = new Map<string, Viewer>();
+    for (const connection of this.getConnections<ConnectionState>("viewer")) {
+      const state = connection.state;
+      if (connection.id === leavingConnectionId || !state?.userId) continue;
+      const viewer = viewers.get(state.userId);
+      if (viewer) viewer.connections += 1;
+      else viewers.set(state.userId, { userId: state.userId, name: state.userName ?? state.userId, connections: 1 });
+    }
+    this.broadcastToViewers({ type: "presence", viewers: [...viewers.values()] }, leavingConnectionId);
+  }
+
+  private broadcastToViewers(message: ViewerBoundMessage, exceptConnectionId?: string): void {
+    const frame = JSON.stringify(message);
+    for (const connection of this.getConnections("viewer")) {
+      if (connection.id === exceptConnectionId) continue;
+      try {
+        connection.send(frame);
+      } catch {
+        // A viewer that went away mid-send is cleaned up by onClose.
+      }
+    }
+  }
+
+  private sendViewerError(connection: Connection, code: Extract<ViewerBoundMessage, { type: "error" }>["code"], message: string, requestId?: string): void {
+    this.send(connection, { type: "error", code, message, ...(requestId ? { requestId } : {}) });
+  }
+
+  private send(connection: Connection, message: ViewerBoundMessage | RuntimeBoundMessage): void {
+    try {
+      connection.send(JSON.stringify(message));
+    } catch {
+      // The peer disconnected; it resyncs (viewer) or gets redelivery (runtime) on reconnect.
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+
+  private getCommand(commandId: string): CommandRow | undefined {
+    return this.sqlOne<CommandRow>("SELECT * FROM commands WHERE id = ?", commandId);
+  }
+
+  private sqlAll<T>(query: string, ...bindings: unknown[]): T[] {
+    return this.ctx.storage.sql.exec(query, ...bindings).toArray() as T[];
+  }
+
+  private sqlOne<T>(query: string, ...bindings: unknown[]): T | undefined {
+    return this.sqlAll<T>(query, ...bindings)[0];
+  }
+}
+
+function isFinal(status: string): boolean {
+  return status === "succeeded" || status === "failed" || status === "timed_out" || status === "cancelled";
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, value));
+}
+
+/** The longest prefix of `text` that fits in `maxBytes` of UTF-8. */
+function truncateUtf8(text: string, maxBytes: number): string {
+  if (maxBytes <= 0) return "";
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.byteLength <= maxBytes) return text;
+  return new TextDecoder().decode(bytes.slice(0, maxBytes)).replace(/\uFFFD$/, "");
+}

@@ -1,0 +1,28 @@
+import { z } from "zod";
+
+/**
+ * The identity the Pages edge verified before forwarding a connection. The
+ * session worker has no public route, so only the edge can set this header.
+ */
+export const peerIdentitySchema = z.object({
+  peer: z.enum(["viewer", "runtime"]),
+  endpointId: z.string().min(1),
+  orgId: z.string().min(1),
+  userId: z.string().nullable(),
+  userName: z.string().nullable(),
+  canRun: z.boolean(),
+});
+export type PeerIdentity = z.infer<typeof peerIdentitySchema>;
+
+export const IDENTITY_HEADERS = { identity: "x-caisey-identity" } as const;
+
+export function readPeerIdentity(request: Request): PeerIdentity | null {
+  const raw = request.headers.get(IDENTITY_HEADERS.identity);
+  if (!raw) return null;
+  try {
+    const parsed = peerIdentitySchema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}

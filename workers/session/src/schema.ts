@@ -1,0 +1,52 @@
+// The endpoint session's SQLite schema, versioned in one place. Each entry runs
+// once, in order, inside the Durable Object's storage; never edit a shipped one.
+export const SESSION_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE commands (
+    id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL UNIQUE,
+    text TEXT NOT NULL,
+    shell TEXT NOT NULL,
+    timeout_ms INTEGER NOT NULL,
+    requested_by_id TEXT NOT NULL,
+    requested_by_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    dispatched_at INTEGER,
+    started_at INTEGER,
+    finished_at INTEGER,
+    received_at INTEGER,
+    duration_ms REAL,
+    exit_code INTEGER,
+    output_bytes INTEGER NOT NULL DEFAULT 0,
+    truncated INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+  );
+  CREATE INDEX commands_status_idx ON commands (status, created_at);
+  CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    command_id TEXT,
+    chunk_index INTEGER,
+    body TEXT NOT NULL
+  );
+  CREATE UNIQUE INDEX events_output_chunk_idx ON events (command_id, chunk_index) WHERE chunk_index IS NOT NULL;
+  CREATE TABLE runtime_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
+];
+
+export function migrate(sql: SqlStorage): void {
+  sql.exec("CREATE TABLE IF NOT EXISTS _schema_version (version INTEGER NOT NULL)");
+  const row = sql.exec<{ version: number }>("SELECT version FROM _schema_version").toArray()[0];
+  let version = row?.version ?? 0;
+  if (!row) sql.exec("INSERT INTO _schema_version (version) VALUES (0)");
+  while (version < SESSION_MIGRATIONS.length) {
+    sql.exec(SESSION_MIGRATIONS[version]!);
+    version += 1;
+    sql.exec("UPDATE _schema_version SET version = ?", version);
+  }
+}
