@@ -1,2 +1,2 @@
+/// <reference types="@remix-run/dev" />
 /// <reference types="@remix-run/cloudflare" />
-/// <reference types="vite/client" />

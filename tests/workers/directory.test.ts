@@ -90,7 +90,7 @@ describe("endpoint directory (D1)", () => {
     const first = await searchEndpoints(db, "org_plan", search({ group: "none" }));
     const query = endpointPageQuery(db, "org_plan", search({ group: "none", after: first.nextCursor! }), 51).toSQL();
     const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${query.sql}`).bind(...query.params).all<{ detail: string }>();
-    const details = plan.results.map((r) => r.detail).join("\n");
+    const details = plan.results.map((r: { detail: string }) => r.detail).join("\n");
     expect(details).toMatch(/endpoints_org_hostname_idx/);
     expect(details).not.toMatch(/TEMP B-TREE/);
   });

@@ -1,8 +1,11 @@
+/// <reference types="@cloudflare/vitest-pool-workers/types" />
 import type { D1Migration } from "@cloudflare/vitest-pool-workers";
-import type { Env } from "../../app/lib/env.server";
+import type { Env as AppEnv } from "../../app/lib/env.server";
 
-declare module "cloudflare:test" {
-  interface ProvidedEnv extends Env {
-    TEST_MIGRATIONS: D1Migration[];
+declare global {
+  namespace Cloudflare {
+    interface Env extends AppEnv {
+      TEST_MIGRATIONS: D1Migration[];
+    }
   }
 }

@@ -59,7 +59,7 @@ type EventBody<K extends TranscriptEvent["kind"]> = Omit<Extract<TranscriptEvent
  * each message type has exactly one handler; every state change appends to
  * the event log, which is what viewers render and replay after reconnecting.
  */
-export class EndpointSession extends Server<SessionEnv> {
+export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   static options = { hibernate: true };
 
   onStart(): void {

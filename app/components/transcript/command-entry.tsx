@@ -1,0 +1,86 @@
+import { memo } from "react";
+import { formatMs, formatTimestamp } from "~/lib/format";
+import { isFinished, type TranscriptCommand } from "~/lib/transcript";
+
+const STATUS_STYLE: Record<string, string> = {
+  queued: "bg-slate-200 text-slate-700",
+  dispatched: "bg-sky-100 text-sky-800",
+  running: "bg-amber-100 text-amber-800",
+  succeeded: "bg-emerald-100 text-emerald-800",
+  failed: "bg-red-100 text-red-800",
+  timed_out: "bg-orange-100 text-orange-800",
+  cancelled: "bg-slate-300 text-slate-700",
+};
+
+/** Memoised: a new event re-renders only the command it belongs to. */
+export const CommandEntry = memo(function CommandEntry({
+  command,
+  browserRttMs,
+  canCancel,
+  onCancel,
+}: {
+  command: TranscriptCommand;
+  browserRttMs: number | undefined;
+  canCancel: boolean;
+  onCancel: (commandId: string) => void;
+}) {
+  const finished = isFinished(command);
+  return (
+    <article className="border-b border-slate-800 px-4 py-3" data-testid="command-entry" data-command-id={command.commandId} data-status={command.status}>
+      <header className="flex flex-wrap items-center gap-2 text-xs text-slate-400">
+        <span className={`rounded px-1.5 py-0.5 font-medium ${STATUS_STYLE[command.status] ?? ""}`} data-testid="command-status">
+          {command.status.replace("_", " ")}
+        </span>
+        <span>{command.requestedBy.name}</span>
+        <span title="sent">sent {formatTimestamp(command.queuedAt)}</span>
+        {command.startedAt ? <span title="executed on the endpoint">executed {formatTimestamp(command.startedAt)}</span> : null}
+        {command.returnedAt ? <span title="result returned">returned {formatTimestamp(command.returnedAt)}</span> : null}
+        {finished && command.exitCode !== null ? <span>exit {command.exitCode}</span> : null}
+        {canCancel && !finished ? (
+          <button onClick={() => onCancel(command.commandId)} className="ml-auto rounded border border-slate-600 px-1.5 text-slate-300 hover:text-white">
+            {command.cancelRequestedBy ? "Cancelling…" : "Cancel"}
+          </button>
+        ) : null}
+      </header>
+      <pre className="mt-1 whitespace-pre-wrap break-all font-mono text-sm text-sky-300">
+        <span className="select-none text-slate-500">$ </span>
+        {command.text}
+      </pre>
+      {command.output.length ? (
+        <pre className="mt-1 max-h-[32rem] overflow-auto whitespace-pre-wrap break-all font-mono text-sm" data-testid="command-output">
+          {command.output.map((chunk, index) => (
+            <span key={index} className={chunk.stream === "stderr" ? "text-red-300" : "text-slate-100"}>{chunk.data}</span>
+          ))}
+        </pre>
+      ) : null}
+      {command.truncatedAtBytes !== null ? (
+        <p className="mt-1 text-xs text-orange-300" data-testid="truncated">
+          Output truncated after {Math.round(command.truncatedAtBytes / 1024)} KiB; the command kept running.
+        </p>
+      ) : null}
+      {command.error ? <p className="mt-1 text-xs text-red-300">{command.error}</p> : null}
+      {finished ? <TimingLine command={command} browserRttMs={browserRttMs} /> : null}
+    </article>
+  );
+});
+
+function TimingLine({ command, browserRttMs }: { command: TranscriptCommand; browserRttMs: number | undefined }) {
+  const t = command.timings;
+  return (
+    <p
+      className="mt-1 font-mono text-xs text-slate-400"
+      data-testid="command-timing"
+      data-server-rtt-ms={t?.serverRoundTripMs}
+      data-on-endpoint-ms={t?.onEndpointMs}
+    >
+      {browserRttMs !== undefined ? (
+        <span className="mr-3 text-emerald-300" data-testid="command-rtt" data-rtt-ms={browserRttMs}>round trip {formatMs(browserRttMs)}</span>
+      ) : null}
+      {t ? (
+        <span title="server's breakdown: waiting in queue, to the endpoint, running on the endpoint, back to the server">
+          queue {formatMs(t.queuedMs)} · to endpoint {formatMs(t.toEndpointMs)} · on endpoint {formatMs(t.onEndpointMs)} · back {formatMs(t.backMs)}
+        </span>
+      ) : null}
+    </p>
+  );
+}

@@ -1,0 +1,102 @@
+import { useEffect, useRef, useState } from "react";
+import { formatAge } from "~/lib/format";
+import { isFinished } from "~/lib/transcript";
+import type { Shell } from "../../../protocol/messages";
+import { CommandEntry } from "./command-entry";
+import { useEndpointSession } from "./use-endpoint-session";
+
+export function LiveSession({ endpointId, canRun, defaultShell }: { endpointId: string; canRun: boolean; defaultShell: Shell }) {
+  const session = useEndpointSession(endpointId);
+  const { transcript } = session;
+  const [text, setText] = useState("");
+  const [shell, setShell] = useState<Shell>(defaultShell);
+  /** performance.now() at submit, by requestId: the browser's own round-trip clock. */
+  const submittedAtRef = useRef(new Map<string, number>());
+  const [rttByRequest, setRttByRequest] = useState<Record<string, number>>({});
+  const bottomRef = useRef<HTMLDivElement>(null);
+
+  // Runs after the finished output is committed to the DOM: click → rendered output.
+  useEffect(() => {
+    const measured: Record<string, number> = {};
+    for (const id of transcript.order) {
+      const command = transcript.commands[id]!;
+      const submittedAt = submittedAtRef.current.get(command.requestId);
+      if (submittedAt !== undefined && isFinished(command)) {
+        measured[command.requestId] = performance.now() - submittedAt;
+        submittedAtRef.current.delete(command.requestId);
+      }
+    }
+    if (Object.keys(measured).length) setRttByRequest((prev) => ({ ...prev, ...measured }));
+    bottomRef.current?.scrollIntoView({ block: "nearest" });
+  }, [transcript]);
+
+  const submit = (event: React.FormEvent) => {
+    event.preventDefault();
+    const command = text.trim();
+    if (!command) return;
+    const startedAt = performance.now();
+    const requestId = session.run(command, shell);
+    submittedAtRef.current.set(requestId, startedAt);
+    setText("");
+  };
+
+  return (
+    <div className="overflow-hidden rounded-lg bg-slate-900 shadow">
+      <div className="flex flex-wrap items-center gap-3 border-b border-slate-700 px-4 py-2 text-xs text-slate-300">
+        <span data-testid="socket-status" data-status={session.status}>
+          {session.status === "live" ? "● live" : session.status === "connecting" ? "○ connecting…" : "○ reconnecting…"}
+        </span>
+        <span data-testid="runtime-state" data-online={session.runtime?.online ? "true" : "false"}>
+          runtime {session.runtime ? (session.runtime.online ? "connected" : `offline, last seen ${formatAge(session.runtime.lastSeenAt)}`) : "…"}
+        </span>
+        <span className="ml-auto" data-testid="presence">
+          watching: {session.viewers.map((v) => v.name).join(", ") || "—"}
+        </span>
+      </div>
+      {session.errors.map((error) => (
+        <div key={error.id} role="alert" className="flex items-center justify-between bg-red-900/60 px-4 py-1 text-sm text-red-100">
+          {error.message}
+          <button onClick={() => session.dismissError(error.id)} className="text-xs underline">dismiss</button>
+        </div>
+      ))}
+      <div className="max-h-[60vh] min-h-48 overflow-y-auto" data-testid="transcript">
+        {transcript.order.length === 0 ? <p className="px-4 py-6 text-sm text-slate-500">No commands yet.</p> : null}
+        {transcript.order.map((id) => {
+          const command = transcript.commands[id]!;
+          return (
+            <CommandEntry
+              key={id}
+              command={command}
+              browserRttMs={rttByRequest[command.requestId]}
+              canCancel={canRun}
+              onCancel={session.cancel}
+            />
+          );
+        })}
+        <div ref={bottomRef} />
+      </div>
+      {canRun ? (
+        <form onSubmit={submit} className="flex gap-2 border-t border-slate-700 p-3">
+          <select value={shell} onChange={(e) => setShell(e.target.value as Shell)} aria-label="Shell" className="rounded bg-slate-800 px-2 text-sm text-slate-200">
+            <option value="default">default shell</option>
+            <option value="sh">sh</option>
+            <option value="bash">bash</option>
+            <option value="powershell">PowerShell</option>
+          </select>
+          <input
+            value={text}
+            onChange={(e) => setText(e.target.value)}
+            aria-label="Command"
+            placeholder="Type a command and press Enter"
+            autoComplete="off"
+            spellCheck={false}
+            className="flex-1 rounded bg-slate-800 px-3 py-1.5 font-mono text-sm text-slate-100 placeholder:text-slate-500"
+          />
+          <button className="rounded bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white">Run</button>
+        </form>
+      ) : (
+        <p className="border-t border-slate-700 px-4 py-2 text-xs text-slate-400">Your role can watch but not run commands.</p>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,106 @@
+// Edge routes that are not pages: the browser's transcript socket and the
+// endpoint runtime's enroll/connect calls. Each authenticates first and then
+// forwards to the endpoint's Durable Object with the verified identity in
+// x-caisey-* headers, which the DO trusts because it has no public route.
+import { createDb } from "~/db/client.server";
+import { authenticateMember, CAN_RUN_COMMANDS } from "~/lib/auth.server";
+import type { Env } from "~/lib/env.server";
+import { getEndpointForOrg } from "~/models/endpoints.server";
+import {
+  authenticateRuntimeCredential,
+  EnrollmentError,
+  redeemEnrollmentToken,
+} from "~/models/enrollment.server";
+import { describeZodError, enrollRequestSchema, type EnrollResponse } from "../../protocol/messages";
+import { IDENTITY_HEADERS, type PeerIdentity } from "../../workers/session/src/identity";
+
+export const VIEWER_SOCKET_PREFIX = "/parties/endpoint/";
+
+export async function handleEdgeRequest(request: Request, env: Env): Promise<Response | null> {
+  const url = new URL(request.url);
+  if (url.pathname.startsWith(VIEWER_SOCKET_PREFIX)) return handleViewerSocket(request, env, url);
+  if (url.pathname === "/agent/enroll") return handleEnroll(request, env);
+  if (url.pathname === "/agent/connect") return handleRuntimeConnect(request, env);
+  return null;
+}
+
+export function jsonError(status: number, error: string, issues?: string[]): Response {
+  return Response.json(issues ? { error, issues } : { error }, { status });
+}
+
+async function handleViewerSocket(request: Request, env: Env, url: URL): Promise<Response> {
+  const endpointId = decodeURIComponent(url.pathname.slice(VIEWER_SOCKET_PREFIX.length).split("/")[0] ?? "");
+  if (!endpointId) return jsonError(404, "Unknown endpoint");
+  const member = await authenticateMember({ request, context: { cloudflare: { env } } });
+  if ("kind" in member) {
+    return member.kind === "signed_out" ? jsonError(401, "Sign in to watch this endpoint") : jsonError(403, member.message);
+  }
+  const endpoint = await getEndpointForOrg(createDb(env.DB), member.org.id, endpointId);
+  if (!endpoint) return jsonError(404, "Unknown endpoint");
+  return forwardToSession(env, request, endpointId, {
+    peer: "viewer",
+    endpointId,
+    orgId: member.org.id,
+    userId: member.userId,
+    userName: member.name,
+    canRun: CAN_RUN_COMMANDS.includes(member.role),
+  });
+}
+
+async function handleEnroll(request: Request, env: Env): Promise<Response> {
+  if (request.method !== "POST") return jsonError(405, "Use POST");
+  let body: unknown;
+  try {
+    body = await request.json();
+  } catch {
+    return jsonError(400, "Body must be JSON");
+  }
+  const parsed = enrollRequestSchema.safeParse(body);
+  if (!parsed.success) return jsonError(400, `Invalid enrollment request: ${describeZodError(parsed.error)}`);
+  try {
+    const enrolled = await redeemEnrollmentToken(createDb(env.DB), parsed.data);
+    const response: EnrollResponse = {
+      endpointId: enrolled.endpointId,
+      credential: enrolled.credential,
+      clientName: enrolled.clientName,
+    };
+    return Response.json(response, { status: 201 });
+  } catch (error) {
+    if (error instanceof EnrollmentError) return jsonError(error.status, error.message);
+    throw error;
+  }
+}
+
+async function handleRuntimeConnect(request: Request, env: Env): Promise<Response> {
+  const credential = request.headers.get("authorization")?.match(/^Bearer (\S+)$/)?.[1];
+  if (!credential) return jsonError(401, "Missing runtime credential");
+  const endpoint = await authenticateRuntimeCredential(createDb(env.DB), credential);
+  if (!endpoint) return jsonError(401, "Runtime credential rejected; enroll again");
+  return forwardToSession(env, request, endpoint.id, {
+    peer: "runtime",
+    endpointId: endpoint.id,
+    orgId: endpoint.orgId,
+    userId: null,
+    userName: null,
+    canRun: false,
+  });
+}
+
+/** Forwards with a fresh header set so no client-supplied x-caisey-* header survives. */
+export function forwardToSession(env: Env, request: Request, endpointId: string, identity: PeerIdentity): Promise<Response> {
+  const headers = new Headers();
+  for (const name of ["upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "content-type"]) {
+    const value = request.headers.get(name);
+    if (value) headers.set(name, value);
+  }
+  headers.set("x-partykit-room", endpointId);
+  headers.set(IDENTITY_HEADERS.identity, JSON.stringify(identity));
+  const stub = env.ENDPOINT_SESSION.get(env.ENDPOINT_SESSION.idFromName(endpointId));
+  const target = new URL(request.url);
+  target.pathname = `/${identity.peer}`;
+  return stub.fetch(target.toString(), {
+    method: request.method,
+    headers,
+    body: request.method === "GET" || request.method === "HEAD" ? undefined : request.body,
+  });
+}

@@ -1,0 +1,73 @@
+import { ClerkApp } from "@clerk/remix";
+import { rootAuthLoader } from "@clerk/remix/ssr.server";
+import type { LinksFunction, LoaderFunctionArgs, MetaFunction } from "@remix-run/cloudflare";
+import {
+  Links,
+  Meta,
+  Outlet,
+  Scripts,
+  ScrollRestoration,
+  isRouteErrorResponse,
+  useRouteError,
+} from "@remix-run/react";
+import { getEnv } from "~/lib/env.server";
+import { resolveAuthMode } from "~/lib/offline-auth.server";
+import stylesheet from "~/tailwind.css";
+
+export const links: LinksFunction = () => [{ rel: "stylesheet", href: stylesheet }];
+
+export const meta: MetaFunction = () => [{ title: "Caisey" }];
+
+export const loader = (args: LoaderFunctionArgs) => {
+  const mode = resolveAuthMode(getEnv(args.context)).mode;
+  return rootAuthLoader(args, () => ({ authMode: mode }));
+};
+
+function Document({ children }: { children: React.ReactNode }) {
+  return (
+    <html lang="en" className="h-full bg-slate-50">
+      <head>
+        <meta charSet="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <Meta />
+        <Links />
+      </head>
+      <body className="h-full font-sans text-slate-900 antialiased">
+        {children}
+        <ScrollRestoration />
+        <Scripts />
+      </body>
+    </html>
+  );
+}
+
+function App() {
+  return (
+    <Document>
+      <Outlet />
+    </Document>
+  );
+}
+
+export default ClerkApp(App);
+
+export function ErrorBoundary() {
+  const error = useRouteError();
+  const title = isRouteErrorResponse(error) ? `${error.status} ${error.statusText}` : "Something went wrong";
+  const detail = isRouteErrorResponse(error)
+    ? typeof error.data === "string"
+      ? error.data
+      : null
+    : error instanceof Error
+      ? error.message
+      : null;
+  return (
+    <Document>
+      <main className="mx-auto max-w-xl p-10">
+        <h1 className="text-2xl font-semibold" data-testid="error-title">{title}</h1>
+        {detail ? <p className="mt-3 text-slate-600">{detail}</p> : null}
+        <a href="/" className="mt-6 inline-block text-indigo-600 underline">Back to the console</a>
+      </main>
+    </Document>
+  );
+}

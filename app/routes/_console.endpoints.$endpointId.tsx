@@ -1,0 +1,41 @@
+import { json, type LoaderFunctionArgs, type MetaFunction } from "@remix-run/cloudflare";
+import { Link, useLoaderData } from "@remix-run/react";
+import { OnlineBadge } from "~/components/status-badge";
+import { LiveSession } from "~/components/transcript/live-session";
+import { createDb } from "~/db/client.server";
+import { CAN_RUN_COMMANDS, requireMember } from "~/lib/auth.server";
+import { getEnv } from "~/lib/env.server";
+import { formatAge, formatTimestamp } from "~/lib/format";
+import { getEndpointForOrg } from "~/models/endpoints.server";
+
+export const meta: MetaFunction<typeof loader> = ({ data }) => [{ title: data ? `${data.endpoint.hostname} · Caisey` : "Caisey" }];
+
+export async function loader(args: LoaderFunctionArgs) {
+  const member = await requireMember(args);
+  const endpoint = await getEndpointForOrg(createDb(getEnv(args.context).DB), member.org.id, args.params.endpointId ?? "");
+  if (!endpoint) throw new Response("No such endpoint in your organisation.", { status: 404, statusText: "Not Found" });
+  return json({ endpoint, canRun: CAN_RUN_COMMANDS.includes(member.role), now: Date.now() });
+}
+
+export default function EndpointPage() {
+  const { endpoint, canRun, now } = useLoaderData<typeof loader>();
+  return (
+    <section className="space-y-4">
+      <div>
+        <Link to={`/endpoints?client=${endpoint.clientId}`} className="text-sm text-indigo-700 hover:underline">← {endpoint.clientName}</Link>
+        <div className="mt-1 flex items-center gap-3">
+          <h1 className="font-mono text-2xl font-semibold" data-testid="endpoint-hostname">{endpoint.hostname}</h1>
+          <OnlineBadge online={endpoint.online} />
+        </div>
+        <dl className="mt-2 flex flex-wrap gap-x-6 gap-y-1 text-sm text-slate-600">
+          <div><dt className="inline font-medium">OS </dt><dd className="inline">{endpoint.os} {endpoint.osVersion}</dd></div>
+          <div><dt className="inline font-medium">Region </dt><dd className="inline">{endpoint.region || "—"}</dd></div>
+          <div><dt className="inline font-medium">Last seen </dt><dd className="inline">{formatAge(endpoint.lastSeenAt, now)}</dd></div>
+          <div><dt className="inline font-medium">Enrolled </dt><dd className="inline">{formatTimestamp(endpoint.enrolledAt)}</dd></div>
+          <div><dt className="inline font-medium">Tags </dt><dd className="inline">{endpoint.tags.join(", ") || "—"}</dd></div>
+        </dl>
+      </div>
+      <LiveSession endpointId={endpoint.id} canRun={canRun} defaultShell="default" />
+    </section>
+  );
+}

@@ -1,0 +1,81 @@
+import { expect, test, type Page } from "@playwright/test";
+import { E2E_ORIGIN } from "./origin";
+import { DEMO_RUNTIME_TOKEN } from "../scripts/seed.mjs";
+import { RuntimeProcess } from "./runtime";
+import { signIn } from "./support";
+
+let runtime: RuntimeProcess;
+
+test.beforeAll(async () => {
+  runtime = new RuntimeProcess(E2E_ORIGIN, `e2e-live-${Date.now()}`);
+  runtime.enroll(DEMO_RUNTIME_TOKEN);
+  runtime.start();
+});
+
+test.afterAll(async () => {
+  await runtime?.dispose();
+});
+
+async function openEndpoint(page: Page) {
+  await page.goto(`/endpoints/${runtime.endpointId}`);
+  await expect(page.getByTestId("socket-status")).toHaveAttribute("data-status", "live");
+  await expect(page.getByTestId("runtime-state")).toHaveAttribute("data-online", "true", { timeout: 20_000 });
+}
+
+async function runCommand(page: Page, text: string) {
+  await page.getByLabel("Command").fill(text);
+  await page.getByLabel("Command").press("Enter");
+  return page.getByTestId("command-entry").filter({ hasText: text }).last();
+}
+
+test("a technician runs `echo hello` on a real runtime and sees the output and its round-trip time", async ({ page }) => {
+  await signIn(page, "technician");
+  await openEndpoint(page);
+  const entry = await runCommand(page, "echo hello");
+  await expect(entry).toHaveAttribute("data-status", "succeeded");
+  await expect(entry.getByTestId("command-output")).toHaveText("hello\n");
+  await expect(entry.getByTestId("command-rtt")).toHaveText(/^round trip \d+(\.\d)? ms$/);
+  await expect(entry.getByTestId("command-timing")).toContainText("on endpoint");
+  await expect(entry).toContainText("exit 0");
+});
+
+test("two technicians watching one endpoint see the same transcript and each other", async ({ page, browser }) => {
+  await signIn(page, "technician");
+  await openEndpoint(page);
+  const adminContext = await browser.newContext();
+  const admin = await adminContext.newPage();
+  await signIn(admin, "admin");
+  await openEndpoint(admin);
+  await expect(page.getByTestId("presence")).toContainText("Ada Admin");
+  await expect(page.getByTestId("presence")).toContainText("Tom Technician");
+
+  const marker = `shared-${Date.now()}`;
+  const mine = await runCommand(page, `echo ${marker}`);
+  await expect(mine).toHaveAttribute("data-status", "succeeded");
+  const theirs = admin.getByTestId("command-entry").filter({ hasText: `echo ${marker}` });
+  await expect(theirs).toHaveAttribute("data-status", "succeeded");
+  await expect(theirs.getByTestId("command-output")).toHaveText(`${marker}\n`);
+  await expect(theirs).toContainText("Tom Technician");
+  await adminContext.close();
+  await expect(page.getByTestId("presence")).not.toContainText("Ada Admin");
+});
+
+test("refreshing the page while a command streams loses nothing", async ({ page }) => {
+  await signIn(page, "technician");
+  await openEndpoint(page);
+  const text = "for i in 1 2 3 4 5 6; do echo line$i; sleep 0.4; done";
+  const entry = await runCommand(page, text);
+  await expect(entry.getByTestId("command-output")).toContainText("line2");
+  await page.reload();
+  await expect(page.getByTestId("socket-status")).toHaveAttribute("data-status", "live");
+  const after = page.getByTestId("command-entry").filter({ hasText: text }).last();
+  await expect(after).toHaveAttribute("data-status", "succeeded", { timeout: 15_000 });
+  await expect(after.getByTestId("command-output")).toHaveText("line1\nline2\nline3\nline4\nline5\nline6\n");
+});
+
+test("NOC staff can watch but not run commands", async ({ page }) => {
+  await signIn(page, "noc");
+  await openEndpoint(page);
+  await expect(page.getByLabel("Command")).toHaveCount(0);
+  await expect(page.getByText("Your role can watch but not run commands.")).toBeVisible();
+});

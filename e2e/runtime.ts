@@ -1,0 +1,48 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const CLI = join(process.cwd(), "runtime/bin/caisey-runtime.mjs");
+
+/** A real endpoint runtime process, enrolled against the stack under test. */
+export class RuntimeProcess {
+  readonly stateDir = mkdtempSync(join(tmpdir(), "caisey-e2e-runtime-"));
+  endpointId = "";
+  private child: ChildProcess | null = null;
+  log = "";
+
+  constructor(readonly server: string, readonly hostname: string) {}
+
+  enroll(token: string) {
+    const result = spawnSync(
+      process.execPath,
+      [CLI, "enroll", "--server", this.server, "--token", token, "--state-dir", this.stateDir, "--hostname", this.hostname],
+      { encoding: "utf8" },
+    );
+    if (result.status !== 0) throw new Error(`enroll failed (${result.status}): ${result.stderr}${result.stdout}`);
+    this.endpointId = JSON.parse(readFileSync(join(this.stateDir, "identity.json"), "utf8")).endpointId;
+    return this.endpointId;
+  }
+
+  start() {
+    this.child = spawn(process.execPath, [CLI, "run", "--state-dir", this.stateDir], { stdio: ["ignore", "pipe", "pipe"] });
+    this.child.stdout!.on("data", (d) => (this.log += d));
+    this.child.stderr!.on("data", (d) => (this.log += d));
+  }
+
+  async stop() {
+    const child = this.child;
+    this.child = null;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+    if (child.exitCode === null) child.kill("SIGKILL");
+  }
+
+  async dispose() {
+    await this.stop();
+    rmSync(this.stateDir, { recursive: true, force: true });
+  }
+}

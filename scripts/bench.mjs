@@ -1,0 +1,276 @@
+#!/usr/bin/env node
+// Round-trip benchmark: click → rendered output for `echo hi` through the whole
+// local stack (browser → Pages edge → session DO → runtime → back), next to the
+// floors measured in the same run: a raw loopback WebSocket echo between two
+// Node processes, a bare `sh -c 'echo hi'` spawn, and a minimal Node relay with
+// an agent that spawns per message. Writes docs/benchmarks.md.
+//
+//   node scripts/bench.mjs [--runs 200] [--port 8795]
+import { chromium } from "@playwright/test";
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { WebSocket } from "ws";
+import { DEMO_RUNTIME_TOKEN } from "./seed.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const { values: options } = parseArgs({
+  options: {
+    runs: { type: "string", default: "200" },
+    port: { type: "string", default: "8795" },
+    out: { type: "string", default: "docs/benchmarks.md" },
+  },
+});
+const RUNS = Math.max(200, Number(options.runs));
+const WARMUP = 20;
+const origin = `http://127.0.0.1:${options.port}`;
+const children = [];
+
+function percentile(sorted, p) {
+  if (!sorted.length) return NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index];
+}
+
+function summarise(name, samples) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { name, n: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99) };
+}
+
+function startChild(command, args, options = {}) {
+  const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], ...options });
+  children.push(child);
+  child.output = "";
+  child.stdout.on("data", (d) => (child.output += d));
+  child.stderr.on("data", (d) => (child.output += d));
+  return child;
+}
+
+function cleanup() {
+  for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
+}
+process.on("exit", cleanup);
+process.on("SIGINT", () => process.exit(130));
+
+/** Waits for a child to print a line matching `pattern`; returns the match. */
+function waitForOutput(child, pattern, timeoutMs = 120_000) {
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; output:\n${child.output.slice(-3000)}`)), timeoutMs);
+    const check = () => {
+      const match = child.output.match(pattern);
+      if (match) {
+        clearTimeout(timer);
+        resolvePromise(match);
+      }
+    };
+    child.stdout.on("data", check);
+    child.stderr.on("data", check);
+    child.on("exit", (code) => reject(new Error(`child exited (${code}) before ${pattern}:\n${child.output.slice(-3000)}`)));
+    check();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Floors
+
+const ECHO_SERVER = `
+  const { WebSocketServer } = require("ws");
+  const server = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
+  server.on("connection", (ws) => ws.on("message", (data) => ws.send(data)));
+  server.on("listening", () => console.log("PORT " + server.address().port));
+`;
+
+const AGENT = `
+  const { WebSocket } = require("ws");
+  const { spawn } = require("child_process");
+  const ws = new WebSocket(process.argv[1], { perMessageDeflate: false });
+  ws.on("open", () => console.log("AGENT READY"));
+  ws.on("message", () => {
+    const child = spawn("sh", ["-c", "echo hi"]);
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("close", (code) => ws.send(JSON.stringify({ out, code })));
+  });
+`;
+
+const RELAY = `
+  const { WebSocketServer } = require("ws");
+  const server = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
+  let agent = null, client = null;
+  server.on("connection", (ws, req) => {
+    if (req.url === "/agent") { agent = ws; ws.on("message", (d) => client && client.send(d)); }
+    else { client = ws; ws.on("message", (d) => agent && agent.send(d)); }
+  });
+  server.on("listening", () => console.log("PORT " + server.address().port));
+`;
+
+function nodeScript(source, ...args) {
+  return startChild(process.execPath, ["-e", source, ...args], { env: { ...process.env, NODE_PATH: join(root, "node_modules") } });
+}
+
+async function openSocket(url) {
+  const ws = new WebSocket(url, { perMessageDeflate: false });
+  await new Promise((res, rej) => {
+    ws.once("open", res);
+    ws.once("error", rej);
+  });
+  return ws;
+}
+
+async function timeRoundTrips(ws, runs, payload = "hi") {
+  const samples = [];
+  for (let i = 0; i < runs + WARMUP; i++) {
+    const started = performance.now();
+    await new Promise((res) => {
+      ws.once("message", res);
+      ws.send(payload);
+    });
+    if (i >= WARMUP) samples.push(performance.now() - started);
+  }
+  return samples;
+}
+
+async function measureWebSocketEcho() {
+  const server = nodeScript(ECHO_SERVER);
+  const [, port] = await waitForOutput(server, /PORT (\d+)/);
+  const ws = await openSocket(`ws://127.0.0.1:${port}`);
+  const samples = await timeRoundTrips(ws, RUNS);
+  ws.close();
+  server.kill();
+  return summarise("raw loopback WebSocket echo (two Node processes)", samples);
+}
+
+async function measureSpawn() {
+  const samples = [];
+  for (let i = 0; i < RUNS + WARMUP; i++) {
+    const started = performance.now();
+    await new Promise((res) => {
+      const child = spawn("sh", ["-c", "echo hi"]);
+      child.stdout.on("data", () => {});
+      child.on("close", res);
+    });
+    if (i >= WARMUP) samples.push(performance.now() - started);
+  }
+  return summarise("bare spawn of `sh -c 'echo hi'` until exit", samples);
+}
+
+async function measureRelayFloor() {
+  const relay = nodeScript(RELAY);
+  const [, port] = await waitForOutput(relay, /PORT (\d+)/);
+  const agent = nodeScript(AGENT, `ws://127.0.0.1:${port}/agent`);
+  await waitForOutput(agent, /AGENT READY/);
+  const ws = await openSocket(`ws://127.0.0.1:${port}/client`);
+  const samples = await timeRoundTrips(ws, RUNS);
+  ws.close();
+  relay.kill();
+  agent.kill();
+  return summarise("floor: Node relay + agent spawning `echo hi` per message", samples);
+}
+
+// ---------------------------------------------------------------------------
+// The product, end to end
+
+async function measureProduct() {
+  const stack = startChild(process.execPath, [
+    "scripts/dev.mjs", "--port", options.port, "--state", ".wrangler/bench-state", "--fresh", "--no-build", "--no-demo-runtime",
+  ]);
+  await waitForOutput(stack, /Console ready/);
+
+  const stateDir = join(root, ".wrangler/bench-state/runtime");
+  mkdirSync(stateDir, { recursive: true });
+  const cli = join(root, "runtime/bin/caisey-runtime.mjs");
+  const enroll = startChild(process.execPath, [cli, "enroll", "--server", origin, "--token", DEMO_RUNTIME_TOKEN, "--state-dir", stateDir, "--hostname", "bench-runtime"]);
+  await new Promise((res) => enroll.on("exit", res));
+  if (enroll.exitCode !== 0) throw new Error(`enroll failed: ${enroll.output}`);
+  const { endpointId } = JSON.parse(readFileSync(join(stateDir, "identity.json"), "utf8"));
+  startChild(process.execPath, [cli, "run", "--state-dir", stateDir]);
+
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-quic", "--no-first-run"],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${origin}/offline/sign-in?redirect_url=${encodeURIComponent(`/endpoints/${endpointId}`)}`);
+    await page.getByRole("button", { name: /Tom Technician/ }).click();
+    await page.waitForSelector('[data-testid="runtime-state"][data-online="true"]', { timeout: 30_000 });
+    const input = page.getByLabel("Command");
+    const browserSamples = [];
+    const serverSamples = [];
+    const endpointSamples = [];
+    for (let i = 0; i < RUNS + WARMUP; i++) {
+      await input.fill("echo hi");
+      await input.press("Enter");
+      const rtt = page.locator('[data-testid="command-rtt"]').nth(i);
+      await rtt.waitFor({ timeout: 15_000 });
+      if (i < WARMUP) continue;
+      browserSamples.push(Number(await rtt.getAttribute("data-rtt-ms")));
+      const timing = page.locator('[data-testid="command-timing"]').nth(i);
+      serverSamples.push(Number(await timing.getAttribute("data-server-rtt-ms")));
+      endpointSamples.push(Number(await timing.getAttribute("data-on-endpoint-ms")));
+    }
+    return [
+      summarise("Caisey: click → rendered output, `echo hi` (browser clock)", browserSamples),
+      summarise("Caisey: server round trip (DO dispatch → result stored)", serverSamples),
+      summarise("Caisey: on endpoint (runtime spawn → exit)", endpointSamples),
+    ];
+  } finally {
+    await browser.close();
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+const fmt = (ms) => (Number.isFinite(ms) ? ms.toFixed(2) : "–");
+const floors = [await measureWebSocketEcho(), await measureSpawn(), await measureRelayFloor()];
+const product = await measureProduct();
+const rows = [...floors, ...product];
+const relayFloor = floors[2].p50;
+const productP50 = product[0].p50;
+const ratio = productP50 / relayFloor;
+
+const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+const machine = `${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}`;
+const table = [
+  "| measurement | runs | p50 ms | p95 ms | p99 ms |",
+  "| --- | ---: | ---: | ---: | ---: |",
+  ...rows.map((r) => `| ${r.name} | ${r.n} | ${fmt(r.p50)} | ${fmt(r.p95)} | ${fmt(r.p99)} |`),
+].join("\n");
+
+const report = `# Benchmarks
+
+Generated by \`npm run bench\` (scripts/bench.mjs). Do not edit by hand.
+
+## Command round trip — ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC
+
+Machine: ${machine}.
+Local stack: \`wrangler pages dev\` (Pages + session worker in one workerd), a real runtime process, Debian Chromium headless.
+${RUNS} measured runs after ${WARMUP} warm-up runs each.
+
+${table}
+
+Target: Caisey's p50 within 2× of the relay + spawn floor measured in the same run.
+Result: p50 ${fmt(productP50)} ms vs floor ${fmt(relayFloor)} ms = **${ratio.toFixed(2)}×** (${ratio <= 2 ? "meets" : "misses"} the target).
+`;
+
+const outPath = join(root, options.out);
+let previous = "";
+try {
+  previous = readFileSync(outPath, "utf8");
+} catch {
+  // first run
+}
+// Keep other sections (e.g. other benchmarks) and replace only this one.
+const marker = "## Command round trip";
+const others = previous.includes(marker) ? previous.slice(0, previous.indexOf("# Benchmarks")) : "";
+const rest = previous.includes(marker)
+  ? previous.slice(previous.indexOf(marker)).split(/\n(?=## )/).filter((section) => !section.startsWith(marker)).join("\n")
+  : "";
+writeFileSync(outPath, others + report + (rest ? `\n${rest}` : ""));
+console.log(table);
+console.log(`\np50 ratio to floor: ${ratio.toFixed(2)}x — written to ${options.out}`);
+cleanup();
+process.exit(0);

@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+// Starts the whole local stack in one workerd: the Pages console + edge routes
+// and the session worker's Durable Objects, with D1 migrated and seeded, plus a
+// demo endpoint runtime enrolled against it.
+//
+//   node scripts/dev.mjs [--port 8788] [--state .wrangler/state] [--fresh]
+//                        [--no-build] [--no-demo-runtime]
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { ensureDevVars } from "./dev-keys.mjs";
+import { DEMO_MEMBERS, DEMO_RUNTIME_TOKEN, seedSql } from "./seed.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const { values: options } = parseArgs({
+  options: {
+    port: { type: "string", default: process.env.PORT ?? "8788" },
+    state: { type: "string", default: ".wrangler/state" },
+    fresh: { type: "boolean", default: false },
+    "no-build": { type: "boolean", default: false },
+    "no-demo-runtime": { type: "boolean", default: false },
+  },
+});
+const port = Number(options.port);
+const stateDir = resolve(root, options.state);
+const origin = `http://127.0.0.1:${port}`;
+const bin = (name) => join(root, "node_modules", ".bin", name);
+const log = (message) => console.log(`\x1b[36m[caisey]\x1b[0m ${message}`);
+
+function run(command, args, label) {
+  log(label);
+  const result = spawnSync(command, args, { cwd: root, stdio: "inherit", env: cleanEnv() });
+  if (result.status !== 0) {
+    console.error(`\n[caisey] ${label} failed (exit ${result.status}).`);
+    process.exit(result.status ?? 1);
+  }
+}
+
+/** Clerk reads process.env before bindings; a stray CLERK_* here would override .dev.vars. */
+function cleanEnv() {
+  const env = { ...process.env };
+  for (const key of Object.keys(env)) if (key.startsWith("CLERK_") || key.startsWith("CAISEY_OFFLINE")) delete env[key];
+  return env;
+}
+
+if (options.fresh) rmSync(stateDir, { recursive: true, force: true });
+mkdirSync(stateDir, { recursive: true });
+ensureDevVars(join(root, ".dev.vars"));
+
+if (!options["no-build"]) {
+  run(bin("remix"), ["build"], "Building the console (remix build)");
+  run(process.execPath, [join(root, "scripts/build-runtime.mjs")], "Building the endpoint runtime");
+}
+
+run(bin("wrangler"), ["d1", "migrations", "apply", "caisey-db", "--local", "--persist-to", stateDir], "Applying D1 migrations");
+const seedFile = join(stateDir, "seed.sql");
+writeFileSync(seedFile, seedSql());
+run(bin("wrangler"), ["d1", "execute", "caisey-db", "--local", "--persist-to", stateDir, "--file", seedFile], "Seeding demo data");
+
+log(`Starting Pages + session worker on ${origin}`);
+const server = spawn(
+  bin("wrangler"),
+  [
+    "pages", "dev",
+    "-c", "wrangler.toml",
+    "-c", "workers/session/wrangler.toml",
+    "--ip", "127.0.0.1",
+    "--port", String(port),
+    "--persist-to", stateDir,
+    "--show-interactive-dev-session=false",
+  ],
+  { cwd: root, stdio: ["ignore", "inherit", "inherit"], env: cleanEnv() },
+);
+
+let runtime = null;
+const shutdown = (code = 0) => {
+  runtime?.kill("SIGTERM");
+  server.kill("SIGTERM");
+  setTimeout(() => process.exit(code), 500).unref();
+};
+process.on("SIGINT", () => shutdown(0));
+process.on("SIGTERM", () => shutdown(0));
+server.on("exit", (code) => {
+  log(`wrangler exited (${code})`);
+  runtime?.kill("SIGTERM");
+  process.exit(code ?? 1);
+});
+
+await waitForServer(`${origin}/offline/sign-in`, 90_000);
+log(`Console ready: ${origin}`);
+log(`Sign in at ${origin}/offline/sign-in as one of: ${DEMO_MEMBERS.filter((m) => m.orgId.includes("northwind")).map((m) => `${m.name} (${m.role})`).join(", ")}`);
+
+if (!options["no-demo-runtime"]) runtime = startDemoRuntime();
+
+function startDemoRuntime() {
+  const runtimeState = join(stateDir, "demo-runtime");
+  const cli = join(root, "runtime/bin/caisey-runtime.mjs");
+  if (!existsSync(join(runtimeState, "identity.json"))) {
+    const enrolled = spawnSync(
+      process.execPath,
+      [cli, "enroll", "--server", origin, "--token", DEMO_RUNTIME_TOKEN, "--state-dir", runtimeState, "--hostname", "demo-runtime-local"],
+      { cwd: root, stdio: "inherit" },
+    );
+    if (enrolled.status !== 0) {
+      log("Demo runtime could not enroll; the console still works without it.");
+      return null;
+    }
+  }
+  log("Demo runtime enrolled as demo-runtime-local (client Acme Manufacturing); open it from the endpoints list.");
+  const child = spawn(process.execPath, [cli, "run", "--state-dir", runtimeState], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  child.on("exit", (code) => log(`demo runtime exited (${code})`));
+  return child;
+}
+
+async function waitForServer(url, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(url, { redirect: "manual" });
+      if (response.status < 500) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  console.error(`[caisey] ${url} did not answer within ${timeoutMs / 1000}s`);
+  shutdown(1);
+}

@@ -1,0 +1,30 @@
+// Integration tests that run inside workerd (real D1, real SQLite-backed
+// Durable Objects) through @cloudflare/vitest-pool-workers.
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+// @ts-expect-error plain ESM helper without types
+import { offlineAuthVars } from "./scripts/dev-keys.mjs";
+
+const fromRoot = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest(async () => ({
+      main: "./workers/session/src/index.ts",
+      wrangler: { configPath: "./workers/session/wrangler.toml" },
+      miniflare: {
+        bindings: {
+          TEST_MIGRATIONS: await readD1Migrations(fromRoot("./migrations")),
+          ...offlineAuthVars(),
+        },
+      },
+    })),
+  ],
+  resolve: { alias: { "~": fromRoot("./app") } },
+  test: {
+    include: ["tests/workers/**/*.test.ts"],
+    setupFiles: ["./tests/workers/apply-migrations.ts"],
+    testTimeout: 30_000,
+  },
+});
