@@ -21,7 +21,13 @@ export default defineConfig({
       },
     })),
   ],
-  resolve: { alias: { "~": fromRoot("./app") } },
+  resolve: {
+    alias: [
+      { find: /^~\//, replacement: `${fromRoot("./app")}/` },
+      // @clerk/remix (CommonJS) require()s this; its "module" build is ESM, which require() cannot load here.
+      { find: /^@remix-run\/server-runtime$/, replacement: fromRoot("./node_modules/@remix-run/server-runtime/dist/index.js") },
+    ],
+  },
   test: {
     include: ["tests/workers/**/*.test.ts"],
     setupFiles: ["./tests/workers/apply-migrations.ts"],

@@ -14,7 +14,10 @@ import { getEnv } from "~/lib/env.server";
 import { resolveAuthMode } from "~/lib/offline-auth.server";
 import stylesheet from "~/tailwind.css";
 
-export const links: LinksFunction = () => [{ rel: "stylesheet", href: stylesheet }];
+export const links: LinksFunction = () => [
+  { rel: "stylesheet", href: stylesheet },
+  { rel: "icon", href: "/favicon.svg", type: "image/svg+xml" },
+];
 
 export const meta: MetaFunction = () => [{ title: "Caisey" }];
 

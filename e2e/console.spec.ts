@@ -1,4 +1,6 @@
 import { expect, test } from "@playwright/test";
+import { WebSocket } from "ws";
+import { E2E_ORIGIN } from "./origin";
 import { signIn } from "./support";
 
 test("an unauthenticated visitor is sent to sign in, then back to the page they asked for", async ({ page }) => {
@@ -75,4 +77,23 @@ test("enrollment tokens are shown once, and NOC staff cannot create them", async
   });
   expect(forged.status()).toBe(403);
   await noc.close();
+});
+
+test("the socket proxy forwards the verified identity, not one the client claims", async ({ page }) => {
+  await signIn(page, "noc");
+  const cookie = (await page.context().cookies()).map((c) => `${c.name}=${c.value}`).join("; ");
+  const spoofed = JSON.stringify({ peer: "viewer", endpointId: "ep_acme_02", orgId: "org_demo_northwind", userId: "user_demo_admin", userName: "Ada Admin", canRun: true });
+  const socket = new WebSocket(`${E2E_ORIGIN.replace("http", "ws")}/parties/endpoint/ep_acme_02`, {
+    headers: { cookie, "x-caisey-identity": spoofed },
+  });
+  const messages: any[] = [];
+  socket.on("message", (data) => messages.push(JSON.parse(String(data))));
+  await new Promise((resolve, reject) => {
+    socket.once("open", resolve);
+    socket.once("error", reject);
+  });
+  await expect.poll(() => messages.find((m) => m.type === "presence")?.viewers).toEqual([{ userId: "user_demo_noc", name: "Nora NOC", connections: 1 }]);
+  socket.send(JSON.stringify({ type: "run", requestId: "spoof-run", text: "whoami", shell: "default" }));
+  await expect.poll(() => messages.find((m) => m.type === "error")).toMatchObject({ code: "forbidden", requestId: "spoof-run" });
+  socket.close();
 });
