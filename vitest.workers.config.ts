@@ -3,7 +3,6 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
-// @ts-expect-error plain ESM helper without types
 import { offlineAuthVars } from "./scripts/dev-keys.mjs";
 
 const fromRoot = (path: string) => fileURLToPath(new URL(path, import.meta.url));
