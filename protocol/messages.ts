@@ -12,8 +12,12 @@ export const MAX_COMMAND_LENGTH = 8192;
 export const DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024;
 export const DEFAULT_COMMAND_TIMEOUT_MS = 5 * 60 * 1000;
 export const MAX_COMMAND_TIMEOUT_MS = 60 * 60 * 1000;
-/** Largest single output chunk a runtime may send. */
+/** Largest single output chunk a runtime may send, in UTF-16 code units. */
 export const MAX_CHUNK_BYTES = 64 * 1024;
+/** Largest total tail a result may carry (UTF-8 bytes); a Workers WebSocket frame is at most 1 MiB. */
+export const MAX_TAIL_BYTES = 256 * 1024;
+/** Most chunks a result's tail may carry. */
+export const MAX_TAIL_CHUNKS = 64;
 
 const id = z.string().min(1).max(128);
 const epochMs = z.number().int().nonnegative();
@@ -170,7 +174,10 @@ export const commandResultSchema = z.object({
   /** Measured with the runtime's monotonic clock. */
   durationMs: z.number().nonnegative(),
   /** Output not yet streamed when the command ended. */
-  tail: z.array(outputChunkSchema).max(64),
+  tail: z
+    .array(outputChunkSchema)
+    .max(MAX_TAIL_CHUNKS)
+    .refine((chunks) => utf8Length(chunks) <= MAX_TAIL_BYTES, `tail is larger than ${MAX_TAIL_BYTES} bytes`),
   truncated: z.boolean(),
   error: z.string().max(2000).nullable(),
 });
@@ -224,6 +231,11 @@ export type EnrollResponse = z.infer<typeof enrollResponseSchema>;
 export const errorBodySchema = z.object({ error: z.string(), issues: z.array(z.string()).optional() });
 
 // ---------------------------------------------------------------------------
+
+function utf8Length(chunks: readonly OutputChunk[]): number {
+  const encoder = new TextEncoder();
+  return chunks.reduce((total, chunk) => total + encoder.encode(chunk.data).byteLength, 0);
+}
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "../../protocol/messages";
-import { connectDirect, runtimeHello, runtimeIdentity, viewerIdentity, type TestSocket } from "./socket";
+import { connectDirect, connectViewer, runtimeHello, runtimeIdentity, viewerIdentity, type TestSocket } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_session_test_${Date.now()}_${counter++}`;
@@ -21,8 +21,8 @@ async function syncAll(viewer: TestSocket, afterSeq = 0) {
 describe("endpoint session Durable Object", () => {
   it("runs a command end to end and streams ordered events to every viewer", async () => {
     const endpointId = freshEndpoint();
-    const viewerA = await connectDirect(endpointId, viewerIdentity(endpointId));
-    const viewerB = await connectDirect(endpointId, viewerIdentity(endpointId, { userId: "user_b", userName: "Bea", canRun: false }));
+    const viewerA = await connectViewer(endpointId, viewerIdentity(endpointId));
+    const viewerB = await connectViewer(endpointId, viewerIdentity(endpointId, { userId: "user_b", userName: "Bea", canRun: false }));
     const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
     runtime.send(runtimeHello);
     await runtime.waitFor((m) => m.type === "clock");
@@ -71,7 +71,7 @@ describe("endpoint session Durable Object", () => {
 
   it("replays only events after the requested seq, so a reconnecting viewer resyncs", async () => {
     const endpointId = freshEndpoint();
-    const viewer = await connectDirect(endpointId, viewerIdentity(endpointId));
+    const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
     const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
     runtime.send(runtimeHello);
     await runOneCommand(viewer, runtime, "echo one");
@@ -85,6 +85,29 @@ describe("endpoint session Durable Object", () => {
     expect(replay.events.map((e: any) => e.kind)).toEqual(["command.queued", "command.dispatched"]);
     expect(replay.events[0].text).toBe("echo two");
     expect(replay.events.every((e: any) => e.seq > checkpoint)).toBe(true);
+  });
+
+  it("withholds live events from a viewer until its replay, so joining mid-stream leaves no gap", async () => {
+    const endpointId = freshEndpoint();
+    const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
+    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
+    runtime.send(runtimeHello);
+    const commandId = await runOneCommand(viewer, runtime, "stream");
+    runtime.send({ type: "output", commandId, index: 0, chunk: { stream: "stdout", data: "a" } });
+    await viewer.waitFor((m) => m.type === "events" && m.events[0]?.kind === "command.output");
+
+    const joiner = await connectDirect(endpointId, viewerIdentity(endpointId, { userId: "user_join" }));
+    await joiner.waitFor((m) => m.type === "presence");
+    runtime.send({ type: "output", commandId, index: 1, chunk: { stream: "stdout", data: "b" } });
+    await viewer.waitFor((m) => m.type === "events" && m.events[0]?.data === "b");
+    expect(joiner.messages.filter((m) => m.type === "events")).toEqual([]);
+
+    joiner.send({ type: "sync", afterSeq: 0 });
+    runtime.send({ type: "output", commandId, index: 2, chunk: { stream: "stdout", data: "c" } });
+    await joiner.waitFor((m) => m.type === "events" && m.events[0]?.data === "c");
+    const seqs = joiner.events().map((e) => e.seq);
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    expect(joiner.events().filter((e) => e.kind === "command.output").map((e) => e.data).join("")).toBe("abc");
   });
 
   it("answers malformed or unknown messages with an error and changes nothing", async () => {
@@ -119,7 +142,7 @@ describe("endpoint session Durable Object", () => {
 
   it("accepts results and output idempotently and redelivers unfinished work to a reconnecting runtime", async () => {
     const endpointId = freshEndpoint();
-    const viewer = await connectDirect(endpointId, viewerIdentity(endpointId));
+    const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
     const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
     runtime.send(runtimeHello);
     const commandId = await runOneCommand(viewer, runtime, "hostname");
@@ -178,7 +201,7 @@ describe("endpoint session Durable Object", () => {
 
   it("cancels queued work without sending it, and forwards cancel for running work", async () => {
     const endpointId = freshEndpoint();
-    const viewer = await connectDirect(endpointId, viewerIdentity(endpointId));
+    const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
     viewer.send({ type: "run", requestId: "queued-1", text: "sleep 100", shell: "sh" });
     const queued = await viewer.waitFor((m) => m.type === "events" && m.events[0]?.kind === "command.queued");
     const commandId = queued.events[0].commandId;

@@ -101,3 +101,11 @@ export const runtimeHello = {
   os: "linux",
   clock: Date.now(),
 };
+
+/** A viewer as the console opens one: connect, then sync from `afterSeq`. */
+export async function connectViewer(endpointId: string, identity: PeerIdentity, afterSeq = 0): Promise<TestSocket> {
+  const socket = await connectDirect(endpointId, identity);
+  socket.send({ type: "sync", afterSeq });
+  await socket.waitFor((m) => m.type === "events" && m.replay);
+  return socket;
+}

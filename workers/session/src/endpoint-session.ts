@@ -34,7 +34,12 @@ export const CLOSE_CODES = {
   replaced: 4409,
 } as const;
 
-type ConnectionState = PeerIdentity & { helloAt?: number };
+type ConnectionState = PeerIdentity & {
+  /** Runtime: when it said hello (only then is work dispatched to it). */
+  helloAt?: number;
+  /** Viewer: has had its replay, so live events continue it without a gap or overlap. */
+  synced?: boolean;
+};
 
 type CommandRow = {
   id: string;
@@ -126,7 +131,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   private handleViewerMessage(connection: Connection, identity: PeerIdentity, message: ViewerMessage): void {
     switch (message.type) {
       case "sync":
-        return this.onViewerSync(connection, message.afterSeq);
+        return this.onViewerSync(connection as Connection<ConnectionState>, message.afterSeq);
       case "run":
         return this.onViewerRun(connection, identity, message);
       case "cancel":
@@ -134,7 +139,12 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     }
   }
 
-  private onViewerSync(connection: Connection, afterSeq: number): void {
+  /**
+   * Replays the log after `afterSeq`, then marks the viewer synced so live
+   * events start exactly where the replay ended. Live events are withheld
+   * until then: applied first, they would make the viewer skip the replay.
+   */
+  private onViewerSync(connection: Connection<ConnectionState>, afterSeq: number): void {
     let cursor = afterSeq;
     for (;;) {
       const events = this.eventsAfter(cursor, REPLAY_BATCH);
@@ -142,9 +152,10 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       if (events.length || cursor === afterSeq) {
         this.send(connection, { type: "events", events, replay: true, lastSeq });
       }
-      if (events.length < REPLAY_BATCH) return;
+      if (events.length < REPLAY_BATCH) break;
       cursor = lastSeq;
     }
+    connection.setState({ ...connection.state!, synced: true });
   }
 
   private onViewerRun(connection: Connection, identity: PeerIdentity, message: Extract<ViewerMessage, { type: "run" }>): void {
@@ -417,7 +428,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       JSON.stringify(body),
     )!;
     const event = { ...body, seq: row.seq, at, kind } as TranscriptEvent;
-    this.broadcastToViewers({ type: "events", events: [event], replay: false, lastSeq: row.seq });
+    this.broadcastToViewers({ type: "events", events: [event], replay: false, lastSeq: row.seq }, undefined, true);
   }
 
   private eventsAfter(afterSeq: number, limit: number): TranscriptEvent[] {
@@ -440,10 +451,11 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     this.broadcastToViewers({ type: "presence", viewers: [...viewers.values()] }, leavingConnectionId);
   }
 
-  private broadcastToViewers(message: ViewerBoundMessage, exceptConnectionId?: string): void {
+  private broadcastToViewers(message: ViewerBoundMessage, exceptConnectionId?: string, syncedOnly = false): void {
     const frame = JSON.stringify(message);
-    for (const connection of this.getConnections("viewer")) {
+    for (const connection of this.getConnections<ConnectionState>("viewer")) {
       if (connection.id === exceptConnectionId) continue;
+      if (syncedOnly && !connection.state?.synced) continue;
       try {
         connection.send(frame);
       } catch {

@@ -1,0 +1,167 @@
+// One WebSocket to the server, re-established forever with backoff. It knows
+// nothing about commands: it reports opens, messages and a fatal rejection.
+import WebSocket from "ws";
+import type { IncomingMessage } from "node:http";
+import { parseMessage, runtimeBoundMessageSchema, type RuntimeBoundMessage, type RuntimeMessage } from "../../protocol/messages";
+import { backoffDelay } from "./backoff";
+import { formatDelay, type Logger } from "./log";
+
+/** Close codes (and HTTP statuses on the upgrade) that mean "your credential is no good": retrying cannot help. */
+const CREDENTIAL_REJECTED_CLOSE_CODES = new Set([4401, 4403]);
+const CREDENTIAL_REJECTED_HTTP_STATUSES = new Set([401, 403]);
+const REPLACED_CLOSE_CODE = 4409;
+/** A connection that lived this long was healthy; the next outage starts backing off from scratch. */
+const HEALTHY_CONNECTION_MS = 10_000;
+/** Detects half-open connections (laptop lid closed, NAT dropped the mapping) that never deliver a close. */
+const PING_INTERVAL_MS = 25_000;
+const HANDSHAKE_TIMEOUT_MS = 15_000;
+
+export interface ConnectionHandlers {
+  onOpen(): void;
+  onMessage(message: RuntimeBoundMessage): void;
+  /** The server refused our credential; the caller should stop. */
+  onRejected(reason: string): void;
+}
+
+export class ReconnectingConnection {
+  private socket: WebSocket | undefined;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private closedPromise: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly url: string,
+    private readonly credential: string,
+    private readonly handlers: ConnectionHandlers,
+    private readonly log: Logger,
+  ) {}
+
+  get isOpen(): boolean {
+    return this.socket?.readyState === WebSocket.OPEN;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  send(message: RuntimeMessage): boolean {
+    const socket = this.socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  /** Bytes handed to the socket but not yet written to the network. */
+  get bufferedAmount(): number {
+    return this.socket?.bufferedAmount ?? 0;
+  }
+
+  /** Closes for good (no reconnect) and resolves once the socket is closed. */
+  stop(code = 1000, reason = "runtime stopping"): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.pingTimer);
+    const socket = this.socket;
+    if (socket && socket.readyState === WebSocket.OPEN) socket.close(code, reason);
+    else if (socket && socket.readyState === WebSocket.CONNECTING) socket.terminate();
+    return this.closedPromise;
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.log.info(`connecting to ${this.url}`);
+    const socket = new WebSocket(this.url, {
+      headers: { Authorization: `Bearer ${this.credential}` },
+      perMessageDeflate: false,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+    });
+    this.socket = socket;
+    let openedAt: number | undefined;
+    let rejected: string | undefined;
+    let failure: string | undefined;
+    let resolveClosed!: () => void;
+    this.closedPromise = new Promise((resolve) => (resolveClosed = resolve));
+
+    socket.on("upgrade", (response: IncomingMessage) => {
+      // ws sets this too; being explicit because small result frames must never wait for an ACK.
+      response.socket.setNoDelay(true);
+    });
+    socket.on("unexpected-response", (_request, response: IncomingMessage) => {
+      const status = response.statusCode ?? 0;
+      let body = "";
+      response.setEncoding("utf8");
+      response.on("data", (part: string) => {
+        if (body.length < 2000) body += part;
+      });
+      response.on("end", () => {
+        const detail = serverErrorText(body) ?? response.statusMessage ?? "";
+        if (CREDENTIAL_REJECTED_HTTP_STATUSES.has(status)) rejected = `HTTP ${status}${detail ? `: ${detail}` : ""}`;
+        else failure = `server answered HTTP ${status}${detail ? `: ${detail}` : ""}`;
+        socket.terminate();
+      });
+      response.on("error", () => socket.terminate());
+    });
+    socket.on("open", () => {
+      openedAt = Date.now();
+      this.log.info("connected");
+      let awaitingPong = false;
+      socket.on("pong", () => (awaitingPong = false));
+      this.pingTimer = setInterval(() => {
+        if (awaitingPong) {
+          this.log.warn("no answer to ping; dropping the connection");
+          socket.terminate();
+          return;
+        }
+        awaitingPong = true;
+        socket.ping();
+      }, PING_INTERVAL_MS);
+      this.handlers.onOpen();
+    });
+    socket.on("message", (data, isBinary) => {
+      const parsed = parseMessage(runtimeBoundMessageSchema, isBinary ? (data as Buffer) : data.toString());
+      if (!parsed.ok) {
+        this.log.warn(`ignoring invalid message from server: ${parsed.error}`);
+        return;
+      }
+      this.handlers.onMessage(parsed.value);
+    });
+    socket.on("error", (error) => {
+      failure ??= error.message;
+    });
+    socket.on("close", (code, reasonBuffer) => {
+      clearInterval(this.pingTimer);
+      resolveClosed();
+      if (this.socket === socket) this.socket = undefined;
+      const reason = reasonBuffer.toString();
+      if (CREDENTIAL_REJECTED_CLOSE_CODES.has(code)) rejected ??= `close code ${code}${reason ? `: ${reason}` : ""}`;
+      if (rejected) {
+        this.stopped = true;
+        this.handlers.onRejected(rejected);
+        return;
+      }
+      if (this.stopped) return;
+      if (openedAt !== undefined && Date.now() - openedAt >= HEALTHY_CONNECTION_MS) this.attempt = 0;
+      const delay = backoffDelay(this.attempt);
+      this.attempt += 1;
+      let why: string;
+      if (openedAt === undefined) why = `could not connect (${failure ?? `close code ${code}`})`;
+      else if (code === REPLACED_CLOSE_CODE) why = "disconnected: another runtime connected with this endpoint's credential";
+      else why = `disconnected (code ${code}${reason ? `: ${reason}` : ""})`;
+      this.log.info(`${why}; reconnecting in ${formatDelay(delay)}`);
+      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    });
+  }
+}
+
+function serverErrorText(body: string): string | undefined {
+  try {
+    const parsed = JSON.parse(body) as { error?: unknown };
+    if (typeof parsed.error === "string") return parsed.error;
+  } catch {
+    // not JSON
+  }
+  return body.trim().slice(0, 200) || undefined;
+}

@@ -1,0 +1,241 @@
+// Runs one dispatched command and produces its complete result. Output is
+// streamed as it comes, but whatever is still unsent when the process ends
+// travels in the result's `tail`, so the last output and the exit status reach
+// the server in ONE message: the console never waits on a separate trailing
+// output frame (which is where Nagle/delayed-ACK stalls come from).
+import { spawn, type ChildProcess } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { StringDecoder } from "node:string_decoder";
+import type { CommandResult, DispatchedCommand, FinalStatus, OutputChunk, OutputStream, RuntimeMessage } from "../../protocol/messages";
+import { errorText, silentLogger, type Logger } from "./log";
+import { CHUNK_BYTES, MAX_HELD_BYTES, MAX_TAIL_CHUNKS, OutputBuffer } from "./output-buffer";
+import { resolveShell } from "./platform";
+import { killProcessTree } from "./process-tree";
+
+export interface MessageSink {
+  /** Returns false when there is no open connection, i.e. the message was not sent. */
+  send(message: RuntimeMessage): boolean;
+}
+
+export interface ExecutorOptions {
+  /** Output is coalesced for this long before being streamed. */
+  flushIntervalMs?: number;
+  /** After SIGTERM, how long the process tree gets before SIGKILL. */
+  killGraceMs?: number;
+  log?: Logger;
+}
+
+export interface Execution {
+  readonly commandId: string;
+  readonly result: Promise<CommandResult>;
+  /** A technician's cancel: kill the tree, report "cancelled". */
+  cancel(): void;
+  /** The runtime is shutting down: kill the tree, report "failed" with `reason`. */
+  stop(reason: string): void;
+}
+
+const DEFAULT_FLUSH_INTERVAL_MS = 15;
+const DEFAULT_KILL_GRACE_MS = 500;
+/** Stream at once, not on the timer, when this much is waiting: coalescing has nothing more to gain. */
+const FLUSH_NOW_BYTES = 4 * CHUNK_BYTES;
+/** Largest tail we put in a result; anything before it is streamed first. */
+const MAX_TAIL_BYTES = MAX_HELD_BYTES;
+/**
+ * A background process (`cmd &`) can keep the output pipes open after the
+ * command itself exited; we stop waiting for them once they go quiet.
+ */
+const PIPE_QUIET_AFTER_EXIT_MS = 200;
+const PIPE_MAX_WAIT_AFTER_EXIT_MS = 2000;
+const MAX_ERROR_LENGTH = 2000;
+
+type KillReason = { status: "timed_out" | "cancelled" } | { status: "failed"; error: string };
+
+export function execute(command: DispatchedCommand, sink: MessageSink, options: ExecutorOptions = {}): Execution {
+  return new CommandExecution(command, sink, options);
+}
+
+class CommandExecution implements Execution {
+  readonly result: Promise<CommandResult>;
+  private resolveResult!: (result: CommandResult) => void;
+  private readonly buffer: OutputBuffer;
+  private readonly flushIntervalMs: number;
+  private readonly killGraceMs: number;
+  private readonly log: Logger;
+  private child: ChildProcess | undefined;
+  private nextIndex = 0;
+  private startedAt = Date.now();
+  private startedMono = performance.now();
+  private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private spawnError: string | undefined;
+  private killReason: KillReason | undefined;
+  private finished = false;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private timeoutTimer: NodeJS.Timeout | undefined;
+  private quietTimer: NodeJS.Timeout | undefined;
+  private maxWaitTimer: NodeJS.Timeout | undefined;
+  private readonly decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
+
+  constructor(
+    private readonly command: DispatchedCommand,
+    private readonly sink: MessageSink,
+    options: ExecutorOptions,
+  ) {
+    this.buffer = new OutputBuffer(command.maxOutputBytes);
+    this.flushIntervalMs = options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
+    this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+    this.log = options.log ?? silentLogger;
+    this.result = new Promise((resolve) => (this.resolveResult = resolve));
+    this.start();
+  }
+
+  get commandId(): string {
+    return this.command.commandId;
+  }
+
+  cancel(): void {
+    this.kill({ status: "cancelled" });
+  }
+
+  stop(reason: string): void {
+    this.kill({ status: "failed", error: reason });
+  }
+
+  private start(): void {
+    const { command } = this;
+    let child: ChildProcess;
+    try {
+      const shell = resolveShell(command.shell, command.text);
+      this.startedAt = Date.now();
+      this.startedMono = performance.now();
+      child = spawn(shell.file, shell.args, {
+        // Own process group on POSIX, so a timeout or cancel can kill everything the command started.
+        detached: process.platform !== "win32",
+        stdio: ["ignore", "pipe", "pipe"],
+        windowsHide: true,
+      });
+    } catch (error) {
+      this.spawnError = `Could not start the command: ${errorText(error)}`;
+      this.finish();
+      return;
+    }
+    this.child = child;
+    child.once("spawn", () => {
+      this.sink.send({ type: "started", commandId: command.commandId, startedAt: this.startedAt });
+    });
+    child.on("error", (error) => {
+      if (child.pid === undefined) {
+        this.spawnError = `Could not start the command: ${errorText(error)}`;
+        this.finish();
+      } else {
+        this.log.warn(`command ${command.commandId}: ${errorText(error)}`);
+      }
+    });
+    for (const stream of ["stdout", "stderr"] as const) {
+      const pipe = child[stream]!;
+      pipe.on("data", (data: Buffer) => this.onData(stream, this.decoders[stream].write(data)));
+      pipe.on("end", () => this.onData(stream, this.decoders[stream].end()));
+      pipe.on("error", () => {}); // destroyed on purpose after exit; nothing to report
+    }
+    child.once("exit", (code, signal) => {
+      this.exit = { code, signal };
+      clearTimeout(this.timeoutTimer);
+      this.quietTimer = setTimeout(() => this.finish(), PIPE_QUIET_AFTER_EXIT_MS);
+      this.maxWaitTimer = setTimeout(() => this.finish(), PIPE_MAX_WAIT_AFTER_EXIT_MS);
+    });
+    child.once("close", (code, signal) => {
+      this.exit ??= { code, signal };
+      this.finish();
+    });
+    this.timeoutTimer = setTimeout(() => this.kill({ status: "timed_out" }), command.timeoutMs);
+  }
+
+  private onData(stream: OutputStream, text: string): void {
+    if (this.finished || !text) return;
+    this.buffer.push(stream, text);
+    if (this.exit && this.quietTimer) this.quietTimer.refresh();
+    if (this.buffer.bytes >= FLUSH_NOW_BYTES) this.flush();
+    else this.flushTimer ??= setTimeout(() => this.flush(), this.flushIntervalMs);
+  }
+
+  private flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    for (let chunk = this.buffer.shift(); chunk; chunk = this.buffer.shift()) {
+      if (!this.sendOutput(chunk)) {
+        // No connection: keep it; it goes out on a later flush or in the tail.
+        this.buffer.unshift(chunk);
+        return;
+      }
+    }
+  }
+
+  private sendOutput(chunk: OutputChunk): boolean {
+    const sent = this.sink.send({ type: "output", commandId: this.command.commandId, index: this.nextIndex, chunk });
+    if (sent) this.nextIndex += 1;
+    return sent;
+  }
+
+  private kill(reason: KillReason): void {
+    if (this.finished || this.killReason) return;
+    this.killReason = reason;
+    clearTimeout(this.timeoutTimer);
+    const child = this.child;
+    if (!child) return;
+    killProcessTree(child, "SIGTERM");
+    // Escalate even if the shell already exited: group members that ignore SIGTERM must not linger.
+    setTimeout(() => killProcessTree(child, "SIGKILL"), this.killGraceMs).unref();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    for (const timer of [this.flushTimer, this.timeoutTimer, this.quietTimer, this.maxWaitTimer]) clearTimeout(timer);
+    const finishedAt = Date.now();
+    const durationMs = Math.max(0, Math.round((performance.now() - this.startedMono) * 1000) / 1000);
+    if (this.child) {
+      for (const stream of ["stdout", "stderr"] as const) {
+        const pipe = this.child[stream];
+        pipe?.removeAllListeners("data");
+        pipe?.destroy();
+        this.buffer.push(stream, this.decoders[stream].end());
+      }
+    }
+    const tail = this.takeTail();
+    const { status, exitCode, error } = this.outcome();
+    this.resolveResult({
+      commandId: this.command.commandId,
+      status,
+      exitCode,
+      startedAt: this.startedAt,
+      finishedAt,
+      durationMs,
+      tail: tail.chunks,
+      truncated: this.buffer.truncated || tail.dropped,
+      error: error === null ? null : error.slice(0, MAX_ERROR_LENGTH),
+    });
+  }
+
+  /** Everything unsent, as the tail; only what does not fit the tail's limits is streamed ahead of it. */
+  private takeTail(): { chunks: OutputChunk[]; dropped: boolean } {
+    let dropped = false;
+    while (this.buffer.chunkCount > MAX_TAIL_CHUNKS || this.buffer.bytes > MAX_TAIL_BYTES) {
+      const chunk = this.buffer.shift()!;
+      if (!this.sendOutput(chunk)) dropped = true;
+    }
+    return { chunks: this.buffer.takeAll(), dropped };
+  }
+
+  private outcome(): { status: FinalStatus; exitCode: number | null; error: string | null } {
+    const exitCode = this.exit?.code ?? null;
+    if (this.spawnError !== undefined) return { status: "failed", exitCode: null, error: this.spawnError };
+    if (this.killReason?.status === "timed_out") {
+      return { status: "timed_out", exitCode, error: `Timed out after ${this.command.timeoutMs} ms; the command and its child processes were killed` };
+    }
+    if (this.killReason?.status === "cancelled") return { status: "cancelled", exitCode, error: null };
+    if (this.killReason?.status === "failed") return { status: "failed", exitCode, error: this.killReason.error };
+    if (exitCode === 0) return { status: "succeeded", exitCode, error: null };
+    if (exitCode !== null) return { status: "failed", exitCode, error: null };
+    const signal = this.exit?.signal;
+    return { status: "failed", exitCode: null, error: signal ? `Terminated by signal ${signal}` : "The command ended without an exit status" };
+  }
+}

@@ -1,0 +1,199 @@
+// The executor against real processes (POSIX shell): statuses, streaming,
+// the tail that carries the last output with the exit status, caps and kills.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import type { DispatchedCommand, RuntimeMessage } from "../../protocol/messages";
+import { commandResultSchema, MAX_CHUNK_BYTES } from "../../protocol/messages";
+import { execute } from "../../runtime/src/executor";
+import { CHUNK_BYTES, splitUtf8, truncateUtf8 } from "../../runtime/src/output-buffer";
+import { outboxFileName } from "../../runtime/src/outbox";
+import { backoffDelay } from "../../runtime/src/backoff";
+
+const posix = process.platform !== "win32";
+const scratch = mkdtempSync(join(tmpdir(), "caisey-exec-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** Alive and not a zombie (an orphan may wait a while for init to reap it). */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^\d+ \(.*\) [ZX]/.test(stat);
+  } catch {
+    return true; // no /proc (macOS): kill(0) is all we have
+  }
+}
+
+let nextId = 0;
+function command(text: string, extra: Partial<DispatchedCommand> = {}): DispatchedCommand {
+  nextId += 1;
+  return { commandId: `cmd-${nextId}`, text, shell: "default", timeoutMs: 10_000, maxOutputBytes: 256 * 1024, ...extra };
+}
+
+/** A sink standing in for the socket; `connected` false simulates a dropped connection. */
+function recordingSink(connected = true) {
+  const messages: RuntimeMessage[] = [];
+  return {
+    messages,
+    connected,
+    send(message: RuntimeMessage) {
+      if (!this.connected) return false;
+      messages.push(message);
+      return true;
+    },
+    outputs() {
+      return messages.filter((m): m is Extract<RuntimeMessage, { type: "output" }> => m.type === "output");
+    },
+  };
+}
+
+function allText(sink: ReturnType<typeof recordingSink>, tail: { data: string }[]): string {
+  return sink.outputs().map((m) => m.chunk.data).join("") + tail.map((c) => c.data).join("");
+}
+
+describe.runIf(posix)("executor", () => {
+  it("runs `echo hello`: started, succeeded, exit 0, output delivered", async () => {
+    const sink = recordingSink();
+    const result = await execute(command("echo hello"), sink).result;
+    expect(commandResultSchema.safeParse(result).success).toBe(true);
+    expect(result.status).toBe("succeeded");
+    expect(result.exitCode).toBe(0);
+    expect(result.error).toBeNull();
+    expect(allText(sink, result.tail)).toContain("hello");
+    expect(sink.messages[0]).toMatchObject({ type: "started", commandId: result.commandId });
+    expect(result.finishedAt).toBeGreaterThanOrEqual(result.startedAt);
+    expect(result.durationMs).toBeGreaterThan(0);
+  }, 10_000);
+
+  it("streams early output and puts the last output in the tail, with the status", async () => {
+    const sink = recordingSink();
+    const result = await execute(command("printf 'first\\n'; sleep 0.3; printf 'last\\n'"), sink).result;
+    expect(result.status).toBe("succeeded");
+    expect(sink.outputs().map((m) => m.chunk.data).join("")).toBe("first\n");
+    expect(result.tail).toEqual([{ stream: "stdout", data: "last\n" }]);
+  }, 10_000);
+
+  it("numbers output chunks 0,1,2… and keeps stderr apart from stdout", async () => {
+    const sink = recordingSink();
+    const result = await execute(command("echo out; sleep 0.1; echo err >&2; sleep 0.1; echo out2; sleep 0.1; echo end"), sink).result;
+    const outputs = sink.outputs();
+    expect(outputs.map((m) => m.index)).toEqual(outputs.map((_, i) => i));
+    expect(outputs.map((m) => m.chunk)).toEqual([
+      { stream: "stdout", data: "out\n" },
+      { stream: "stderr", data: "err\n" },
+      { stream: "stdout", data: "out2\n" },
+    ]);
+    expect(result.tail).toEqual([{ stream: "stdout", data: "end\n" }]);
+  }, 10_000);
+
+  it("reports a non-zero exit as failed with its exit code", async () => {
+    const sink = recordingSink();
+    const result = await execute(command("echo oops >&2; exit 3"), sink).result;
+    expect(result.status).toBe("failed");
+    expect(result.exitCode).toBe(3);
+    expect(allText(sink, result.tail)).toContain("oops");
+  }, 10_000);
+
+  it("kills the whole process group on timeout and reports timed_out", async () => {
+    const pidFile = join(scratch, "bg.pid");
+    const sink = recordingSink();
+    const started = performance.now();
+    const result = await execute(command(`sleep 30 & echo $! > ${pidFile}; sleep 30`, { timeoutMs: 400 }), sink).result;
+    const elapsed = performance.now() - started;
+    expect(result.status).toBe("timed_out");
+    expect(result.error).toMatch(/Timed out/);
+    expect(elapsed).toBeLessThan(400 + 2000);
+    // The background child must be gone too, not just the shell.
+    const backgroundPid = Number(readFileSync(pidFile, "utf8"));
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    expect(isRunning(backgroundPid)).toBe(false);
+  }, 10_000);
+
+  it("stops forwarding past maxOutputBytes but lets the command finish, marking truncated", async () => {
+    const sink = recordingSink();
+    const result = await execute(command("head -c 200000 /dev/zero | tr '\\0' a; echo done >&2", { maxOutputBytes: 1000 }), sink).result;
+    expect(result.status).toBe("succeeded");
+    expect(result.truncated).toBe(true);
+    expect(allText(sink, result.tail)).toBe("a".repeat(1000));
+  }, 10_000);
+
+  it("sends large output in chunks of at most 16 KiB, all of it, in order", async () => {
+    const sink = recordingSink();
+    const result = await execute(command("head -c 100000 /dev/zero | tr '\\0' b"), sink).result;
+    const chunks = [...sink.outputs().map((m) => m.chunk), ...result.tail];
+    for (const chunk of chunks) expect(Buffer.byteLength(chunk.data)).toBeLessThanOrEqual(CHUNK_BYTES);
+    expect(chunks.map((c) => c.data).join("")).toBe("b".repeat(100000));
+    expect(result.truncated).toBe(false);
+  }, 10_000);
+
+  it("cancel kills the command and reports cancelled", async () => {
+    const sink = recordingSink();
+    const execution = execute(command("sleep 30"), sink);
+    setTimeout(() => execution.cancel(), 200);
+    const started = performance.now();
+    const result = await execution.result;
+    expect(result.status).toBe("cancelled");
+    expect(performance.now() - started).toBeLessThan(3000);
+  }, 10_000);
+
+  it("reports a shell that cannot be started as failed with the error", async () => {
+    const sink = recordingSink();
+    const original = process.env.PATH;
+    process.env.PATH = "/nonexistent";
+    try {
+      const result = await execute(command("echo hi", { shell: "bash" }), sink).result;
+      expect(result.status).toBe("failed");
+      expect(result.exitCode).toBeNull();
+      expect(result.error).toMatch(/Could not start|ENOENT/);
+    } finally {
+      process.env.PATH = original;
+    }
+  }, 10_000);
+
+  it("keeps output produced while disconnected and delivers it in the tail", async () => {
+    const sink = recordingSink(false);
+    const result = await execute(command("echo one; sleep 0.1; echo two; sleep 0.1; echo three"), sink).result;
+    expect(sink.messages).toEqual([]);
+    expect(result.tail.map((c) => c.data).join("")).toBe("one\ntwo\nthree\n");
+    expect(result.status).toBe("succeeded");
+  }, 10_000);
+
+  it("runs explicitly requested sh and bash", async () => {
+    for (const shell of ["sh", "bash"] as const) {
+      const sink = recordingSink();
+      const result = await execute(command('echo "$0"', { shell }), sink).result;
+      expect(result.status).toBe("succeeded");
+      expect(allText(sink, result.tail)).toContain(shell);
+    }
+  }, 10_000);
+});
+
+describe("output helpers", () => {
+  it("splits and truncates UTF-8 without breaking characters", () => {
+    const text = "é".repeat(10); // 2 bytes each
+    expect(splitUtf8(text, 5)).toEqual(["éé", "éé", "éé", "éé", "éé"]);
+    expect(truncateUtf8(text, 5)).toBe("éé");
+    expect(CHUNK_BYTES).toBeLessThanOrEqual(MAX_CHUNK_BYTES);
+  });
+
+  it("maps any command id to a safe, distinct outbox file name", () => {
+    expect(outboxFileName("cmd-1")).toBe("cmd-1.json");
+    expect(outboxFileName("../x")).toBe("%2E%2E%2Fx.json");
+    expect(outboxFileName("a/b")).not.toBe(outboxFileName("a_b"));
+    expect(outboxFileName("é".repeat(128))).toMatch(/^sha256-[0-9a-f]{64}\.json$/);
+  });
+
+  it("backs off from 0.5 s to a 30 s cap with jitter", () => {
+    expect(backoffDelay(0, () => 1)).toBe(500);
+    expect(backoffDelay(0, () => 0)).toBe(250);
+    expect(backoffDelay(3, () => 1)).toBe(4000);
+    expect(backoffDelay(50, () => 1)).toBe(30_000);
+    expect(backoffDelay(50, () => 0)).toBe(15_000);
+  });
+});

@@ -1,0 +1,442 @@
+// Process-level tests: the built CLI (runtime/bin → runtime/dist) against a
+// real local HTTP + WebSocket server speaking the wire protocol. Covers
+// enrollment, exactly-once execution across reconnects and restarts, results
+// surviving a server outage and a runtime crash, and credential rejection.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { WebSocketServer, type WebSocket } from "ws";
+import {
+  enrollRequestSchema,
+  parseMessage,
+  runtimeMessageSchema,
+  type CommandResult,
+  type DispatchedCommand,
+  type RuntimeBoundMessage,
+  type RuntimeMessage,
+} from "../../protocol/messages";
+
+const repo = resolve(__dirname, "../..");
+const bin = join(repo, "runtime/bin/caisey-runtime.mjs");
+const posix = process.platform !== "win32";
+const TOKEN = "enroll-token-0123456789";
+const CREDENTIAL = "credential-".padEnd(48, "x");
+
+const scratch = mkdtempSync(join(tmpdir(), "caisey-runtime-"));
+const children = new Set<ChildProcess>();
+
+beforeAll(() => {
+  execFileSync(process.execPath, [join(repo, "scripts/build-runtime.mjs")], { cwd: repo, stdio: "pipe" });
+}, 60_000);
+afterEach(() => {
+  for (const child of children) child.kill("SIGKILL");
+  children.clear();
+});
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+// ---------------------------------------------------------------------------
+// A stand-in for the server side: /agent/enroll and /agent/connect.
+
+type Received = { message: RuntimeMessage; at: number };
+
+class FakeServer {
+  port = 0;
+  received: Received[] = [];
+  invalid: string[] = [];
+  enrollments: unknown[] = [];
+  autoAck = true;
+  reject: "none" | "close4401" | "http401" = "none";
+  private http: Server | undefined;
+  private wss: WebSocketServer | undefined;
+  private sockets = new Set<WebSocket>();
+  private tcp = new Set<Socket>();
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+    const http = createServer((req, res) => this.onHttp(req, res));
+    http.on("connection", (socket) => {
+      this.tcp.add(socket);
+      socket.on("close", () => this.tcp.delete(socket));
+    });
+    http.on("upgrade", (req, socket, head) => {
+      const authorized = req.url === "/agent/connect" && req.headers.authorization === `Bearer ${CREDENTIAL}`;
+      if (!authorized || this.reject === "http401") {
+        socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\r\n{"error":"Runtime credential rejected; enroll again"}');
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws));
+    });
+    await new Promise<void>((done) => http.listen(this.port, "127.0.0.1", done));
+    this.port = (http.address() as AddressInfo).port;
+    this.http = http;
+    this.wss = wss;
+  }
+
+  /** Goes away abruptly, like a crashed server or a dropped network. */
+  async stop(): Promise<void> {
+    for (const ws of this.sockets) ws.terminate();
+    for (const socket of this.tcp) socket.destroy();
+    await new Promise<void>((done) => (this.http ? this.http.close(() => done()) : done()));
+    this.wss?.close();
+    this.http = undefined;
+  }
+
+  /** Drops the current connections but keeps listening. */
+  dropConnections(): void {
+    for (const ws of this.sockets) ws.terminate();
+  }
+
+  send(message: RuntimeBoundMessage | Record<string, unknown> | string): void {
+    for (const ws of this.sockets) ws.send(typeof message === "string" ? message : JSON.stringify(message));
+  }
+
+  dispatch(command: Partial<DispatchedCommand> & Pick<DispatchedCommand, "commandId" | "text">): void {
+    this.send({ type: "dispatch", command: { shell: "default", timeoutMs: 30_000, maxOutputBytes: 256 * 1024, ...command } });
+  }
+
+  of<T extends RuntimeMessage["type"]>(type: T, commandId?: string): Extract<RuntimeMessage, { type: T }>[] {
+    return this.received
+      .map((r) => r.message)
+      .filter((m): m is Extract<RuntimeMessage, { type: T }> => m.type === type)
+      .filter((m) => commandId === undefined || ("commandId" in m ? m.commandId : "result" in m ? m.result.commandId : undefined) === commandId);
+  }
+
+  results(commandId: string): CommandResult[] {
+    return this.of("result").map((m) => m.result).filter((r) => r.commandId === commandId);
+  }
+
+  private onHttp(req: IncomingMessage, res: import("node:http").ServerResponse): void {
+    let body = "";
+    req.on("data", (part) => (body += part));
+    req.on("end", () => {
+      const reply = (status: number, json: unknown) => {
+        res.writeHead(status, { "content-type": "application/json" });
+        res.end(JSON.stringify(json));
+      };
+      if (req.url !== "/agent/enroll" || req.method !== "POST") return reply(404, { error: "Not found" });
+      const parsed = parseMessage(enrollRequestSchema, body);
+      if (!parsed.ok) return reply(400, { error: `Invalid enrollment request: ${parsed.error}` });
+      this.enrollments.push(parsed.value);
+      if (parsed.value.token !== TOKEN) return reply(401, { error: "Enrollment token is invalid or expired" });
+      reply(201, { endpointId: "ep-test-1", credential: CREDENTIAL, clientName: "Acme Dental" });
+    });
+  }
+
+  private onSocket(ws: WebSocket): void {
+    if (this.reject === "close4401") {
+      ws.close(4401, "Unauthenticated");
+      return;
+    }
+    this.sockets.add(ws);
+    ws.on("close", () => this.sockets.delete(ws));
+    ws.on("message", (data) => {
+      const parsed = parseMessage(runtimeMessageSchema, data.toString());
+      if (!parsed.ok) {
+        this.invalid.push(parsed.error);
+        return;
+      }
+      this.received.push({ message: parsed.value, at: Date.now() });
+      if (parsed.value.type === "result" && this.autoAck) ws.send(JSON.stringify({ type: "ack", commandId: parsed.value.result.commandId }));
+    });
+  }
+}
+
+async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("close", (code) => done({ code, stdout, stderr }));
+  });
+}
+
+type RuntimeProcess = { child: ChildProcess; stderr: () => string; exited: Promise<number | null> };
+
+function startRuntime(stateDir: string): RuntimeProcess {
+  const child = spawn(process.execPath, [bin, "run", "--state-dir", stateDir], { stdio: ["ignore", "pipe", "pipe"] });
+  children.add(child);
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)));
+  return { child, stderr: () => stderr, exited };
+}
+
+async function stopRuntime(runtime: RuntimeProcess): Promise<number | null> {
+  runtime.child.kill("SIGTERM");
+  return runtime.exited;
+}
+
+async function enrolledStateDir(server: FakeServer, name: string): Promise<string> {
+  const stateDir = join(scratch, name);
+  const { code, stderr } = await cli(["enroll", "--server", server.url, "--token", TOKEN, "--state-dir", stateDir, "--hostname", "test-host"]);
+  expect(code, stderr).toBe(0);
+  return stateDir;
+}
+
+function hellos(server: FakeServer): number {
+  return server.of("hello").length;
+}
+
+function lines(file: string): number {
+  return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean).length : 0;
+}
+
+function outboxFiles(stateDir: string): string[] {
+  const dir = join(stateDir, "outbox");
+  return existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith(".json") && !n.startsWith(".")) : [];
+}
+
+function fullOutput(server: FakeServer, result: CommandResult): string {
+  const streamed = server.of("output", result.commandId).sort((a, b) => a.index - b.index).map((m) => m.chunk.data);
+  return streamed.join("") + result.tail.map((c) => c.data).join("");
+}
+
+// ---------------------------------------------------------------------------
+
+describe.runIf(posix)("caisey-runtime CLI", () => {
+  let server: FakeServer;
+
+  beforeAll(async () => {
+    server = new FakeServer();
+    await server.start();
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+  afterEach(() => {
+    server.received = [];
+    server.autoAck = true;
+    server.reject = "none";
+    expect(server.invalid).toEqual([]);
+  });
+
+  it("enroll stores identity.json (0600, dir 0700), refuses to overwrite without --force, reports HTTP errors", async () => {
+    const stateDir = await enrolledStateDir(server, "enroll");
+    const identityFile = join(stateDir, "identity.json");
+    expect(statSync(identityFile).mode & 0o777).toBe(0o600);
+    expect(statSync(stateDir).mode & 0o777).toBe(0o700);
+    const identity = JSON.parse(readFileSync(identityFile, "utf8"));
+    expect(identity).toMatchObject({ server: server.url, endpointId: "ep-test-1", credential: CREDENTIAL });
+    expect(new Date(identity.enrolledAt).getTime()).toBeGreaterThan(0);
+    expect(server.enrollments.at(-1)).toMatchObject({ token: TOKEN, hostname: "test-host", os: "linux" });
+
+    const again = await cli(["enroll", "--server", server.url, "--token", TOKEN, "--state-dir", stateDir]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already exists.*--force/);
+
+    const badToken = await cli(["enroll", "--server", server.url, "--token", "wrong-token-0123456789", "--state-dir", stateDir, "--force"]);
+    expect(badToken.code).toBe(1);
+    expect(badToken.stderr).toContain("enrollment failed (HTTP 401): Enrollment token is invalid or expired");
+
+    const forced = await cli(["enroll", "--server", server.url, "--token", TOKEN, "--state-dir", stateDir, "--force"]);
+    expect(forced.code).toBe(0);
+
+    const status = await cli(["status"], { CAISEY_RUNTIME_STATE_DIR: stateDir });
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain("ep-test-1");
+    expect(status.stdout).toMatch(/outbox:\s+0 result/);
+    expect(status.stdout).not.toContain(CREDENTIAL);
+  }, 30_000);
+
+  it("connects with hello, answers clock, runs `echo hello` and ignores invalid messages", async () => {
+    const stateDir = await enrolledStateDir(server, "basic");
+    const runtime = startRuntime(stateDir);
+    const hello = await waitFor("hello", () => server.of("hello")[0]);
+    expect(hello).toMatchObject({ protocol: 1, hostname: expect.any(String), os: "linux" });
+    expect(Math.abs(hello.clock - Date.now())).toBeLessThan(10_000);
+
+    server.send({ type: "clock", serverTime: 12345 });
+    const clock = await waitFor("clock reply", () => server.of("clock")[0]);
+    expect(clock.serverTime).toBe(12345);
+
+    server.send("{not json");
+    server.send({ type: "dispatch", command: { commandId: "x" } });
+
+    server.dispatch({ commandId: "echo-1", text: "echo hello" });
+    const [result] = await waitFor("result", () => server.results("echo-1").length > 0 && server.results("echo-1"));
+    expect(result).toMatchObject({ status: "succeeded", exitCode: 0, error: null, truncated: false });
+    expect(fullOutput(server, result!)).toContain("hello");
+    expect(server.of("started", "echo-1")).toHaveLength(1);
+
+    // The last output travels inside the result, together with the status.
+    server.dispatch({ commandId: "tail-1", text: "echo first; sleep 0.3; echo last; exit 4" });
+    const [tailResult] = await waitFor("result", () => server.results("tail-1").length > 0 && server.results("tail-1"));
+    expect(tailResult).toMatchObject({ status: "failed", exitCode: 4 });
+    expect(tailResult!.tail.map((c) => c.data).join("")).toContain("last");
+    expect(server.of("output", "tail-1").map((m) => m.chunk.data).join("")).not.toContain("last");
+
+    server.dispatch({ commandId: "cancel-1", text: "sleep 30" });
+    await waitFor("started", () => server.of("started", "cancel-1").length === 1);
+    server.send({ type: "cancel", commandId: "cancel-1" });
+    const [cancelled] = await waitFor("cancelled result", () => server.results("cancel-1").length > 0 && server.results("cancel-1"), 5000);
+    expect(cancelled!.status).toBe("cancelled");
+
+    expect(runtime.child.exitCode).toBeNull(); // still running despite the invalid messages
+    expect(runtime.stderr()).toMatch(/ignoring invalid message/);
+    await waitFor("outbox emptied by acks", () => outboxFiles(stateDir).length === 0);
+    expect(await stopRuntime(runtime)).toBe(0);
+  }, 30_000);
+
+  it("runs a commandId once: dispatched twice, after a reconnect, and after a restart", async () => {
+    server.autoAck = false;
+    const stateDir = await enrolledStateDir(server, "once");
+    const counter = join(stateDir, "runs.txt");
+    let runtime = startRuntime(stateDir);
+    await waitFor("hello", () => hellos(server) === 1);
+
+    const command = { commandId: "once-1", text: `echo run >> ${counter}; echo ran` };
+    server.dispatch(command);
+    server.dispatch(command);
+    await waitFor("first result", () => server.results("once-1").length >= 1);
+    server.dispatch(command); // already finished, not acked: the stored result is resent
+    await waitFor("resent result", () => server.results("once-1").length >= 2);
+
+    server.dropConnections();
+    await waitFor("reconnect", () => hellos(server) === 2);
+    server.dispatch(command);
+    await new Promise((r) => setTimeout(r, 300));
+
+    expect(await stopRuntime(runtime)).toBe(0);
+    runtime = startRuntime(stateDir);
+    await waitFor("hello after restart", () => hellos(server) === 3);
+    server.dispatch(command);
+    await new Promise((r) => setTimeout(r, 300));
+
+    expect(lines(counter)).toBe(1);
+    const results = server.results("once-1");
+    expect(results.length).toBeGreaterThanOrEqual(4);
+    for (const result of results) expect(result).toEqual(results[0]);
+    expect(results[0]!.status).toBe("succeeded");
+
+    // After the ack the result leaves the outbox, and a late redelivery is ignored.
+    expect(outboxFiles(stateDir)).toHaveLength(1);
+    server.send({ type: "ack", commandId: "once-1" });
+    await waitFor("outbox emptied", () => outboxFiles(stateDir).length === 0);
+    const before = server.results("once-1").length;
+    server.dispatch(command);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(server.results("once-1")).toHaveLength(before);
+    expect(lines(counter)).toBe(1);
+    expect(await stopRuntime(runtime)).toBe(0);
+  }, 40_000);
+
+  it("delivers a result produced while the server is down once it is back, and drops it only after the ack", async () => {
+    server.autoAck = false;
+    const stateDir = await enrolledStateDir(server, "outage");
+    const runtime = startRuntime(stateDir);
+    await waitFor("hello", () => hellos(server) === 1);
+
+    server.dispatch({ commandId: "outage-1", text: "echo early; sleep 1; echo late" });
+    await waitFor("started", () => server.of("started", "outage-1").length === 1);
+    await server.stop();
+    await waitFor("result saved to the outbox", () => outboxFiles(stateDir).length === 1, 10_000);
+    expect(JSON.parse(readFileSync(join(stateDir, "outbox", outboxFiles(stateDir)[0]!), "utf8"))).toMatchObject({
+      commandId: "outage-1",
+      status: "succeeded",
+    });
+    const status = await cli(["status", "--state-dir", stateDir]);
+    expect(status.stdout).toMatch(/outbox:\s+1 result/);
+
+    await server.start(); // same port
+    const [result] = await waitFor("result after the outage", () => server.results("outage-1").length > 0 && server.results("outage-1"), 20_000);
+    expect(result!.status).toBe("succeeded");
+    expect(result!.tail.map((c) => c.data).join("")).toContain("late");
+
+    await new Promise((r) => setTimeout(r, 300));
+    expect(outboxFiles(stateDir)).toHaveLength(1); // no ack yet
+    server.send({ type: "ack", commandId: "outage-1" });
+    await waitFor("outbox emptied after the ack", () => outboxFiles(stateDir).length === 0);
+    expect(await stopRuntime(runtime)).toBe(0);
+  }, 45_000);
+
+  it("reports a command interrupted by a runtime crash (SIGKILL) as failed, without running it again", async () => {
+    const stateDir = await enrolledStateDir(server, "crash");
+    const counter = join(stateDir, "runs.txt");
+    const crashed = startRuntime(stateDir);
+    await waitFor("hello", () => hellos(server) === 1);
+    const command = { commandId: "crash-1", text: `echo run >> ${counter}; sleep 2; echo finished` };
+    server.dispatch(command);
+    await waitFor("command running", () => lines(counter) === 1);
+    crashed.child.kill("SIGKILL");
+    await crashed.exited;
+
+    const runtime = startRuntime(stateDir);
+    await waitFor("hello after restart", () => hellos(server) === 2);
+    server.dispatch(command);
+    const [result] = await waitFor("result", () => server.results("crash-1").length > 0 && server.results("crash-1"));
+    expect(result).toMatchObject({
+      status: "failed",
+      exitCode: null,
+      error: "runtime restarted while this command was running; it was not run again",
+    });
+    await new Promise((r) => setTimeout(r, 2500)); // the orphaned first run finishes; no second run appears
+    expect(lines(counter)).toBe(1);
+    expect(await stopRuntime(runtime)).toBe(0);
+  }, 30_000);
+
+  it("on SIGTERM kills running commands, reports them and exits 0", async () => {
+    const stateDir = await enrolledStateDir(server, "sigterm");
+    const pidFile = join(stateDir, "child.pid");
+    const runtime = startRuntime(stateDir);
+    await waitFor("hello", () => hellos(server) === 1);
+    server.dispatch({ commandId: "long-1", text: `echo $$ > ${pidFile}; sleep 30` });
+    await waitFor("started", () => server.of("started", "long-1").length === 1 && existsSync(pidFile) && readFileSync(pidFile, "utf8").trim());
+    const started = Date.now();
+    expect(await stopRuntime(runtime)).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    const [result] = server.results("long-1");
+    expect(result).toMatchObject({ status: "failed", error: expect.stringMatching(/runtime stopped/) });
+    expect(outboxFiles(stateDir)).toHaveLength(0); // acked before exiting
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect(runtime.stderr()).toMatch(/^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\] /m);
+  }, 30_000);
+
+  it("exits with code 2 when the server rejects the credential (close 4401 or HTTP 401)", async () => {
+    const stateDir = await enrolledStateDir(server, "rejected");
+    server.reject = "close4401";
+    const first = startRuntime(stateDir);
+    expect(await first.exited).toBe(2);
+    expect(first.stderr()).toMatch(/rejected this runtime's credential/);
+
+    server.reject = "http401";
+    const second = startRuntime(stateDir);
+    expect(await second.exited).toBe(2);
+    expect(second.stderr()).toMatch(/Runtime credential rejected; enroll again/);
+  }, 30_000);
+
+  it("refuses to run without an identity or with a second runtime on the same state dir", async () => {
+    const empty = await cli(["run", "--state-dir", join(scratch, "nothing-here")]);
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toMatch(/not enrolled/);
+
+    const stateDir = await enrolledStateDir(server, "locked");
+    const runtime = startRuntime(stateDir);
+    await waitFor("hello", () => hellos(server) === 1);
+    const second = await cli(["run", "--state-dir", stateDir]);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/already running/);
+    expect(await stopRuntime(runtime)).toBe(0);
+  }, 30_000);
+});
