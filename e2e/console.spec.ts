@@ -64,7 +64,8 @@ test("enrollment tokens are shown once, and NOC staff cannot create them", async
   await page.getByRole("button", { name: "Create token" }).click();
   const token = await page.getByTestId("new-token-value").textContent();
   expect(token).toMatch(/^cae_/);
-  await page.reload();
+  // A fresh visit (GET), not reload(): reloading a page produced by a form POST re-submits it.
+  await page.goto("/clients/cl_delta");
   await expect(page.getByTestId("new-token")).toHaveCount(0);
   await expect(page.getByText(token!)).toHaveCount(0);
   await expect(page.getByTestId("token-row").first()).toContainText("Front office");

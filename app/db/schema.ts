@@ -139,3 +139,48 @@ export type Member = typeof members.$inferSelect;
 export type Client = typeof clients.$inferSelect;
 export type Endpoint = typeof endpoints.$inferSelect;
 export type EnrollmentToken = typeof enrollmentTokens.$inferSelect;
+
+/**
+ * Replica of every endpoint's audit chain (see protocol/audit.ts), written in
+ * batches by the endpoint's Durable Object. (endpoint_id, seq) is the primary
+ * key, so a retried batch inserts each event once.
+ */
+export const auditEvents = sqliteTable(
+  "audit_events",
+  {
+    endpointId: text("endpoint_id").notNull(),
+    seq: integer("seq").notNull(),
+    orgId: text("org_id").notNull(),
+    at: integer("at").notNull(),
+    kind: text("kind").notNull(),
+    actorId: text("actor_id"),
+    actorName: text("actor_name"),
+    actorAddress: text("actor_address"),
+    commandId: text("command_id"),
+    status: text("status"),
+    detail: text("detail").notNull(),
+    prevHash: text("prev_hash").notNull(),
+    hash: text("hash").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.endpointId, t.seq] }),
+    index("audit_events_org_at_idx").on(t.orgId, t.at),
+    index("audit_events_org_kind_at_idx").on(t.orgId, t.kind, t.at),
+    index("audit_events_command_idx").on(t.commandId),
+  ],
+);
+
+/** A NOC reviewer's "seen it" mark on one audit event. */
+export const auditReviews = sqliteTable(
+  "audit_reviews",
+  {
+    orgId: text("org_id").notNull(),
+    userId: text("user_id").notNull(),
+    endpointId: text("endpoint_id").notNull(),
+    seq: integer("seq").notNull(),
+    reviewedAt: integer("reviewed_at").notNull().default(now),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.userId, t.endpointId, t.seq] })],
+);
+
+export type AuditEventRow = typeof auditEvents.$inferSelect;
