@@ -44,6 +44,7 @@ async function handleViewerSocket(request: Request, env: Env, url: URL): Promise
     userId: member.userId,
     userName: member.name,
     canRun: CAN_RUN_COMMANDS.includes(member.role),
+    address: callerAddress(request),
   });
 }
 
@@ -83,7 +84,12 @@ async function handleRuntimeConnect(request: Request, env: Env): Promise<Respons
     userId: null,
     userName: null,
     canRun: false,
+    address: callerAddress(request),
   });
+}
+
+function callerAddress(request: Request): string | null {
+  return request.headers.get("cf-connecting-ip") ?? request.headers.get("x-real-ip");
 }
 
 /** Forwards with a fresh header set so no client-supplied x-caisey-* header survives. */

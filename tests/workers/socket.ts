@@ -85,12 +85,13 @@ export function viewerIdentity(endpointId: string, overrides: Partial<PeerIdenti
     userId: "user_tech",
     userName: "Tess Tech",
     canRun: true,
+    address: "203.0.113.7",
     ...overrides,
   };
 }
 
 export function runtimeIdentity(endpointId: string): PeerIdentity {
-  return { peer: "runtime", endpointId, orgId: "org_test", userId: null, userName: null, canRun: false };
+  return { peer: "runtime", endpointId, orgId: "org_test", userId: null, userName: null, canRun: false, address: "198.51.100.9" };
 }
 
 export const runtimeHello = {

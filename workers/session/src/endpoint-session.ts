@@ -17,6 +17,7 @@ import {
   type ViewerMessage,
   type Viewer,
 } from "../../../protocol/messages";
+import { AuditLog } from "./audit-log";
 import { readPeerIdentity, type PeerIdentity } from "./identity";
 import { migrate } from "./schema";
 
@@ -47,6 +48,8 @@ type CommandRow = {
   text: string;
   shell: DispatchedCommand["shell"];
   timeout_ms: number;
+  requested_by_id: string;
+  requested_by_name: string;
   status: string;
   created_at: number;
   dispatched_at: number | null;
@@ -67,8 +70,19 @@ type EventBody<K extends TranscriptEvent["kind"]> = Omit<Extract<TranscriptEvent
 export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   static options = { hibernate: true };
 
+  /** Appends are local and synchronous (never waiting on D1); an alarm replicates them. */
+  private readonly audit = new AuditLog(this.ctx.storage.sql, this.ctx.storage, () => ({
+    endpointId: this.name,
+    orgId: this.getRuntimeValue("org_id") ?? null,
+  }));
+
   onStart(): void {
     migrate(this.ctx.storage.sql);
+  }
+
+  async onAlarm(): Promise<void> {
+    const outcome = await this.audit.replicate(this.env.DB);
+    if ("failed" in outcome) console.error(`audit replication failed, retrying in ${Math.round(outcome.retryInMs)} ms: ${outcome.failed}`);
   }
 
   getConnectionTags(_connection: Connection, context: ConnectionContext): string[] {
@@ -86,12 +100,19 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       connection.close(CLOSE_CODES.forbidden, "Identity is bound to another endpoint");
       return;
     }
+    const boundOrg = this.getRuntimeValue("org_id");
+    if (boundOrg && boundOrg !== identity.orgId) {
+      connection.close(CLOSE_CODES.forbidden, "Identity is bound to another tenant");
+      return;
+    }
+    if (!boundOrg) this.setRuntimeValue("org_id", identity.orgId);
     connection.setState(identity);
     if (identity.peer === "runtime") {
       for (const other of this.getConnections<ConnectionState>("runtime")) {
         if (other.id !== connection.id) other.close(CLOSE_CODES.replaced, "Replaced by a newer runtime connection");
       }
       this.setRuntimeOnline(true, "websocket");
+      this.audit.append({ kind: "runtime.connected", actorAddress: identity.address, detail: { transport: "websocket" } });
       this.send(connection, { type: "clock", serverTime: Date.now() });
     } else {
       this.send(connection, { type: "runtime", runtime: this.runtimeState() });
@@ -102,7 +123,10 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   onClose(connection: Connection<ConnectionState>): void {
     if (connection.state?.peer === "runtime") {
       const stillConnected = [...this.getConnections("runtime")].some((c) => c.id !== connection.id);
-      if (!stillConnected) this.setRuntimeOnline(false, null);
+      if (!stillConnected) {
+        this.setRuntimeOnline(false, null);
+        this.audit.append({ kind: "runtime.disconnected", actorAddress: connection.state.address, detail: {} });
+      }
     } else {
       this.broadcastPresence(connection.id);
     }
@@ -185,6 +209,15 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       shell: message.shell,
       requestedBy: { userId: identity.userId, name: identity.userName ?? identity.userId },
     });
+    this.audit.append({
+      kind: "command.requested",
+      actorId: identity.userId,
+      actorName: identity.userName,
+      actorAddress: identity.address,
+      commandId,
+      status: "queued",
+      detail: { text: message.text, shell: message.shell },
+    });
     this.dispatchQueued();
   }
 
@@ -195,6 +228,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     const command = this.getCommand(commandId);
     if (!command) return this.sendViewerError(connection, "not_found", `No command ${commandId}`);
     const by = { userId: identity.userId, name: identity.userName ?? identity.userId };
+    if (command.status === "queued" || command.status === "dispatched" || command.status === "running") {
+      this.audit.append({ kind: "command.cancel_requested", actorId: by.userId, actorName: by.name, actorAddress: identity.address, commandId, status: command.status, detail: {} });
+    }
     if (command.status === "queued") {
       this.finishCommand(command, { status: "cancelled", exitCode: null, error: "Cancelled before it was sent", timings: null });
       return;
@@ -299,6 +335,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       const now = Date.now();
       this.ctx.storage.sql.exec("UPDATE commands SET status = 'dispatched', dispatched_at = ? WHERE id = ?", now, command.id);
       this.appendEvent("command.dispatched", { commandId: command.id });
+      this.audit.append({ kind: "command.dispatched", commandId: command.id, status: "dispatched", detail: {} });
       this.send(runtime, { type: "dispatch", command: this.toDispatched(command) });
     }
   }
@@ -346,7 +383,25 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       command.id,
     );
     this.appendEvent("command.finished", { commandId: command.id, ...outcome });
+    const finished = this.getCommand(command.id)!;
+    this.audit.append({
+      kind: "command.finished",
+      actorId: finished.requested_by_id,
+      actorName: finished.requested_by_name,
+      commandId: command.id,
+      status: outcome.status,
+      detail: {
+        text: finished.text,
+        exitCode: outcome.exitCode,
+        error: outcome.error,
+        sentAt: finished.created_at,
+        dispatchedAt: finished.dispatched_at,
+        executedAt: finished.started_at,
+        returnedAt: finished.received_at,
+      },
+    });
   }
+
 
   private computeTimings(command: CommandRow, result: CommandResult, receivedAt: number): Timings {
     const dispatchedAt = command.dispatched_at ?? command.created_at;

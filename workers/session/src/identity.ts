@@ -11,6 +11,8 @@ export const peerIdentitySchema = z.object({
   userId: z.string().nullable(),
   userName: z.string().nullable(),
   canRun: z.boolean(),
+  /** The caller's address as the edge saw it, for the audit trail. */
+  address: z.string().nullable().default(null),
 });
 export type PeerIdentity = z.infer<typeof peerIdentitySchema>;
 

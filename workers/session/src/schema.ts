@@ -37,6 +37,23 @@ export const SESSION_MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  `
+  CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    actor_id TEXT,
+    actor_name TEXT,
+    actor_address TEXT,
+    command_id TEXT,
+    status TEXT,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    replicated INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX audit_log_unreplicated_idx ON audit_log (replicated, seq);
+  `,
 ];
 
 export function migrate(sql: SqlStorage): void {

@@ -1,0 +1,180 @@
+import { createHash } from "node:crypto";
+import {
+  canonicalAuditPayload,
+  GENESIS_HASH,
+  type AuditEvent,
+  type AuditKind,
+  type UnhashedAuditEvent,
+} from "../../../protocol/audit";
+
+/** Events per D1 batch; D1 caps statements per batch well above this. */
+export const REPLICATION_BATCH = 100;
+const FIRST_RETRY_MS = 1_000;
+const MAX_RETRY_MS = 5 * 60_000;
+/** Let a burst of events gather into one batch before replicating. */
+const REPLICATION_DELAY_MS = 500;
+
+export interface AuditEntry {
+  kind: AuditKind;
+  actorId?: string | null;
+  actorName?: string | null;
+  actorAddress?: string | null;
+  commandId?: string | null;
+  status?: string | null;
+  detail?: Record<string, unknown>;
+}
+
+type AuditRow = {
+  seq: number;
+  at: number;
+  kind: string;
+  actor_id: string | null;
+  actor_name: string | null;
+  actor_address: string | null;
+  command_id: string | null;
+  status: string | null;
+  detail: string;
+  prev_hash: string;
+  hash: string;
+};
+
+export type ReplicationOutcome =
+  | { replicated: number; remaining: number }
+  | { failed: string; retryInMs: number };
+
+/**
+ * The endpoint's hash-chained audit trail, kept in the DO's SQLite and
+ * replicated to D1 by alarm. Appending is synchronous and local, so it never
+ * waits on D1; replication retries with backoff and is idempotent because
+ * D1's primary key is (endpoint_id, seq).
+ */
+export class AuditLog {
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly storage: DurableObjectStorage,
+    private readonly identity: () => { endpointId: string; orgId: string | null },
+  ) {}
+
+  append(entry: AuditEntry, now = Date.now()): AuditEvent | null {
+    const { endpointId, orgId } = this.identity();
+    if (!orgId) return null; // not yet bound to a tenant: nothing has happened worth auditing
+    const last = this.sql.exec<{ seq: number; hash: string }>("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").toArray()[0];
+    const unhashed: UnhashedAuditEvent = {
+      endpointId,
+      orgId,
+      seq: (last?.seq ?? 0) + 1,
+      at: now,
+      kind: entry.kind,
+      actorId: entry.actorId ?? null,
+      actorName: entry.actorName ?? null,
+      actorAddress: entry.actorAddress ?? null,
+      commandId: entry.commandId ?? null,
+      status: entry.status ?? null,
+      detail: JSON.stringify(entry.detail ?? {}),
+      prevHash: last?.hash ?? GENESIS_HASH,
+    };
+    const event: AuditEvent = { ...unhashed, hash: sha256Hex(canonicalAuditPayload(unhashed)) };
+    this.sql.exec(
+      `INSERT INTO audit_log (seq, at, kind, actor_id, actor_name, actor_address, command_id, status, detail, prev_hash, hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      event.seq,
+      event.at,
+      event.kind,
+      event.actorId,
+      event.actorName,
+      event.actorAddress,
+      event.commandId,
+      event.status,
+      event.detail,
+      event.prevHash,
+      event.hash,
+    );
+    this.scheduleReplication(now + REPLICATION_DELAY_MS);
+    return event;
+  }
+
+  /** Every event in seq order (for verification and export from the DO itself). */
+  all(): AuditEvent[] {
+    const { endpointId, orgId } = this.identity();
+    return this.sql
+      .exec<AuditRow>("SELECT * FROM audit_log ORDER BY seq")
+      .toArray()
+      .map((row) => toEvent(row, endpointId, orgId ?? ""));
+  }
+
+  pendingCount(): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM audit_log WHERE replicated = 0").one().n;
+  }
+
+  /** Sends the oldest unreplicated batch to D1; called from the DO's alarm. */
+  async replicate(db: D1Database, now = Date.now()): Promise<ReplicationOutcome> {
+    const { endpointId, orgId } = this.identity();
+    this.setMeta("audit_alarm_at", ""); // this alarm has fired; appends from here on schedule the next
+    const rows = this.sql
+      .exec<AuditRow>("SELECT * FROM audit_log WHERE replicated = 0 ORDER BY seq LIMIT ?", REPLICATION_BATCH)
+      .toArray();
+    if (rows.length === 0 || !orgId) return { replicated: 0, remaining: 0 };
+    try {
+      await db.batch(
+        rows.map((row) =>
+          db
+            .prepare(
+              `INSERT OR IGNORE INTO audit_events
+                 (endpoint_id, seq, org_id, at, kind, actor_id, actor_name, actor_address, command_id, status, detail, prev_hash, hash)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+            )
+            .bind(endpointId, row.seq, orgId, row.at, row.kind, row.actor_id, row.actor_name, row.actor_address, row.command_id, row.status, row.detail, row.prev_hash, row.hash),
+        ),
+      );
+    } catch (error) {
+      const attempts = Number(this.getMeta("audit_retry_attempts") ?? 0) + 1;
+      this.setMeta("audit_retry_attempts", String(attempts));
+      const retryInMs = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (attempts - 1)) * (0.8 + Math.random() * 0.4);
+      this.scheduleReplication(now + retryInMs, true);
+      return { failed: error instanceof Error ? error.message : String(error), retryInMs };
+    }
+    this.sql.exec("UPDATE audit_log SET replicated = 1 WHERE replicated = 0 AND seq <= ?", rows[rows.length - 1]!.seq);
+    this.setMeta("audit_retry_attempts", "0");
+    const remaining = this.pendingCount();
+    if (remaining > 0) this.scheduleReplication(now, true);
+    return { replicated: rows.length, remaining };
+  }
+
+  /** Ensures an alarm is set; `force` moves it (used for backoff). */
+  private scheduleReplication(at: number, force = false): void {
+    const current = Number(this.getMeta("audit_alarm_at") || 0);
+    if (!force && current > 0) return;
+    this.setMeta("audit_alarm_at", String(at));
+    void this.storage.setAlarm(at);
+  }
+
+  private getMeta(key: string): string | undefined {
+    return this.sql.exec<{ value: string }>("SELECT value FROM runtime_state WHERE key = ?", key).toArray()[0]?.value;
+  }
+
+  private setMeta(key: string, value: string): void {
+    this.sql.exec("INSERT INTO runtime_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
+  }
+}
+
+function sha256Hex(payload: string): string {
+  return createHash("sha256").update(payload, "utf8").digest("hex");
+}
+
+function toEvent(row: AuditRow, endpointId: string, orgId: string): AuditEvent {
+  return {
+    endpointId,
+    orgId,
+    seq: row.seq,
+    at: row.at,
+    kind: row.kind as AuditKind,
+    actorId: row.actor_id,
+    actorName: row.actor_name,
+    actorAddress: row.actor_address,
+    commandId: row.command_id,
+    status: row.status,
+    detail: row.detail,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
