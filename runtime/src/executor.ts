@@ -70,6 +70,8 @@ class CommandExecution implements Execution {
   private killReason: KillReason | undefined;
   private finished = false;
   private flushTimer: NodeJS.Timeout | undefined;
+  private startedTimer: NodeJS.Timeout | undefined;
+  private startedAnnounced = false;
   private timeoutTimer: NodeJS.Timeout | undefined;
   private quietTimer: NodeJS.Timeout | undefined;
   private maxWaitTimer: NodeJS.Timeout | undefined;
@@ -119,8 +121,10 @@ class CommandExecution implements Execution {
       return;
     }
     this.child = child;
+    // A command that ends within one flush interval reports nothing until its
+    // result, which carries startedAt: one message instead of three small ones.
     child.once("spawn", () => {
-      this.sink.send({ type: "started", commandId: command.commandId, startedAt: this.startedAt });
+      this.startedTimer = setTimeout(() => this.announceStarted(), this.flushIntervalMs);
     });
     child.on("error", (error) => {
       if (child.pid === undefined) {
@@ -157,9 +161,17 @@ class CommandExecution implements Execution {
     else this.flushTimer ??= setTimeout(() => this.flush(), this.flushIntervalMs);
   }
 
+  private announceStarted(): void {
+    clearTimeout(this.startedTimer);
+    if (this.startedAnnounced || this.finished) return;
+    this.startedAnnounced = true;
+    this.sink.send({ type: "started", commandId: this.command.commandId, startedAt: this.startedAt });
+  }
+
   private flush(): void {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
+    this.announceStarted();
     for (let chunk = this.buffer.shift(); chunk; chunk = this.buffer.shift()) {
       if (!this.sendOutput(chunk)) {
         // No connection: keep it; it goes out on a later flush or in the tail.
@@ -189,7 +201,7 @@ class CommandExecution implements Execution {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    for (const timer of [this.flushTimer, this.timeoutTimer, this.quietTimer, this.maxWaitTimer]) clearTimeout(timer);
+    for (const timer of [this.flushTimer, this.startedTimer, this.timeoutTimer, this.quietTimer, this.maxWaitTimer]) clearTimeout(timer);
     const finishedAt = Date.now();
     const durationMs = Math.max(0, Math.round((performance.now() - this.startedMono) * 1000) / 1000);
     if (this.child) {

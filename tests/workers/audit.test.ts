@@ -1,7 +1,10 @@
-import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject as runInDurableObjectTyped } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { verifyAuditChain, type AuditEvent } from "../../protocol/audit";
 import { connectDirect, connectViewer, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity } from "./socket";
+
+// Untyped: the tests reach into the DO's private audit log by field name.
+const runInDurableObject = runInDurableObjectTyped as unknown as (stub: unknown, fn: (instance: any, state: DurableObjectState) => unknown) => Promise<any>;
 
 let counter = 0;
 const freshEndpoint = () => `ep_audit_test_${Date.now()}_${counter++}`;

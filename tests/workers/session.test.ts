@@ -146,8 +146,9 @@ describe("endpoint session Durable Object", () => {
     const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
     runtime.send(runtimeHello);
     const commandId = await runOneCommand(viewer, runtime, "hostname");
+    const queued = await viewer.waitFor((m) => m.type === "events" && m.events[0]?.kind === "command.queued");
     // The same run request resent after a viewer reconnect is not queued twice.
-    viewer.send({ type: "run", requestId: viewer.events()[0]?.requestId ?? "x", text: "hostname", shell: "default" });
+    viewer.send({ type: "run", requestId: queued.events[0].requestId, text: "hostname", shell: "default" });
 
     runtime.close();
     const again = await connectDirect(endpointId, runtimeIdentity(endpointId));

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "react";
+import { useLayoutEffect, useRef, useState } from "react";
 import { formatAge } from "~/lib/format";
 import { isFinished } from "~/lib/transcript";
 import type { Shell } from "../../../protocol/messages";
@@ -15,8 +15,9 @@ export function LiveSession({ endpointId, canRun, defaultShell }: { endpointId: 
   const [rttByRequest, setRttByRequest] = useState<Record<string, number>>({});
   const bottomRef = useRef<HTMLDivElement>(null);
 
-  // Runs after the finished output is committed to the DOM: click → rendered output.
-  useEffect(() => {
+  // Runs once the finished output is in the DOM (before the browser paints the
+  // frame): click → rendered output, without the wait for the next frame.
+  useLayoutEffect(() => {
     const measured: Record<string, number> = {};
     for (const id of transcript.order) {
       const command = transcript.commands[id]!;

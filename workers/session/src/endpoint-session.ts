@@ -70,6 +70,9 @@ type EventBody<K extends TranscriptEvent["kind"]> = Omit<Extract<TranscriptEvent
 export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   static options = { hibernate: true };
 
+  /** Events appended during the current message, sent together when it is handled. */
+  private readonly pendingEvents: TranscriptEvent[] = [];
+
   /** Appends are local and synchronous (never waiting on D1); an alarm replicates them. */
   private readonly audit = new AuditLog(this.ctx.storage.sql, this.ctx.storage, () => ({
     endpointId: this.name,
@@ -169,6 +172,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
    * until then: applied first, they would make the viewer skip the replay.
    */
   private onViewerSync(connection: Connection<ConnectionState>, afterSeq: number): void {
+    this.flushEvents(); // events already broadcast to synced viewers must not be replayed and sent live again
     let cursor = afterSeq;
     for (;;) {
       const events = this.eventsAfter(cursor, REPLAY_BATCH);
@@ -300,11 +304,13 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       return;
     }
     if (!isFinal(command.status)) {
+      if (command.started_at === null) {
+        // Short commands report only their result; it carries the start time.
+        this.ctx.storage.sql.exec("UPDATE commands SET started_at = ? WHERE id = ?", result.startedAt, command.id);
+        this.appendEvent("command.started", { commandId: command.id, startedAt: result.startedAt });
+      }
       const tailStart = this.nextChunkIndex(command.id);
       result.tail.forEach((chunk, offset) => this.storeOutput(this.getCommand(command.id)!, tailStart + offset, chunk));
-      if (command.started_at === null) {
-        this.ctx.storage.sql.exec("UPDATE commands SET started_at = ? WHERE id = ?", result.startedAt, command.id);
-      }
       const receivedAt = Date.now();
       this.ctx.storage.sql.exec(
         "UPDATE commands SET received_at = ?, finished_at = ?, duration_ms = ?, truncated = MAX(truncated, ?) WHERE id = ?",
@@ -482,8 +488,18 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       chunkIndex,
       JSON.stringify(body),
     )!;
-    const event = { ...body, seq: row.seq, at, kind } as TranscriptEvent;
-    this.broadcastToViewers({ type: "events", events: [event], replay: false, lastSeq: row.seq }, undefined, true);
+    this.pendingEvents.push({ ...body, seq: row.seq, at, kind } as TranscriptEvent);
+    if (this.pendingEvents.length === 1) queueMicrotask(() => this.flushEvents());
+  }
+
+  /**
+   * Everything one message caused goes to viewers as one frame: back-to-back
+   * small frames invite a Nagle/delayed-ACK stall on the way to the browser.
+   */
+  private flushEvents(): void {
+    const events = this.pendingEvents.splice(0);
+    if (events.length === 0) return;
+    this.broadcastToViewers({ type: "events", events, replay: false, lastSeq: events[events.length - 1]!.seq }, undefined, true);
   }
 
   private eventsAfter(afterSeq: number, limit: number): TranscriptEvent[] {
