@@ -26,6 +26,7 @@ export const shellSchema = z.enum(["default", "sh", "bash", "powershell"]);
 export type Shell = z.infer<typeof shellSchema>;
 
 export const commandStatusSchema = z.enum([
+  "pending_approval",
   "queued",
   "dispatched",
   "running",
@@ -33,11 +34,17 @@ export const commandStatusSchema = z.enum([
   "failed",
   "timed_out",
   "cancelled",
+  "denied",
 ]);
 export type CommandStatus = z.infer<typeof commandStatusSchema>;
+/** How a runtime can end a command. */
 export const FINAL_STATUSES = ["succeeded", "failed", "timed_out", "cancelled"] as const;
 export type FinalStatus = (typeof FINAL_STATUSES)[number];
 export const finalStatusSchema = z.enum(FINAL_STATUSES);
+/** How a command can end, including the client denying it (it never reaches the runtime). */
+export const COMMAND_OUTCOMES = [...FINAL_STATUSES, "denied"] as const;
+export type CommandOutcome = (typeof COMMAND_OUTCOMES)[number];
+export const commandOutcomeSchema = z.enum(COMMAND_OUTCOMES);
 
 export const streamSchema = z.enum(["stdout", "stderr"]);
 export type OutputStream = z.infer<typeof streamSchema>;
@@ -96,12 +103,29 @@ export const transcriptEventSchema = z.discriminatedUnion("kind", [
     ...eventBase,
     kind: z.literal("command.finished"),
     commandId: id,
-    status: finalStatusSchema,
+    status: commandOutcomeSchema,
     exitCode: z.number().int().nullable(),
     timings: timingsSchema.nullable(),
     error: z.string().nullable(),
   }),
   z.object({ ...eventBase, kind: z.literal("command.cancel_requested"), commandId: id, by: actorSchema }),
+  z.object({
+    ...eventBase,
+    kind: z.literal("command.approval_requested"),
+    commandId: id,
+    reason: z.string(),
+    /** The policy pattern that matched, or null when the technician flagged it privileged. */
+    pattern: z.string().nullable(),
+    approvers: z.array(z.string()),
+    expiresAt: epochMs,
+  }),
+  z.object({
+    ...eventBase,
+    kind: z.literal("command.approval_decided"),
+    commandId: id,
+    decision: z.enum(["approve", "deny"]),
+    by: z.string(),
+  }),
 ]);
 export type TranscriptEvent = z.infer<typeof transcriptEventSchema>;
 export type TranscriptEventKind = TranscriptEvent["kind"];
@@ -128,6 +152,9 @@ export const viewerMessageSchema = z.discriminatedUnion("type", [
     text: z.string().trim().min(1, "Command is empty").max(MAX_COMMAND_LENGTH),
     shell: shellSchema.default("default"),
     timeoutMs: z.number().int().positive().max(MAX_COMMAND_TIMEOUT_MS).optional(),
+    /** Ask the client's approval even if no policy pattern matches. */
+    privileged: z.boolean().default(false),
+    reason: z.string().trim().max(500).default(""),
   }),
   z.object({ type: z.literal("cancel"), commandId: id }),
 ]);
@@ -143,6 +170,8 @@ export const viewerBoundMessageSchema = z.discriminatedUnion("type", [
   }),
   z.object({ type: z.literal("presence"), viewers: z.array(viewerSchema) }),
   z.object({ type: z.literal("runtime"), runtime: runtimeStateSchema }),
+  /** Sent only to the requesting technician's connections, never stored: the link is a secret. */
+  z.object({ type: z.literal("approval_link"), commandId: id, url: z.string().url() }),
   z.object({
     type: z.literal("error"),
     code: z.enum(["invalid_message", "forbidden", "not_found", "conflict", "internal"]),

@@ -184,3 +184,21 @@ export const auditReviews = sqliteTable(
 );
 
 export type AuditEventRow = typeof auditEvents.$inferSelect;
+
+/**
+ * Which commands on a client's endpoints need the client's consent. A missing
+ * row means the defaults in protocol/approvals.ts.
+ */
+export const approvalPolicies = sqliteTable("approval_policies", {
+  clientId: text("client_id")
+    .primaryKey()
+    .references(() => clients.id, { onDelete: "cascade" }),
+  orgId: text("org_id").notNull(),
+  /** JSON array of case-insensitive regular expressions matched against the command text. */
+  patterns: text("patterns").notNull(),
+  /** JSON array of {name, email} approver contacts. */
+  approvers: text("approvers").notNull(),
+  linkTtlHours: integer("link_ttl_hours").notNull().default(24),
+  updatedBy: text("updated_by").notNull(),
+  updatedAt: integer("updated_at").notNull().default(now),
+});

@@ -26,6 +26,15 @@ export interface TranscriptCommand {
   timings: Timings | null;
   error: string | null;
   cancelRequestedBy: Actor | null;
+  approval: {
+    reason: string;
+    pattern: string | null;
+    approvers: string[];
+    expiresAt: number;
+    decision: "approve" | "deny" | null;
+    decidedBy: string | null;
+    decidedAt: number | null;
+  } | null;
 }
 
 export interface TranscriptState {
@@ -64,6 +73,7 @@ function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptS
       timings: null,
       error: null,
       cancelRequestedBy: null,
+      approval: null,
     };
     return {
       lastSeq: event.seq,
@@ -95,6 +105,18 @@ function updateCommand(command: TranscriptCommand, event: Exclude<TranscriptEven
       return { ...command, truncatedAtBytes: event.keptBytes };
     case "command.cancel_requested":
       return { ...command, cancelRequestedBy: event.by };
+    case "command.approval_requested":
+      return {
+        ...command,
+        status: "pending_approval",
+        approval: { reason: event.reason, pattern: event.pattern, approvers: event.approvers, expiresAt: event.expiresAt, decision: null, decidedBy: null, decidedAt: null },
+      };
+    case "command.approval_decided":
+      return {
+        ...command,
+        status: event.decision === "approve" ? "queued" : command.status,
+        approval: command.approval ? { ...command.approval, decision: event.decision, decidedBy: event.by, decidedAt: event.at } : null,
+      };
     case "command.finished":
       return {
         ...command,
@@ -108,5 +130,11 @@ function updateCommand(command: TranscriptCommand, event: Exclude<TranscriptEven
 }
 
 export function isFinished(command: TranscriptCommand): boolean {
-  return command.status === "succeeded" || command.status === "failed" || command.status === "timed_out" || command.status === "cancelled";
+  return (
+    command.status === "succeeded" ||
+    command.status === "failed" ||
+    command.status === "timed_out" ||
+    command.status === "cancelled" ||
+    command.status === "denied"
+  );
 }

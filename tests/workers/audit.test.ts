@@ -114,7 +114,7 @@ describe("audit trail", () => {
 
   it("detects an edited or deleted event in the replica and names the first broken link", async () => {
     const endpointId = freshEndpoint();
-    await runCommandThroughSession(endpointId, "net user");
+    await runCommandThroughSession(endpointId, "Get-NetIPConfiguration");
     await waitForLocalCount(endpointId, 4);
     await runDurableObjectAlarm(sessionStub(endpointId));
     const requested = (await d1Audit(endpointId)).find((e) => e.kind === "command.requested")!;

@@ -10,17 +10,21 @@ const STATUS_STYLE: Record<string, string> = {
   failed: "bg-red-100 text-red-800",
   timed_out: "bg-orange-100 text-orange-800",
   cancelled: "bg-slate-300 text-slate-700",
+  pending_approval: "bg-violet-100 text-violet-800",
+  denied: "bg-red-200 text-red-900",
 };
 
 /** Memoised: a new event re-renders only the command it belongs to. */
 export const CommandEntry = memo(function CommandEntry({
   command,
   browserRttMs,
+  approvalLink,
   canCancel,
   onCancel,
 }: {
   command: TranscriptCommand;
   browserRttMs: number | undefined;
+  approvalLink: string | undefined;
   canCancel: boolean;
   onCancel: (commandId: string) => void;
 }) {
@@ -46,6 +50,7 @@ export const CommandEntry = memo(function CommandEntry({
         <span className="select-none text-slate-500">$ </span>
         {command.text}
       </pre>
+      {command.approval ? <ApprovalPrompt approval={command.approval} link={approvalLink} pending={command.status === "pending_approval"} /> : null}
       {command.output.length ? (
         <pre className="mt-1 max-h-[32rem] overflow-auto whitespace-pre-wrap break-all font-mono text-sm" data-testid="command-output">
           {command.output.map((chunk, index) => (
@@ -63,6 +68,44 @@ export const CommandEntry = memo(function CommandEntry({
     </article>
   );
 });
+
+function ApprovalPrompt({
+  approval,
+  link,
+  pending,
+}: {
+  approval: NonNullable<TranscriptCommand["approval"]>;
+  link: string | undefined;
+  pending: boolean;
+}) {
+  return (
+    <div className="mt-2 rounded border border-violet-400/40 bg-violet-950/40 p-2 text-xs text-violet-100" data-testid="approval-prompt">
+      {approval.decision ? (
+        <p data-testid="approval-decision">
+          {approval.decision === "approve" ? "Approved" : "Denied"} by {approval.decidedBy} at {formatTimestamp(approval.decidedAt)}
+        </p>
+      ) : pending ? (
+        <>
+          <p>
+            Waiting for the client's approval{approval.approvers.length ? ` (${approval.approvers.join(", ")})` : ""}; the link expires{" "}
+            {formatTimestamp(approval.expiresAt)}.{approval.pattern ? ` Matched policy rule /${approval.pattern}/.` : ""}
+          </p>
+          {approval.reason ? <p className="mt-0.5 text-violet-300">Reason: {approval.reason}</p> : null}
+          {link ? (
+            <p className="mt-1 flex items-center gap-2">
+              <code className="select-all break-all font-mono text-violet-50" data-testid="approval-link">{link}</code>
+              <button type="button" className="rounded border border-violet-400/60 px-1.5" onClick={() => void navigator.clipboard?.writeText(link)}>
+                Copy
+              </button>
+            </p>
+          ) : (
+            <p className="mt-1 text-violet-300">The link was shown to the requesting technician and sent to the approvers.</p>
+          )}
+        </>
+      ) : null}
+    </div>
+  );
+}
 
 function TimingLine({ command, browserRttMs }: { command: TranscriptCommand; browserRttMs: number | undefined }) {
   const t = command.timings;

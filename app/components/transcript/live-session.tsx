@@ -10,6 +10,8 @@ export function LiveSession({ endpointId, canRun, defaultShell }: { endpointId: 
   const { transcript } = session;
   const [text, setText] = useState("");
   const [shell, setShell] = useState<Shell>(defaultShell);
+  const [privileged, setPrivileged] = useState(false);
+  const [reason, setReason] = useState("");
   /** performance.now() at submit, by requestId: the browser's own round-trip clock. */
   const submittedAtRef = useRef(new Map<string, number>());
   const [rttByRequest, setRttByRequest] = useState<Record<string, number>>({});
@@ -36,9 +38,11 @@ export function LiveSession({ endpointId, canRun, defaultShell }: { endpointId: 
     const command = text.trim();
     if (!command) return;
     const startedAt = performance.now();
-    const requestId = session.run(command, shell);
+    const requestId = session.run(command, shell, { privileged, reason });
     submittedAtRef.current.set(requestId, startedAt);
     setText("");
+    setPrivileged(false);
+    setReason("");
   };
 
   return (
@@ -69,6 +73,7 @@ export function LiveSession({ endpointId, canRun, defaultShell }: { endpointId: 
               key={id}
               command={command}
               browserRttMs={rttByRequest[command.requestId]}
+              approvalLink={session.approvalLinks[id]}
               canCancel={canRun}
               onCancel={session.cancel}
             />
@@ -77,7 +82,7 @@ export function LiveSession({ endpointId, canRun, defaultShell }: { endpointId: 
         <div ref={bottomRef} />
       </div>
       {canRun ? (
-        <form onSubmit={submit} className="flex gap-2 border-t border-slate-700 p-3">
+        <form onSubmit={submit} className="flex flex-wrap gap-2 border-t border-slate-700 p-3">
           <select value={shell} onChange={(e) => setShell(e.target.value as Shell)} aria-label="Shell" className="rounded bg-slate-800 px-2 text-sm text-slate-200">
             <option value="default">default shell</option>
             <option value="sh">sh</option>
@@ -94,6 +99,20 @@ export function LiveSession({ endpointId, canRun, defaultShell }: { endpointId: 
             className="flex-1 rounded bg-slate-800 px-3 py-1.5 font-mono text-sm text-slate-100 placeholder:text-slate-500"
           />
           <button className="rounded bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white">Run</button>
+          <div className="flex basis-full flex-wrap items-center gap-3 text-xs text-slate-300">
+            <label className="flex items-center gap-1.5">
+              <input type="checkbox" checked={privileged} onChange={(e) => setPrivileged(e.target.checked)} />
+              Needs client approval
+            </label>
+            <input
+              value={reason}
+              onChange={(e) => setReason(e.target.value)}
+              aria-label="Reason"
+              placeholder="Reason shown to the client (for commands that need approval)"
+              maxLength={500}
+              className="min-w-72 flex-1 rounded bg-slate-800 px-2 py-1 text-slate-100 placeholder:text-slate-500"
+            />
+          </div>
         </form>
       ) : (
         <p className="border-t border-slate-700 px-4 py-2 text-xs text-slate-400">Your role can watch but not run commands.</p>

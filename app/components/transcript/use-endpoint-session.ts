@@ -29,6 +29,8 @@ export function useEndpointSession(endpointId: string) {
   const [viewers, setViewers] = useState<Viewer[]>([]);
   const [runtime, setRuntime] = useState<RuntimeState | null>(null);
   const [errors, setErrors] = useState<{ id: number; message: string }[]>([]);
+  /** Approval links for this technician's own requests, by command id (shown, never stored). */
+  const [approvalLinks, setApprovalLinks] = useState<Record<string, string>>({});
   const socketRef = useRef<PartySocket | null>(null);
   const lastSeqRef = useRef(0);
   lastSeqRef.current = transcript.lastSeq;
@@ -59,6 +61,7 @@ export function useEndpointSession(endpointId: string) {
       if (message.type === "events") dispatch({ type: "events", events: message.events });
       else if (message.type === "presence") setViewers(message.viewers);
       else if (message.type === "runtime") setRuntime(message.runtime);
+      else if (message.type === "approval_link") setApprovalLinks((links) => ({ ...links, [message.commandId]: message.url }));
       else setErrors((list) => [...list.slice(-4), { id: Date.now(), message: message.message }]);
     };
     socket.addEventListener("open", onOpen);
@@ -80,9 +83,9 @@ export function useEndpointSession(endpointId: string) {
   }, []);
 
   const run = useCallback(
-    (text: string, shell: Shell) => {
+    (text: string, shell: Shell, approval: { privileged: boolean; reason: string }) => {
       const requestId = crypto.randomUUID();
-      send({ type: "run", requestId, text, shell });
+      send({ type: "run", requestId, text, shell, ...approval });
       return requestId;
     },
     [send],
@@ -91,5 +94,5 @@ export function useEndpointSession(endpointId: string) {
   const cancel = useCallback((commandId: string) => send({ type: "cancel", commandId }), [send]);
   const dismissError = useCallback((id: number) => setErrors((list) => list.filter((e) => e.id !== id)), []);
 
-  return { transcript, status, viewers, runtime, errors, run, cancel, dismissError };
+  return { transcript, status, viewers, runtime, errors, approvalLinks, run, cancel, dismissError };
 }

@@ -2,9 +2,11 @@ import { Server, type Connection, type ConnectionContext } from "partyserver";
 import {
   DEFAULT_COMMAND_TIMEOUT_MS,
   DEFAULT_MAX_OUTPUT_BYTES,
+  describeZodError,
   parseMessage,
   runtimeMessageSchema,
   viewerMessageSchema,
+  type CommandOutcome,
   type CommandResult,
   type DispatchedCommand,
   type OutputChunk,
@@ -17,6 +19,21 @@ import {
   type ViewerMessage,
   type Viewer,
 } from "../../../protocol/messages";
+import {
+  approvalDecisionSchema,
+  approvalLookupSchema,
+  matchingPattern,
+  type ApprovalView,
+} from "../../../protocol/approvals";
+import {
+  approvalBindingHash,
+  loadEndpointPolicy,
+  loggingNotifier,
+  newApprovalSecret,
+  secretHashFromToken,
+  type ApprovalNotifier,
+  type ApprovalRow,
+} from "./approvals";
 import { AuditLog } from "./audit-log";
 import { readPeerIdentity, type PeerIdentity } from "./identity";
 import { migrate } from "./schema";
@@ -70,6 +87,10 @@ type EventBody<K extends TranscriptEvent["kind"]> = Omit<Extract<TranscriptEvent
 export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   static options = { hibernate: true };
 
+  private runQueue: Promise<void> = Promise.resolve();
+  /** Replaced in tests that need to see what would be emailed. */
+  notifier: ApprovalNotifier = loggingNotifier;
+
   /** Events appended during the current message, sent together when it is handled. */
   private readonly pendingEvents: TranscriptEvent[] = [];
 
@@ -81,6 +102,112 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
 
   onStart(): void {
     migrate(this.ctx.storage.sql);
+  }
+
+  /** HTTP from the public approval page (via the Pages app), never from browsers directly. */
+  async onRequest(request: Request): Promise<Response> {
+    const identity = readPeerIdentity(request);
+    if (!identity || identity.peer !== "approver" || identity.endpointId !== this.name) {
+      return Response.json({ error: "Unauthenticated" }, { status: 401 });
+    }
+    const path = new URL(request.url).pathname;
+    let body: unknown;
+    try {
+      body = await request.json();
+    } catch {
+      return Response.json({ error: "Body must be JSON" }, { status: 400 });
+    }
+    if (request.method === "POST" && path === "/approval/view") return this.onApprovalView(body, identity);
+    if (request.method === "POST" && path === "/approval/decide") return this.onApprovalDecide(body, identity);
+    return Response.json({ error: "Not found" }, { status: 404 });
+  }
+
+  private async onApprovalView(body: unknown, identity: PeerIdentity): Promise<Response> {
+    const parsed = approvalLookupSchema.safeParse(body);
+    if (!parsed.success) return Response.json({ error: describeZodError(parsed.error) }, { status: 400 });
+    const found = this.findApproval(parsed.data.token);
+    if (!found) return invalidLink();
+    this.audit.append({ kind: "approval.viewed", actorAddress: identity.address, commandId: found.command.id, status: found.command.status, detail: {} });
+    return Response.json(await this.approvalView(found.approval, found.command));
+  }
+
+  private async onApprovalDecide(body: unknown, identity: PeerIdentity): Promise<Response> {
+    const parsed = approvalDecisionSchema.safeParse(body);
+    if (!parsed.success) return Response.json({ error: describeZodError(parsed.error) }, { status: 400 });
+    const found = this.findApproval(parsed.data.token);
+    if (!found) return invalidLink();
+    const { approval, command } = found;
+    const now = Date.now();
+    if (approval.state !== "pending" || command.status !== "pending_approval") {
+      const error = approval.state === "pending" ? "This request was withdrawn by the technician." : "This link has already been used.";
+      return Response.json({ error, view: await this.approvalView(approval, command) }, { status: 409 });
+    }
+    if (now >= approval.expires_at) {
+      this.ctx.storage.sql.exec("UPDATE approvals SET state = 'expired' WHERE command_id = ?", command.id);
+      this.finishCommand(command, { status: "cancelled", exitCode: null, error: "The approval link expired before a decision", timings: null });
+      return Response.json({ error: "This link has expired.", view: await this.approvalView(this.getApproval(command.id)!, command) }, { status: 410 });
+    }
+    const { decision, approverName } = parsed.data;
+    this.ctx.storage.sql.exec(
+      "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, decided_address = ? WHERE command_id = ? AND state = 'pending'",
+      decision === "approve" ? "approved" : "denied",
+      approverName,
+      now,
+      identity.address,
+      command.id,
+    );
+    this.appendEvent("command.approval_decided", { commandId: command.id, decision, by: approverName });
+    this.audit.append({
+      kind: "approval.decided",
+      actorName: approverName,
+      actorAddress: identity.address,
+      commandId: command.id,
+      status: decision === "approve" ? "approved" : "denied",
+      detail: { text: command.text },
+    });
+    if (decision === "approve") {
+      this.ctx.storage.sql.exec("UPDATE commands SET status = 'queued' WHERE id = ?", command.id);
+      this.dispatchQueued();
+    } else {
+      this.finishCommand(command, { status: "denied", exitCode: null, error: `Denied by ${approverName}`, timings: null });
+    }
+    return Response.json({ view: await this.approvalView(this.getApproval(command.id)!, this.getCommand(command.id)!) });
+  }
+
+  /** The approval a link points to, only if the link is genuine and still bound to the same command. */
+  private findApproval(token: string): { approval: ApprovalRow; command: CommandRow } | null {
+    const secretHash = secretHashFromToken(token, this.name);
+    if (!secretHash) return null;
+    const approval = this.sqlOne<ApprovalRow>("SELECT * FROM approvals WHERE secret_hash = ?", secretHash);
+    if (!approval) return null;
+    const command = this.getCommand(approval.command_id);
+    if (!command) return null;
+    const binding = approvalBindingHash(this.name, command.id, command.text, command.requested_by_id);
+    return binding === approval.binding_hash ? { approval, command } : null;
+  }
+
+  private getApproval(commandId: string): ApprovalRow | undefined {
+    return this.sqlOne<ApprovalRow>("SELECT * FROM approvals WHERE command_id = ?", commandId);
+  }
+
+  private async approvalView(approval: ApprovalRow, command: CommandRow): Promise<ApprovalView> {
+    const policy = await loadEndpointPolicy(this.env.DB, this.name);
+    const expired = approval.state === "pending" && Date.now() >= approval.expires_at;
+    return {
+      commandId: command.id,
+      text: command.text,
+      shell: command.shell,
+      reason: approval.reason,
+      requestedBy: command.requested_by_name,
+      requestedAt: approval.requested_at,
+      expiresAt: approval.expires_at,
+      state: expired ? "expired" : approval.state,
+      decidedBy: approval.decided_by,
+      decidedAt: approval.decided_at,
+      endpointId: this.name,
+      hostname: policy.hostname,
+      clientName: policy.clientName,
+    };
   }
 
   async onAlarm(): Promise<void> {
@@ -186,43 +313,90 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     connection.setState({ ...connection.state!, synced: true });
   }
 
+  /**
+   * Runs are handled one at a time, in arrival order, although each awaits the
+   * client's approval policy from D1.
+   */
   private onViewerRun(connection: Connection, identity: PeerIdentity, message: Extract<ViewerMessage, { type: "run" }>): void {
+    this.runQueue = this.runQueue
+      .then(() => this.acceptRun(connection, identity, message))
+      .catch((error: unknown) => {
+        console.error("run failed", error);
+        this.sendViewerError(connection, "internal", "The command could not be queued; try again", message.requestId);
+      });
+  }
+
+  private async acceptRun(connection: Connection, identity: PeerIdentity, message: Extract<ViewerMessage, { type: "run" }>): Promise<void> {
     if (!identity.canRun || !identity.userId) {
       return this.sendViewerError(connection, "forbidden", "Your role cannot run commands", message.requestId);
     }
     const existing = this.sqlOne<{ id: string }>("SELECT id FROM commands WHERE request_id = ?", message.requestId);
     if (existing) return; // a resend after reconnect; the first copy is already in the log
+    const policy = await loadEndpointPolicy(this.env.DB, this.name);
+    const pattern = matchingPattern(message.text, policy.patterns);
+    const needsApproval = message.privileged || pattern !== null;
     const commandId = `cmd_${crypto.randomUUID()}`;
     const now = Date.now();
+    const requestedBy = { userId: identity.userId, name: identity.userName ?? identity.userId };
     this.ctx.storage.sql.exec(
       `INSERT INTO commands (id, request_id, text, shell, timeout_ms, requested_by_id, requested_by_name, status, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       commandId,
       message.requestId,
       message.text,
       message.shell,
       message.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-      identity.userId,
-      identity.userName ?? identity.userId,
+      requestedBy.userId,
+      requestedBy.name,
+      needsApproval ? "pending_approval" : "queued",
       now,
     );
-    this.appendEvent("command.queued", {
-      commandId,
-      requestId: message.requestId,
-      text: message.text,
-      shell: message.shell,
-      requestedBy: { userId: identity.userId, name: identity.userName ?? identity.userId },
-    });
+    this.appendEvent("command.queued", { commandId, requestId: message.requestId, text: message.text, shell: message.shell, requestedBy });
     this.audit.append({
       kind: "command.requested",
-      actorId: identity.userId,
-      actorName: identity.userName,
+      actorId: requestedBy.userId,
+      actorName: requestedBy.name,
       actorAddress: identity.address,
       commandId,
-      status: "queued",
-      detail: { text: message.text, shell: message.shell },
+      status: needsApproval ? "pending_approval" : "queued",
+      detail: { text: message.text, shell: message.shell, reason: message.reason },
     });
-    this.dispatchQueued();
+    if (!needsApproval) {
+      this.dispatchQueued();
+      return;
+    }
+    const { token, secretHash } = newApprovalSecret(this.name);
+    const expiresAt = now + policy.linkTtlHours * 3_600_000;
+    this.ctx.storage.sql.exec(
+      `INSERT INTO approvals (command_id, secret_hash, binding_hash, reason, requested_at, expires_at, state)
+       VALUES (?, ?, ?, ?, ?, ?, 'pending')`,
+      commandId,
+      secretHash,
+      approvalBindingHash(this.name, commandId, message.text, requestedBy.userId),
+      message.reason,
+      now,
+      expiresAt,
+    );
+    const approvers = policy.approvers.map((a) => a.name);
+    this.appendEvent("command.approval_requested", { commandId, reason: message.reason, pattern, approvers, expiresAt });
+    this.audit.append({
+      kind: "approval.requested",
+      actorId: requestedBy.userId,
+      actorName: requestedBy.name,
+      actorAddress: identity.address,
+      commandId,
+      status: "pending_approval",
+      detail: { text: message.text, reason: message.reason, pattern, approvers: policy.approvers, expiresAt },
+    });
+    const url = `${new URL(connection.uri ?? "http://localhost").origin}/approve/${token}`;
+    for (const viewer of this.getConnections<ConnectionState>("viewer")) {
+      if (viewer.state?.userId === requestedBy.userId) this.send(viewer, { type: "approval_link", commandId, url });
+    }
+    this.ctx.waitUntil(
+      this.notifier
+        .requestApproval({ approvers: policy.approvers, url, command: message.text, requestedBy: requestedBy.name, hostname: policy.hostname, clientName: policy.clientName, expiresAt })
+        .catch((error: unknown) => console.error("approval notification failed", error)),
+    );
   }
 
   private onViewerCancel(connection: Connection, identity: PeerIdentity, commandId: string): void {
@@ -232,10 +406,10 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     const command = this.getCommand(commandId);
     if (!command) return this.sendViewerError(connection, "not_found", `No command ${commandId}`);
     const by = { userId: identity.userId, name: identity.userName ?? identity.userId };
-    if (command.status === "queued" || command.status === "dispatched" || command.status === "running") {
+    if (["pending_approval", "queued", "dispatched", "running"].includes(command.status)) {
       this.audit.append({ kind: "command.cancel_requested", actorId: by.userId, actorName: by.name, actorAddress: identity.address, commandId, status: command.status, detail: {} });
     }
-    if (command.status === "queued") {
+    if (command.status === "queued" || command.status === "pending_approval") {
       this.finishCommand(command, { status: "cancelled", exitCode: null, error: "Cancelled before it was sent", timings: null });
       return;
     }
@@ -563,7 +737,11 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
 }
 
 function isFinal(status: string): boolean {
-  return status === "succeeded" || status === "failed" || status === "timed_out" || status === "cancelled";
+  return status === "succeeded" || status === "failed" || status === "timed_out" || status === "cancelled" || status === "denied";
+}
+
+function invalidLink(): Response {
+  return Response.json({ error: "This approval link is not valid." }, { status: 404 });
 }
 
 function clamp(value: number, min: number, max: number): number {

@@ -5,9 +5,11 @@ import { z } from "zod";
  * session worker has no public route, so only the edge can set this header.
  */
 export const peerIdentitySchema = z.object({
-  peer: z.enum(["viewer", "runtime"]),
+  /** "approver": the public approval page, acting for a client contact holding a link. */
+  peer: z.enum(["viewer", "runtime", "approver"]),
   endpointId: z.string().min(1),
-  orgId: z.string().min(1),
+  /** Empty for approvers: the link, not a tenant membership, is their credential. */
+  orgId: z.string(),
   userId: z.string().nullable(),
   userName: z.string().nullable(),
   canRun: z.boolean(),

@@ -54,6 +54,20 @@ export const SESSION_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX audit_log_unreplicated_idx ON audit_log (replicated, seq);
   `,
+  `
+  CREATE TABLE approvals (
+    command_id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL UNIQUE,
+    binding_hash TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    decided_by TEXT,
+    decided_at INTEGER,
+    decided_address TEXT
+  );
+  `,
 ];
 
 export function migrate(sql: SqlStorage): void {
