@@ -240,6 +240,36 @@ export const runtimeBoundMessageSchema = z.discriminatedUnion("type", [
 export type RuntimeBoundMessage = z.infer<typeof runtimeBoundMessageSchema>;
 
 // ---------------------------------------------------------------------------
+// HTTPS check-in: the same delivery semantics as the socket, for networks that
+// block WebSockets. The runtime posts what it has finished (and started) and
+// gets what is due; results are acknowledged and accepted idempotently.
+
+export const DEFAULT_CHECKIN_INTERVAL_MS = 30_000;
+
+export const checkinRequestSchema = z.object({
+  protocol: z.literal(PROTOCOL_VERSION),
+  runtimeVersion: z.string().max(64),
+  hostname: z.string().max(255),
+  os: z.enum(["windows", "linux", "macos"]),
+  clock: epochMs,
+  /** Commands started since the last check-in, so the transcript shows when they ran. */
+  started: z.array(z.object({ commandId: id, startedAt: epochMs })).max(100).default([]),
+  results: z.array(commandResultSchema).max(20).default([]),
+});
+export type CheckinRequest = z.infer<typeof checkinRequestSchema>;
+
+export const checkinResponseSchema = z.object({
+  /** Results now stored; the runtime may drop them from its outbox. */
+  acks: z.array(id),
+  /** Due commands, in the order they must run. */
+  dispatch: z.array(dispatchedCommandSchema),
+  cancel: z.array(id),
+  nextCheckinMs: z.number().int().positive(),
+  serverTime: epochMs,
+});
+export type CheckinResponse = z.infer<typeof checkinResponseSchema>;
+
+// ---------------------------------------------------------------------------
 // HTTP bodies
 
 export const enrollRequestSchema = z.object({
