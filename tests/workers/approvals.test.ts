@@ -1,13 +1,12 @@
-import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { IDENTITY_HEADERS } from "../../workers/session/src/identity";
-import { connectDirect, connectViewer, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity, type TestSocket } from "./socket";
+import { connectDirect, connectViewer, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity, runInSession, type TestSocket } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_approval_test_${Date.now()}_${counter++}`;
 
-function approverCall(endpointId: string, path: "view" | "decide", body: unknown) {
-  return sessionStub(endpointId).fetch(`https://session.internal/approval/${path}`, {
+async function approverCall(endpointId: string, path: "view" | "decide", body: unknown): Promise<{ status: number; json(): Promise<any> }> {
+  const response: Response = await sessionStub(endpointId).fetch(`https://session.internal/approval/${path}`, {
     method: "POST",
     headers: {
       "content-type": "application/json",
@@ -15,7 +14,8 @@ function approverCall(endpointId: string, path: "view" | "decide", body: unknown
       [IDENTITY_HEADERS.identity]: JSON.stringify({ peer: "approver", endpointId, orgId: "", userId: null, userName: null, canRun: false, address: "192.0.2.10" }),
     },
     body: JSON.stringify(body),
-  }) as Promise<Response>;
+  });
+  return { status: response.status, json: () => response.json() };
 }
 
 async function setup() {
@@ -65,7 +65,7 @@ describe("client approval of privileged commands", () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(runtime.messages.filter((m) => m.type === "dispatch")).toHaveLength(1);
 
-    const audit = await runInDurableObject(sessionStub(endpointId), (instance: any) => instance.audit.all());
+    const audit = await runInSession(sessionStub(endpointId), (instance: any) => instance.audit.all());
     const kinds = audit.map((e: any) => e.kind);
     expect(kinds).toEqual(expect.arrayContaining(["approval.requested", "approval.viewed", "approval.decided", "command.dispatched"]));
     expect(audit.find((e: any) => e.kind === "approval.decided")).toMatchObject({ actorName: "Priya Patel", actorAddress: "192.0.2.10", status: "approved" });
@@ -87,7 +87,7 @@ describe("client approval of privileged commands", () => {
   it("refuses expired, tampered, malformed and foreign links and changes nothing", async () => {
     const { endpointId, requester, runtime } = await setup();
     const first = await requestPrivileged(requester, "net user guest /active:yes");
-    await runInDurableObject(sessionStub(endpointId), (_instance, state) => {
+    await runInSession(sessionStub(endpointId), (_instance, state) => {
       state.storage.sql.exec("UPDATE approvals SET expires_at = ? WHERE command_id = ?", Date.now() - 1, first.commandId);
     });
     const viewExpired = await approverCall(endpointId, "view", { token: first.token });
@@ -97,7 +97,7 @@ describe("client approval of privileged commands", () => {
 
     // The command text changed after the link was issued: the link no longer binds to it.
     const second = await requestPrivileged(requester, "reg add HKLM\\Software\\Caisey /v Test /d 1");
-    await runInDurableObject(sessionStub(endpointId), (_instance, state) => {
+    await runInSession(sessionStub(endpointId), (_instance, state) => {
       state.storage.sql.exec("UPDATE commands SET text = 'format C:' WHERE id = ?", second.commandId);
     });
     expect((await approverCall(endpointId, "view", { token: second.token })).status).toBe(404);

@@ -1,10 +1,7 @@
-import { env, runDurableObjectAlarm, runInDurableObject as runInDurableObjectTyped } from "cloudflare:test";
+import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { verifyAuditChain, type AuditEvent } from "../../protocol/audit";
-import { connectDirect, connectViewer, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity } from "./socket";
-
-// Untyped: the tests reach into the DO's private audit log by field name.
-const runInDurableObject = runInDurableObjectTyped as unknown as (stub: unknown, fn: (instance: any, state: DurableObjectState) => unknown) => Promise<any>;
+import { connectDirect, connectViewer, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity, runInSession } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_audit_test_${Date.now()}_${counter++}`;
@@ -28,7 +25,7 @@ async function runCommandThroughSession(endpointId: string, text: string, status
 }
 
 async function localAudit(endpointId: string): Promise<{ events: AuditEvent[]; pending: number }> {
-  return runInDurableObject(sessionStub(endpointId), (instance: any) => ({ events: instance.audit.all(), pending: instance.audit.pendingCount() }));
+  return runInSession(sessionStub(endpointId), (instance: any) => ({ events: instance.audit.all(), pending: instance.audit.pendingCount() }));
 }
 
 async function d1Audit(endpointId: string): Promise<AuditEvent[]> {
@@ -75,10 +72,10 @@ describe("audit trail", () => {
     expect(local.length).toBeGreaterThan(0);
 
     // Mark everything unsent (as if the acknowledgement of a batch was lost) and replicate again.
-    await runInDurableObject(sessionStub(endpointId), (_instance, state) => {
+    await runInSession(sessionStub(endpointId), (_instance, state) => {
       state.storage.sql.exec("UPDATE audit_log SET replicated = 0");
     });
-    await runInDurableObject(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB));
+    await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB));
     const again = await d1Audit(endpointId);
     expect(again).toHaveLength(replicated.length);
   });
@@ -93,11 +90,11 @@ describe("audit trail", () => {
     try {
       await runCommandThroughSession(endpointId, "Get-Service", "failed");
       await runCommandThroughSession(endpointId, "Get-Process");
-      const before = await waitForLocalCount(endpointId, 9);
-      const outcome = await runInDurableObject(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB));
+      const before = await waitForLocalCount(endpointId, 10); // two commands × (connected, requested, dispatched, finished, disconnected)
+      const outcome = await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB));
       expect(outcome.failed).toMatch(/simulated D1 outage/);
       expect(outcome.retryInMs).toBeGreaterThan(0);
-      const second = await runInDurableObject(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB));
+      const second = await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB));
       expect(second.retryInMs).toBeGreaterThan(outcome.retryInMs * 1.2); // backs off
       expect(await d1Audit(endpointId)).toHaveLength(0);
       expect((await localAudit(endpointId)).pending).toBe(before.length);

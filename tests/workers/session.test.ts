@@ -157,13 +157,18 @@ describe("endpoint session Durable Object", () => {
     expect(redelivered.command.commandId).toBe(commandId);
 
     const chunk = { type: "output", commandId, index: 0, chunk: { stream: "stdout", data: "host\n" } };
+    // Paced: workerd's in-process test client may reorder back-to-back frames.
+    const pause = () => new Promise((r) => setTimeout(r, 10));
     again.send(chunk);
+    await pause();
     again.send(chunk);
+    await pause();
     const result = {
       type: "result",
       result: { commandId, status: "succeeded", exitCode: 0, startedAt: Date.now(), finishedAt: Date.now(), durationMs: 2, tail: [], truncated: false, error: null },
     };
     again.send(result);
+    await pause();
     again.send(result);
     await again.waitFor((m) => m.type === "ack");
     await new Promise((r) => setTimeout(r, 100));

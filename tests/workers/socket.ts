@@ -1,4 +1,4 @@
-import { env } from "cloudflare:test";
+import { env, runInDurableObject as runInDurableObjectTyped } from "cloudflare:test";
 import type { PeerIdentity } from "../../workers/session/src/identity";
 import { IDENTITY_HEADERS } from "../../workers/session/src/identity";
 
@@ -113,3 +113,9 @@ export async function connectViewer(endpointId: string, identity: PeerIdentity, 
   await socket.waitFor((m) => m.type === "events" && m.replay);
   return socket;
 }
+
+/** Untyped: tests reach into a session DO's private state by field name. */
+export const runInSession = runInDurableObjectTyped as unknown as (
+  stub: unknown,
+  fn: (instance: any, state: DurableObjectState) => unknown,
+) => Promise<any>;
