@@ -14,6 +14,8 @@ export const DEFAULT_COMMAND_TIMEOUT_MS = 5 * 60 * 1000;
 export const MAX_COMMAND_TIMEOUT_MS = 60 * 60 * 1000;
 /** Largest single output chunk a runtime may send, in UTF-16 code units. */
 export const MAX_CHUNK_BYTES = 64 * 1024;
+/** Most steps in one diagnostic sequence. */
+export const MAX_SEQUENCE_STEPS = 20;
 /** Largest total tail a result may carry (UTF-8 bytes); a Workers WebSocket frame is at most 1 MiB. */
 export const MAX_TAIL_BYTES = 256 * 1024;
 /** Most chunks a result's tail may carry. */
@@ -35,14 +37,20 @@ export const commandStatusSchema = z.enum([
   "timed_out",
   "cancelled",
   "denied",
+  "expired",
+  "skipped",
 ]);
 export type CommandStatus = z.infer<typeof commandStatusSchema>;
 /** How a runtime can end a command. */
 export const FINAL_STATUSES = ["succeeded", "failed", "timed_out", "cancelled"] as const;
 export type FinalStatus = (typeof FINAL_STATUSES)[number];
 export const finalStatusSchema = z.enum(FINAL_STATUSES);
-/** How a command can end, including the client denying it (it never reaches the runtime). */
-export const COMMAND_OUTCOMES = [...FINAL_STATUSES, "denied"] as const;
+/**
+ * How a command can end, including outcomes decided without the runtime: the
+ * client denied it, its expiry passed while queued, or an earlier step of its
+ * stop-on-failure sequence failed.
+ */
+export const COMMAND_OUTCOMES = [...FINAL_STATUSES, "denied", "expired", "skipped"] as const;
 export type CommandOutcome = (typeof COMMAND_OUTCOMES)[number];
 export const commandOutcomeSchema = z.enum(COMMAND_OUTCOMES);
 
@@ -83,6 +91,12 @@ export const transcriptEventSchema = z.discriminatedUnion("kind", [
     text: z.string(),
     shell: shellSchema,
     requestedBy: actorSchema,
+    sequence: z
+      .object({ id, name: z.string(), step: z.number().int().nonnegative(), steps: z.number().int().positive(), stopOnFailure: z.boolean() })
+      .nullable()
+      .default(null),
+    notBefore: epochMs.nullable().default(null),
+    expiresAt: epochMs.nullable().default(null),
   }),
   z.object({ ...eventBase, kind: z.literal("command.dispatched"), commandId: id }),
   z.object({ ...eventBase, kind: z.literal("command.started"), commandId: id, startedAt: epochMs }),
@@ -157,6 +171,29 @@ export const viewerMessageSchema = z.discriminatedUnion("type", [
     reason: z.string().trim().max(500).default(""),
   }),
   z.object({ type: z.literal("cancel"), commandId: id }),
+  /** Ordered diagnostic steps, run one after another whenever the runtime is next reachable. */
+  z
+    .object({
+      type: z.literal("run_sequence"),
+      requestId: id,
+      name: z.string().trim().min(1).max(100),
+      steps: z
+        .array(z.object({ text: z.string().trim().min(1, "Step is empty").max(MAX_COMMAND_LENGTH), shell: shellSchema.default("default") }))
+        .min(1)
+        .max(MAX_SEQUENCE_STEPS),
+      stopOnFailure: z.boolean().default(true),
+      /** Maintenance window start: nothing runs before this. */
+      notBefore: epochMs.nullable().default(null),
+      /** Steps not started by then end as expired. */
+      expiresAt: epochMs.nullable().default(null),
+      timeoutMs: z.number().int().positive().max(MAX_COMMAND_TIMEOUT_MS).optional(),
+      privileged: z.boolean().default(false),
+      reason: z.string().trim().max(500).default(""),
+    })
+    .refine((m) => m.expiresAt === null || m.notBefore === null || m.expiresAt > m.notBefore, {
+      message: "expiry must be after the maintenance window start",
+      path: ["expiresAt"],
+    }),
 ]);
 export type ViewerMessage = z.infer<typeof viewerMessageSchema>;
 

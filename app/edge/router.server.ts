@@ -20,7 +20,11 @@ export async function handleEdgeRequest(request: Request, env: Env): Promise<Res
   const url = new URL(request.url);
   if (url.pathname.startsWith(VIEWER_SOCKET_PREFIX)) return handleViewerSocket(request, env, url);
   if (url.pathname === "/agent/enroll") return handleEnroll(request, env);
-  if (url.pathname === "/agent/connect") return handleRuntimeConnect(request, env);
+  if (url.pathname === "/agent/connect") return handleRuntimeConnect(request, env, "/runtime");
+  if (url.pathname === "/agent/checkin") {
+    if (request.method !== "POST") return jsonError(405, "Use POST");
+    return handleRuntimeConnect(request, env, "/checkin");
+  }
   return null;
 }
 
@@ -37,7 +41,7 @@ async function handleViewerSocket(request: Request, env: Env, url: URL): Promise
   }
   const endpoint = await getEndpointForOrg(createDb(env.DB), member.org.id, endpointId);
   if (!endpoint) return jsonError(404, "Unknown endpoint");
-  return forwardToSession(env, request, endpointId, {
+  return forwardToSession(env, request, endpointId, "/viewer", {
     peer: "viewer",
     endpointId,
     orgId: member.org.id,
@@ -72,12 +76,13 @@ async function handleEnroll(request: Request, env: Env): Promise<Response> {
   }
 }
 
-async function handleRuntimeConnect(request: Request, env: Env): Promise<Response> {
+/** The runtime's socket and its HTTPS check-in authenticate the same way. */
+async function handleRuntimeConnect(request: Request, env: Env, sessionPath: "/runtime" | "/checkin"): Promise<Response> {
   const credential = request.headers.get("authorization")?.match(/^Bearer (\S+)$/)?.[1];
   if (!credential) return jsonError(401, "Missing runtime credential");
   const endpoint = await authenticateRuntimeCredential(createDb(env.DB), credential);
   if (!endpoint) return jsonError(401, "Runtime credential rejected; enroll again");
-  return forwardToSession(env, request, endpoint.id, {
+  return forwardToSession(env, request, endpoint.id, sessionPath, {
     peer: "runtime",
     endpointId: endpoint.id,
     orgId: endpoint.orgId,
@@ -93,7 +98,7 @@ function callerAddress(request: Request): string | null {
 }
 
 /** Forwards with a fresh header set so no client-supplied x-caisey-* header survives. */
-export function forwardToSession(env: Env, request: Request, endpointId: string, identity: PeerIdentity): Promise<Response> {
+export function forwardToSession(env: Env, request: Request, endpointId: string, sessionPath: string, identity: PeerIdentity): Promise<Response> {
   const headers = new Headers();
   for (const name of ["upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "content-type"]) {
     const value = request.headers.get(name);
@@ -103,7 +108,7 @@ export function forwardToSession(env: Env, request: Request, endpointId: string,
   headers.set(IDENTITY_HEADERS.identity, JSON.stringify(identity));
   const stub = env.ENDPOINT_SESSION.get(env.ENDPOINT_SESSION.idFromName(endpointId));
   const target = new URL(request.url);
-  target.pathname = `/${identity.peer}`;
+  target.pathname = sessionPath;
   return stub.fetch(target.toString(), {
     method: request.method,
     headers,

@@ -1,12 +1,13 @@
 // Folds the session's event log into what the transcript renders. Applying an
 // event twice (a replay overlapping a live frame) is a no-op, so a viewer can
 // always resync with "everything after the last seq I applied".
-import type {
-  Actor,
-  CommandStatus,
-  OutputStream,
-  Timings,
-  TranscriptEvent,
+import {
+  COMMAND_OUTCOMES,
+  type Actor,
+  type CommandStatus,
+  type OutputStream,
+  type Timings,
+  type TranscriptEvent,
 } from "../../protocol/messages";
 
 export interface TranscriptCommand {
@@ -26,6 +27,9 @@ export interface TranscriptCommand {
   timings: Timings | null;
   error: string | null;
   cancelRequestedBy: Actor | null;
+  sequence: { id: string; name: string; step: number; steps: number; stopOnFailure: boolean } | null;
+  notBefore: number | null;
+  expiresAt: number | null;
   approval: {
     reason: string;
     pattern: string | null;
@@ -73,6 +77,9 @@ function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptS
       timings: null,
       error: null,
       cancelRequestedBy: null,
+      sequence: event.sequence ?? null,
+      notBefore: event.notBefore ?? null,
+      expiresAt: event.expiresAt ?? null,
       approval: null,
     };
     return {
@@ -129,12 +136,8 @@ function updateCommand(command: TranscriptCommand, event: Exclude<TranscriptEven
   }
 }
 
+const FINISHED: ReadonlySet<string> = new Set(COMMAND_OUTCOMES);
+
 export function isFinished(command: TranscriptCommand): boolean {
-  return (
-    command.status === "succeeded" ||
-    command.status === "failed" ||
-    command.status === "timed_out" ||
-    command.status === "cancelled" ||
-    command.status === "denied"
-  );
+  return FINISHED.has(command.status);
 }

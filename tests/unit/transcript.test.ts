@@ -4,7 +4,7 @@ import type { TranscriptEvent } from "../../protocol/messages";
 
 const actor = { userId: "u1", name: "Tom" };
 const events: TranscriptEvent[] = [
-  { seq: 1, at: 1000, kind: "command.queued", commandId: "c1", requestId: "r1", text: "echo hi", shell: "default", requestedBy: actor },
+  { seq: 1, at: 1000, kind: "command.queued", commandId: "c1", requestId: "r1", text: "echo hi", shell: "default", requestedBy: actor, sequence: null, notBefore: null, expiresAt: null },
   { seq: 2, at: 1001, kind: "command.dispatched", commandId: "c1" },
   { seq: 3, at: 1002, kind: "command.started", commandId: "c1", startedAt: 1002 },
   { seq: 4, at: 1003, kind: "command.output", commandId: "c1", stream: "stdout", data: "h" },

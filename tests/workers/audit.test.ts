@@ -101,6 +101,13 @@ describe("audit trail", () => {
     } finally {
       await env.DB.prepare(`DROP TRIGGER IF EXISTS ${trigger}`).run();
     }
+    // An alarm inside the backoff window leaves the events waiting...
+    expect(await runDurableObjectAlarm(sessionStub(endpointId))).toBe(true);
+    expect((await localAudit(endpointId)).pending).toBeGreaterThan(0);
+    // ...and the one at the end of it delivers them.
+    await runInSession(sessionStub(endpointId), (_instance, state) => {
+      state.storage.sql.exec("UPDATE runtime_state SET value = ? WHERE key = 'audit_alarm_at'", String(Date.now() - 1));
+    });
     expect(await runDurableObjectAlarm(sessionStub(endpointId))).toBe(true);
     const { events: local, pending } = await localAudit(endpointId);
     expect(pending).toBe(0);

@@ -51,8 +51,9 @@ export type ReplicationOutcome =
 export class AuditLog {
   constructor(
     private readonly sql: SqlStorage,
-    private readonly storage: DurableObjectStorage,
     private readonly identity: () => { endpointId: string; orgId: string | null },
+    /** Asks the owner to (re)set its one alarm; the owner reads `audit_alarm_at`. */
+    private readonly requestAlarm: () => void,
   ) {}
 
   append(entry: AuditEntry, now = Date.now()): AuditEvent | null {
@@ -102,6 +103,13 @@ export class AuditLog {
       .map((row) => toEvent(row, endpointId, orgId ?? ""));
   }
 
+  /** Pending events are sent at any alarm, except while backing off after a D1 failure. */
+  replicationDue(now = Date.now()): boolean {
+    if (this.pendingCount() === 0) return false;
+    const backingOff = Number(this.getMeta("audit_retry_attempts") ?? 0) > 0;
+    return !backingOff || Number(this.getMeta("audit_alarm_at") || 0) <= now;
+  }
+
   pendingCount(): number {
     return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM audit_log WHERE replicated = 0").one().n;
   }
@@ -109,7 +117,7 @@ export class AuditLog {
   /** Sends the oldest unreplicated batch to D1; called from the DO's alarm. */
   async replicate(db: D1Database, now = Date.now()): Promise<ReplicationOutcome> {
     const { endpointId, orgId } = this.identity();
-    this.setMeta("audit_alarm_at", ""); // this alarm has fired; appends from here on schedule the next
+    this.setMeta("audit_alarm_at", ""); // this replication is under way; appends from here on schedule the next
     const rows = this.sql
       .exec<AuditRow>("SELECT * FROM audit_log WHERE replicated = 0 ORDER BY seq LIMIT ?", REPLICATION_BATCH)
       .toArray();
@@ -145,7 +153,7 @@ export class AuditLog {
     const current = Number(this.getMeta("audit_alarm_at") || 0);
     if (!force && current > 0) return;
     this.setMeta("audit_alarm_at", String(at));
-    void this.storage.setAlarm(at);
+    this.requestAlarm();
   }
 
   private getMeta(key: string): string | undefined {

@@ -2,11 +2,16 @@ import { Server, type Connection, type ConnectionContext } from "partyserver";
 import {
   DEFAULT_COMMAND_TIMEOUT_MS,
   DEFAULT_MAX_OUTPUT_BYTES,
+  checkinRequestSchema,
+  COMMAND_OUTCOMES,
+  DEFAULT_CHECKIN_INTERVAL_MS,
   describeZodError,
   parseMessage,
   runtimeMessageSchema,
   viewerMessageSchema,
   type CommandOutcome,
+  type CheckinRequest,
+  type CheckinResponse,
   type CommandResult,
   type DispatchedCommand,
   type OutputChunk,
@@ -67,6 +72,14 @@ type CommandRow = {
   timeout_ms: number;
   requested_by_id: string;
   requested_by_name: string;
+  sequence_id: string | null;
+  sequence_name: string | null;
+  step_index: number;
+  step_count: number;
+  stop_on_failure: number;
+  not_before: number | null;
+  expires_at: number | null;
+  cancel_requested: number;
   status: string;
   created_at: number;
   dispatched_at: number | null;
@@ -76,6 +89,8 @@ type CommandRow = {
   output_bytes: number;
   truncated: number;
 };
+
+type RunRequest = Extract<ViewerMessage, { type: "run" | "run_sequence" }>;
 
 type EventBody<K extends TranscriptEvent["kind"]> = Omit<Extract<TranscriptEvent, { kind: K }>, "seq" | "at" | "kind">;
 
@@ -95,10 +110,11 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   private readonly pendingEvents: TranscriptEvent[] = [];
 
   /** Appends are local and synchronous (never waiting on D1); an alarm replicates them. */
-  private readonly audit = new AuditLog(this.ctx.storage.sql, this.ctx.storage, () => ({
-    endpointId: this.name,
-    orgId: this.getRuntimeValue("org_id") ?? null,
-  }));
+  private readonly audit = new AuditLog(
+    this.ctx.storage.sql,
+    () => ({ endpointId: this.name, orgId: this.getRuntimeValue("org_id") ?? null }),
+    () => this.scheduleAlarm(),
+  );
 
   onStart(): void {
     migrate(this.ctx.storage.sql);
@@ -107,7 +123,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   /** HTTP from the public approval page (via the Pages app), never from browsers directly. */
   async onRequest(request: Request): Promise<Response> {
     const identity = readPeerIdentity(request);
-    if (!identity || identity.peer !== "approver" || identity.endpointId !== this.name) {
+    if (!identity || identity.peer === "viewer" || identity.endpointId !== this.name) {
       return Response.json({ error: "Unauthenticated" }, { status: 401 });
     }
     const path = new URL(request.url).pathname;
@@ -117,9 +133,52 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     } catch {
       return Response.json({ error: "Body must be JSON" }, { status: 400 });
     }
+    if (identity.peer === "runtime") {
+      if (request.method !== "POST" || path !== "/checkin") return Response.json({ error: "Not found" }, { status: 404 });
+      const parsed = checkinRequestSchema.safeParse(body);
+      if (!parsed.success) return Response.json({ error: `Invalid check-in: ${describeZodError(parsed.error)}` }, { status: 400 });
+      return Response.json(this.onCheckin(parsed.data, identity));
+    }
     if (request.method === "POST" && path === "/approval/view") return this.onApprovalView(body, identity);
     if (request.method === "POST" && path === "/approval/decide") return this.onApprovalDecide(body, identity);
     return Response.json({ error: "Not found" }, { status: 404 });
+  }
+
+  /**
+   * The HTTPS path for runtimes behind networks that block WebSockets: the same
+   * idempotent result handling and due-command rules as the socket.
+   */
+  private onCheckin(checkin: CheckinRequest, identity: PeerIdentity): CheckinResponse {
+    const now = Date.now();
+    const wasOnline = this.runtimeState().online;
+    const intervalMs = DEFAULT_CHECKIN_INTERVAL_MS;
+    this.setRuntimeValue("clock_offset_ms", String(checkin.clock - now));
+    this.setRuntimeValue("checkin_offline_at", String(now + intervalMs * 2.5));
+    this.setRuntimeValue("checkin_at", String(now));
+    if (!wasOnline) {
+      this.setRuntimeOnline(true, "checkin");
+      this.audit.append({ kind: "runtime.connected", actorAddress: identity.address, detail: { transport: "checkin" } });
+    } else {
+      this.touchLastSeen();
+    }
+    for (const { commandId, startedAt } of checkin.started) this.onRuntimeStarted(commandId, startedAt);
+    for (const result of checkin.results) this.acceptResult(result);
+    // Dispatched but unreported work is offered again: the runtime's journal
+    // answers a repeat with its stored result, never a second run.
+    const redeliver = this.sqlAll<CommandRow>(
+      "SELECT * FROM commands WHERE status IN ('dispatched', 'running') AND dispatched_at < ? ORDER BY created_at, step_index",
+      now - intervalMs,
+    );
+    const due = this.currentRuntime() ? [] : this.takeDueCommands(now);
+    const cancel = this.sqlAll<{ id: string }>("SELECT id FROM commands WHERE cancel_requested = 1 AND status IN ('dispatched', 'running')").map((r) => r.id);
+    this.scheduleAlarm();
+    return {
+      acks: checkin.results.map((r) => r.commandId),
+      dispatch: [...redeliver, ...due].map((command) => this.toDispatched(command)),
+      cancel,
+      nextCheckinMs: intervalMs,
+      serverTime: now,
+    };
   }
 
   private async onApprovalView(body: unknown, identity: PeerIdentity): Promise<Response> {
@@ -211,8 +270,17 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   }
 
   async onAlarm(): Promise<void> {
-    const outcome = await this.audit.replicate(this.env.DB);
-    if ("failed" in outcome) console.error(`audit replication failed, retrying in ${Math.round(outcome.retryInMs)} ms: ${outcome.failed}`);
+    const offlineAt = Number(this.getRuntimeValue("checkin_offline_at") || 0);
+    if (offlineAt > 0 && Date.now() >= offlineAt && !this.currentRuntime()) {
+      this.setRuntimeValue("checkin_offline_at", "");
+      this.setRuntimeOnline(false, null);
+    }
+    this.dispatchQueued();
+    if (this.audit.replicationDue()) {
+      const outcome = await this.audit.replicate(this.env.DB);
+      if ("failed" in outcome) console.error(`audit replication failed, retrying in ${Math.round(outcome.retryInMs)} ms: ${outcome.failed}`);
+    }
+    this.scheduleAlarm();
   }
 
   getConnectionTags(_connection: Connection, context: ConnectionContext): string[] {
@@ -290,6 +358,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         return this.onViewerRun(connection, identity, message);
       case "cancel":
         return this.onViewerCancel(connection, identity, message.commandId);
+      case "run_sequence":
+        return this.onViewerRun(connection, identity, message);
     }
   }
 
@@ -317,7 +387,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
    * Runs are handled one at a time, in arrival order, although each awaits the
    * client's approval policy from D1.
    */
-  private onViewerRun(connection: Connection, identity: PeerIdentity, message: Extract<ViewerMessage, { type: "run" }>): void {
+  private onViewerRun(connection: Connection, identity: PeerIdentity, message: RunRequest): void {
     this.runQueue = this.runQueue
       .then(() => this.acceptRun(connection, identity, message))
       .catch((error: unknown) => {
@@ -326,45 +396,86 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       });
   }
 
-  private async acceptRun(connection: Connection, identity: PeerIdentity, message: Extract<ViewerMessage, { type: "run" }>): Promise<void> {
+  /** A single command is a one-step request; a sequence is several steps run in order. */
+  private async acceptRun(connection: Connection, identity: PeerIdentity, message: RunRequest): Promise<void> {
     if (!identity.canRun || !identity.userId) {
       return this.sendViewerError(connection, "forbidden", "Your role cannot run commands", message.requestId);
     }
-    const existing = this.sqlOne<{ id: string }>("SELECT id FROM commands WHERE request_id = ?", message.requestId);
+    const existing = this.sqlOne<{ id: string }>("SELECT id FROM commands WHERE request_id = ? OR request_id LIKE ?", message.requestId, `${message.requestId}#%`);
     if (existing) return; // a resend after reconnect; the first copy is already in the log
     const policy = await loadEndpointPolicy(this.env.DB, this.name);
-    const pattern = matchingPattern(message.text, policy.patterns);
-    const needsApproval = message.privileged || pattern !== null;
-    const commandId = `cmd_${crypto.randomUUID()}`;
-    const now = Date.now();
     const requestedBy = { userId: identity.userId, name: identity.userName ?? identity.userId };
-    this.ctx.storage.sql.exec(
-      `INSERT INTO commands (id, request_id, text, shell, timeout_ms, requested_by_id, requested_by_name, status, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      commandId,
-      message.requestId,
-      message.text,
-      message.shell,
-      message.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-      requestedBy.userId,
-      requestedBy.name,
-      needsApproval ? "pending_approval" : "queued",
-      now,
-    );
-    this.appendEvent("command.queued", { commandId, requestId: message.requestId, text: message.text, shell: message.shell, requestedBy });
-    this.audit.append({
-      kind: "command.requested",
-      actorId: requestedBy.userId,
-      actorName: requestedBy.name,
-      actorAddress: identity.address,
-      commandId,
-      status: needsApproval ? "pending_approval" : "queued",
-      detail: { text: message.text, shell: message.shell, reason: message.reason },
-    });
-    if (!needsApproval) {
-      this.dispatchQueued();
-      return;
+    const isSequence = message.type === "run_sequence";
+    const steps = isSequence ? message.steps : [{ text: message.text, shell: message.shell }];
+    const sequence = isSequence
+      ? { id: `seq_${crypto.randomUUID()}`, name: message.name, steps: steps.length, stopOnFailure: message.stopOnFailure }
+      : null;
+    const notBefore = isSequence ? message.notBefore : null;
+    const expiresAt = isSequence ? message.expiresAt : null;
+    const now = Date.now();
+    const origin = new URL(connection.uri ?? "http://localhost").origin;
+
+    for (const [step, { text, shell }] of steps.entries()) {
+      const pattern = matchingPattern(text, policy.patterns);
+      const needsApproval = message.privileged || pattern !== null;
+      const commandId = `cmd_${crypto.randomUUID()}`;
+      const requestId = isSequence ? `${message.requestId}#${step}` : message.requestId;
+      this.ctx.storage.sql.exec(
+        `INSERT INTO commands (id, request_id, text, shell, timeout_ms, requested_by_id, requested_by_name, status, created_at,
+                               sequence_id, sequence_name, step_index, step_count, stop_on_failure, not_before, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        commandId,
+        requestId,
+        text,
+        shell,
+        message.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+        requestedBy.userId,
+        requestedBy.name,
+        needsApproval ? "pending_approval" : "queued",
+        now,
+        sequence?.id ?? null,
+        sequence?.name ?? null,
+        step,
+        steps.length,
+        sequence?.stopOnFailure ? 1 : 0,
+        notBefore,
+        expiresAt,
+      );
+      this.appendEvent("command.queued", {
+        commandId,
+        requestId,
+        text,
+        shell,
+        requestedBy,
+        sequence: sequence ? { ...sequence, step } : null,
+        notBefore,
+        expiresAt,
+      });
+      this.audit.append({
+        kind: "command.requested",
+        actorId: requestedBy.userId,
+        actorName: requestedBy.name,
+        actorAddress: identity.address,
+        commandId,
+        status: needsApproval ? "pending_approval" : "queued",
+        detail: { text, shell, reason: message.reason, sequence: sequence?.name ?? null, step, notBefore, expiresAt },
+      });
+      if (needsApproval) this.requestApproval(commandId, text, message.reason, pattern, requestedBy, identity.address, policy, origin);
     }
+    this.dispatchQueued();
+  }
+
+  private requestApproval(
+    commandId: string,
+    text: string,
+    reason: string,
+    pattern: string | null,
+    requestedBy: { userId: string; name: string },
+    address: string | null,
+    policy: Awaited<ReturnType<typeof loadEndpointPolicy>>,
+    origin: string,
+  ): void {
+    const now = Date.now();
     const { token, secretHash } = newApprovalSecret(this.name);
     const expiresAt = now + policy.linkTtlHours * 3_600_000;
     this.ctx.storage.sql.exec(
@@ -372,29 +483,29 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
        VALUES (?, ?, ?, ?, ?, ?, 'pending')`,
       commandId,
       secretHash,
-      approvalBindingHash(this.name, commandId, message.text, requestedBy.userId),
-      message.reason,
+      approvalBindingHash(this.name, commandId, text, requestedBy.userId),
+      reason,
       now,
       expiresAt,
     );
     const approvers = policy.approvers.map((a) => a.name);
-    this.appendEvent("command.approval_requested", { commandId, reason: message.reason, pattern, approvers, expiresAt });
+    this.appendEvent("command.approval_requested", { commandId, reason, pattern, approvers, expiresAt });
     this.audit.append({
       kind: "approval.requested",
       actorId: requestedBy.userId,
       actorName: requestedBy.name,
-      actorAddress: identity.address,
+      actorAddress: address,
       commandId,
       status: "pending_approval",
-      detail: { text: message.text, reason: message.reason, pattern, approvers: policy.approvers, expiresAt },
+      detail: { text, reason, pattern, approvers: policy.approvers, expiresAt },
     });
-    const url = `${new URL(connection.uri ?? "http://localhost").origin}/approve/${token}`;
+    const url = `${origin}/approve/${token}`;
     for (const viewer of this.getConnections<ConnectionState>("viewer")) {
       if (viewer.state?.userId === requestedBy.userId) this.send(viewer, { type: "approval_link", commandId, url });
     }
     this.ctx.waitUntil(
       this.notifier
-        .requestApproval({ approvers: policy.approvers, url, command: message.text, requestedBy: requestedBy.name, hostname: policy.hostname, clientName: policy.clientName, expiresAt })
+        .requestApproval({ approvers: policy.approvers, url, command: text, requestedBy: requestedBy.name, hostname: policy.hostname, clientName: policy.clientName, expiresAt })
         .catch((error: unknown) => console.error("approval notification failed", error)),
     );
   }
@@ -414,6 +525,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       return;
     }
     if (command.status === "dispatched" || command.status === "running") {
+      this.ctx.storage.sql.exec("UPDATE commands SET cancel_requested = 1 WHERE id = ?", commandId);
       this.appendEvent("command.cancel_requested", { commandId, by });
       const runtime = this.currentRuntime();
       if (runtime) this.send(runtime, { type: "cancel", commandId });
@@ -472,52 +584,112 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   }
 
   private onRuntimeResult(connection: Connection, result: CommandResult): void {
-    const command = this.getCommand(result.commandId);
-    if (!command) {
-      this.send(connection, { type: "ack", commandId: result.commandId });
-      return;
-    }
-    if (!isFinal(command.status)) {
-      if (command.started_at === null) {
-        // Short commands report only their result; it carries the start time.
-        this.ctx.storage.sql.exec("UPDATE commands SET started_at = ? WHERE id = ?", result.startedAt, command.id);
-        this.appendEvent("command.started", { commandId: command.id, startedAt: result.startedAt });
-      }
-      const tailStart = this.nextChunkIndex(command.id);
-      result.tail.forEach((chunk, offset) => this.storeOutput(this.getCommand(command.id)!, tailStart + offset, chunk));
-      const receivedAt = Date.now();
-      this.ctx.storage.sql.exec(
-        "UPDATE commands SET received_at = ?, finished_at = ?, duration_ms = ?, truncated = MAX(truncated, ?) WHERE id = ?",
-        receivedAt,
-        result.finishedAt,
-        result.durationMs,
-        result.truncated ? 1 : 0,
-        command.id,
-      );
-      this.finishCommand(this.getCommand(command.id)!, {
-        status: result.status,
-        exitCode: result.exitCode,
-        error: result.error,
-        timings: this.computeTimings(command, result, receivedAt),
-      });
-    }
+    this.acceptResult(result);
     this.send(connection, { type: "ack", commandId: result.commandId });
     this.touchLastSeen();
+    this.dispatchQueued(); // the next step of a sequence may now be due
+  }
+
+  /** Idempotent: a result for a finished or unknown command changes nothing. */
+  private acceptResult(result: CommandResult): void {
+    const command = this.getCommand(result.commandId);
+    if (!command || isFinal(command.status)) return;
+    if (command.started_at === null) {
+      // Short commands report only their result; it carries the start time.
+      this.ctx.storage.sql.exec("UPDATE commands SET started_at = ? WHERE id = ?", result.startedAt, command.id);
+      this.appendEvent("command.started", { commandId: command.id, startedAt: result.startedAt });
+    }
+    const tailStart = this.nextChunkIndex(command.id);
+    result.tail.forEach((chunk, offset) => this.storeOutput(this.getCommand(command.id)!, tailStart + offset, chunk));
+    const receivedAt = Date.now();
+    this.ctx.storage.sql.exec(
+      "UPDATE commands SET received_at = ?, finished_at = ?, duration_ms = ?, truncated = MAX(truncated, ?) WHERE id = ?",
+      receivedAt,
+      result.finishedAt,
+      result.durationMs,
+      result.truncated ? 1 : 0,
+      command.id,
+    );
+    this.finishCommand(this.getCommand(command.id)!, {
+      status: result.status,
+      exitCode: result.exitCode,
+      error: result.error,
+      timings: this.computeTimings(command, result, receivedAt),
+    });
   }
 
   // ---------------------------------------------------------------------------
   // Commands
 
+  /** Sends every due command to a connected runtime; check-in runtimes collect theirs in takeDueCommands. */
   private dispatchQueued(): void {
     const runtime = this.currentRuntime();
-    if (!runtime || !runtime.state?.helloAt) return;
-    for (const command of this.sqlAll<CommandRow>("SELECT * FROM commands WHERE status = 'queued' ORDER BY created_at")) {
-      const now = Date.now();
+    if (runtime?.state?.helloAt) {
+      for (const command of this.takeDueCommands()) this.send(runtime, { type: "dispatch", command: this.toDispatched(command) });
+    } else {
+      this.settleQueue(Date.now());
+    }
+    this.scheduleAlarm();
+  }
+
+  /**
+   * Marks due commands dispatched, in the order they must run. A command is due
+   * when it is queued, inside its window, and (in a sequence) every earlier step
+   * has finished; steps after a failure in a stop-on-failure sequence are skipped.
+   */
+  private takeDueCommands(now = Date.now()): CommandRow[] {
+    const due = this.settleQueue(now);
+    for (const command of due) {
       this.ctx.storage.sql.exec("UPDATE commands SET status = 'dispatched', dispatched_at = ? WHERE id = ?", now, command.id);
       this.appendEvent("command.dispatched", { commandId: command.id });
       this.audit.append({ kind: "command.dispatched", commandId: command.id, status: "dispatched", detail: {} });
-      this.send(runtime, { type: "dispatch", command: this.toDispatched(command) });
     }
+    return due;
+  }
+
+  /** Ends expired and skipped commands; returns the queued ones that are due now. */
+  private settleQueue(now: number): CommandRow[] {
+    const due: CommandRow[] = [];
+    for (const command of this.sqlAll<CommandRow>("SELECT * FROM commands WHERE status = 'queued' ORDER BY created_at, step_index")) {
+      if (command.expires_at !== null && now >= command.expires_at) {
+        this.finishCommand(command, { status: "expired", exitCode: null, error: "Its expiry passed before it could run", timings: null });
+        continue;
+      }
+      if (command.sequence_id !== null && command.step_index > 0) {
+        const previous = this.sqlOne<{ status: string }>(
+          "SELECT status FROM commands WHERE sequence_id = ? AND step_index = ?",
+          command.sequence_id,
+          command.step_index - 1,
+        );
+        if (!previous || !isFinal(previous.status)) continue;
+        if (command.stop_on_failure && previous.status !== "succeeded") {
+          this.finishCommand(command, { status: "skipped", exitCode: null, error: `Skipped: step ${command.step_index} ended ${previous.status}`, timings: null });
+          continue;
+        }
+      }
+      if (command.not_before !== null && now < command.not_before) continue;
+      due.push(command);
+    }
+    return due;
+  }
+
+  /** One alarm serves audit replication, maintenance windows, expiries and check-in liveness. */
+  private scheduleAlarm(): void {
+    const now = Date.now();
+    const candidates: number[] = [];
+    const audit = Number(this.getRuntimeValue("audit_alarm_at") || 0);
+    if (audit > 0) candidates.push(audit);
+    const window = this.sqlOne<{ at: number | null }>(
+      `SELECT MIN(at) AS at FROM (
+         SELECT not_before AS at FROM commands WHERE status = 'queued' AND not_before > ?
+         UNION ALL SELECT expires_at FROM commands WHERE status = 'queued' AND expires_at > ?)`,
+      now,
+      now,
+    );
+    if (window?.at) candidates.push(window.at);
+    const offlineAt = Number(this.getRuntimeValue("checkin_offline_at") || 0);
+    if (offlineAt > 0) candidates.push(offlineAt);
+    if (candidates.length) void this.ctx.storage.setAlarm(Math.max(now, Math.min(...candidates)));
   }
 
   private toDispatched(command: CommandRow): DispatchedCommand {
@@ -607,9 +779,12 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   }
 
   private runtimeState(): RuntimeState {
-    const online = this.currentRuntime() !== undefined;
     const lastSeen = this.getRuntimeValue("last_seen_at");
-    return { online, lastSeenAt: lastSeen ? Number(lastSeen) : null, transport: online ? "websocket" : null };
+    const lastSeenAt = lastSeen ? Number(lastSeen) : null;
+    if (this.currentRuntime()) return { online: true, lastSeenAt, transport: "websocket" };
+    const checkinUntil = Number(this.getRuntimeValue("checkin_offline_at") || 0);
+    const checkingIn = checkinUntil > Date.now();
+    return { online: checkingIn, lastSeenAt, transport: checkingIn ? "checkin" : null };
   }
 
   private setRuntimeOnline(online: boolean, _transport: RuntimeState["transport"]): void {
@@ -736,8 +911,10 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   }
 }
 
+const FINAL: ReadonlySet<string> = new Set(COMMAND_OUTCOMES);
+
 function isFinal(status: string): boolean {
-  return status === "succeeded" || status === "failed" || status === "timed_out" || status === "cancelled" || status === "denied";
+  return FINAL.has(status);
 }
 
 function invalidLink(): Response {

@@ -68,6 +68,17 @@ export const SESSION_MIGRATIONS: readonly string[] = [
     decided_address TEXT
   );
   `,
+  `
+  ALTER TABLE commands ADD COLUMN sequence_id TEXT;
+  ALTER TABLE commands ADD COLUMN sequence_name TEXT;
+  ALTER TABLE commands ADD COLUMN step_index INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE commands ADD COLUMN step_count INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE commands ADD COLUMN stop_on_failure INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE commands ADD COLUMN not_before INTEGER;
+  ALTER TABLE commands ADD COLUMN expires_at INTEGER;
+  ALTER TABLE commands ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX commands_sequence_idx ON commands (sequence_id, step_index);
+  `,
 ];
 
 export function migrate(sql: SqlStorage): void {

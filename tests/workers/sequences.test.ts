@@ -1,0 +1,130 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { IDENTITY_HEADERS } from "../../workers/session/src/identity";
+import { connectDirect, connectViewer, runInSession, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity, type TestSocket } from "./socket";
+
+let counter = 0;
+const freshEndpoint = () => `ep_sequence_test_${Date.now()}_${counter++}`;
+
+function result(commandId: string, status: "succeeded" | "failed" = "succeeded", output = "") {
+  const now = Date.now();
+  return { commandId, status, exitCode: status === "succeeded" ? 0 : 1, startedAt: now, finishedAt: now, durationMs: 1, tail: output ? [{ stream: "stdout", data: output }] : [], truncated: false, error: null };
+}
+
+async function checkin(endpointId: string, body: Record<string, unknown>): Promise<{ status: number; body: any }> {
+  const response: Response = await sessionStub(endpointId).fetch("https://session.internal/checkin", {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-partykit-room": endpointId, [IDENTITY_HEADERS.identity]: JSON.stringify(runtimeIdentity(endpointId)) },
+    body: JSON.stringify({ protocol: 1, runtimeVersion: "test", hostname: "h", os: "linux", clock: Date.now(), ...body }),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+function queueSequence(viewer: TestSocket, steps: string[], extra: Record<string, unknown> = {}) {
+  viewer.send({ type: "run_sequence", requestId: crypto.randomUUID(), name: "Morning checks", steps: steps.map((text) => ({ text })), ...extra });
+}
+
+async function finishedStatuses(viewer: TestSocket, count: number) {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const finished = viewer.events().filter((e) => e.kind === "command.finished");
+    if (finished.length >= count) return finished.map((e) => e.status);
+    if (Date.now() > deadline) throw new Error(`only ${finished.length} finished`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("queued work and diagnostic sequences", () => {
+  it("queues a sequence for an offline endpoint and runs its steps one at a time, in order, once the runtime connects", async () => {
+    const endpointId = freshEndpoint();
+    const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
+    queueSequence(viewer, ["hostname", "uptime", "df -h"]);
+    const queued = await viewer.waitFor((m) => m.type === "events" && m.events.filter((e: any) => e.kind === "command.queued").length === 3);
+    expect(queued.events.filter((e: any) => e.kind === "command.queued").map((e: any) => [e.text, e.sequence.step, e.sequence.steps])).toEqual([
+      ["hostname", 0, 3],
+      ["uptime", 1, 3],
+      ["df -h", 2, 3],
+    ]);
+
+    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
+    runtime.send(runtimeHello);
+    for (const [index, text] of ["hostname", "uptime", "df -h"].entries()) {
+      const dispatch = await runtime.waitFor((m) => m.type === "dispatch" && m.command.text === text);
+      expect(runtime.messages.filter((m) => m.type === "dispatch")).toHaveLength(index + 1); // the next step waits for this one
+      runtime.send({ type: "result", result: result(dispatch.command.commandId, "succeeded", `${text} ok\n`) });
+    }
+    expect(await finishedStatuses(viewer, 3)).toEqual(["succeeded", "succeeded", "succeeded"]);
+  });
+
+  it("skips the remaining steps after a failure when the sequence stops on failure", async () => {
+    const endpointId = freshEndpoint();
+    const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
+    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
+    runtime.send(runtimeHello);
+    queueSequence(viewer, ["false", "echo never", "echo never again"], { stopOnFailure: true });
+    const first = await runtime.waitFor((m) => m.type === "dispatch");
+    runtime.send({ type: "result", result: result(first.command.commandId, "failed") });
+    expect(await finishedStatuses(viewer, 3)).toEqual(["failed", "skipped", "skipped"]);
+    expect(runtime.messages.filter((m) => m.type === "dispatch")).toHaveLength(1);
+  });
+
+  it("holds work until its maintenance window opens, and expires work whose expiry passes first", async () => {
+    const endpointId = freshEndpoint();
+    const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
+    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
+    runtime.send(runtimeHello);
+    const in1h = Date.now() + 3_600_000;
+    queueSequence(viewer, ["echo window"], { notBefore: in1h, expiresAt: in1h + 3_600_000 });
+    queueSequence(viewer, ["echo too late"], { notBefore: in1h, expiresAt: in1h + 60_000 });
+    await viewer.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.text === "echo too late"));
+    expect(runtime.messages.filter((m) => m.type === "dispatch")).toHaveLength(0);
+
+    // Time passes: the window opens for the first; the second's expiry has passed too.
+    await runInSession(sessionStub(endpointId), (_instance, state) => {
+      state.storage.sql.exec("UPDATE commands SET not_before = ? WHERE text = 'echo window'", Date.now() - 1);
+      state.storage.sql.exec("UPDATE commands SET not_before = ?, expires_at = ? WHERE text = 'echo too late'", Date.now() - 2, Date.now() - 1);
+    });
+    expect(await runDurableObjectAlarm(sessionStub(endpointId))).toBe(true);
+    const dispatch = await runtime.waitFor((m) => m.type === "dispatch");
+    expect(dispatch.command.text).toBe("echo window");
+    const expired = await viewer.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.kind === "command.finished" && e.status === "expired"));
+    expect(expired).toBeTruthy();
+    expect(runtime.messages.filter((m) => m.type === "dispatch")).toHaveLength(1);
+  });
+
+  it("serves the same work over HTTPS check-in: due steps in order, idempotent results, cancels", async () => {
+    const endpointId = freshEndpoint();
+    const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
+    queueSequence(viewer, ["echo one", "echo two"]);
+    await viewer.waitFor((m) => m.type === "events" && m.events.filter((e: any) => e.kind === "command.queued").length === 2);
+
+    const bad = await checkin(endpointId, { protocol: 9 });
+    expect(bad.status).toBe(400);
+
+    const first = await checkin(endpointId, {});
+    expect(first.status).toBe(200);
+    expect(first.body.dispatch.map((c: any) => c.text)).toEqual(["echo one"]);
+    const one = first.body.dispatch[0].commandId;
+    const online = await viewer.waitFor((m) => m.type === "runtime" && m.runtime.online);
+    expect(online.runtime.transport).toBe("checkin");
+
+    const second = await checkin(endpointId, { started: [{ commandId: one, startedAt: Date.now() }], results: [result(one, "succeeded", "one\n")] });
+    expect(second.body.acks).toEqual([one]);
+    expect(second.body.dispatch.map((c: any) => c.text)).toEqual(["echo two"]);
+    const two = second.body.dispatch[0].commandId;
+
+    // The same result again (its ack was lost) is acknowledged and stored once.
+    const third = await checkin(endpointId, { results: [result(one, "succeeded", "one\n"), result(two, "failed", "two\n")] });
+    expect(third.body.acks).toEqual([one, two]);
+    expect(third.body.dispatch).toEqual([]);
+    const statuses = await finishedStatuses(viewer, 2);
+    expect(statuses).toEqual(["succeeded", "failed"]);
+    expect(viewer.events().filter((e) => e.kind === "command.output").map((e) => e.data)).toEqual(["one\n", "two\n"]);
+
+    viewer.send({ type: "run", requestId: crypto.randomUUID(), text: "sleep 600", shell: "sh" });
+    const sleeper = (await checkin(endpointId, {})).body.dispatch[0].commandId;
+    viewer.send({ type: "cancel", commandId: sleeper });
+    await viewer.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.kind === "command.cancel_requested"));
+    expect((await checkin(endpointId, {})).body.cancel).toEqual([sleeper]);
+  });
+});
