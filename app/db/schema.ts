@@ -202,3 +202,21 @@ export const approvalPolicies = sqliteTable("approval_policies", {
   updatedBy: text("updated_by").notNull(),
   updatedAt: integer("updated_at").notNull().default(now),
 });
+
+/** A tenant's reusable diagnostic sequence. */
+export const sequenceTemplates = sqliteTable(
+  "sequence_templates",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    /** JSON array of {text, shell} steps. */
+    steps: text("steps").notNull(),
+    stopOnFailure: integer("stop_on_failure", { mode: "boolean" }).notNull().default(true),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull().default(now),
+  },
+  (t) => [uniqueIndex("sequence_templates_org_name_idx").on(t.orgId, t.name)],
+);

@@ -1,10 +1,19 @@
-import { json, type ActionFunctionArgs, type LoaderFunctionArgs } from "@remix-run/cloudflare";
+import { json, type ActionFunctionArgs, type LoaderFunctionArgs, type SerializeFrom } from "@remix-run/cloudflare";
 import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
 import { z } from "zod";
 import { createDb } from "~/db/client.server";
+import type { Role } from "~/db/schema";
 import { CAN_MANAGE_ENROLLMENT, requireMember } from "~/lib/auth.server";
 import { getEnv } from "~/lib/env.server";
 import { formatTimestamp } from "~/lib/format";
+import {
+  ApprovalPolicyError,
+  formatApprover,
+  getApprovalPolicy,
+  parsePolicyForm,
+  policyFormSchema,
+  saveApprovalPolicy,
+} from "~/models/approval-policies.server";
 import { getClientForOrg } from "~/models/clients.server";
 import {
   createEnrollmentToken,
@@ -24,22 +33,65 @@ async function loadClient(args: LoaderFunctionArgs, roles?: Parameters<typeof re
 
 export async function loader(args: LoaderFunctionArgs) {
   const { member, db, client } = await loadClient(args);
-  const tokens = await listEnrollmentTokens(db, member.org.id, client.id);
-  return json({ client, tokens, canManage: CAN_MANAGE_ENROLLMENT.includes(member.role), now: Date.now() });
+  const [tokens, policy] = await Promise.all([
+    listEnrollmentTokens(db, member.org.id, client.id),
+    getApprovalPolicy(db, member.org.id, client.id),
+  ]);
+  if (!policy) throw new Response("No such client in your organisation.", { status: 404, statusText: "Not Found" });
+  return json({
+    client,
+    tokens,
+    policy,
+    canManage: CAN_MANAGE_ENROLLMENT.includes(member.role),
+    canEditPolicy: CAN_EDIT_APPROVAL_POLICY.includes(member.role),
+    now: Date.now(),
+  });
 }
+
+/** Only admins change which commands need the client's consent. */
+const CAN_EDIT_APPROVAL_POLICY: readonly Role[] = ["admin"];
 
 const actionSchema = z.discriminatedUnion("intent", [
   createTokenSchema.extend({ intent: z.literal("create-token") }),
   z.object({ intent: z.literal("revoke-token"), tokenId: z.string().min(1).max(128) }),
+  policyFormSchema.extend({ intent: z.literal("save-policy") }),
 ]);
 
+type ActionData = {
+  error: string | null;
+  created: Awaited<ReturnType<typeof createEnrollmentToken>> | null;
+  policyError?: string | null;
+  policySaved?: boolean;
+};
+
 export async function action(args: ActionFunctionArgs) {
-  const { member, db, client } = await loadClient(args, CAN_MANAGE_ENROLLMENT);
-  const parsed = actionSchema.safeParse(Object.fromEntries(await args.request.formData()));
-  if (!parsed.success) return json({ error: describeZodError(parsed.error), created: null }, { status: 400 });
+  const form = Object.fromEntries(await args.request.formData());
+  // Each intent has its own roles; the role check comes before any validation.
+  const { member, db, client } = await loadClient(
+    args,
+    form.intent === "save-policy" ? CAN_EDIT_APPROVAL_POLICY : CAN_MANAGE_ENROLLMENT,
+  );
+  const parsed = actionSchema.safeParse(form);
+  if (!parsed.success) {
+    const error = describeZodError(parsed.error);
+    return json<ActionData>({ error: form.intent === "save-policy" ? null : error, created: null, policyError: form.intent === "save-policy" ? error : null }, { status: 400 });
+  }
   if (parsed.data.intent === "revoke-token") {
     await revokeEnrollmentToken(db, member.org.id, parsed.data.tokenId);
-    return json({ error: null, created: null });
+    return json<ActionData>({ error: null, created: null });
+  }
+  if (parsed.data.intent === "save-policy") {
+    const policy = parsePolicyForm(parsed.data);
+    if (!policy.ok) return json<ActionData>({ error: null, created: null, policyError: policy.error }, { status: 400 });
+    try {
+      await saveApprovalPolicy(db, member.org.id, client.id, policy.policy, member.name);
+    } catch (error) {
+      if (error instanceof ApprovalPolicyError) {
+        return json<ActionData>({ error: null, created: null, policyError: error.message }, { status: error.status });
+      }
+      throw error;
+    }
+    return json<ActionData>({ error: null, created: null, policyError: null, policySaved: true });
   }
   const created = await createEnrollmentToken(db, {
     ...parsed.data,
@@ -47,11 +99,11 @@ export async function action(args: ActionFunctionArgs) {
     clientId: client.id,
     createdBy: member.name,
   });
-  return json({ error: null, created });
+  return json<ActionData>({ error: null, created });
 }
 
 export default function ClientPage() {
-  const { client, tokens, canManage, now } = useLoaderData<typeof loader>();
+  const { client, tokens, policy, canManage, canEditPolicy, now } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const navigation = useNavigation();
   const origin = typeof window === "undefined" ? "" : window.location.origin;
@@ -121,6 +173,103 @@ export default function ClientPage() {
           </tbody>
         </table>
       </div>
+
+      <ApprovalPolicySection
+        policy={policy}
+        canEdit={canEditPolicy}
+        error={actionData?.policyError ?? null}
+        saved={actionData?.policySaved ?? false}
+        busy={navigation.state !== "idle"}
+      />
     </section>
+  );
+}
+
+function ApprovalPolicySection({
+  policy,
+  canEdit,
+  error,
+  saved,
+  busy,
+}: {
+  policy: SerializeFrom<typeof loader>["policy"];
+  canEdit: boolean;
+  error: string | null;
+  saved: boolean;
+  busy: boolean;
+}) {
+  return (
+    <div className="rounded-lg bg-white p-4 shadow" data-testid="approval-policy">
+      <div className="flex items-center gap-2">
+        <h2 className="text-lg font-semibold">Client approval</h2>
+        {policy.isDefault ? (
+          <span className="rounded bg-slate-200 px-2 py-0.5 text-xs font-medium text-slate-700" data-testid="policy-default-badge">default</span>
+        ) : null}
+      </div>
+      <p className="text-sm text-slate-600">
+        Commands matching any pattern (case-insensitive regular expressions) wait for one of the client&apos;s approvers to open a single-use link and approve them.
+        {policy.isDefault ? " This client uses the built-in defaults." : policy.updatedBy ? ` Last changed by ${policy.updatedBy} at ${formatTimestamp(policy.updatedAt)}.` : ""}
+      </p>
+      {error ? <p className="mt-2 text-sm text-red-700" role="alert" data-testid="policy-error">{error}</p> : null}
+      {saved && !error ? <p className="mt-2 text-sm text-emerald-700" role="status" data-testid="policy-saved">Approval policy saved.</p> : null}
+
+      {canEdit ? (
+        <Form method="post" className="mt-4 grid gap-4 text-sm md:grid-cols-2" key={`${policy.updatedAt ?? "default"}`}>
+          <input type="hidden" name="intent" value="save-policy" />
+          <label className="flex flex-col">
+            Patterns (one per line)
+            <textarea
+              name="patterns"
+              rows={Math.max(4, policy.patterns.length + 1)}
+              defaultValue={policy.patterns.join("\n")}
+              className="mt-1 rounded border px-2 py-1 font-mono"
+              spellCheck={false}
+            />
+          </label>
+          <label className="flex flex-col">
+            Approvers (one per line, as Name &lt;email&gt;)
+            <textarea
+              name="approvers"
+              rows={Math.max(4, policy.approvers.length + 1)}
+              defaultValue={policy.approvers.map(formatApprover).join("\n")}
+              className="mt-1 rounded border px-2 py-1"
+              spellCheck={false}
+            />
+          </label>
+          <label className="flex flex-col">
+            Link lifetime (hours)
+            <input name="linkTtlHours" type="number" min={1} max={168} defaultValue={policy.linkTtlHours} className="mt-1 w-28 rounded border px-2 py-1" />
+          </label>
+          <div className="flex items-end">
+            <button className="rounded bg-indigo-600 px-3 py-1.5 font-medium text-white disabled:opacity-50" disabled={busy}>
+              Save approval policy
+            </button>
+          </div>
+        </Form>
+      ) : (
+        <dl className="mt-4 grid gap-4 text-sm md:grid-cols-3">
+          <div>
+            <dt className="text-slate-500">Patterns</dt>
+            <dd>
+              <ul className="font-mono text-xs" data-testid="policy-patterns">
+                {policy.patterns.length ? policy.patterns.map((pattern) => <li key={pattern}>{pattern}</li>) : <li>None: no command needs approval unless flagged</li>}
+              </ul>
+            </dd>
+          </div>
+          <div>
+            <dt className="text-slate-500">Approvers</dt>
+            <dd>
+              <ul data-testid="policy-approvers">
+                {policy.approvers.length ? policy.approvers.map((a) => <li key={a.email}>{formatApprover(a)}</li>) : <li>No approver contacts</li>}
+              </ul>
+            </dd>
+          </div>
+          <div>
+            <dt className="text-slate-500">Link lifetime</dt>
+            <dd data-testid="policy-ttl">{policy.linkTtlHours} hours</dd>
+          </div>
+        </dl>
+      )}
+    </div>
   );
 }

@@ -11,6 +11,8 @@ const STATUS_STYLE: Record<string, string> = {
   timed_out: "bg-orange-100 text-orange-800",
   cancelled: "bg-slate-300 text-slate-700",
   pending_approval: "bg-violet-100 text-violet-800",
+  expired: "bg-slate-300 text-slate-700",
+  skipped: "bg-slate-300 text-slate-600",
   denied: "bg-red-200 text-red-900",
 };
 
@@ -35,8 +37,16 @@ export const CommandEntry = memo(function CommandEntry({
         <span className={`rounded px-1.5 py-0.5 font-medium ${STATUS_STYLE[command.status] ?? ""}`} data-testid="command-status">
           {command.status.replace("_", " ")}
         </span>
+        {command.sequence ? (
+          <span className="rounded bg-slate-700 px-1.5 py-0.5 text-slate-200" data-testid="sequence-step">
+            {command.sequence.name} · step {command.sequence.step + 1}/{command.sequence.steps}
+          </span>
+        ) : null}
         <span>{command.requestedBy.name}</span>
         <span title="sent">sent {formatTimestamp(command.queuedAt)}</span>
+        {command.notBefore && !command.dispatchedAt ? <span>not before {formatTimestamp(command.notBefore)}</span> : null}
+        {command.expiresAt && !command.startedAt ? <span>expires {formatTimestamp(command.expiresAt)}</span> : null}
+        {command.dispatchedAt ? <span title="dispatched to the runtime">dispatched {formatTimestamp(command.dispatchedAt)}</span> : null}
         {command.startedAt ? <span title="executed on the endpoint">executed {formatTimestamp(command.startedAt)}</span> : null}
         {command.returnedAt ? <span title="result returned">returned {formatTimestamp(command.returnedAt)}</span> : null}
         {finished && command.exitCode !== null ? <span>exit {command.exitCode}</span> : null}

@@ -2,10 +2,22 @@ import { useLayoutEffect, useRef, useState } from "react";
 import { formatAge } from "~/lib/format";
 import { isFinished } from "~/lib/transcript";
 import type { Shell } from "../../../protocol/messages";
+import type { SequenceTemplate } from "~/models/sequence-templates.server";
 import { CommandEntry } from "./command-entry";
+import { SequencePanel } from "./sequence-panel";
 import { useEndpointSession } from "./use-endpoint-session";
 
-export function LiveSession({ endpointId, canRun, defaultShell }: { endpointId: string; canRun: boolean; defaultShell: Shell }) {
+export function LiveSession({
+  endpointId,
+  canRun,
+  defaultShell,
+  templates,
+}: {
+  endpointId: string;
+  canRun: boolean;
+  defaultShell: Shell;
+  templates: SequenceTemplate[];
+}) {
   const session = useEndpointSession(endpointId);
   const { transcript } = session;
   const [text, setText] = useState("");
@@ -114,7 +126,9 @@ export function LiveSession({ endpointId, canRun, defaultShell }: { endpointId: 
             />
           </div>
         </form>
-      ) : (
+      ) : null}
+      {canRun ? <SequencePanel templates={templates} onQueue={session.runSequence} /> : null}
+      {canRun ? null : (
         <p className="border-t border-slate-700 px-4 py-2 text-xs text-slate-400">Your role can watch but not run commands.</p>
       )}
     </div>

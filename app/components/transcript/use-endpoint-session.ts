@@ -91,8 +91,17 @@ export function useEndpointSession(endpointId: string) {
     [send],
   );
 
+  const runSequence = useCallback(
+    (sequence: Omit<Extract<ViewerMessage, { type: "run_sequence" }>, "type" | "requestId">) => {
+      const requestId = crypto.randomUUID();
+      send({ type: "run_sequence", requestId, ...sequence });
+      return requestId;
+    },
+    [send],
+  );
+
   const cancel = useCallback((commandId: string) => send({ type: "cancel", commandId }), [send]);
   const dismissError = useCallback((id: number) => setErrors((list) => list.filter((e) => e.id !== id)), []);
 
-  return { transcript, status, viewers, runtime, errors, approvalLinks, run, cancel, dismissError };
+  return { transcript, status, viewers, runtime, errors, approvalLinks, run, runSequence, cancel, dismissError };
 }

@@ -1,0 +1,130 @@
+// The public approval page's calls to the endpoint's session Durable Object.
+// The link (/approve/<endpointId>~<secret>) is the approver's only credential:
+// the DO checks the secret; we only route by the endpoint id, and a malformed
+// token never reaches a DO.
+import { z } from "zod";
+import type { Env } from "~/lib/env.server";
+import {
+  approvalViewSchema,
+  parseApprovalToken,
+  type ApprovalDecision,
+  type ApprovalView,
+} from "../../protocol/approvals";
+import { IDENTITY_HEADERS, type PeerIdentity } from "../../workers/session/src/identity";
+
+export const INVALID_LINK_MESSAGE = "This approval link is not valid.";
+
+export type ViewApprovalResult =
+  | { ok: true; view: ApprovalView }
+  | { ok: false; reason: "invalid"; error: string }
+  | { ok: false; reason: "unavailable"; error: string };
+
+export type DecideApprovalResult =
+  /** Decided by this call. */
+  | { ok: true; view: ApprovalView }
+  /** Already decided (single use) or expired: the DO says what happened. */
+  | { ok: false; reason: "used" | "expired"; error: string; view: ApprovalView }
+  | { ok: false; reason: "invalid"; error: string }
+  | { ok: false; reason: "bad_request"; error: string }
+  | { ok: false; reason: "unavailable"; error: string };
+
+const errorBodySchema = z.object({ error: z.string() });
+const errorWithViewSchema = z.object({ error: z.string(), view: approvalViewSchema });
+const decidedBodySchema = z.object({ view: approvalViewSchema });
+
+export async function viewApproval(env: Env, token: string, address: string | null): Promise<ViewApprovalResult> {
+  const parsed = parseApprovalToken(token);
+  if (!parsed) return { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE };
+  const response = await callSession(env, parsed.endpointId, "view", { token }, address);
+  if (!response) return unavailable();
+  const body = await readJson(response);
+  if (response.status === 200) {
+    const view = approvalViewSchema.safeParse(body);
+    if (view.success && view.data.endpointId === parsed.endpointId) return { ok: true, view: view.data };
+    console.error("approval view: unexpected response from the session", response.status);
+    return unavailable();
+  }
+  if (response.status === 404 || response.status === 400) {
+    return { ok: false, reason: "invalid", error: errorBodySchema.safeParse(body).data?.error ?? INVALID_LINK_MESSAGE };
+  }
+  console.error("approval view: session answered", response.status);
+  return unavailable();
+}
+
+export async function decideApproval(
+  env: Env,
+  token: string,
+  decision: ApprovalDecision["decision"],
+  approverName: string,
+  address: string | null,
+): Promise<DecideApprovalResult> {
+  const parsed = parseApprovalToken(token);
+  if (!parsed) return { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE };
+  const body: ApprovalDecision = { token, decision, approverName };
+  const response = await callSession(env, parsed.endpointId, "decide", body, address);
+  if (!response) return unavailable();
+  const answer = await readJson(response);
+  switch (response.status) {
+    case 200: {
+      const decided = decidedBodySchema.safeParse(answer);
+      if (decided.success && decided.data.view.endpointId === parsed.endpointId) return { ok: true, view: decided.data.view };
+      break;
+    }
+    case 409:
+    case 410: {
+      const failed = errorWithViewSchema.safeParse(answer);
+      if (failed.success) {
+        return { ok: false, reason: response.status === 409 ? "used" : "expired", error: failed.data.error, view: failed.data.view };
+      }
+      break;
+    }
+    case 404:
+      return { ok: false, reason: "invalid", error: errorBodySchema.safeParse(answer).data?.error ?? INVALID_LINK_MESSAGE };
+    case 400:
+      return { ok: false, reason: "bad_request", error: errorBodySchema.safeParse(answer).data?.error ?? "The decision was not valid." };
+  }
+  console.error("approval decide: unexpected response from the session", response.status);
+  return unavailable();
+}
+
+/** The caller's address as the edge saw it, for the audit trail. */
+export function callerAddress(request: Request): string | null {
+  return request.headers.get("cf-connecting-ip") ?? request.headers.get("x-real-ip");
+}
+
+async function callSession(
+  env: Env,
+  endpointId: string,
+  action: "view" | "decide",
+  body: unknown,
+  address: string | null,
+): Promise<Response | null> {
+  const identity: PeerIdentity = { peer: "approver", endpointId, orgId: "", userId: null, userName: null, canRun: false, address };
+  try {
+    const stub = env.ENDPOINT_SESSION.get(env.ENDPOINT_SESSION.idFromName(endpointId));
+    return await stub.fetch(`https://session.internal/approval/${action}`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-partykit-room": endpointId,
+        [IDENTITY_HEADERS.identity]: JSON.stringify(identity),
+      },
+      body: JSON.stringify(body),
+    });
+  } catch (error) {
+    console.error(`approval ${action}: session unreachable`, error);
+    return null;
+  }
+}
+
+async function readJson(response: Response): Promise<unknown> {
+  try {
+    return await response.json();
+  } catch {
+    return null;
+  }
+}
+
+function unavailable(): { ok: false; reason: "unavailable"; error: string } {
+  return { ok: false, reason: "unavailable", error: "The approval service is unavailable right now. Try again in a minute." };
+}
