@@ -1,0 +1,137 @@
+// Fault injection with real processes: the local stack in workerd, real
+// runtime processes, real shell commands that count their own runs in a
+// ledger file on the endpoint. Each test asserts nothing lost, nothing run
+// twice, and a complete transcript.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CuttableRelay, Runtime, signIn, Stack, Viewer, waitUntil } from "./stack";
+
+const stack = new Stack(Number(process.env.FAULTS_PORT ?? 8797), ".wrangler/faults-state");
+const runtimes: Runtime[] = [];
+let cookie = "";
+
+beforeAll(async () => {
+  await stack.start(true);
+  cookie = await signIn(stack.origin);
+}, 150_000);
+
+afterAll(async () => {
+  for (const runtime of runtimes) await runtime.kill();
+  await stack.stop();
+});
+
+function newRuntime(server: string, name: string): Runtime {
+  const runtime = new Runtime();
+  runtime.enroll(server, `fault-${name}-${Date.now()}`);
+  runtimes.push(runtime);
+  return runtime;
+}
+
+function sequence(viewer: Viewer, name: string, steps: string[], extra: Record<string, unknown> = {}) {
+  viewer.send({ type: "run_sequence", requestId: crypto.randomUUID(), name, steps: steps.map((text) => ({ text, shell: "sh" })), ...extra });
+}
+
+/** Every command went queued → dispatched → started → finished, in that order, exactly once each. */
+function expectCompleteTranscript(viewer: Viewer, commands: number) {
+  const byCommand = viewer.byCommand();
+  expect(byCommand.size).toBe(commands);
+  for (const kinds of byCommand.values()) {
+    const lifecycle = kinds.filter((k) => k !== "command.output");
+    expect(lifecycle[0]).toBe("command.queued");
+    expect(lifecycle.filter((k) => k === "command.finished")).toHaveLength(1);
+    expect(lifecycle.at(-1)).toBe("command.finished");
+  }
+}
+
+describe("queue delivery under faults", () => {
+  it("a runtime killed mid-command reports it interrupted after restart and never runs it again; the queue carries on", async () => {
+    const runtime = newRuntime(stack.origin, "kill");
+    const viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
+    await viewer.connect();
+    runtime.start();
+    sequence(viewer, "kill test", [`echo long >> ${runtime.ledger}; sleep 30`], { stopOnFailure: false });
+    await waitUntil("the long command to start", () => runtime.ledgerLines().length === 1);
+    await runtime.kill("SIGKILL");
+    viewer.send({ type: "run", requestId: crypto.randomUUID(), text: `echo after >> ${runtime.ledger}`, shell: "sh" });
+    runtime.start();
+    await waitUntil("both commands to finish", () => viewer.finished().length === 2, 30_000);
+    const [interrupted, after] = viewer.finished();
+    expect(interrupted).toMatchObject({ status: "failed", error: expect.stringMatching(/not run again/) });
+    expect(after).toMatchObject({ status: "succeeded" });
+    expect(runtime.ledgerLines()).toEqual(["long", "after"]);
+    expectCompleteTranscript(viewer, 2);
+    viewer.close();
+    await runtime.kill();
+  }, 60_000);
+
+  it("a connection cut between steps loses nothing and runs nothing twice", async () => {
+    const relay = new CuttableRelay(stack.port);
+    const runtime = newRuntime(stack.origin, "cut");
+    runtime.useServer(await relay.listen());
+    const viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
+    await viewer.connect();
+    runtime.start();
+    const steps = [1, 2, 3, 4].map((n) => `echo step${n} >> ${runtime.ledger}; sleep 0.3; echo out${n}`);
+    sequence(viewer, "cut test", steps);
+    await waitUntil("step 1 to run", () => runtime.ledgerLines().includes("step1"));
+    relay.cut();
+    await waitUntil("step 3 to run", () => runtime.ledgerLines().includes("step3"), 30_000);
+    relay.cut();
+    await waitUntil("all steps to finish", () => viewer.finished().length === 4, 30_000);
+    expect(viewer.finished().map((e) => e.status)).toEqual(["succeeded", "succeeded", "succeeded", "succeeded"]);
+    expect(runtime.ledgerLines()).toEqual(["step1", "step2", "step3", "step4"]);
+    const outputs = viewer.events.filter((e) => e.kind === "command.output").map((e) => e.data).join("");
+    expect(outputs).toBe("out1\nout2\nout3\nout4\n");
+    expectCompleteTranscript(viewer, 4);
+    viewer.close();
+    relay.close();
+    await runtime.kill();
+  }, 60_000);
+
+  it("restarting workerd mid-sequence loses nothing: the result waits in the outbox, the queue resumes", async () => {
+    const runtime = newRuntime(stack.origin, "restart");
+    let viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
+    await viewer.connect();
+    runtime.start();
+    sequence(viewer, "restart test", [`echo a >> ${runtime.ledger}; sleep 3; echo A`, `echo b >> ${runtime.ledger}; echo B`, `echo c >> ${runtime.ledger}; echo C`]);
+    await waitUntil("step 1 to start", () => runtime.ledgerLines().includes("a"));
+    viewer.close();
+    await stack.stop(); // step 1 is still running; its result must survive the outage
+    await new Promise((r) => setTimeout(r, 3_500));
+    await stack.start(false);
+    cookie = await signIn(stack.origin);
+    await waitUntil("the sequence to finish", async () => {
+      viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
+      await viewer.connect();
+      await new Promise((r) => setTimeout(r, 500));
+      const done = viewer.finished().length === 3;
+      if (!done) viewer.close();
+      return done;
+    }, 60_000);
+    expect(viewer.finished().map((e) => e.status)).toEqual(["succeeded", "succeeded", "succeeded"]);
+    expect(runtime.ledgerLines()).toEqual(["a", "b", "c"]);
+    expect(viewer.events.filter((e) => e.kind === "command.output").map((e) => e.data).join("")).toBe("A\nB\nC\n");
+    expectCompleteTranscript(viewer, 3);
+    viewer.close();
+    await runtime.kill();
+  }, 120_000);
+
+  it("work queued while the runtime is offline for longer than its check-in interval runs in order when it returns", async () => {
+    const runtime = newRuntime(stack.origin, "offline");
+    const viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
+    await viewer.connect();
+    sequence(viewer, "offline test", [1, 2, 3].map((n) => `echo o${n} >> ${runtime.ledger}`));
+    viewer.send({ type: "run", requestId: crypto.randomUUID(), text: `echo single >> ${runtime.ledger}`, shell: "sh" });
+    await waitUntil("all four to be queued", () => viewer.events.filter((e) => e.kind === "command.queued").length === 4);
+    await new Promise((r) => setTimeout(r, 2_500)); // longer than the 1 s check-in interval below
+    expect(runtime.ledgerLines()).toEqual([]);
+    runtime.start(["--transport", "checkin", "--checkin-interval", "1"]);
+    await waitUntil("everything to finish", () => viewer.finished().length === 4, 40_000);
+    expect(viewer.finished().every((e) => e.status === "succeeded")).toBe(true);
+    const ledger = runtime.ledgerLines();
+    expect([...ledger].sort()).toEqual(["o1", "o2", "o3", "single"]);
+    expect(ledger.filter((l) => l.startsWith("o"))).toEqual(["o1", "o2", "o3"]);
+    expectCompleteTranscript(viewer, 4);
+    viewer.close();
+    await runtime.kill();
+  }, 60_000);
+});

@@ -1,0 +1,206 @@
+// Real processes for fault-injection tests: the local stack (wrangler pages dev
+// via scripts/dev.mjs), endpoint runtimes (the built CLI), a viewer socket, and
+// a TCP relay the test can cut.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { WebSocket } from "ws";
+import { DEMO_RUNTIME_TOKEN } from "../../scripts/seed.mjs";
+
+const root = resolve(import.meta.dirname, "../..");
+const CLI = join(root, "runtime/bin/caisey-runtime.mjs");
+
+export async function waitUntil<T>(what: string, check: () => T | Promise<T>, timeoutMs = 20_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once("exit", () => r()));
+}
+
+export class Stack {
+  private child: ChildProcess | null = null;
+  output = "";
+  readonly origin: string;
+
+  constructor(readonly port: number, readonly stateDir: string) {
+    this.origin = `http://127.0.0.1:${port}`;
+  }
+
+  async start(fresh: boolean) {
+    const args = ["scripts/dev.mjs", "--port", String(this.port), "--state", this.stateDir, "--no-build", "--no-demo-runtime"];
+    if (fresh) args.push("--fresh");
+    this.output = "";
+    const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    this.child = child;
+    child.stdout!.on("data", (d) => (this.output += d));
+    child.stderr!.on("data", (d) => (this.output += d));
+    await waitUntil("the stack to be ready", () => this.output.includes(`Console ready: ${this.origin}`) || child.exitCode !== null, 120_000);
+    if (child.exitCode !== null) throw new Error(`stack exited:\n${this.output.slice(-3000)}`);
+  }
+
+  /** Stops wrangler and workerd (the whole process group), like a crash of the host. */
+  async stop() {
+    const child = this.child;
+    this.child = null;
+    if (!child || child.exitCode !== null) return;
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      child.kill("SIGKILL");
+    }
+    await exited(child);
+    await waitUntil("the port to close", () => portClosed(this.port), 10_000);
+  }
+}
+
+function portClosed(port: number): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolvePromise(false);
+    });
+    socket.once("error", () => resolvePromise(true));
+  });
+}
+
+/** A loopback TCP relay between runtime and stack whose connections the test can cut. */
+export class CuttableRelay {
+  private server: net.Server;
+  private sockets = new Set<net.Socket>();
+  port = 0;
+
+  constructor(private readonly targetPort: number) {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.targetPort, "127.0.0.1");
+      for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
+        a.on("data", (d) => b.write(d));
+        a.on("close", () => b.destroy());
+        a.on("error", () => b.destroy());
+        this.sockets.add(a);
+        a.on("close", () => this.sockets.delete(a));
+      }
+    });
+  }
+
+  async listen() {
+    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", () => r()));
+    this.port = (this.server.address() as net.AddressInfo).port;
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  cut() {
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  close() {
+    this.cut();
+    this.server.close();
+  }
+}
+
+export class Runtime {
+  readonly dir = mkdtempSync(join(tmpdir(), "caisey-fault-runtime-"));
+  /** Commands append here, so the test counts runs on the endpoint itself. */
+  readonly ledger = join(this.dir, "ledger.txt");
+  endpointId = "";
+  private child: ChildProcess | null = null;
+  log = "";
+
+  enroll(server: string, hostname: string) {
+    const result = spawnSync(process.execPath, [CLI, "enroll", "--server", server, "--token", DEMO_RUNTIME_TOKEN, "--state-dir", this.dir, "--hostname", hostname], { encoding: "utf8" });
+    if (result.status !== 0) throw new Error(`enroll failed: ${result.stderr}${result.stdout}`);
+    this.endpointId = JSON.parse(readFileSync(join(this.dir, "identity.json"), "utf8")).endpointId;
+  }
+
+  /** Points the enrolled identity at another address (e.g. a relay in front of the server). */
+  useServer(server: string) {
+    const path = join(this.dir, "identity.json");
+    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, "utf8")), server }), { mode: 0o600 });
+  }
+
+  start(extraArgs: string[] = []) {
+    this.child = spawn(process.execPath, [CLI, "run", "--state-dir", this.dir, ...extraArgs], { stdio: ["ignore", "pipe", "pipe"] });
+    this.child.stdout!.on("data", (d) => (this.log += d));
+    this.child.stderr!.on("data", (d) => (this.log += d));
+  }
+
+  async kill(signal: NodeJS.Signals = "SIGKILL") {
+    const child = this.child;
+    this.child = null;
+    if (!child || child.exitCode !== null) return;
+    child.kill(signal);
+    await exited(child);
+  }
+
+  ledgerLines(): string[] {
+    return existsSync(this.ledger) ? readFileSync(this.ledger, "utf8").split("\n").filter(Boolean) : [];
+  }
+}
+
+export async function signIn(origin: string, userId = "user_demo_tech", orgId = "org_demo_northwind"): Promise<string> {
+  const response = await fetch(`${origin}/offline/sign-in?index`, {
+    method: "POST",
+    redirect: "manual",
+    body: new URLSearchParams({ userId, orgId, redirect_url: "/" }),
+  });
+  const cookie = response.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+  if (!cookie.includes("__session=")) throw new Error(`sign-in failed (${response.status})`);
+  return cookie;
+}
+
+/** A technician's transcript socket: replays from seq 0 and records every event. */
+export class Viewer {
+  events: any[] = [];
+  private ws: WebSocket | null = null;
+
+  constructor(readonly origin: string, readonly cookie: string, readonly endpointId: string) {}
+
+  async connect() {
+    this.events = [];
+    const ws = new WebSocket(`${this.origin.replace("http", "ws")}/parties/endpoint/${this.endpointId}`, { headers: { cookie: this.cookie } });
+    ws.on("message", (data) => {
+      const message = JSON.parse(String(data));
+      if (message.type === "events") for (const event of message.events) if (!this.events.some((e) => e.seq === event.seq)) this.events.push(event);
+    });
+    await new Promise((r, j) => {
+      ws.once("open", r);
+      ws.once("error", j);
+    });
+    ws.on("error", () => {});
+    ws.send(JSON.stringify({ type: "sync", afterSeq: 0 }));
+    this.ws = ws;
+  }
+
+  send(message: unknown) {
+    this.ws!.send(JSON.stringify(message));
+  }
+
+  close() {
+    this.ws?.close();
+  }
+
+  finished(): any[] {
+    return this.events.filter((e) => e.kind === "command.finished");
+  }
+
+  /** Every command's events, by command id, in log order. */
+  byCommand(): Map<string, string[]> {
+    const map = new Map<string, string[]>();
+    for (const event of [...this.events].sort((a, b) => a.seq - b.seq)) {
+      const list = map.get(event.commandId) ?? [];
+      list.push(event.kind);
+      map.set(event.commandId, list);
+    }
+    return map;
+  }
+}
