@@ -9,7 +9,8 @@ import { join, resolve } from "node:path";
 import { WebSocket } from "ws";
 import { DEMO_RUNTIME_TOKEN } from "../../scripts/seed.mjs";
 
-const root = resolve(import.meta.dirname, "../..");
+// Tests and benches run from the repository root.
+const root = resolve(process.cwd());
 const CLI = join(root, "runtime/bin/caisey-runtime.mjs");
 
 export async function waitUntil<T>(what: string, check: () => T | Promise<T>, timeoutMs = 20_000): Promise<NonNullable<T>> {
