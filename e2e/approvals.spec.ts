@@ -3,28 +3,11 @@
 // /approve page without an account, and the real runtime runs (or never runs)
 // the command.
 import { expect, test, type Browser, type Page } from "@playwright/test";
-import { DEMO_RUNTIME_TOKEN } from "../scripts/seed.mjs";
 import { E2E_ORIGIN } from "./origin";
-import { RuntimeProcess } from "./runtime";
+import { openEndpoint, runtimeForSpec } from "./runtime";
 import { signIn } from "./support";
 
-let runtime: RuntimeProcess;
-
-test.beforeAll(async () => {
-  runtime = new RuntimeProcess(E2E_ORIGIN, `e2e-approvals-${Date.now()}`);
-  runtime.enroll(DEMO_RUNTIME_TOKEN);
-  runtime.start();
-});
-
-test.afterAll(async () => {
-  await runtime?.dispose();
-});
-
-async function openEndpoint(page: Page) {
-  await page.goto(`/endpoints/${runtime.endpointId}`);
-  await expect(page.getByTestId("socket-status")).toHaveAttribute("data-status", "live");
-  await expect(page.getByTestId("runtime-state")).toHaveAttribute("data-online", "true", { timeout: 20_000 });
-}
+const runtime = runtimeForSpec("approvals");
 
 /** Runs `text`, optionally flagged as needing approval; returns its transcript entry. */
 async function runCommand(page: Page, text: string, approval?: { reason: string }) {
@@ -44,7 +27,7 @@ async function requestApproval(page: Page, text: string, reason: string) {
   const link = entry.getByTestId("approval-link");
   await expect(link).toHaveText(/\/approve\//);
   const url = (await link.textContent())!.trim();
-  expect(url.startsWith(`${E2E_ORIGIN}/approve/${runtime.endpointId}~`)).toBe(true);
+  expect(url.startsWith(`${E2E_ORIGIN}/approve/${runtime().endpointId}~`)).toBe(true);
   return { entry, url };
 }
 
@@ -58,7 +41,7 @@ async function openAsApprover(browser: Browser, url: string) {
 
 test("the client approves from the link without an account, and the command runs on the endpoint", async ({ page, browser }) => {
   await signIn(page, "technician");
-  await openEndpoint(page);
+  await openEndpoint(page, runtime().endpointId);
   const reason = "Confirm the approval flow works";
   const { entry, url } = await requestApproval(page, "echo approved-marker", reason);
   await expect(entry.getByTestId("command-output")).toHaveCount(0);
@@ -71,7 +54,7 @@ test("the client approves from the link without an account, and the command runs
   await expect(approver.page.getByTestId("approval-command")).toHaveText("echo approved-marker");
   await expect(approver.page.getByTestId("approval-reason")).toHaveText(reason);
   await expect(approver.page.getByTestId("approval-client")).toHaveText("Acme Manufacturing");
-  await expect(approver.page.getByTestId("approval-hostname")).toHaveText(runtime.hostname);
+  await expect(approver.page.getByTestId("approval-hostname")).toHaveText(runtime().hostname);
   await expect(approver.page.getByTestId("approval-technician")).toHaveText("Tom Technician");
 
   const [csrfCookie] = (await approver.context.cookies()).filter((c) => c.name === "caisey_approval_csrf");
@@ -91,7 +74,7 @@ test("the client approves from the link without an account, and the command runs
 
 test("the client denies, and the command never runs", async ({ page, browser }) => {
   await signIn(page, "technician");
-  await openEndpoint(page);
+  await openEndpoint(page, runtime().endpointId);
   const { entry, url } = await requestApproval(page, "echo denied-marker", "Should be refused");
 
   const approver = await openAsApprover(browser, url);
@@ -106,7 +89,7 @@ test("the client denies, and the command never runs", async ({ page, browser }) 
   await page.waitForTimeout(1_500);
   await expect(entry).toHaveAttribute("data-status", "denied");
   await expect(entry.getByTestId("command-output")).toHaveCount(0);
-  expect(runtime.log).not.toContain("denied-marker");
+  expect(runtime().log).not.toContain("denied-marker");
 
   // Reopening the denied link shows the decision, no form.
   await approver.page.goto(url);
@@ -117,7 +100,7 @@ test("the client denies, and the command never runs", async ({ page, browser }) 
 
 test("links are single use, tampered links are invalid, and forged posts are refused", async ({ page, browser }) => {
   await signIn(page, "technician");
-  await openEndpoint(page);
+  await openEndpoint(page, runtime().endpointId);
   const { entry, url } = await requestApproval(page, "echo reuse-marker", "Single-use check");
   const approver = await openAsApprover(browser, url);
   await expect(approver.page.getByRole("button", { name: "Approve" })).toBeVisible();
@@ -240,7 +223,7 @@ test("admins edit a client's approval policy; bad lines are named; others cannot
   await page.getByLabel("Patterns (one per line)").fill("policy-gated-marker");
   await page.getByRole("button", { name: "Save approval policy" }).click();
   await expect(page.getByTestId("policy-saved")).toBeVisible();
-  await openEndpoint(page);
+  await openEndpoint(page, runtime().endpointId);
   const entry = await runCommand(page, "echo policy-gated-marker");
   await expect(entry).toHaveAttribute("data-status", "pending_approval");
   await expect(entry.getByTestId("approval-prompt")).toContainText("policy-gated-marker");

@@ -1,26 +1,8 @@
 import { expect, test, type Page } from "@playwright/test";
-import { E2E_ORIGIN } from "./origin";
-import { DEMO_RUNTIME_TOKEN } from "../scripts/seed.mjs";
-import { RuntimeProcess } from "./runtime";
+import { openEndpoint, runtimeForSpec } from "./runtime";
 import { signIn } from "./support";
 
-let runtime: RuntimeProcess;
-
-test.beforeAll(async () => {
-  runtime = new RuntimeProcess(E2E_ORIGIN, `e2e-live-${Date.now()}`);
-  runtime.enroll(DEMO_RUNTIME_TOKEN);
-  runtime.start();
-});
-
-test.afterAll(async () => {
-  await runtime?.dispose();
-});
-
-async function openEndpoint(page: Page) {
-  await page.goto(`/endpoints/${runtime.endpointId}`);
-  await expect(page.getByTestId("socket-status")).toHaveAttribute("data-status", "live");
-  await expect(page.getByTestId("runtime-state")).toHaveAttribute("data-online", "true", { timeout: 20_000 });
-}
+const runtime = runtimeForSpec("live");
 
 async function runCommand(page: Page, text: string) {
   await page.getByLabel("Command").fill(text);
@@ -30,7 +12,7 @@ async function runCommand(page: Page, text: string) {
 
 test("a technician runs `echo hello` on a real runtime and sees the output and its round-trip time", async ({ page }) => {
   await signIn(page, "technician");
-  await openEndpoint(page);
+  await openEndpoint(page, runtime().endpointId);
   const entry = await runCommand(page, "echo hello");
   await expect(entry).toHaveAttribute("data-status", "succeeded");
   await expect(entry.getByTestId("command-output")).toHaveText("hello\n");
@@ -41,11 +23,11 @@ test("a technician runs `echo hello` on a real runtime and sees the output and i
 
 test("two technicians watching one endpoint see the same transcript and each other", async ({ page, browser }) => {
   await signIn(page, "technician");
-  await openEndpoint(page);
+  await openEndpoint(page, runtime().endpointId);
   const adminContext = await browser.newContext();
   const admin = await adminContext.newPage();
   await signIn(admin, "admin");
-  await openEndpoint(admin);
+  await openEndpoint(admin, runtime().endpointId);
   await expect(page.getByTestId("presence")).toContainText("Ada Admin");
   await expect(page.getByTestId("presence")).toContainText("Tom Technician");
 
@@ -62,7 +44,7 @@ test("two technicians watching one endpoint see the same transcript and each oth
 
 test("refreshing the page while a command streams loses nothing", async ({ page }) => {
   await signIn(page, "technician");
-  await openEndpoint(page);
+  await openEndpoint(page, runtime().endpointId);
   const text = "for i in 1 2 3 4 5 6; do echo line$i; sleep 0.4; done";
   const entry = await runCommand(page, text);
   await expect(entry.getByTestId("command-output")).toContainText("line2");
@@ -75,7 +57,7 @@ test("refreshing the page while a command streams loses nothing", async ({ page 
 
 test("NOC staff can watch but not run commands", async ({ page }) => {
   await signIn(page, "noc");
-  await openEndpoint(page);
+  await openEndpoint(page, runtime().endpointId);
   await expect(page.getByLabel("Command")).toHaveCount(0);
   await expect(page.getByText("Your role can watch but not run commands.")).toBeVisible();
 });

@@ -1,7 +1,11 @@
+import { expect, test, type Page } from "@playwright/test";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+
+import { DEMO_RUNTIME_TOKEN } from "../scripts/seed.mjs";
+import { E2E_ORIGIN } from "./origin";
 
 const CLI = join(process.cwd(), "runtime/bin/caisey-runtime.mjs");
 
@@ -45,4 +49,28 @@ export class RuntimeProcess {
     await this.stop();
     rmSync(this.stateDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A runtime enrolled (and, unless `start` is false, running) for the specs in
+ * one file; disposed after them.
+ */
+export function runtimeForSpec(name: string, { start = true } = {}): () => RuntimeProcess {
+  let runtime: RuntimeProcess | undefined;
+  test.beforeAll(() => {
+    runtime = new RuntimeProcess(E2E_ORIGIN, `e2e-${name}-${Date.now()}`);
+    runtime.enroll(DEMO_RUNTIME_TOKEN);
+    if (start) runtime.start();
+  });
+  test.afterAll(async () => {
+    await runtime?.dispose();
+  });
+  return () => runtime!;
+}
+
+/** Opens an endpoint's page and waits for its live socket (and, by default, its runtime). */
+export async function openEndpoint(page: Page, endpointId: string, { runtimeOnline = true } = {}) {
+  await page.goto(`/endpoints/${endpointId}`);
+  await expect(page.getByTestId("socket-status")).toHaveAttribute("data-status", "live");
+  await expect(page.getByTestId("runtime-state")).toHaveAttribute("data-online", String(runtimeOnline), { timeout: 20_000 });
 }

@@ -1,22 +1,11 @@
 import { expect, test } from "@playwright/test";
-import { DEMO_RUNTIME_TOKEN } from "../scripts/seed.mjs";
-import { E2E_ORIGIN } from "./origin";
-import { RuntimeProcess } from "./runtime";
+import { openEndpoint, runtimeForSpec } from "./runtime";
 import { signIn } from "./support";
 
-let runtime: RuntimeProcess;
-
-test.beforeAll(() => {
-  runtime = new RuntimeProcess(E2E_ORIGIN, `e2e-offline-${Date.now()}`);
-  runtime.enroll(DEMO_RUNTIME_TOKEN); // enrolled, but not running yet: the endpoint is offline
-});
-
-test.afterAll(async () => {
-  await runtime?.dispose();
-});
+const runtime = runtimeForSpec("offline", { start: false });
 
 test("a sequence queued for an offline endpoint completes, in order, once its runtime starts", async ({ page }) => {
-  await signIn(page, "technician", `/endpoints/${runtime.endpointId}`);
+  await signIn(page, "technician", `/endpoints/${runtime().endpointId}`);
   await expect(page.getByTestId("socket-status")).toHaveAttribute("data-status", "live");
   await expect(page.getByTestId("runtime-state")).toHaveAttribute("data-online", "false");
 
@@ -33,7 +22,7 @@ test("a sequence queued for an offline endpoint completes, in order, once its ru
   await expect(entries.nth(0).getByTestId("sequence-step")).toHaveText("Morning checks · step 1/2");
   await expect(entries.nth(1).getByTestId("sequence-step")).toHaveText("Morning checks · step 2/2");
 
-  runtime.start();
+  runtime().start();
   await expect(page.getByTestId("runtime-state")).toHaveAttribute("data-online", "true", { timeout: 20_000 });
   await expect(entries.nth(0)).toHaveAttribute("data-status", "succeeded");
   await expect(entries.nth(1)).toHaveAttribute("data-status", "succeeded");

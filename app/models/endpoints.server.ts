@@ -128,6 +128,18 @@ export async function searchEndpoints(
   };
 }
 
+const endpointListColumns = {
+  id: endpoints.id,
+  hostname: endpoints.hostname,
+  os: endpoints.os,
+  osVersion: endpoints.osVersion,
+  region: endpoints.region,
+  online: endpoints.online,
+  lastSeenAt: endpoints.lastSeenAt,
+  clientId: endpoints.clientId,
+  clientName: clients.name,
+};
+
 /** The page query on its own, so tests can check its plan uses an index. */
 export function endpointPageQuery(db: Database, orgId: string, search: EndpointSearch, limit: number) {
   const grouped = search.group === "client";
@@ -139,17 +151,7 @@ export function endpointPageQuery(db: Database, orgId: string, search: EndpointS
     conditions.push(sql`(${endpoints.hostname}, ${endpoints.id}) > (${cursor[1]}, ${cursor[2]})`);
   }
   return db
-    .select({
-      id: endpoints.id,
-      hostname: endpoints.hostname,
-      os: endpoints.os,
-      osVersion: endpoints.osVersion,
-      region: endpoints.region,
-      online: endpoints.online,
-      lastSeenAt: endpoints.lastSeenAt,
-      clientId: endpoints.clientId,
-      clientName: clients.name,
-    })
+    .select(endpointListColumns)
     .from(endpoints)
     .innerJoin(clients, eq(clients.id, endpoints.clientId))
     .where(and(...conditions))
@@ -182,18 +184,7 @@ export async function listTagNames(db: Database, orgId: string): Promise<string[
 /** An endpoint of this tenant, or null: callers answer 404 so other tenants' ids are not disclosed. */
 export async function getEndpointForOrg(db: Database, orgId: string, endpointId: string) {
   const [row] = await db
-    .select({
-      id: endpoints.id,
-      hostname: endpoints.hostname,
-      os: endpoints.os,
-      osVersion: endpoints.osVersion,
-      region: endpoints.region,
-      online: endpoints.online,
-      lastSeenAt: endpoints.lastSeenAt,
-      enrolledAt: endpoints.enrolledAt,
-      clientId: endpoints.clientId,
-      clientName: clients.name,
-    })
+    .select({ ...endpointListColumns, enrolledAt: endpoints.enrolledAt })
     .from(endpoints)
     .innerJoin(clients, eq(clients.id, endpoints.clientId))
     .where(and(eq(endpoints.orgId, orgId), eq(endpoints.id, endpointId)));
