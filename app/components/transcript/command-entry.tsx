@@ -32,7 +32,13 @@ export const CommandEntry = memo(function CommandEntry({
 }) {
   const finished = isFinished(command);
   return (
-    <article className="border-b border-slate-800 px-4 py-3" data-testid="command-entry" data-command-id={command.commandId} data-status={command.status}>
+    <article
+      id={command.commandId}
+      className="scroll-mt-4 border-b border-slate-800 px-4 py-3 target:bg-indigo-950/60"
+      data-testid="command-entry"
+      data-command-id={command.commandId}
+      data-status={command.status}
+    >
       <header className="flex flex-wrap items-center gap-2 text-xs text-slate-400">
         <span className={`rounded px-1.5 py-0.5 font-medium ${STATUS_STYLE[command.status] ?? ""}`} data-testid="command-status">
           {command.status.replace("_", " ")}

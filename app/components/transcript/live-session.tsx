@@ -28,6 +28,7 @@ export function LiveSession({
   const submittedAtRef = useRef(new Map<string, number>());
   const [rttByRequest, setRttByRequest] = useState<Record<string, number>>({});
   const bottomRef = useRef<HTMLDivElement>(null);
+  const scrolledToTargetRef = useRef(false);
 
   // Runs once the finished output is in the DOM (before the browser paints the
   // frame): click → rendered output, without the wait for the next frame.
@@ -42,6 +43,16 @@ export function LiveSession({
       }
     }
     if (Object.keys(measured).length) setRttByRequest((prev) => ({ ...prev, ...measured }));
+    // A link to one command (from the review page) scrolls there once it has arrived and stays; otherwise follow the tail.
+    const target = window.location.hash.slice(1);
+    if (target) {
+      const element = scrolledToTargetRef.current ? null : document.getElementById(target);
+      if (element) {
+        element.scrollIntoView({ block: "center" });
+        scrolledToTargetRef.current = true;
+      }
+      return;
+    }
     bottomRef.current?.scrollIntoView({ block: "nearest" });
   }, [transcript]);
 
