@@ -1,5 +1,6 @@
 import { json, type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction } from "@remix-run/cloudflare";
 import { Link, useLoaderData } from "@remix-run/react";
+import { ExportLinks } from "~/components/export-links";
 import { OnlineBadge } from "~/components/status-badge";
 import { LiveSession } from "~/components/transcript/live-session";
 import { createDb } from "~/db/client.server";
@@ -53,6 +54,9 @@ export default function EndpointPage() {
         <div className="mt-1 flex items-center gap-3">
           <h1 className="font-mono text-2xl font-semibold" data-testid="endpoint-hostname">{endpoint.hostname}</h1>
           <OnlineBadge online={endpoint.online} />
+          <div className="ml-auto">
+            <ExportLinks endpointId={endpoint.id} />
+          </div>
         </div>
         <dl className="mt-2 flex flex-wrap gap-x-6 gap-y-1 text-sm text-slate-600">
           <div><dt className="inline font-medium">OS </dt><dd className="inline">{endpoint.os} {endpoint.osVersion}</dd></div>

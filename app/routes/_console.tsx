@@ -24,6 +24,7 @@ export default function ConsoleLayout() {
           <nav className="flex gap-1">
             <NavLink to="/endpoints" className={navClass}>Endpoints</NavLink>
             <NavLink to="/clients" className={navClass}>Clients</NavLink>
+            <NavLink to="/review" className={navClass}>Review</NavLink>
           </nav>
           <div className="ml-auto flex items-center gap-3 text-sm text-slate-300">
             <span data-testid="current-member">

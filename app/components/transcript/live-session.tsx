@@ -44,7 +44,7 @@ export function LiveSession({
     }
     if (Object.keys(measured).length) setRttByRequest((prev) => ({ ...prev, ...measured }));
     // A link to one command (from the review page) scrolls there once it has arrived and stays; otherwise follow the tail.
-    const target = window.location.hash.slice(1);
+    const target = decodeURIComponent(window.location.hash.slice(1));
     if (target) {
       const element = scrolledToTargetRef.current ? null : document.getElementById(target);
       if (element) {
