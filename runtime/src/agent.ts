@@ -1,16 +1,23 @@
 // The runtime's message handling: turns dispatches into executions exactly
 // once, keeps results in the outbox until acked, resends them after every
-// (re)connect.
+// (re)connect. It owns both transports (the WebSocket and HTTPS check-in) and
+// ONE state (journal, outbox, acked list, running commands), so switching
+// between them never loses a result or runs a command twice.
 import * as os from "node:os";
 import {
+  DEFAULT_CHECKIN_INTERVAL_MS,
   PROTOCOL_VERSION,
+  type CheckinRequest,
+  type CheckinResponse,
   type CommandResult,
   type DispatchedCommand,
   type RuntimeBoundMessage,
   type RuntimeMessage,
 } from "../../protocol/messages";
+import { CheckinLoop, checkinUrl, MAX_RESULTS_PER_CHECKIN, MAX_STARTED_PER_CHECKIN } from "./checkin";
 import { ReconnectingConnection } from "./connection";
 import { execute, type Execution, type ExecutorOptions } from "./executor";
+import { writeFileDurable } from "./fs-durable";
 import { connectUrl, type Identity } from "./identity";
 import { AckedList, Journal } from "./journal";
 import { errorText, type Logger } from "./log";
@@ -21,23 +28,50 @@ import { RUNTIME_VERSION } from "./version";
 
 export const NOT_RERUN_ERROR = "runtime restarted while this command was running; it was not run again";
 
+export type TransportChoice = "auto" | "websocket" | "checkin";
+export type Transport = "websocket" | "checkin";
+
+/** In auto mode, this many failed WebSocket connection attempts in a row switch to check-in. */
+export const WEBSOCKET_FAILURES_BEFORE_CHECKIN = 2;
+/** While on check-in (auto mode), how often the WebSocket is tried again. */
+export const WEBSOCKET_RETRY_MS = 5 * 60 * 1000;
+/** `status` shows the last contact; on the socket it is refreshed at most this often. */
+const CONTACT_WRITE_INTERVAL_MS = 60_000;
+
 export interface AgentOptions {
   identity: Identity;
   paths: StatePaths;
   log: Logger;
   hostname?: string;
   executor?: ExecutorOptions;
+  /** Default "auto": WebSocket, falling back to check-in when the socket cannot connect. */
+  transport?: TransportChoice;
+  /** Check-in interval until the server suggests one. */
+  checkinIntervalMs?: number;
   /** Called once when the server rejects the credential; the agent has already stopped reconnecting. */
   onRejected(reason: string): void;
 }
 
-type Active = { execution?: Execution; cancelRequested: boolean };
+type Active = { execution?: Execution; cancelRequested: boolean; queued?: DispatchedCommand };
 
 export class Agent {
   private readonly active = new Map<string, Active>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private connection!: ReconnectingConnection;
+  private checkin!: CheckinLoop;
   private stopping = false;
+  private mode: Transport = "websocket";
+  private websocketRetryTimer: NodeJS.Timeout | undefined;
+  /** Commands from check-in waiting for their turn: a batch runs one after another, never concurrently. */
+  private queue: { command: DispatchedCommand; entry: Active }[] = [];
+  private draining = false;
+  /** `started` notices not yet delivered by a check-in. */
+  private pendingStarted: { commandId: string; startedAt: number }[] = [];
+  /** Results the server asked for again (a repeated dispatch): they go first in the next check-in. */
+  private readonly resendFirst = new Set<string>();
+  private outboxAtRequest = new Set<string>();
+  private lastContactWrite: { transport: Transport; at: number } | undefined;
+  private rejectedReported = false;
 
   private constructor(
     private readonly options: AgentOptions,
@@ -52,7 +86,9 @@ export class Agent {
     const outbox = await Outbox.open(paths.outbox, log);
     const acked = await AckedList.open(paths.acked);
     const agent = new Agent(options, journal, outbox, acked);
-    agent.connection = new ReconnectingConnection(connectUrl(options.identity.server), options.identity.credential, agent, log);
+    const { server, credential } = options.identity;
+    agent.connection = new ReconnectingConnection(connectUrl(server), credential, agent, log);
+    agent.checkin = new CheckinLoop(checkinUrl(server), credential, agent, log, options.checkinIntervalMs ?? DEFAULT_CHECKIN_INTERVAL_MS);
     return agent;
   }
 
@@ -60,38 +96,64 @@ export class Agent {
     return this.outbox.size;
   }
 
+  get transport(): Transport {
+    return this.mode;
+  }
+
+  private get choice(): TransportChoice {
+    return this.options.transport ?? "auto";
+  }
+
   start(): void {
     const { identity, log } = this.options;
     log.info(
       `runtime ${RUNTIME_VERSION} starting for endpoint ${identity.endpointId} (${this.journal.size} commands in journal, ${this.outbox.size} results awaiting ack)`,
     );
+    if (this.choice === "checkin") {
+      this.mode = "checkin";
+      log.info(`using HTTPS check-in every ${seconds(this.checkin.interval)} (--transport checkin)`);
+      this.checkin.start();
+      return;
+    }
     this.connection.start();
   }
 
   // ConnectionHandlers ---------------------------------------------------------
 
   onOpen(): void {
+    if (this.mode === "checkin") {
+      this.options.log.info("WebSocket connected; leaving HTTPS check-in");
+      this.leaveCheckin();
+    }
+    this.mode = "websocket";
+    this.noteContact("websocket");
     this.send({
       type: "hello",
       protocol: PROTOCOL_VERSION,
       runtimeVersion: RUNTIME_VERSION,
-      hostname: this.options.hostname ?? os.hostname(),
+      hostname: this.hostname,
       os: runtimeOs(),
       clock: Date.now(),
     });
+    // Commands that started while on check-in and still run: the transcript should show them running.
+    const started = this.pendingStarted.filter((s) => this.active.has(s.commandId));
+    this.pendingStarted = [];
+    for (const s of started) this.send({ type: "started", ...s });
     const pending = this.outbox.all();
     if (pending.length) this.options.log.info(`resending ${pending.length} unacknowledged result(s)`);
     for (const result of pending) this.send({ type: "result", result });
   }
 
   onMessage(message: RuntimeBoundMessage): void {
+    this.noteContact("websocket");
     switch (message.type) {
       case "dispatch":
         return this.onDispatch(message.command);
       case "cancel":
         return this.onCancel(message.commandId);
       case "ack":
-        return this.track(this.onAck(message.commandId));
+        this.track(this.onAck(message.commandId));
+        return;
       case "clock":
         this.send({ type: "clock", serverTime: message.serverTime, runtimeTime: Date.now() });
         return;
@@ -102,34 +164,143 @@ export class Agent {
   }
 
   onRejected(reason: string): void {
+    if (this.rejectedReported) return;
+    this.rejectedReported = true;
+    this.checkin.stop();
+    clearInterval(this.websocketRetryTimer);
+    void this.connection.stop();
     this.options.log.error(`the server rejected this runtime's credential (${reason}); enroll again with: caisey-runtime enroll --force ...`);
     this.options.onRejected(reason);
+  }
+
+  onConnectFailed(reason: string, consecutiveFailures: number): boolean {
+    if (this.choice !== "auto" || this.stopping) return true;
+    if (this.mode === "checkin") {
+      // A retry from check-in mode failed: stay on check-in, which keeps working meanwhile.
+      this.options.log.info(`WebSocket still unavailable (${reason}); staying on HTTPS check-in`);
+      return false;
+    }
+    if (consecutiveFailures < WEBSOCKET_FAILURES_BEFORE_CHECKIN) return true;
+    this.mode = "checkin";
+    this.options.log.warn(`WebSocket unavailable (${reason}); using HTTPS check-in every ${seconds(this.checkin.interval)}`);
+    this.checkin.start();
+    this.websocketRetryTimer = setInterval(() => this.connection.probe(), WEBSOCKET_RETRY_MS);
+    return false;
+  }
+
+  private leaveCheckin(): void {
+    this.checkin.stop();
+    clearInterval(this.websocketRetryTimer);
+    this.websocketRetryTimer = undefined;
+  }
+
+  // CheckinHandlers ------------------------------------------------------------
+
+  checkinRequest(): CheckinRequest {
+    const all = this.outbox.all();
+    const first = all.filter((r) => this.resendFirst.has(r.commandId));
+    const rest = all.filter((r) => !this.resendFirst.has(r.commandId));
+    this.outboxAtRequest = new Set(all.map((r) => r.commandId));
+    return {
+      protocol: PROTOCOL_VERSION,
+      runtimeVersion: RUNTIME_VERSION,
+      hostname: this.hostname,
+      os: runtimeOs(),
+      clock: Date.now(),
+      started: this.pendingStarted.slice(0, MAX_STARTED_PER_CHECKIN),
+      results: [...first, ...rest].slice(0, MAX_RESULTS_PER_CHECKIN),
+    };
+  }
+
+  async onCheckinResponse(request: CheckinRequest, response: CheckinResponse): Promise<boolean> {
+    this.noteContact("checkin");
+    const delivered = new Set(request.started);
+    this.pendingStarted = this.pendingStarted.filter((s) => !delivered.has(s));
+    for (const id of request.results.map((r) => r.commandId)) this.resendFirst.delete(id);
+    for (const id of response.acks) await this.onAck(id);
+    const work: Promise<unknown>[] = [];
+    for (const command of response.dispatch) {
+      const started = this.claim(command, "checkin");
+      if (started) work.push(started);
+    }
+    for (const id of response.cancel) {
+      const done = this.cancel(id);
+      if (done) work.push(this.track(done));
+    }
+    this.drainQueue();
+    // Results settled by this answer (not rerun, cancelled before starting) are in the outbox once these resolve.
+    await Promise.all(work);
+    const sent = new Set(request.results.map((r) => r.commandId));
+    const unsent = this.outbox.all().filter((r) => !sent.has(r.commandId));
+    // Something new to deliver, or the server is taking results and more are waiting: go again now.
+    return unsent.length > 0 && (response.acks.length > 0 || unsent.some((r) => !this.outboxAtRequest.has(r.commandId)));
+  }
+
+  onCheckinFailed(): void {
+    // Maybe the network changed (or the server lacks check-in): try the socket too, it may work again.
+    if (this.choice === "auto" && this.mode === "checkin" && !this.stopping) this.connection.probe();
   }
 
   // Commands -------------------------------------------------------------------
 
   private onDispatch(command: DispatchedCommand): void {
+    this.claim(command, "websocket");
+  }
+
+  /**
+   * Takes a dispatched command exactly once. From the socket it starts at
+   * once; from check-in it joins the queue that runs one command at a time.
+   * Returns work that settles a repeat (result stored in the outbox).
+   */
+  private claim(command: DispatchedCommand, via: Transport): Promise<unknown> | undefined {
     const { log } = this.options;
     const id = command.commandId;
-    if (this.stopping) return; // the server redelivers it after we reconnect
-    if (this.active.has(id)) return; // a redelivery of what is running now; its result will follow
+    if (this.stopping) return undefined; // the server redelivers it after we reconnect
+    if (this.active.has(id)) return undefined; // a redelivery of what is running (or queued) now; its result will follow
     if (this.journal.has(id)) {
       const stored = this.outbox.get(id);
       if (stored) {
         log.info(`command ${id} already ran; resending its result`);
-        this.send({ type: "result", result: stored });
+        if (!this.send({ type: "result", result: stored })) this.resendFirst.add(id);
       } else if (this.acked.has(id)) {
         log.info(`command ${id} already ran and its result was acknowledged; ignoring`);
       } else {
         log.warn(`command ${id} was interrupted by a runtime restart; reporting it failed without running it again`);
         this.active.set(id, { cancelRequested: false });
-        this.track(this.completeWithoutRunning(id, "failed", NOT_RERUN_ERROR));
+        return this.track(this.completeWithoutRunning(id, "failed", NOT_RERUN_ERROR));
       }
-      return;
+      return undefined;
     }
     const entry: Active = { cancelRequested: false };
     this.active.set(id, entry);
+    if (via === "checkin") {
+      entry.queued = command;
+      this.queue.push({ command, entry });
+      return undefined;
+    }
     this.track(this.run(command, entry));
+    return undefined;
+  }
+
+  /** Runs the check-in queue in order, one command at a time; checks in right after the batch. */
+  private drainQueue(): void {
+    if (this.draining || !this.queue.length || this.stopping) return;
+    this.draining = true;
+    this.track(
+      (async () => {
+        try {
+          while (this.queue.length && !this.stopping) {
+            const { command, entry } = this.queue.shift()!;
+            entry.queued = undefined;
+            await this.run(command, entry).catch((error) => this.options.log.error(errorText(error)));
+          }
+        } finally {
+          this.draining = false;
+        }
+        // The server sends a sequence's next step only once it has this batch's results.
+        if (this.mode === "checkin" && !this.stopping) this.checkin.wake();
+      })(),
+    );
   }
 
   private async run(command: DispatchedCommand, entry: Active): Promise<void> {
@@ -177,18 +348,33 @@ export class Agent {
       // Still worth sending: the server may ack it before anything else goes wrong.
       this.options.log.error(`could not save the result of ${result.commandId} to the outbox: ${errorText(error)}`);
     }
-    this.send({ type: "result", result });
+    // On check-in a result goes out with the next check-in; outside a batch that is now (a batch checks in when it ends).
+    if (!this.send({ type: "result", result }) && this.mode === "checkin" && !this.draining) this.checkin.wake();
   }
 
   private onCancel(commandId: string): void {
+    const done = this.cancel(commandId);
+    if (done) this.track(done);
+  }
+
+  /** Kills a running command, or settles a queued one as cancelled without starting it. */
+  private cancel(commandId: string): Promise<void> | undefined {
     const entry = this.active.get(commandId);
     if (!entry) {
       this.options.log.info(`cancel for ${commandId} ignored: it is not running`);
-      return;
+      return undefined;
     }
     this.options.log.info(`cancelling command ${commandId}`);
     entry.cancelRequested = true;
+    const queued = entry.queued;
+    if (queued) {
+      // Not started yet: journal it (so it can never run later) and report it cancelled now.
+      this.queue = this.queue.filter((q) => q.entry !== entry);
+      entry.queued = undefined;
+      return this.run(queued, entry);
+    }
     entry.execution?.cancel();
+    return undefined;
   }
 
   private async onAck(commandId: string): Promise<void> {
@@ -196,18 +382,58 @@ export class Agent {
     // the id look like "started, result lost".
     await this.acked.add(commandId);
     await this.outbox.remove(commandId);
+    this.resendFirst.delete(commandId);
   }
 
   // Plumbing --------------------------------------------------------------------
 
+  /**
+   * Sends over the socket when it is open. On check-in nothing is streamed:
+   * `started` waits for the next check-in, output stays in the command's
+   * tail, results wait in the outbox.
+   */
   send(message: RuntimeMessage): boolean {
-    return this.connection.send(message);
+    if (this.connection.send(message)) return true;
+    if (message.type === "started" && this.mode === "checkin") {
+      this.pendingStarted.push({ commandId: message.commandId, startedAt: message.startedAt });
+      return true;
+    }
+    return false;
   }
 
-  private track(work: Promise<unknown>): void {
+  private get hostname(): string {
+    return this.options.hostname ?? os.hostname();
+  }
+
+  /** Remembers the transport and the last contact for `status`; cheap: at most one small write a minute. */
+  private noteContact(transport: Transport): void {
+    const now = Date.now();
+    const last = this.lastContactWrite;
+    if (last && last.transport === transport && now - last.at < CONTACT_WRITE_INTERVAL_MS) return;
+    this.lastContactWrite = { transport, at: now };
+    const record = JSON.stringify({ transport, lastContactAt: now });
+    this.track(
+      writeFileDurable(this.options.paths.transport, `${record}\n`).catch((error) =>
+        this.options.log.warn(`could not record the last contact: ${errorText(error)}`),
+      ),
+    );
+  }
+
+  private track<T>(work: Promise<T>): Promise<T | void> {
     const tracked = work.catch((error) => this.options.log.error(errorText(error)));
     this.inFlight.add(tracked);
     void tracked.finally(() => this.inFlight.delete(tracked));
+    return tracked;
+  }
+
+  private async settle(): Promise<void> {
+    while (this.inFlight.size) await Promise.all([...this.inFlight]);
+  }
+
+  /** Queued commands never started: forget them, the server offers them again. */
+  private dropQueue(): void {
+    for (const { command } of this.queue) this.active.delete(command.commandId);
+    this.queue = [];
   }
 
   /**
@@ -218,16 +444,29 @@ export class Agent {
     const { log } = this.options;
     if (this.stopping) return;
     this.stopping = true;
+    clearInterval(this.websocketRetryTimer);
+    this.dropQueue();
     if (this.active.size) log.info(`stopping ${this.active.size} running command(s)`);
     for (const entry of this.active.values()) entry.execution?.stop(`runtime stopped (${reason}) while this command was running`);
-    while (this.inFlight.size) await Promise.all([...this.inFlight]);
+    await this.settle();
+    if (this.checkin.isRunning) {
+      this.checkin.stop();
+      this.checkin.abortInFlight(); // its results stay in the outbox; the final check-in carries them
+      await this.checkin.idle();
+      await this.settle();
+      if (this.outbox.size > 0 && !this.connection.isOpen) {
+        const outcome = await this.checkin.final(ackWaitMs);
+        if (outcome.kind !== "ok") log.warn(`final check-in failed (${outcome.reason})`);
+        await this.settle();
+      }
+    }
     const deadline = Date.now() + ackWaitMs;
     while (this.connection.isOpen && (this.outbox.size > 0 || this.connection.bufferedAmount > 0) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
-      while (this.inFlight.size) await Promise.all([...this.inFlight]);
+      await this.settle();
     }
     await this.connection.stop(1000, "runtime stopping");
-    while (this.inFlight.size) await Promise.all([...this.inFlight]);
+    await this.settle();
     await Promise.all([this.journal.close(), this.acked.close()]);
     if (this.outbox.size) log.info(`${this.outbox.size} result(s) stay in the outbox and are sent on the next start`);
   }
@@ -235,10 +474,19 @@ export class Agent {
   /** For a fatal stop where the socket is already gone (credential rejected). */
   async close(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.websocketRetryTimer);
+    this.checkin.stop();
+    this.checkin.abortInFlight();
+    this.dropQueue();
     for (const entry of this.active.values()) entry.execution?.stop("runtime stopped: credential rejected");
-    while (this.inFlight.size) await Promise.all([...this.inFlight]);
+    await this.settle();
+    await this.checkin.idle();
     await Promise.all([this.journal.close(), this.acked.close()]);
   }
+}
+
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(1))} s`;
 }
 
 function preview(text: string): string {

@@ -1,5 +1,8 @@
 // Entry point of the headless endpoint runtime: `caisey-runtime <command>`.
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { DEFAULT_CHECKIN_INTERVAL_MS } from "../../protocol/messages";
+import type { TransportChoice } from "./agent";
+import { MAX_CHECKIN_INTERVAL_MS, MIN_CHECKIN_INTERVAL_MS } from "./checkin";
 import { enroll } from "./enroll";
 import { UserError } from "./identity";
 import { errorText, stderrLogger } from "./log";
@@ -13,11 +16,16 @@ const USAGE = `caisey-runtime ${RUNTIME_VERSION}: lets technicians run commands 
 Usage:
   caisey-runtime enroll --server URL --token TOKEN [--state-dir DIR] [--hostname NAME] [--force]
       Register this machine with the server and store its credential.
-  caisey-runtime run [--state-dir DIR]
+  caisey-runtime run [--state-dir DIR] [--transport auto|websocket|checkin] [--checkin-interval SECONDS]
       Connect to the server and run dispatched commands until stopped (Ctrl-C / SIGTERM).
       Exits with status 2 if the server rejects the credential.
+      --transport auto (default) uses the WebSocket and falls back to HTTPS check-in when
+      WebSockets cannot connect (e.g. a proxy blocks them), retrying the WebSocket every 5 minutes.
+      --checkin-interval is the check-in period until the server suggests one
+      (default 30, or $CAISEY_CHECKIN_INTERVAL; 1 to 600).
   caisey-runtime status [--state-dir DIR]
-      Show the enrollment (without the credential) and the number of undelivered results.
+      Show the enrollment (without the credential), the number of undelivered results,
+      and the last transport used and last contact with the server.
 
 The state directory defaults to $CAISEY_RUNTIME_STATE_DIR or ~/.caisey-runtime.`;
 
@@ -67,9 +75,20 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case "run": {
-      const values = parse(rest, { ...stateDirOption, hostname: { type: "string" } });
+      const values = parse(rest, {
+        ...stateDirOption,
+        hostname: { type: "string" },
+        transport: { type: "string" },
+        "checkin-interval": { type: "string" },
+      });
       if (values.help) return printUsage();
-      return runRuntime({ paths: statePaths(values["state-dir"] ?? defaultStateDir()), log: stderrLogger, hostname: values.hostname });
+      return runRuntime({
+        paths: statePaths(values["state-dir"] ?? defaultStateDir()),
+        log: stderrLogger,
+        hostname: values.hostname,
+        transport: parseTransport(values.transport ?? "auto"),
+        checkinIntervalMs: parseCheckinInterval(values["checkin-interval"] ?? process.env.CAISEY_CHECKIN_INTERVAL),
+      });
     }
     case "status": {
       const values = parse(rest, stateDirOption);
@@ -80,6 +99,23 @@ export async function main(argv: string[]): Promise<number> {
     default:
       throw new UserError(`unknown command "${command}"\n\n${USAGE}`);
   }
+}
+
+function parseTransport(value: string): TransportChoice {
+  if (value === "auto" || value === "websocket" || value === "checkin") return value;
+  throw new UserError(`--transport must be auto, websocket or checkin (got "${value}")`);
+}
+
+/** Seconds (from the flag or the environment) to milliseconds; the default is the protocol's. */
+function parseCheckinInterval(value: string | undefined): number {
+  if (value === undefined || value.trim() === "") return DEFAULT_CHECKIN_INTERVAL_MS;
+  const secs = Number(value);
+  if (!Number.isFinite(secs) || secs < MIN_CHECKIN_INTERVAL_MS / 1000 || secs > MAX_CHECKIN_INTERVAL_MS / 1000) {
+    throw new UserError(
+      `--checkin-interval (or CAISEY_CHECKIN_INTERVAL) must be a number of seconds from ${MIN_CHECKIN_INTERVAL_MS / 1000} to ${MAX_CHECKIN_INTERVAL_MS / 1000} (got "${value}")`,
+    );
+  }
+  return Math.round(secs * 1000);
 }
 
 function printUsage(): number {

@@ -21,6 +21,12 @@ export interface ConnectionHandlers {
   onMessage(message: RuntimeBoundMessage): void;
   /** The server refused our credential; the caller should stop. */
   onRejected(reason: string): void;
+  /**
+   * A connection attempt failed before the socket opened (network error, or the
+   * upgrade refused with a status other than 401/403). Return false to stop
+   * reconnecting until `probe()` or `start()` is called.
+   */
+  onConnectFailed?(reason: string, consecutiveFailures: number): boolean;
 }
 
 export class ReconnectingConnection {
@@ -29,6 +35,8 @@ export class ReconnectingConnection {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Connection attempts that failed in a row, before the socket opened. */
+  private failures = 0;
   private closedPromise: Promise<void> = Promise.resolve();
 
   constructor(
@@ -43,6 +51,18 @@ export class ReconnectingConnection {
   }
 
   start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  /** True while a socket exists (connecting or open) or a reconnect is scheduled. */
+  get isActive(): boolean {
+    return this.socket !== undefined || this.reconnectTimer !== undefined;
+  }
+
+  /** One connection attempt now, unless one is already under way; it keeps reconnecting only if the handler says so. */
+  probe(): void {
+    if (this.isActive) return;
     this.stopped = false;
     this.connect();
   }
@@ -63,6 +83,7 @@ export class ReconnectingConnection {
   stop(code = 1000, reason = "runtime stopping"): Promise<void> {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
     clearInterval(this.pingTimer);
     const socket = this.socket;
     if (socket && socket.readyState === WebSocket.OPEN) socket.close(code, reason);
@@ -71,6 +92,7 @@ export class ReconnectingConnection {
   }
 
   private connect(): void {
+    this.reconnectTimer = undefined;
     if (this.stopped) return;
     this.log.info(`connecting to ${this.url}`);
     const socket = new WebSocket(this.url, {
@@ -106,6 +128,7 @@ export class ReconnectingConnection {
     });
     socket.on("open", () => {
       openedAt = Date.now();
+      this.failures = 0;
       this.log.info("connected");
       let awaitingPong = false;
       socket.on("pong", () => (awaitingPong = false));
@@ -143,6 +166,14 @@ export class ReconnectingConnection {
         return;
       }
       if (this.stopped) return;
+      if (openedAt === undefined) {
+        this.failures += 1;
+        const keepTrying = this.handlers.onConnectFailed?.(failure ?? `close code ${code}`, this.failures) ?? true;
+        if (!keepTrying) {
+          this.stopped = true;
+          return;
+        }
+      }
       if (openedAt !== undefined && Date.now() - openedAt >= HEALTHY_CONNECTION_MS) this.attempt = 0;
       const delay = backoffDelay(this.attempt);
       this.attempt += 1;

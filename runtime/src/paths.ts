@@ -15,6 +15,8 @@ export function statePaths(stateDir: string) {
     acked: path.join(dir, "acked"),
     outbox: path.join(dir, "outbox"),
     lock: path.join(dir, "runtime.lock"),
+    /** Last transport and last successful contact with the server, for `status`. */
+    transport: path.join(dir, "transport.json"),
   };
 }
 export type StatePaths = ReturnType<typeof statePaths>;

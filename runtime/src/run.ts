@@ -1,4 +1,4 @@
-import { Agent } from "./agent";
+import { Agent, type TransportChoice } from "./agent";
 import { ensurePrivateDir } from "./fs-durable";
 import { loadIdentity } from "./identity";
 import { acquireLock } from "./lock";
@@ -12,10 +12,12 @@ export interface RunOptions {
   paths: StatePaths;
   log: Logger;
   hostname?: string;
+  transport?: TransportChoice;
+  checkinIntervalMs?: number;
 }
 
 /** Runs until a signal or a credential rejection; resolves with the process exit code. */
-export async function runRuntime({ paths, log, hostname }: RunOptions): Promise<number> {
+export async function runRuntime({ paths, log, hostname, transport, checkinIntervalMs }: RunOptions): Promise<number> {
   const identity = await loadIdentity(paths);
   await ensurePrivateDir(paths.dir);
   const releaseLock = acquireLock(paths.lock);
@@ -23,7 +25,7 @@ export async function runRuntime({ paths, log, hostname }: RunOptions): Promise<
   let rejected: (reason: string) => void = () => {};
   const rejection = new Promise<string>((resolve) => (rejected = resolve));
   try {
-    agent = await Agent.open({ identity, paths, log, hostname, onRejected: (reason) => rejected(reason) });
+    agent = await Agent.open({ identity, paths, log, hostname, transport, checkinIntervalMs, onRejected: (reason) => rejected(reason) });
   } catch (error) {
     releaseLock();
     throw error;

@@ -1,0 +1,504 @@
+// Process-level tests of HTTPS check-in: the built CLI against a stand-in
+// server implementing POST /agent/checkin (and a WebSocket endpoint that a
+// "proxy" can block). Covers in-order runs, result delivery and acks, retries
+// after a failed upload, exactly-once across acks and crashes, cancel, the
+// auto fallback from the WebSocket and the way back.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { WebSocketServer, type WebSocket } from "ws";
+import {
+  checkinRequestSchema,
+  enrollRequestSchema,
+  parseMessage,
+  runtimeMessageSchema,
+  type CheckinRequest,
+  type CheckinResponse,
+  type CommandResult,
+  type DispatchedCommand,
+} from "../../protocol/messages";
+import { outboxFileName } from "../../runtime/src/outbox";
+
+const repo = resolve(__dirname, "../..");
+const bin = join(repo, "runtime/bin/caisey-runtime.mjs");
+const posix = process.platform !== "win32";
+const TOKEN = "enroll-token-0123456789";
+const CREDENTIAL = "credential-".padEnd(48, "c");
+const NOT_RERUN = "runtime restarted while this command was running; it was not run again";
+
+const scratch = mkdtempSync(join(tmpdir(), "caisey-checkin-"));
+const children = new Set<ChildProcess>();
+
+beforeAll(() => {
+  execFileSync(process.execPath, [join(repo, "scripts/build-runtime.mjs")], { cwd: repo, stdio: "pipe" });
+}, 60_000);
+afterEach(() => {
+  for (const child of children) child.kill("SIGKILL");
+  children.clear();
+});
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+// ---------------------------------------------------------------------------
+// A stand-in for the server: /agent/enroll, /agent/checkin and /agent/connect.
+
+function command(commandId: string, text: string, extra: Partial<DispatchedCommand> = {}): DispatchedCommand {
+  return { commandId, text, shell: "default", timeoutMs: 30_000, maxOutputBytes: 256 * 1024, ...extra };
+}
+
+class CheckinServer {
+  port = 0;
+  requests: { body: CheckinRequest; at: number; status: number }[] = [];
+  /** Results stored (first copy wins, like the real server). */
+  stored = new Map<string, CommandResult>();
+  /** How often each result arrived in a check-in that the server accepted. */
+  resultPosts = new Map<string, number>();
+  acksSent = new Map<string, number>();
+  /** A sequence: only the first step without a stored result is due. */
+  sequence: DispatchedCommand[] = [];
+  /** Independent commands, all due at once (in order) until their results are stored. */
+  batch: DispatchedCommand[] = [];
+  /** Offered once more in the next answer, whatever their state. */
+  redeliver: DispatchedCommand[] = [];
+  cancels: string[] = [];
+  /** Answer 503 (storing nothing) to the next check-in that carries a result for one of these ids. */
+  failResultOnce = new Set<string>();
+  failNext = 0;
+  reject = false;
+  autoAck = true;
+  nextCheckinMs = 1000;
+  ws: "refuse400" | "destroy" | "accept" = "refuse400";
+  wsHellos = 0;
+  invalid: string[] = [];
+  private http: Server | undefined;
+  private wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  private tcp = new Set<Socket>();
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const http = createServer((req, res) => this.onHttp(req, res));
+    http.on("connection", (socket) => {
+      this.tcp.add(socket);
+      socket.on("close", () => this.tcp.delete(socket));
+    });
+    http.on("upgrade", (req, socket, head) => {
+      if (this.ws === "destroy") return socket.destroy();
+      if (this.ws === "refuse400") {
+        socket.end("HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n\r\nWebSockets are blocked by policy");
+        return;
+      }
+      if (req.headers.authorization !== `Bearer ${CREDENTIAL}`) {
+        socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\r\n{"error":"Runtime credential rejected"}');
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws));
+    });
+    await new Promise<void>((done) => http.listen(0, "127.0.0.1", done));
+    this.port = (http.address() as AddressInfo).port;
+    this.http = http;
+  }
+
+  async stop(): Promise<void> {
+    for (const ws of this.wss.clients) ws.terminate();
+    for (const socket of this.tcp) socket.destroy();
+    await new Promise<void>((done) => (this.http ? this.http.close(() => done()) : done()));
+    this.wss.close();
+  }
+
+  reset(): void {
+    Object.assign(this, {
+      requests: [],
+      stored: new Map(),
+      resultPosts: new Map(),
+      acksSent: new Map(),
+      sequence: [],
+      batch: [],
+      redeliver: [],
+      cancels: [],
+      failResultOnce: new Set(),
+      failNext: 0,
+      reject: false,
+      autoAck: true,
+      nextCheckinMs: 1000,
+      ws: "refuse400",
+      wsHellos: 0,
+    });
+    for (const ws of this.wss.clients) ws.terminate();
+  }
+
+  /** Successful check-ins only. */
+  get checkins(): CheckinRequest[] {
+    return this.requests.filter((r) => r.status === 200).map((r) => r.body);
+  }
+
+  startedSeen(commandId: string): boolean {
+    return this.checkins.some((c) => c.started.some((s) => s.commandId === commandId));
+  }
+
+  private store(result: CommandResult): void {
+    this.resultPosts.set(result.commandId, (this.resultPosts.get(result.commandId) ?? 0) + 1);
+    if (!this.stored.has(result.commandId)) this.stored.set(result.commandId, result);
+  }
+
+  private onHttp(req: IncomingMessage, res: ServerResponse): void {
+    let body = "";
+    req.on("data", (part) => (body += part));
+    req.on("end", () => {
+      const reply = (status: number, json: unknown) => {
+        res.writeHead(status, { "content-type": "application/json" });
+        res.end(JSON.stringify(json));
+      };
+      if (req.url === "/agent/enroll" && req.method === "POST") {
+        const parsed = parseMessage(enrollRequestSchema, body);
+        if (!parsed.ok) return reply(400, { error: parsed.error });
+        return reply(201, { endpointId: "ep-checkin-1", credential: CREDENTIAL, clientName: "Acme Dental" });
+      }
+      if (req.url !== "/agent/checkin" || req.method !== "POST") return reply(404, { error: "Not found" });
+      if (this.reject || req.headers.authorization !== `Bearer ${CREDENTIAL}`) return reply(401, { error: "Runtime credential rejected" });
+      if (req.headers["content-type"] !== "application/json") return reply(400, { error: "content-type must be application/json" });
+      const parsed = parseMessage(checkinRequestSchema, body);
+      if (!parsed.ok) {
+        this.invalid.push(parsed.error);
+        return reply(400, { error: parsed.error });
+      }
+      const request = parsed.value;
+      const failing = request.results.find((r) => this.failResultOnce.has(r.commandId));
+      if (this.failNext > 0 || failing) {
+        if (failing) this.failResultOnce.delete(failing.commandId);
+        else this.failNext -= 1;
+        this.requests.push({ body: request, at: Date.now(), status: 503 });
+        return reply(503, { error: "Service unavailable" });
+      }
+      this.requests.push({ body: request, at: Date.now(), status: 200 });
+      for (const result of request.results) this.store(result);
+      const acks = this.autoAck ? request.results.map((r) => r.commandId) : [];
+      for (const id of acks) this.acksSent.set(id, (this.acksSent.get(id) ?? 0) + 1);
+      const dispatch: DispatchedCommand[] = [];
+      const nextStep = this.sequence.find((c) => !this.stored.has(c.commandId));
+      if (nextStep) dispatch.push(nextStep);
+      dispatch.push(...this.batch.filter((c) => !this.stored.has(c.commandId)));
+      dispatch.push(...this.redeliver.splice(0));
+      const response: CheckinResponse = {
+        acks,
+        dispatch,
+        cancel: this.cancels.splice(0),
+        nextCheckinMs: this.nextCheckinMs,
+        serverTime: Date.now(),
+      };
+      reply(200, response);
+    });
+  }
+
+  private onSocket(ws: WebSocket): void {
+    ws.on("message", (data) => {
+      const parsed = parseMessage(runtimeMessageSchema, data.toString());
+      if (!parsed.ok) return void this.invalid.push(parsed.error);
+      if (parsed.value.type === "hello") this.wsHellos += 1;
+      if (parsed.value.type === "result") {
+        this.store(parsed.value.result);
+        ws.send(JSON.stringify({ type: "ack", commandId: parsed.value.result.commandId }));
+      }
+    });
+  }
+}
+
+async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("close", (code) => done({ code, stdout, stderr }));
+  });
+}
+
+type RuntimeProcess = { child: ChildProcess; stderr: () => string; exited: Promise<number | null> };
+
+function startRuntime(stateDir: string, args: string[], env: NodeJS.ProcessEnv = {}): RuntimeProcess {
+  const child = spawn(process.execPath, [bin, "run", "--state-dir", stateDir, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(child);
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)));
+  return { child, stderr: () => stderr, exited };
+}
+
+async function stopRuntime(runtime: RuntimeProcess): Promise<number | null> {
+  runtime.child.kill("SIGTERM");
+  return runtime.exited;
+}
+
+async function enrolledStateDir(server: CheckinServer, name: string): Promise<string> {
+  const stateDir = join(scratch, name);
+  const { code, stderr } = await cli(["enroll", "--server", server.url, "--token", TOKEN, "--state-dir", stateDir, "--hostname", "test-host"]);
+  expect(code, stderr).toBe(0);
+  return stateDir;
+}
+
+function fileLines(file: string): string[] {
+  return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
+}
+
+function outboxFiles(stateDir: string): string[] {
+  const dir = join(stateDir, "outbox");
+  return existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith(".json") && !n.startsWith(".")) : [];
+}
+
+function tailText(result: CommandResult | undefined): string {
+  return (result?.tail ?? []).map((c) => c.data).join("");
+}
+
+const CHECKIN = ["--transport", "checkin", "--checkin-interval", "1"];
+
+// ---------------------------------------------------------------------------
+
+describe.runIf(posix)("caisey-runtime HTTPS check-in", () => {
+  let server: CheckinServer;
+
+  beforeAll(async () => {
+    server = new CheckinServer();
+    await server.start();
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+  afterEach(() => {
+    expect(server.invalid).toEqual([]);
+    server.reset();
+  });
+
+  it("checks in, runs a sequence's steps in order (checking in right after each), uploads results and drops them after acks", async () => {
+    const stateDir = await enrolledStateDir(server, "sequence");
+    const out = join(stateDir, "out.txt");
+    // A long interval: the steps can only finish quickly if the runtime checks in right after each batch.
+    server.nextCheckinMs = 5000;
+    const runtime = startRuntime(stateDir, ["--transport", "checkin", "--checkin-interval", "5"]);
+    const first = await waitFor("first check-in", () => server.checkins[0]);
+    expect(first).toMatchObject({ protocol: 1, hostname: expect.any(String), os: "linux", started: [], results: [] });
+    expect(Math.abs(first.clock - Date.now())).toBeLessThan(10_000);
+    expect(runtime.stderr()).toMatch(/using HTTPS check-in every 5 s/);
+
+    const queuedAt = Date.now();
+    server.sequence = [1, 2, 3].map((n) => command(`seq-${n}`, `echo step-${n} >> ${out}; echo out-${n}`));
+    await waitFor("all steps stored", () => server.stored.size === 3, 15_000);
+    // Without the immediate check-ins this takes 3 intervals (15 s); the first step waits for at most one.
+    expect(Date.now() - queuedAt).toBeLessThan(5000 + 4000);
+    expect(fileLines(out)).toEqual(["step-1", "step-2", "step-3"]);
+    for (const n of [1, 2, 3]) {
+      const result = server.stored.get(`seq-${n}`);
+      expect(result).toMatchObject({ status: "succeeded", exitCode: 0, error: null, truncated: false });
+      expect(tailText(result)).toBe(`out-${n}\n`); // nothing is streamed on check-in: all output is in the tail
+    }
+    await waitFor("outbox emptied by the acks", () => outboxFiles(stateDir).length === 0);
+    for (const n of [1, 2, 3]) expect(server.acksSent.get(`seq-${n}`)).toBe(1);
+
+    const status = await cli(["status", "--state-dir", stateDir]);
+    expect(status.stdout).toMatch(/transport:\s+HTTPS check-in/);
+    expect(status.stdout).toMatch(/last contact: \d{4}-/);
+    expect(await stopRuntime(runtime)).toBe(0);
+  }, 40_000);
+
+  it("runs a batch dispatched together one after another, never concurrently", async () => {
+    const stateDir = await enrolledStateDir(server, "batch");
+    const out = join(stateDir, "out.txt");
+    const runtime = startRuntime(stateDir, CHECKIN);
+    await waitFor("first check-in", () => server.checkins.length >= 1);
+    server.batch = ["a", "b", "c"].map((x, i) =>
+      command(`batch-${x}`, `echo start-${x} >> ${out}; sleep ${0.4 - i * 0.15}; echo end-${x} >> ${out}`),
+    );
+    await waitFor("all stored", () => server.stored.size === 3);
+    expect(fileLines(out)).toEqual(["start-a", "end-a", "start-b", "end-b", "start-c", "end-c"]);
+    await waitFor("started notices delivered", () => server.startedSeen("batch-a"));
+    expect(await stopRuntime(runtime)).toBe(0);
+  }, 30_000);
+
+  it("re-sends a result whose upload failed (503) and drops it after the single ack", async () => {
+    const stateDir = await enrolledStateDir(server, "retry");
+    const runtime = startRuntime(stateDir, CHECKIN);
+    await waitFor("first check-in", () => server.checkins.length >= 1);
+    server.failResultOnce.add("retry-1");
+    server.batch = [command("retry-1", "echo retried")];
+    await waitFor("result stored", () => server.stored.has("retry-1"));
+    const failed = server.requests.filter((r) => r.status === 503);
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.body.results.map((r) => r.commandId)).toEqual(["retry-1"]);
+    await waitFor("outbox emptied", () => outboxFiles(stateDir).length === 0);
+    await sleep(1500); // a couple more check-ins: the acked result is not sent again
+    expect(server.resultPosts.get("retry-1")).toBe(1);
+    expect(server.acksSent.get("retry-1")).toBe(1);
+    expect(tailText(server.stored.get("retry-1"))).toBe("retried\n");
+    expect(runtime.stderr()).toMatch(/check-in failed \(server answered HTTP 503: Service unavailable\)/);
+    expect(await stopRuntime(runtime)).toBe(0);
+  }, 30_000);
+
+  it("never runs a command id twice: a repeat before the ack resends the stored result, after the ack it is ignored", async () => {
+    const stateDir = await enrolledStateDir(server, "once");
+    const counter = join(stateDir, "runs.txt");
+    const runtime = startRuntime(stateDir, CHECKIN);
+    await waitFor("first check-in", () => server.checkins.length >= 1);
+    const once = command("once-1", `echo run >> ${counter}; echo ran`);
+    server.autoAck = false;
+    server.batch = [once];
+    await waitFor("result stored", () => server.stored.has("once-1"));
+    server.redeliver = [once];
+    await waitFor("result sent again", () => (server.resultPosts.get("once-1") ?? 0) >= 2);
+    server.autoAck = true;
+    await waitFor("acked", () => server.acksSent.get("once-1") === 1 && outboxFiles(stateDir).length === 0);
+    const posts = server.resultPosts.get("once-1");
+    server.redeliver = [once];
+    await waitFor("redelivery answered", () => server.redeliver.length === 0);
+    await sleep(2000);
+    expect(fileLines(counter)).toEqual(["run"]);
+    expect(server.resultPosts.get("once-1")).toBe(posts);
+    expect(runtime.stderr()).toMatch(/already ran and its result was acknowledged/);
+    expect(await stopRuntime(runtime)).toBe(0);
+  }, 30_000);
+
+  it("reports a command interrupted by SIGKILL as failed-not-rerun after a restart", async () => {
+    const stateDir = await enrolledStateDir(server, "crash");
+    const counter = join(stateDir, "runs.txt");
+    const crashed = startRuntime(stateDir, CHECKIN);
+    await waitFor("first check-in", () => server.checkins.length >= 1);
+    server.batch = [command("crash-1", `echo run >> ${counter}; sleep 2; echo finished`)];
+    await waitFor("command running", () => fileLines(counter).length === 1);
+    crashed.child.kill("SIGKILL");
+    await crashed.exited;
+
+    const runtime = startRuntime(stateDir, CHECKIN); // the server offers crash-1 again: it has no result
+    const result = await waitFor("result", () => server.stored.get("crash-1"));
+    expect(result).toMatchObject({ status: "failed", exitCode: null, error: NOT_RERUN });
+    await sleep(2500); // the orphaned first run finishes; no second run appears
+    expect(fileLines(counter)).toEqual(["run"]);
+    expect(outboxFiles(stateDir)).toHaveLength(0);
+    expect(await stopRuntime(runtime)).toBe(0);
+  }, 30_000);
+
+  it("on SIGTERM kills the running command and delivers its result in a final check-in", async () => {
+    const stateDir = await enrolledStateDir(server, "sigterm");
+    const pidFile = join(stateDir, "child.pid");
+    server.nextCheckinMs = 60_000;
+    server.batch = [command("term-1", `echo $$ > ${pidFile}; sleep 30`)];
+    const runtime = startRuntime(stateDir, ["--transport", "checkin", "--checkin-interval", "60"]);
+    await waitFor("command running", () => existsSync(pidFile) && readFileSync(pidFile, "utf8").trim());
+    const started = Date.now();
+    expect(await stopRuntime(runtime)).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(server.stored.get("term-1")).toMatchObject({ status: "failed", error: expect.stringMatching(/runtime stopped/) });
+    expect(server.checkins).toHaveLength(2); // the one that dispatched it and the final one
+    expect(outboxFiles(stateDir)).toHaveLength(0);
+  }, 30_000);
+
+  it("sends at most 20 results per check-in and the rest right after", async () => {
+    const stateDir = await enrolledStateDir(server, "many");
+    mkdirSync(join(stateDir, "outbox"), { recursive: true, mode: 0o700 });
+    const now = Date.now();
+    for (let i = 0; i < 25; i += 1) {
+      const result: CommandResult = {
+        commandId: `old-${i}`,
+        status: "succeeded",
+        exitCode: 0,
+        startedAt: now - 1000 + i,
+        finishedAt: now - 1000 + i,
+        durationMs: 1,
+        tail: [],
+        truncated: false,
+        error: null,
+      };
+      writeFileSync(join(stateDir, "outbox", outboxFileName(result.commandId)), JSON.stringify(result));
+    }
+    server.nextCheckinMs = 60_000;
+    const runtime = startRuntime(stateDir, ["--transport", "checkin", "--checkin-interval", "60"]);
+    await waitFor("all delivered", () => server.stored.size === 25, 10_000);
+    const [first, second] = server.checkins;
+    expect(first!.results.map((r) => r.commandId)).toEqual(Array.from({ length: 20 }, (_, i) => `old-${i}`)); // oldest first
+    expect(second!.results.map((r) => r.commandId)).toEqual(["old-20", "old-21", "old-22", "old-23", "old-24"]);
+    await waitFor("outbox emptied", () => outboxFiles(stateDir).length === 0);
+    await sleep(500);
+    expect(server.checkins).toHaveLength(2); // then it waits for the interval
+    expect(await stopRuntime(runtime)).toBe(0);
+  }, 30_000);
+
+  it("auto mode falls back to check-in when WebSocket upgrades are refused, cancels via check-in, and returns to the WebSocket", async () => {
+    const stateDir = await enrolledStateDir(server, "auto");
+    const pidFile = join(stateDir, "child.pid");
+    server.ws = "refuse400";
+    const runtime = startRuntime(stateDir, [], { CAISEY_CHECKIN_INTERVAL: "1" });
+    await waitFor("check-in after the fallback", () => server.checkins.length >= 1, 10_000);
+    expect(runtime.stderr()).toMatch(/WebSocket unavailable \(server answered HTTP 400: WebSockets are blocked by policy\); using HTTPS check-in every 1 s/);
+
+    server.batch = [command("cancel-1", `echo $$ > ${pidFile}; sleep 30`)];
+    await waitFor("started reported by check-in", () => server.startedSeen("cancel-1") && existsSync(pidFile) && readFileSync(pidFile, "utf8").trim());
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    server.cancels = ["cancel-1"];
+    const result = await waitFor("cancelled result", () => server.stored.get("cancel-1"), 8000);
+    expect(result.status).toBe("cancelled");
+    await waitFor("sleep killed", () => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 3000);
+
+    // A failed check-in makes the runtime try the WebSocket again; now it connects.
+    server.ws = "accept";
+    server.failNext = 1;
+    await waitFor("WebSocket hello", () => server.wsHellos === 1, 10_000);
+    expect(runtime.stderr()).toMatch(/WebSocket connected; leaving HTTPS check-in/);
+    const checkinsAfterSwitch = server.requests.length;
+    await sleep(2000);
+    expect(server.requests.length).toBeLessThanOrEqual(checkinsAfterSwitch + 1); // at most one was in flight
+    expect(await stopRuntime(runtime)).toBe(0);
+  }, 40_000);
+
+  it("auto mode also falls back when the upgrade connection is dropped", async () => {
+    const stateDir = await enrolledStateDir(server, "auto-drop");
+    server.ws = "destroy";
+    const runtime = startRuntime(stateDir, ["--checkin-interval", "1"]);
+    await waitFor("check-in after the fallback", () => server.checkins.length >= 1, 10_000);
+    expect(runtime.stderr()).toMatch(/WebSocket unavailable \(.+\); using HTTPS check-in every 1 s/);
+    server.batch = [command("drop-1", "echo via-checkin")];
+    const result = await waitFor("result", () => server.stored.get("drop-1"));
+    expect(tailText(result)).toBe("via-checkin\n");
+    expect(await stopRuntime(runtime)).toBe(0);
+  }, 30_000);
+
+  it("exits with code 2 when a check-in is answered 401, and rejects bad flags", async () => {
+    const stateDir = await enrolledStateDir(server, "rejected");
+    server.reject = true;
+    const runtime = startRuntime(stateDir, CHECKIN);
+    expect(await runtime.exited).toBe(2);
+    expect(runtime.stderr()).toMatch(/rejected this runtime's credential \(HTTP 401: Runtime credential rejected\)/);
+
+    const badTransport = await cli(["run", "--state-dir", stateDir, "--transport", "carrier-pigeon"]);
+    expect(badTransport.code).toBe(1);
+    expect(badTransport.stderr).toMatch(/--transport must be auto, websocket or checkin/);
+    const badInterval = await cli(["run", "--state-dir", stateDir, "--checkin-interval", "0"]);
+    expect(badInterval.code).toBe(1);
+    expect(badInterval.stderr).toMatch(/--checkin-interval/);
+  }, 30_000);
+});
