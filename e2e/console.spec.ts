@@ -13,9 +13,11 @@ test("an unauthenticated visitor is sent to sign in, then back to the page they 
 
 test("a technician lists, searches, filters and opens endpoints", async ({ page }) => {
   await signIn(page, "technician");
-  await expect(page.getByTestId("endpoint-total")).toHaveText("48 endpoints");
+  // 48 seeded endpoints, plus any runtime another spec enrolled (they join Acme Manufacturing).
+  const total = Number((await page.getByTestId("endpoint-total").textContent())!.split(" ")[0]);
+  expect(total).toBeGreaterThanOrEqual(48);
   await expect(page.getByTestId("client-group")).toHaveCount(4);
-  await expect(page.getByTestId("endpoint-row")).toHaveCount(48);
+  await expect(page.getByTestId("endpoint-row")).toHaveCount(Math.min(total, 50));
 
   await page.getByRole("searchbox", { name: "Search endpoints" }).fill("bayside");
   await page.getByRole("button", { name: "Search" }).click();
