@@ -787,10 +787,10 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     return { online: checkingIn, lastSeenAt, transport: checkingIn ? "checkin" : null };
   }
 
-  private setRuntimeOnline(online: boolean, _transport: RuntimeState["transport"]): void {
+  private setRuntimeOnline(online: boolean, transport: RuntimeState["transport"]): void {
     const now = Date.now();
     this.setRuntimeValue("last_seen_at", String(now));
-    this.broadcastToViewers({ type: "runtime", runtime: { ...this.runtimeState(), online, transport: _transport } });
+    this.broadcastToViewers({ type: "runtime", runtime: { ...this.runtimeState(), online, transport } });
     this.updateDirectory(online, now);
   }
 
