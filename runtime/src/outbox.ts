@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { commandResultSchema, type CommandResult } from "../../protocol/messages";
-import { ensurePrivateDir, removeDurable, TEMP_PREFIX, writeFileDurable } from "./fs-durable";
+import { ensurePrivateDir, removeDurable, TEMP_PREFIX, writeFileDurableSync } from "./fs-durable";
 import type { Logger } from "./log";
 
 /** Command ids are arbitrary strings; file names must not be able to escape the outbox or collide. */
@@ -69,7 +69,7 @@ export class Outbox {
   }
 
   async put(result: CommandResult): Promise<void> {
-    await writeFileDurable(this.fileFor(result.commandId), JSON.stringify(result));
+    writeFileDurableSync(this.fileFor(result.commandId), JSON.stringify(result));
     this.results.set(result.commandId, result);
   }
 
