@@ -94,3 +94,38 @@ export async function verifyAuditChain(
   }
   return { ok: true, checked, lastHash: prevHash };
 }
+
+/** An audit event as stored in SQL (the DO's audit_log omits endpoint_id and org_id; D1's audit_events has them). */
+export type AuditRow = {
+  endpoint_id?: string;
+  org_id?: string;
+  seq: number;
+  at: number;
+  kind: string;
+  actor_id: string | null;
+  actor_name: string | null;
+  actor_address: string | null;
+  command_id: string | null;
+  status: string | null;
+  detail: string;
+  prev_hash: string;
+  hash: string;
+};
+
+export function auditEventFromRow(row: AuditRow, owner?: { endpointId: string; orgId: string }): AuditEvent {
+  return {
+    endpointId: row.endpoint_id ?? owner?.endpointId ?? "",
+    orgId: row.org_id ?? owner?.orgId ?? "",
+    seq: row.seq,
+    at: row.at,
+    kind: row.kind as AuditKind,
+    actorId: row.actor_id,
+    actorName: row.actor_name,
+    actorAddress: row.actor_address,
+    commandId: row.command_id,
+    status: row.status,
+    detail: row.detail,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}

@@ -174,7 +174,7 @@ async function measureProduct() {
   await new Promise((res) => enroll.on("exit", res));
   if (enroll.exitCode !== 0) throw new Error(`enroll failed: ${enroll.output}`);
   const { endpointId } = JSON.parse(readFileSync(join(stateDir, "identity.json"), "utf8"));
-  startChild(process.execPath, [cli, "run", "--state-dir", stateDir]);
+  const runtimeProcess = startChild(process.execPath, [cli, "run", "--state-dir", stateDir]);
 
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
@@ -193,7 +193,10 @@ async function measureProduct() {
       await input.fill("echo hi");
       await input.press("Enter");
       const rtt = page.locator('[data-testid="command-rtt"]').nth(i);
-      await rtt.waitFor({ timeout: 15_000 });
+      await rtt.waitFor({ timeout: 15_000 }).catch(async (error) => {
+        await page.screenshot({ path: join(root, ".cache/bench-failure.png") });
+        throw new Error(`command ${i} did not finish: ${error.message}\nruntime log:\n${runtimeProcess.output.slice(-4000)}`);
+      });
       if (i < WARMUP) continue;
       browserSamples.push(Number(await rtt.getAttribute("data-rtt-ms")));
       const timing = page.locator('[data-testid="command-timing"]').nth(i);

@@ -4,7 +4,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
-import { GENESIS_HASH, verifyAuditChain, type AuditEvent } from "../../protocol/audit";
+import { auditEventFromRow, GENESIS_HASH, verifyAuditChain, type AuditRow } from "../../protocol/audit";
 
 export const REVIEW_PAGE_SIZE = 100;
 export const REVIEW_STATUSES = ["failed", "timed_out", "pending_approval", "succeeded", "cancelled"] as const;
@@ -327,40 +327,6 @@ export type EndpointChainVerdict =
   | { endpointId: string; hostname: string; ok: true; checked: number }
   | { endpointId: string; hostname: string; ok: false; checked: number; brokenAtSeq: number; reason: string };
 
-interface RawAuditRow {
-  endpoint_id: string;
-  org_id: string;
-  seq: number;
-  at: number;
-  kind: string;
-  actor_id: string | null;
-  actor_name: string | null;
-  actor_address: string | null;
-  command_id: string | null;
-  status: string | null;
-  detail: string;
-  prev_hash: string;
-  hash: string;
-}
-
-export function auditEventFromRow(row: RawAuditRow): AuditEvent {
-  return {
-    endpointId: row.endpoint_id,
-    orgId: row.org_id,
-    seq: row.seq,
-    at: row.at,
-    kind: row.kind as AuditEvent["kind"],
-    actorId: row.actor_id,
-    actorName: row.actor_name,
-    actorAddress: row.actor_address,
-    commandId: row.command_id,
-    status: row.status,
-    detail: row.detail,
-    prevHash: row.prev_hash,
-    hash: row.hash,
-  };
-}
-
 /**
  * Verifies every endpoint chain of the tenant in the D1 replica with
  * verifyAuditChain, reading each chain in seq order VERIFY_PAGE_SIZE events at
@@ -383,13 +349,13 @@ export async function verifyTenantAuditChains(
     let checked = 0;
     let verdict: EndpointChainVerdict | null = null;
     for (;;) {
-      const rows = await db.all<RawAuditRow>(sql`
+      const rows = await db.all<AuditRow>(sql`
         select endpoint_id, org_id, seq, at, kind, actor_id, actor_name, actor_address, command_id, status, detail, prev_hash, hash
         from audit_events
         where endpoint_id = ${chain.endpoint_id} and org_id = ${orgId} and seq > ${previous.seq}
         order by seq limit ${pageSize}`);
       if (rows.length === 0) break;
-      const result = await verifyAuditChain(rows.map(auditEventFromRow), previous);
+      const result = await verifyAuditChain(rows.map((row) => auditEventFromRow(row)), previous);
       checked += result.checked;
       if (!result.ok) {
         verdict = { endpointId: chain.endpoint_id, hostname: chain.hostname, ok: false, checked, brokenAtSeq: result.brokenAtSeq, reason: result.reason };

@@ -1,6 +1,6 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { verifyAuditChain, type AuditEvent } from "../../protocol/audit";
+import { auditEventFromRow, verifyAuditChain, type AuditEvent, type AuditRow } from "../../protocol/audit";
 import { connectDirect, connectViewer, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity, runInSession } from "./socket";
 
 let counter = 0;
@@ -29,11 +29,8 @@ async function localAudit(endpointId: string): Promise<{ events: AuditEvent[]; p
 }
 
 async function d1Audit(endpointId: string): Promise<AuditEvent[]> {
-  const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE endpoint_id = ? ORDER BY seq").bind(endpointId).all<any>();
-  return results.map((r) => ({
-    endpointId: r.endpoint_id, orgId: r.org_id, seq: r.seq, at: r.at, kind: r.kind, actorId: r.actor_id, actorName: r.actor_name,
-    actorAddress: r.actor_address, commandId: r.command_id, status: r.status, detail: r.detail, prevHash: r.prev_hash, hash: r.hash,
-  }));
+  const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE endpoint_id = ? ORDER BY seq").bind(endpointId).all<AuditRow>();
+  return results.map((row) => auditEventFromRow(row));
 }
 
 async function waitForLocalCount(endpointId: string, atLeast: number) {

@@ -1,9 +1,11 @@
 import { createHash } from "node:crypto";
 import {
+  auditEventFromRow,
   canonicalAuditPayload,
   GENESIS_HASH,
   type AuditEvent,
   type AuditKind,
+  type AuditRow,
   type UnhashedAuditEvent,
 } from "../../../protocol/audit";
 
@@ -23,20 +25,6 @@ export interface AuditEntry {
   status?: string | null;
   detail?: Record<string, unknown>;
 }
-
-type AuditRow = {
-  seq: number;
-  at: number;
-  kind: string;
-  actor_id: string | null;
-  actor_name: string | null;
-  actor_address: string | null;
-  command_id: string | null;
-  status: string | null;
-  detail: string;
-  prev_hash: string;
-  hash: string;
-};
 
 export type ReplicationOutcome =
   | { replicated: number; remaining: number }
@@ -100,7 +88,7 @@ export class AuditLog {
     return this.sql
       .exec<AuditRow>("SELECT * FROM audit_log ORDER BY seq")
       .toArray()
-      .map((row) => toEvent(row, endpointId, orgId ?? ""));
+      .map((row) => auditEventFromRow(row, { endpointId, orgId: orgId ?? "" }));
   }
 
   /** Pending events are sent at any alarm, except while backing off after a D1 failure. */
@@ -167,22 +155,4 @@ export class AuditLog {
 
 function sha256Hex(payload: string): string {
   return createHash("sha256").update(payload, "utf8").digest("hex");
-}
-
-function toEvent(row: AuditRow, endpointId: string, orgId: string): AuditEvent {
-  return {
-    endpointId,
-    orgId,
-    seq: row.seq,
-    at: row.at,
-    kind: row.kind as AuditKind,
-    actorId: row.actor_id,
-    actorName: row.actor_name,
-    actorAddress: row.actor_address,
-    commandId: row.command_id,
-    status: row.status,
-    detail: row.detail,
-    prevHash: row.prev_hash,
-    hash: row.hash,
-  };
 }
