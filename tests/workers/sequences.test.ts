@@ -21,7 +21,9 @@ async function checkin(endpointId: string, body: Record<string, unknown>): Promi
 }
 
 function queueSequence(viewer: TestSocket, steps: string[], extra: Record<string, unknown> = {}) {
-  viewer.send({ type: "run_sequence", requestId: crypto.randomUUID(), name: "Morning checks", steps: steps.map((text) => ({ text })), ...extra });
+  const message = { type: "run_sequence", requestId: crypto.randomUUID(), name: "Morning checks", steps: steps.map((text) => ({ text })), ...extra };
+  viewer.send(message);
+  return message;
 }
 
 async function finishedStatuses(viewer: TestSocket, count: number) {
@@ -38,8 +40,11 @@ describe("queued work and diagnostic sequences", () => {
   it("queues a sequence for an offline endpoint and runs its steps one at a time, in order, once the runtime connects", async () => {
     const endpointId = freshEndpoint();
     const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
-    queueSequence(viewer, ["hostname", "uptime", "df -h"]);
+    const request = queueSequence(viewer, ["hostname", "uptime", "df -h"]);
     const queued = await viewer.waitFor((m) => m.type === "events" && m.events.filter((e: any) => e.kind === "command.queued").length === 3);
+    viewer.send(request); // resent after a reconnect: not queued twice
+    await new Promise((r) => setTimeout(r, 100));
+    expect(viewer.events().filter((e) => e.kind === "command.queued")).toHaveLength(3);
     expect(queued.events.filter((e: any) => e.kind === "command.queued").map((e: any) => [e.text, e.sequence.step, e.sequence.steps])).toEqual([
       ["hostname", 0, 3],
       ["uptime", 1, 3],

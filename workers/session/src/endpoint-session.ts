@@ -401,7 +401,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     if (!identity.canRun || !identity.userId) {
       return this.sendViewerError(connection, "forbidden", "Your role cannot run commands", message.requestId);
     }
-    const existing = this.sqlOne<{ id: string }>("SELECT id FROM commands WHERE request_id = ? OR request_id LIKE ?", message.requestId, `${message.requestId}#%`);
+    // A sequence's steps are stored as "<requestId>#<step>"; its first step marks the request as seen.
+    const existing = this.sqlOne<{ id: string }>("SELECT id FROM commands WHERE request_id IN (?, ?)", message.requestId, `${message.requestId}#0`);
     if (existing) return; // a resend after reconnect; the first copy is already in the log
     const policy = await loadEndpointPolicy(this.env.DB, this.name);
     const requestedBy = { userId: identity.userId, name: identity.userName ?? identity.userId };
