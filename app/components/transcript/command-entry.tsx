@@ -34,7 +34,8 @@ export const CommandEntry = memo(function CommandEntry({
   return (
     <article
       id={command.commandId}
-      className="scroll-mt-4 border-b border-slate-800 px-4 py-3 target:bg-indigo-950/60"
+      // content-visibility: off-screen entries skip layout, so a long transcript stays cheap to update.
+      className="scroll-mt-4 border-b border-slate-800 px-4 py-3 [contain-intrinsic-size:auto_5rem] [content-visibility:auto] target:bg-indigo-950/60"
       data-testid="command-entry"
       data-command-id={command.commandId}
       data-status={command.status}

@@ -53,7 +53,9 @@ export function LiveSession({
       }
       return;
     }
-    bottomRef.current?.scrollIntoView({ block: "nearest" });
+    // After the frame, so following the tail never forces a layout while messages are being handled.
+    const frame = requestAnimationFrame(() => bottomRef.current?.scrollIntoView({ block: "nearest" }));
+    return () => cancelAnimationFrame(frame);
   }, [transcript]);
 
   const submit = (event: React.FormEvent) => {
