@@ -244,6 +244,8 @@ export const commandResultSchema = z.object({
     .array(outputChunkSchema)
     .max(MAX_TAIL_CHUNKS)
     .refine((chunks) => utf8Length(chunks) <= MAX_TAIL_BYTES, `tail is larger than ${MAX_TAIL_BYTES} bytes`),
+  /** The output index of the tail's first chunk (after every streamed chunk), so streamed chunks lost in transit leave a visible gap. */
+  tailStartIndex: z.number().int().nonnegative().optional(),
   truncated: z.boolean(),
   error: z.string().max(2000).nullable(),
 });

@@ -222,6 +222,7 @@ class CommandExecution implements Execution {
       finishedAt,
       durationMs,
       tail: tail.chunks,
+      tailStartIndex: this.nextIndex,
       truncated: this.buffer.truncated || tail.dropped,
       error: error === null ? null : error.slice(0, MAX_ERROR_LENGTH),
     });

@@ -69,6 +69,7 @@ describe.runIf(posix)("executor", () => {
     // Done within one flush interval: no separate "started" or "output" message.
     expect(sink.messages).toEqual([]);
     expect(result.tail).toEqual([{ stream: "stdout", data: "hello\n" }]);
+    expect(result.tailStartIndex).toBe(0);
     expect(result.finishedAt).toBeGreaterThanOrEqual(result.startedAt);
     expect(result.durationMs).toBeGreaterThan(0);
   }, 10_000);
@@ -93,6 +94,7 @@ describe.runIf(posix)("executor", () => {
       { stream: "stdout", data: "out2\n" },
     ]);
     expect(result.tail).toEqual([{ stream: "stdout", data: "end\n" }]);
+    expect(result.tailStartIndex).toBe(3); // the tail continues the numbering, so a lost chunk shows as a gap
   }, 10_000);
 
   it("reports a non-zero exit as failed with its exit code", async () => {

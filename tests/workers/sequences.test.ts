@@ -1,24 +1,9 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { IDENTITY_HEADERS } from "../../workers/session/src/identity";
-import { connectDirect, connectViewer, runInSession, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity, type TestSocket } from "./socket";
+import { checkin, connectDirect, connectViewer, result, runInSession, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity, type TestSocket } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_sequence_test_${Date.now()}_${counter++}`;
-
-function result(commandId: string, status: "succeeded" | "failed" = "succeeded", output = "") {
-  const now = Date.now();
-  return { commandId, status, exitCode: status === "succeeded" ? 0 : 1, startedAt: now, finishedAt: now, durationMs: 1, tail: output ? [{ stream: "stdout", data: output }] : [], truncated: false, error: null };
-}
-
-async function checkin(endpointId: string, body: Record<string, unknown>): Promise<{ status: number; body: any }> {
-  const response: Response = await sessionStub(endpointId).fetch("https://session.internal/checkin", {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-partykit-room": endpointId, [IDENTITY_HEADERS.identity]: JSON.stringify(runtimeIdentity(endpointId)) },
-    body: JSON.stringify({ protocol: 1, runtimeVersion: "test", hostname: "h", os: "linux", clock: Date.now(), ...body }),
-  });
-  return { status: response.status, body: await response.json() };
-}
 
 function queueSequence(viewer: TestSocket, steps: string[], extra: Record<string, unknown> = {}) {
   const message = { type: "run_sequence", requestId: crypto.randomUUID(), name: "Morning checks", steps: steps.map((text) => ({ text })), ...extra };

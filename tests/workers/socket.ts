@@ -119,3 +119,19 @@ export const runInSession = runInDurableObjectTyped as unknown as (
   stub: unknown,
   fn: (instance: any, state: DurableObjectState) => unknown,
 ) => Promise<any>;
+
+/** A final result as a runtime reports it. */
+export function result(commandId: string, status: "succeeded" | "failed" = "succeeded", output = "") {
+  const now = Date.now();
+  return { commandId, status, exitCode: status === "succeeded" ? 0 : 1, startedAt: now, finishedAt: now, durationMs: 1, tail: output ? [{ stream: "stdout", data: output }] : [], truncated: false, error: null };
+}
+
+/** One HTTPS check-in, as the edge forwards it after authenticating the runtime. */
+export async function checkin(endpointId: string, body: Record<string, unknown>, identity: PeerIdentity = runtimeIdentity(endpointId)): Promise<{ status: number; body: any }> {
+  const response: Response = await sessionStub(endpointId).fetch("https://session.internal/checkin", {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-partykit-room": endpointId, [IDENTITY_HEADERS.identity]: JSON.stringify(identity) },
+    body: JSON.stringify({ protocol: 1, runtimeVersion: "test", hostname: "h", os: "linux", clock: Date.now(), ...body }),
+  });
+  return { status: response.status, body: await response.json() };
+}

@@ -9,7 +9,6 @@ import {
   parseMessage,
   runtimeMessageSchema,
   viewerMessageSchema,
-  type CommandOutcome,
   type CheckinRequest,
   type CheckinResponse,
   type CommandResult,
@@ -45,8 +44,13 @@ import { migrate } from "./schema";
 
 export interface SessionEnv {
   DB: D1Database;
-  ENDPOINT_SESSION: DurableObjectNamespace;
 }
+
+/**
+ * How long past a command's own time limit an online runtime may take to
+ * report it (kill grace, pipe drain, an outbox flush after reconnecting).
+ */
+const RESULT_GRACE_MS = 2 * DEFAULT_CHECKIN_INTERVAL_MS + 30_000;
 
 /** Events per replay frame, so a long history never becomes one huge message. */
 const REPLAY_BATCH = 200;
@@ -106,6 +110,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   /** Replaced in tests that need to see what would be emailed. */
   notifier: ApprovalNotifier = loggingNotifier;
 
+  /** The alarm time last set by this instance, so an unchanged one is not written again. */
+  private alarmAt: number | undefined;
+
   /** Events appended during the current message, sent together when it is handled. */
   private readonly pendingEvents: TranscriptEvent[] = [];
 
@@ -120,7 +127,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     migrate(this.ctx.storage.sql);
   }
 
-  /** HTTP from the public approval page (via the Pages app), never from browsers directly. */
+  /** HTTP from the edge only: runtime check-ins and the public approval page's calls. */
   async onRequest(request: Request): Promise<Response> {
     const identity = readPeerIdentity(request);
     if (!identity || identity.peer === "viewer" || identity.endpointId !== this.name) {
@@ -137,6 +144,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       if (request.method !== "POST" || path !== "/checkin") return Response.json({ error: "Not found" }, { status: 404 });
       const parsed = checkinRequestSchema.safeParse(body);
       if (!parsed.success) return Response.json({ error: `Invalid check-in: ${describeZodError(parsed.error)}` }, { status: 400 });
+      if (!this.bindTenant(identity)) return Response.json({ error: "Identity is bound to another tenant" }, { status: 403 });
       return Response.json(this.onCheckin(parsed.data, identity));
     }
     if (request.method === "POST" && path === "/approval/view") return this.onApprovalView(body, identity);
@@ -195,16 +203,18 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     if (!parsed.success) return Response.json({ error: describeZodError(parsed.error) }, { status: 400 });
     const found = this.findApproval(parsed.data.token);
     if (!found) return invalidLink();
-    const { approval, command } = found;
+    const { command } = found;
     const now = Date.now();
+    if (found.approval.state === "pending" && command.status === "pending_approval" && now >= found.approval.expires_at) {
+      this.expireApproval(command); // the alarm may not have run yet
+    }
+    const approval = this.getApproval(command.id)!;
+    if (approval.state === "expired") {
+      return Response.json({ error: "This link has expired.", view: await this.approvalView(approval, this.getCommand(command.id)!) }, { status: 410 });
+    }
     if (approval.state !== "pending" || command.status !== "pending_approval") {
       const error = approval.state === "pending" ? "This request was withdrawn by the technician." : "This link has already been used.";
       return Response.json({ error, view: await this.approvalView(approval, command) }, { status: 409 });
-    }
-    if (now >= approval.expires_at) {
-      this.ctx.storage.sql.exec("UPDATE approvals SET state = 'expired' WHERE command_id = ?", command.id);
-      this.finishCommand(command, { status: "cancelled", exitCode: null, error: "The approval link expired before a decision", timings: null });
-      return Response.json({ error: "This link has expired.", view: await this.approvalView(this.getApproval(command.id)!, command) }, { status: 410 });
     }
     const { decision, approverName } = parsed.data;
     this.ctx.storage.sql.exec(
@@ -270,17 +280,74 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   }
 
   async onAlarm(): Promise<void> {
-    const offlineAt = Number(this.getRuntimeValue("checkin_offline_at") || 0);
-    if (offlineAt > 0 && Date.now() >= offlineAt && !this.currentRuntime()) {
-      this.setRuntimeValue("checkin_offline_at", "");
-      this.setRuntimeOnline(false, null);
-    }
+    this.alarmAt = undefined;
+    const now = Date.now();
+    this.settleCheckinLiveness(now);
+    this.expireApprovals(now);
+    this.timeOutUnreportedCommands(now);
     this.dispatchQueued();
     if (this.audit.replicationDue()) {
       const outcome = await this.audit.replicate(this.env.DB);
       if ("failed" in outcome) console.error(`audit replication failed, retrying in ${Math.round(outcome.retryInMs)} ms: ${outcome.failed}`);
     }
     this.scheduleAlarm();
+  }
+
+  /** A check-in runtime that missed its check-ins goes offline, unless its socket is keeping it online. */
+  private settleCheckinLiveness(now: number): void {
+    const offlineAt = Number(this.getRuntimeValue("checkin_offline_at") || 0);
+    if (offlineAt === 0 || now < offlineAt) return;
+    this.setRuntimeValue("checkin_offline_at", "");
+    if (this.currentRuntime()) return;
+    this.setRuntimeOnline(false, null);
+    this.audit.append({ kind: "runtime.disconnected", detail: { transport: "checkin", reason: "missed its check-ins" } });
+  }
+
+  /** A request nobody decided in time ends as expired, so it stops blocking its sequence. */
+  private expireApprovals(now: number): void {
+    const expired = this.sqlAll<CommandRow>(
+      `SELECT c.* FROM commands c JOIN approvals a ON a.command_id = c.id
+       WHERE a.state = 'pending' AND a.expires_at <= ? AND c.status = 'pending_approval'`,
+      now,
+    );
+    for (const command of expired) this.expireApproval(command);
+  }
+
+  private expireApproval(command: CommandRow): void {
+    this.ctx.storage.sql.exec("UPDATE approvals SET state = 'expired' WHERE command_id = ? AND state = 'pending'", command.id);
+    this.finishCommand(command, { status: "expired", exitCode: null, error: "No decision before the approval link expired", timings: null });
+  }
+
+  /**
+   * Work the runtime holds but never reported, although it has been online
+   * well past the command's time limit (its journal would have answered a
+   * redelivery by now), ends as timed out. While the runtime is offline a
+   * result may still be waiting in its outbox, so nothing is given up then.
+   */
+  private timeOutUnreportedCommands(now: number): void {
+    if (!this.runtimeState().online) return;
+    for (const command of this.sqlAll<CommandRow>("SELECT * FROM commands WHERE status IN ('dispatched', 'running')")) {
+      if (now < this.resultDeadline(command)) continue;
+      this.finishCommand(command, {
+        status: "timed_out",
+        exitCode: null,
+        error: `The endpoint did not report a result within ${Math.round((command.timeout_ms + RESULT_GRACE_MS) / 1000)} s although it was online`,
+        timings: null,
+      });
+    }
+  }
+
+  /** When an online runtime has had every chance to report this command. */
+  private resultDeadline(command: CommandRow): number {
+    const onlineSince = Number(this.getRuntimeValue("online_since") || 0);
+    return Math.max((command.dispatched_at ?? command.created_at) + command.timeout_ms, onlineSince) + RESULT_GRACE_MS;
+  }
+
+  /** The first authenticated peer binds this session to its tenant; every later one must match. */
+  private bindTenant(identity: PeerIdentity): boolean {
+    const boundOrg = this.getRuntimeValue("org_id");
+    if (!boundOrg) this.setRuntimeValue("org_id", identity.orgId);
+    return !boundOrg || boundOrg === identity.orgId;
   }
 
   getConnectionTags(_connection: Connection, context: ConnectionContext): string[] {
@@ -298,17 +365,16 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       connection.close(CLOSE_CODES.forbidden, "Identity is bound to another endpoint");
       return;
     }
-    const boundOrg = this.getRuntimeValue("org_id");
-    if (boundOrg && boundOrg !== identity.orgId) {
+    if (!this.bindTenant(identity)) {
       connection.close(CLOSE_CODES.forbidden, "Identity is bound to another tenant");
       return;
     }
-    if (!boundOrg) this.setRuntimeValue("org_id", identity.orgId);
     connection.setState(identity);
     if (identity.peer === "runtime") {
       for (const other of this.getConnections<ConnectionState>("runtime")) {
         if (other.id !== connection.id) other.close(CLOSE_CODES.replaced, "Replaced by a newer runtime connection");
       }
+      this.setRuntimeValue("checkin_offline_at", ""); // the socket now says whether it is online
       this.setRuntimeOnline(true, "websocket");
       this.audit.append({ kind: "runtime.connected", actorAddress: identity.address, detail: { transport: "websocket" } });
       this.send(connection, { type: "clock", serverTime: Date.now() });
@@ -600,7 +666,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       this.ctx.storage.sql.exec("UPDATE commands SET started_at = ? WHERE id = ?", result.startedAt, command.id);
       this.appendEvent("command.started", { commandId: command.id, startedAt: result.startedAt });
     }
-    const tailStart = this.nextChunkIndex(command.id);
+    // Streamed chunks lost in transit leave a gap before the tail; the tail still lands at its own indices.
+    const tailStart = result.tailStartIndex ?? this.nextChunkIndex(command.id);
+    const missingChunks = tailStart > this.storedChunkCount(command.id);
     result.tail.forEach((chunk, offset) => this.storeOutput(this.getCommand(command.id)!, tailStart + offset, chunk));
     const receivedAt = Date.now();
     this.ctx.storage.sql.exec(
@@ -608,7 +676,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       receivedAt,
       result.finishedAt,
       result.durationMs,
-      result.truncated ? 1 : 0,
+      result.truncated || missingChunks ? 1 : 0,
       command.id,
     );
     this.finishCommand(this.getCommand(command.id)!, {
@@ -674,7 +742,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     return due;
   }
 
-  /** One alarm serves audit replication, maintenance windows, expiries and check-in liveness. */
+  /** One alarm serves audit replication, maintenance windows, expiries, result deadlines and check-in liveness. */
   private scheduleAlarm(): void {
     const now = Date.now();
     const candidates: number[] = [];
@@ -689,8 +757,19 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     );
     if (window?.at) candidates.push(window.at);
     const offlineAt = Number(this.getRuntimeValue("checkin_offline_at") || 0);
-    if (offlineAt > 0) candidates.push(offlineAt);
-    if (candidates.length) void this.ctx.storage.setAlarm(Math.max(now, Math.min(...candidates)));
+    if (offlineAt > now) candidates.push(offlineAt);
+    const approval = this.sqlOne<{ at: number | null }>("SELECT MIN(expires_at) AS at FROM approvals WHERE state = 'pending'");
+    if (approval?.at) candidates.push(approval.at);
+    if (this.runtimeState().online) {
+      for (const command of this.sqlAll<CommandRow>("SELECT * FROM commands WHERE status IN ('dispatched', 'running')")) {
+        candidates.push(this.resultDeadline(command));
+      }
+    }
+    if (!candidates.length) return;
+    const at = Math.max(now, Math.min(...candidates));
+    if (at === this.alarmAt) return; // most messages change nothing here; skip the storage write
+    this.alarmAt = at;
+    void this.ctx.storage.setAlarm(at);
   }
 
   private toDispatched(command: CommandRow): DispatchedCommand {
@@ -719,6 +798,10 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     const keptBytes = command.output_bytes + new TextEncoder().encode(kept).byteLength;
     this.ctx.storage.sql.exec("UPDATE commands SET output_bytes = ?, truncated = 1 WHERE id = ?", keptBytes, command.id);
     this.appendEvent("command.truncated", { commandId: command.id, keptBytes });
+  }
+
+  private storedChunkCount(commandId: string): number {
+    return this.sqlOne<{ n: number }>("SELECT COUNT(*) AS n FROM events WHERE command_id = ? AND chunk_index IS NOT NULL", commandId)?.n ?? 0;
   }
 
   private nextChunkIndex(commandId: string): number {
@@ -791,6 +874,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   private setRuntimeOnline(online: boolean, transport: RuntimeState["transport"]): void {
     const now = Date.now();
     this.setRuntimeValue("last_seen_at", String(now));
+    this.setRuntimeValue("online_since", online ? String(now) : "");
     this.broadcastToViewers({ type: "runtime", runtime: { ...this.runtimeState(), online, transport } });
     this.updateDirectory(online, now);
   }
