@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import {
   APPROVAL_TOKEN_SEPARATOR,
   DEFAULT_APPROVAL_PATTERNS,
@@ -6,6 +6,7 @@ import {
   parseApprovalToken,
   type ApprovalState,
 } from "../../../protocol/approvals";
+import { sha256Hex } from "./hash";
 
 export type ApprovalRow = {
   command_id: string;
@@ -26,10 +27,6 @@ export interface EndpointPolicy {
   linkTtlHours: number;
   hostname: string;
   clientName: string;
-}
-
-export function sha256Hex(value: string): string {
-  return createHash("sha256").update(value, "utf8").digest("hex");
 }
 
 /**
@@ -95,9 +92,22 @@ export interface ApprovalNotifier {
   requestApproval(request: { approvers: EndpointPolicy["approvers"]; url: string; command: string; requestedBy: string; hostname: string; clientName: string; expiresAt: number }): Promise<void>;
 }
 
+/**
+ * Logs who would be emailed, never the link itself: logs are read by more
+ * people than the approver, and the link is the approver's only credential.
+ * The requesting technician sees the link in the console to pass on.
+ */
 export const loggingNotifier: ApprovalNotifier = {
   async requestApproval(request) {
     const to = request.approvers.map((a) => `${a.name} <${a.email}>`).join(", ") || "(no approver contacts configured)";
-    console.log(`[approval] to ${to}: ${request.requestedBy} asks to run \`${request.command}\` on ${request.hostname} (${request.clientName}); link ${request.url} (expires ${new Date(request.expiresAt).toISOString()})`);
+    console.log(
+      `[approval] to ${to}: ${request.requestedBy} asks to run \`${request.command}\` on ${request.hostname} (${request.clientName}); ` +
+        `link ${redactedApprovalUrl(request.url)} (expires ${new Date(request.expiresAt).toISOString()})`,
+    );
   },
 };
+
+export function redactedApprovalUrl(url: string): string {
+  const separator = url.lastIndexOf(APPROVAL_TOKEN_SEPARATOR);
+  return separator < 0 ? "(link withheld)" : `${url.slice(0, separator + 1)}…`;
+}

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { sha256Hex } from "./hash";
 import {
   auditEventFromRow,
   canonicalAuditPayload,
@@ -151,8 +151,4 @@ export class AuditLog {
   private setMeta(key: string, value: string): void {
     this.sql.exec("INSERT INTO runtime_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
   }
-}
-
-function sha256Hex(payload: string): string {
-  return createHash("sha256").update(payload, "utf8").digest("hex");
 }
