@@ -5,6 +5,7 @@
 import { createDb } from "~/db/client.server";
 import { authenticateMember, CAN_RUN_COMMANDS } from "~/lib/auth.server";
 import type { Env } from "~/lib/env.server";
+import { callerAddress, isSameOriginRequest } from "~/lib/request.server";
 import { getEndpointForOrg } from "~/models/endpoints.server";
 import {
   authenticateRuntimeCredential,
@@ -35,6 +36,8 @@ export function jsonError(status: number, error: string, issues?: string[]): Res
 async function handleViewerSocket(request: Request, env: Env, url: URL): Promise<Response> {
   const endpointId = decodeURIComponent(url.pathname.slice(VIEWER_SOCKET_PREFIX.length).split("/")[0] ?? "");
   if (!endpointId) return jsonError(404, "Unknown endpoint");
+  // A page on another site must not open a socket with this user's cookies.
+  if (!isSameOriginRequest(request)) return jsonError(403, "Cross-origin sockets are refused");
   const member = await authenticateMember({ request, context: { cloudflare: { env } } });
   if ("kind" in member) {
     return member.kind === "signed_out" ? jsonError(401, "Sign in to watch this endpoint") : jsonError(403, member.message);
@@ -91,10 +94,6 @@ async function handleRuntimeConnect(request: Request, env: Env, sessionPath: "/r
     canRun: false,
     address: callerAddress(request),
   });
-}
-
-function callerAddress(request: Request): string | null {
-  return request.headers.get("cf-connecting-ip") ?? request.headers.get("x-real-ip");
 }
 
 /** Forwards with a fresh header set so no client-supplied x-caisey-* header survives. */

@@ -1,7 +1,7 @@
 // The public approval page's calls to the endpoint's session Durable Object.
 // The link (/approve/<endpointId>~<secret>) is the approver's only credential:
 // the DO checks the secret; we only route by the endpoint id, and a malformed
-// token never reaches a DO.
+// token or one naming an unknown endpoint never reaches a DO.
 import { z } from "zod";
 import type { Env } from "~/lib/env.server";
 import {
@@ -35,6 +35,8 @@ const decidedBodySchema = z.object({ view: approvalViewSchema });
 export async function viewApproval(env: Env, token: string, address: string | null): Promise<ViewApprovalResult> {
   const parsed = parseApprovalToken(token);
   if (!parsed) return { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE };
+  const known = await isEnrolledEndpoint(env, parsed.endpointId);
+  if (known !== true) return known === false ? { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE } : unavailable();
   const response = await callSession(env, parsed.endpointId, "view", { token }, address);
   if (!response) return unavailable();
   const body = await readJson(response);
@@ -60,6 +62,8 @@ export async function decideApproval(
 ): Promise<DecideApprovalResult> {
   const parsed = parseApprovalToken(token);
   if (!parsed) return { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE };
+  const known = await isEnrolledEndpoint(env, parsed.endpointId);
+  if (known !== true) return known === false ? { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE } : unavailable();
   const body: ApprovalDecision = { token, decision, approverName };
   const response = await callSession(env, parsed.endpointId, "decide", body, address);
   if (!response) return unavailable();
@@ -87,9 +91,17 @@ export async function decideApproval(
   return unavailable();
 }
 
-/** The caller's address as the edge saw it, for the audit trail. */
-export function callerAddress(request: Request): string | null {
-  return request.headers.get("cf-connecting-ip") ?? request.headers.get("x-real-ip");
+/**
+ * A link naming an endpoint that was never enrolled stops here, so public
+ * requests cannot create Durable Objects for made-up ids. Null: D1 failed.
+ */
+async function isEnrolledEndpoint(env: Env, endpointId: string): Promise<boolean | null> {
+  try {
+    return (await env.DB.prepare("SELECT 1 AS known FROM endpoints WHERE id = ?").bind(endpointId).first()) !== null;
+  } catch (error) {
+    console.error("approval link: endpoint lookup failed", error);
+    return null;
+  }
 }
 
 async function callSession(

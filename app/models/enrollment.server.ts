@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, isNull, lt, sql } from "drizzle-orm";
+import { and, desc, eq, isNull, sql } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { clients, endpoints, enrollmentTokens } from "~/db/schema";
@@ -77,8 +77,9 @@ export class EnrollmentError extends Error {
 
 /**
  * Exchanges an enrollment token for a new endpoint and its runtime credential.
- * The use is claimed with one conditional UPDATE, so concurrent redemptions
- * can never exceed the token's use limit.
+ * One D1 batch (a transaction) creates the endpoint only while the token is
+ * redeemable and counts the use only if the endpoint was created, so the use
+ * limit holds under concurrent redemptions and a failure never burns a use.
  */
 export async function redeemEnrollmentToken(
   db: Database,
@@ -86,35 +87,32 @@ export async function redeemEnrollmentToken(
   now = Date.now(),
 ): Promise<{ endpointId: string; credential: string; clientName: string; orgId: string }> {
   const tokenHash = await sha256Hex(request.token);
-  const [claimed] = await db
-    .update(enrollmentTokens)
-    .set({ uses: sql`${enrollmentTokens.uses} + 1` })
-    .where(
-      and(
-        eq(enrollmentTokens.tokenHash, tokenHash),
-        isNull(enrollmentTokens.revokedAt),
-        gt(enrollmentTokens.expiresAt, now),
-        lt(enrollmentTokens.uses, enrollmentTokens.maxUses),
-      ),
-    )
-    .returning({ orgId: enrollmentTokens.orgId, clientId: enrollmentTokens.clientId });
-  if (!claimed) {
+  const credential = randomToken(32);
+  const credentialHash = await sha256Hex(credential);
+  const endpointId = newId("ep");
+  const d1 = db.$client;
+  await d1.batch([
+    d1
+      .prepare(
+        `INSERT INTO endpoints (id, org_id, client_id, hostname, os, os_version, enrolled_at, credential_hash)
+         SELECT ?, org_id, client_id, ?, ?, ?, ?, ?
+         FROM enrollment_tokens
+         WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ? AND uses < max_uses`,
+      )
+      .bind(endpointId, request.hostname, request.os, request.osVersion, now, credentialHash, tokenHash, now),
+    d1
+      .prepare("UPDATE enrollment_tokens SET uses = uses + 1 WHERE token_hash = ? AND EXISTS (SELECT 1 FROM endpoints WHERE id = ?)")
+      .bind(tokenHash, endpointId),
+  ]);
+  const [enrolled] = await db
+    .select({ orgId: endpoints.orgId, clientName: clients.name })
+    .from(endpoints)
+    .innerJoin(clients, eq(clients.id, endpoints.clientId))
+    .where(eq(endpoints.id, endpointId));
+  if (!enrolled) {
     throw new EnrollmentError("Enrollment token is invalid, expired, revoked or used up", 401);
   }
-  const credential = randomToken(32);
-  const endpointId = newId("ep");
-  await db.insert(endpoints).values({
-    id: endpointId,
-    orgId: claimed.orgId,
-    clientId: claimed.clientId,
-    hostname: request.hostname,
-    os: request.os,
-    osVersion: request.osVersion,
-    enrolledAt: now,
-    credentialHash: await sha256Hex(credential),
-  });
-  const [client] = await db.select({ name: clients.name }).from(clients).where(eq(clients.id, claimed.clientId));
-  return { endpointId, credential, clientName: client?.name ?? "", orgId: claimed.orgId };
+  return { endpointId, credential, clientName: enrolled.clientName, orgId: enrolled.orgId };
 }
 
 /** The endpoint a runtime credential belongs to, or null. */

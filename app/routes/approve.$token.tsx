@@ -12,8 +12,9 @@ import {
 import { Form, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
 import { getEnv } from "~/lib/env.server";
 import { formatTimestamp } from "~/lib/format";
+import { randomToken } from "~/lib/crypto.server";
+import { callerAddress, isSameOriginRequest } from "~/lib/request.server";
 import {
-  callerAddress,
   decideApproval,
   viewApproval,
   type DecideApprovalResult,
@@ -45,7 +46,7 @@ export async function loader({ request, params, context }: LoaderFunctionArgs) {
   const token = params.token ?? "";
   const result: ViewApprovalResult = await viewApproval(env, token, callerAddress(request));
   // Reuse the browser's value so two open tabs do not invalidate each other.
-  const csrf = readCsrfCookie(request) ?? newCsrfValue();
+  const csrf = readCsrfCookie(request) ?? randomToken(32);
   const status = result.ok ? 200 : result.reason === "invalid" ? 404 : 503;
   return json(
     { result, csrf },
@@ -234,11 +235,6 @@ function Message({ tone, children }: { tone: "ok" | "info" | "error"; children: 
 // ---------------------------------------------------------------------------
 // CSRF: a random value in a Strict cookie scoped to /approve, echoed in the form.
 
-function newCsrfValue(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
 function readCsrfCookie(request: Request): string | null {
   const header = request.headers.get("cookie") ?? "";
   for (const part of header.split(";")) {
@@ -254,14 +250,6 @@ function readCsrfCookie(request: Request): string | null {
 function csrfCookie(value: string, request: Request): string {
   const secure = new URL(request.url).protocol === "https:" ? "; Secure" : "";
   return `${CSRF_COOKIE}=${value}; Path=/approve; HttpOnly; SameSite=Strict${secure}`;
-}
-
-/** Refuses cross-origin posts: an Origin header, when present, must be ours. */
-function isSameOriginRequest(request: Request): boolean {
-  if (request.headers.get("sec-fetch-site") === "cross-site") return false;
-  const origin = request.headers.get("origin");
-  if (origin === null) return true;
-  return origin === new URL(request.url).origin;
 }
 
 function constantTimeEqual(a: string, b: string): boolean {

@@ -17,6 +17,13 @@ import { connectDirect, connectViewer, runtimeHello, runtimeIdentity, viewerIden
 const policyRows = async (clientId: string) =>
   (await env.DB.prepare("SELECT * FROM approval_policies WHERE client_id = ?").bind(clientId).all()).results;
 
+/** A D1 endpoint row of the demo tenant's first client, so approval links for it reach its session. */
+async function enrolledEndpoint(label: string): Promise<string> {
+  const id = `ep_${label.replace(/-/g, "_")}_${Date.now()}`;
+  await env.DB.prepare("INSERT INTO endpoints (id, org_id, client_id, hostname, os) VALUES (?, ?, 'cl_acme', ?, 'linux')").bind(id, DEMO_ORG.id, label).run();
+  return id;
+}
+
 describe("client approval policies (D1)", () => {
   it("uses the defaults when the client has no policy, with the client's contact as approver", async () => {
     await seedDemo();
@@ -142,8 +149,16 @@ describe("approval link calls from the Pages app to the session DO", () => {
     }
   });
 
-  it("reports a well-formed but unknown link as invalid, from the real session DO", async () => {
+  it("answers a well-formed link for an endpoint that was never enrolled without creating its Durable Object", async () => {
     const token = `ep_unknown_${Date.now()}~${"A".repeat(43)}`;
+    expect(await viewApproval(neverCalled, token, "192.0.2.1")).toEqual({ ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE });
+    expect(await decideApproval(neverCalled, token, "deny", "Priya Patel", "192.0.2.1")).toMatchObject({ ok: false, reason: "invalid" });
+  });
+
+  it("reports an unknown secret for an enrolled endpoint as invalid, from the real session DO", async () => {
+    await seedDemo();
+    const endpointId = await enrolledEndpoint("unknown-secret");
+    const token = `${endpointId}~${"A".repeat(43)}`;
     expect(await viewApproval(env, token, "192.0.2.1")).toMatchObject({ ok: false, reason: "invalid", error: expect.stringContaining("not valid") });
     expect(await decideApproval(env, token, "deny", "Priya Patel", "192.0.2.1")).toMatchObject({ ok: false, reason: "invalid" });
   });
@@ -151,7 +166,8 @@ describe("approval link calls from the Pages app to the session DO", () => {
 
 describe("viewApproval / decideApproval against a real pending approval", () => {
   it("views, approves once, then reports the link as used with who decided", async () => {
-    const endpointId = `ep_pages_approval_${Date.now()}`;
+    await seedDemo();
+    const endpointId = await enrolledEndpoint("pages-approval");
     const requester = await connectViewer(endpointId, viewerIdentity(endpointId));
     const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
     runtime.send(runtimeHello);

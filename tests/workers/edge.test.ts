@@ -1,6 +1,8 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { createDb } from "~/db/client.server";
 import { handleEdgeRequest } from "~/edge/router.server";
+import { createEnrollmentToken } from "~/models/enrollment.server";
 import { DEMO_ORG, DEMO_RUNTIME_TOKEN } from "../../scripts/seed.mjs";
 import { seedDemo } from "./helpers";
 import { TestSocket } from "./socket";
@@ -52,6 +54,32 @@ describe("runtime edge routes: authenticate, then forward to the endpoint's sess
     }
     expect((await env.DB.prepare("SELECT online FROM endpoints WHERE id = ?").bind(enrolled.body.endpointId).first<any>()).online).toBe(1);
     runtime.close();
+  });
+
+  it("never lets concurrent redemptions exceed a token's use limit, and creates no endpoint for a refused one", async () => {
+    await seedDemo();
+    const db = createDb(env.DB);
+    const created = await createEnrollmentToken(db, { label: "pair", ttlHours: 1, maxUses: 2, orgId: DEMO_ORG.id, clientId: "cl_bayside", createdBy: "test" });
+    const endpointCount = async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM endpoints WHERE client_id = 'cl_bayside'").first<{ n: number }>())!.n;
+    const before = await endpointCount();
+    const attempts = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => enroll({ token: created.token, hostname: `race-${i}`, os: "windows" })),
+    );
+    expect(attempts.map((a) => a.status).sort()).toEqual([201, 201, 401, 401, 401]);
+    expect(await endpointCount()).toBe(before + 2);
+    const token = await env.DB.prepare("SELECT uses FROM enrollment_tokens WHERE id = ?").bind(created.id).first<{ uses: number }>();
+    expect(token!.uses).toBe(2);
+
+    const expired = await createEnrollmentToken(db, { label: "old", ttlHours: 1, maxUses: 5, orgId: DEMO_ORG.id, clientId: "cl_bayside", createdBy: "test", now: Date.now() - 2 * 3_600_000 });
+    expect((await enroll({ token: expired.token, hostname: "late", os: "linux" })).status).toBe(401);
+    expect(await endpointCount()).toBe(before + 2);
+    expect((await env.DB.prepare("SELECT uses FROM enrollment_tokens WHERE id = ?").bind(expired.id).first<{ uses: number }>())!.uses).toBe(0);
+  });
+
+  it("refuses a transcript socket opened from another site before it authenticates anyone", async () => {
+    const response = await handleEdgeRequest(upgrade("/parties/endpoint/ep_demo_acme_01", { origin: "https://evil.example" }), env);
+    expect(response!.status).toBe(403);
+    expect(await response!.json()).toEqual({ error: "Cross-origin sockets are refused" });
   });
 
   it("leaves every other path to Remix", async () => {
