@@ -1,6 +1,7 @@
 import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
+import { decodeCursor, encodeCursor } from "~/lib/keyset-cursor";
 import { clients, endpoints, endpointTags, OPERATING_SYSTEMS, tags } from "~/db/schema";
 
 export const ENDPOINT_PAGE_SIZE = 50;
@@ -30,21 +31,6 @@ export function parseEndpointSearch(params: URLSearchParams): EndpointSearch {
 }
 
 const cursorSchema = z.tuple([z.string(), z.string(), z.string()]);
-
-function encodeCursor(key: [string, string, string]): string {
-  return btoa(JSON.stringify(key)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function decodeCursor(cursor: string): [string, string, string] | null {
-  if (!cursor) return null;
-  try {
-    const json = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
-    const parsed = cursorSchema.safeParse(JSON.parse(json));
-    return parsed.success ? parsed.data : null;
-  } catch {
-    return null;
-  }
-}
 
 export interface EndpointListRow {
   id: string;
@@ -144,7 +130,7 @@ const endpointListColumns = {
 export function endpointPageQuery(db: Database, orgId: string, search: EndpointSearch, limit: number) {
   const grouped = search.group === "client";
   const conditions = filterConditions(orgId, search);
-  const cursor = decodeCursor(search.after);
+  const cursor = decodeCursor(search.after, cursorSchema);
   if (cursor && grouped) {
     conditions.push(sql`(${clients.name}, ${endpoints.hostname}, ${endpoints.id}) > (${cursor[0]}, ${cursor[1]}, ${cursor[2]})`);
   } else if (cursor) {

@@ -4,6 +4,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
+import { decodeCursor, encodeCursor } from "~/lib/keyset-cursor";
 import { auditEventFromRow, GENESIS_HASH, verifyAuditChain, type AuditRow } from "../../protocol/audit";
 
 export const REVIEW_PAGE_SIZE = 100;
@@ -89,21 +90,6 @@ export function resolveWindow(filters: Pick<ReviewFilters, "from" | "to">, now =
 // Keyset cursor over (at desc, endpoint_id asc, seq asc)
 
 const cursorSchema = z.tuple([z.number().int(), z.string(), z.number().int()]);
-type Cursor = z.infer<typeof cursorSchema>;
-
-function encodeCursor(key: Cursor): string {
-  return btoa(JSON.stringify(key)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function decodeCursor(cursor: string): Cursor | null {
-  if (!cursor) return null;
-  try {
-    const parsed = cursorSchema.safeParse(JSON.parse(atob(cursor.replace(/-/g, "+").replace(/_/g, "/"))));
-    return parsed.success ? parsed.data : null;
-  } catch {
-    return null;
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Activity
@@ -206,7 +192,7 @@ export async function listReviewActivity(
   const pageSize = options.pageSize ?? REVIEW_PAGE_SIZE;
   const window = resolveWindow(filters, options.now);
   const conditions = activityConditions(orgId, filters, window);
-  const cursor = decodeCursor(filters.after);
+  const cursor = decodeCursor(filters.after, cursorSchema);
   if (cursor) {
     const [at, endpointId, seq] = cursor;
     conditions.push(sql`(ae.at < ${at} or (ae.at = ${at} and (ae.endpoint_id > ${endpointId} or (ae.endpoint_id = ${endpointId} and ae.seq > ${seq}))))`);

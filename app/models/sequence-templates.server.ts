@@ -46,7 +46,3 @@ export async function saveSequenceTemplate(db: Database, orgId: string, input: S
       set: { steps: JSON.stringify(input.steps), stopOnFailure: input.stopOnFailure, createdBy },
     });
 }
-
-export async function deleteSequenceTemplate(db: Database, orgId: string, templateId: string): Promise<void> {
-  await db.delete(sequenceTemplates).where(and(eq(sequenceTemplates.orgId, orgId), eq(sequenceTemplates.id, templateId)));
-}
