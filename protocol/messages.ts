@@ -112,6 +112,8 @@ export const transcriptEventSchema = z.discriminatedUnion("kind", [
     kind: z.literal("command.truncated"),
     commandId: id,
     keptBytes: z.number().int().nonnegative(),
+    /** output_cap: the stored-output limit was reached; lost_in_transit: streamed chunks never arrived. */
+    reason: z.enum(["output_cap", "lost_in_transit"]).default("output_cap"),
   }),
   z.object({
     ...eventBase,

@@ -24,6 +24,8 @@ export interface TranscriptCommand {
   exitCode: number | null;
   output: { stream: OutputStream; data: string }[];
   truncatedAtBytes: number | null;
+  /** Some streamed output never reached the server; what arrived is shown. */
+  outputLost: boolean;
   timings: Timings | null;
   error: string | null;
   cancelRequestedBy: Actor | null;
@@ -74,6 +76,7 @@ function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptS
       exitCode: null,
       output: [],
       truncatedAtBytes: null,
+      outputLost: false,
       timings: null,
       error: null,
       cancelRequestedBy: null,
@@ -109,7 +112,7 @@ function updateCommand(command: TranscriptCommand, event: Exclude<TranscriptEven
       return { ...command, output };
     }
     case "command.truncated":
-      return { ...command, truncatedAtBytes: event.keptBytes };
+      return event.reason === "lost_in_transit" ? { ...command, outputLost: true } : { ...command, truncatedAtBytes: event.keptBytes };
     case "command.cancel_requested":
       return { ...command, cancelRequestedBy: event.by };
     case "command.approval_requested":

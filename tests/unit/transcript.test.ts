@@ -40,4 +40,12 @@ describe("transcript folding", () => {
     expect(overlapped).toEqual(once);
     expect(applyEvents(once, events)).toBe(once);
   });
+
+  it("tells an output cap apart from output lost in transit", () => {
+    const base = applyEvents(emptyTranscript, events.slice(0, 5));
+    const capped = applyEvents(base, [{ seq: 6, at: 1004, kind: "command.truncated", commandId: "c1", keptBytes: 2048, reason: "output_cap" }]);
+    expect(capped.commands.c1).toMatchObject({ truncatedAtBytes: 2048, outputLost: false });
+    const lost = applyEvents(base, [{ seq: 6, at: 1004, kind: "command.truncated", commandId: "c1", keptBytes: 3, reason: "lost_in_transit" }]);
+    expect(lost.commands.c1).toMatchObject({ truncatedAtBytes: null, outputLost: true });
+  });
 });

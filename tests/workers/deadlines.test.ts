@@ -135,5 +135,7 @@ describe("server-side deadlines and liveness", () => {
       [2, "3\n"],
     ]);
     expect((await sql(endpointId, "SELECT truncated FROM commands WHERE id = ?", commandId))[0]).toEqual({ truncated: 1 });
+    const gap = await viewer.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.kind === "command.truncated"));
+    expect(gap.events.find((e: any) => e.kind === "command.truncated")).toMatchObject({ commandId, reason: "lost_in_transit", keptBytes: 2 });
   });
 });

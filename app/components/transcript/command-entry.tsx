@@ -80,6 +80,11 @@ export const CommandEntry = memo(function CommandEntry({
           Output truncated after {Math.round(command.truncatedAtBytes / 1024)} KiB; the command kept running.
         </p>
       ) : null}
+      {command.outputLost ? (
+        <p className="mt-1 text-xs text-orange-300" data-testid="output-lost">
+          Part of the output was lost on the way from the endpoint; what arrived is shown.
+        </p>
+      ) : null}
       {command.error ? <p className="mt-1 text-xs text-red-300">{command.error}</p> : null}
       {finished ? <TimingLine command={command} browserRttMs={browserRttMs} /> : null}
     </article>

@@ -669,6 +669,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     // Streamed chunks lost in transit leave a gap before the tail; the tail still lands at its own indices.
     const tailStart = result.tailStartIndex ?? this.nextChunkIndex(command.id);
     const missingChunks = tailStart > this.storedChunkCount(command.id);
+    if (missingChunks && !command.truncated) {
+      this.appendEvent("command.truncated", { commandId: command.id, keptBytes: command.output_bytes, reason: "lost_in_transit" });
+    }
     result.tail.forEach((chunk, offset) => this.storeOutput(this.getCommand(command.id)!, tailStart + offset, chunk));
     const receivedAt = Date.now();
     this.ctx.storage.sql.exec(
@@ -797,7 +800,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     if (kept) this.appendEvent("command.output", { commandId: command.id, stream: chunk.stream, data: kept }, index);
     const keptBytes = command.output_bytes + new TextEncoder().encode(kept).byteLength;
     this.ctx.storage.sql.exec("UPDATE commands SET output_bytes = ?, truncated = 1 WHERE id = ?", keptBytes, command.id);
-    this.appendEvent("command.truncated", { commandId: command.id, keptBytes });
+    this.appendEvent("command.truncated", { commandId: command.id, keptBytes, reason: "output_cap" });
   }
 
   private storedChunkCount(commandId: string): number {
