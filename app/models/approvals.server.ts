@@ -33,16 +33,14 @@ const errorWithViewSchema = z.object({ error: z.string(), view: approvalViewSche
 const decidedBodySchema = z.object({ view: approvalViewSchema });
 
 export async function viewApproval(env: Env, token: string, address: string | null): Promise<ViewApprovalResult> {
-  const parsed = parseApprovalToken(token);
-  if (!parsed) return { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE };
-  const known = await isEnrolledEndpoint(env, parsed.endpointId);
-  if (known !== true) return known === false ? { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE } : unavailable();
-  const response = await callSession(env, parsed.endpointId, "view", { token }, address);
+  const link = await routeLink(env, token);
+  if ("ok" in link) return link;
+  const response = await callSession(env, link.endpointId, "view", { token }, address);
   if (!response) return unavailable();
   const body = await readJson(response);
   if (response.status === 200) {
     const view = approvalViewSchema.safeParse(body);
-    if (view.success && view.data.endpointId === parsed.endpointId) return { ok: true, view: view.data };
+    if (view.success && view.data.endpointId === link.endpointId) return { ok: true, view: view.data };
     console.error("approval view: unexpected response from the session", response.status);
     return unavailable();
   }
@@ -60,18 +58,16 @@ export async function decideApproval(
   approverName: string,
   address: string | null,
 ): Promise<DecideApprovalResult> {
-  const parsed = parseApprovalToken(token);
-  if (!parsed) return { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE };
-  const known = await isEnrolledEndpoint(env, parsed.endpointId);
-  if (known !== true) return known === false ? { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE } : unavailable();
+  const link = await routeLink(env, token);
+  if ("ok" in link) return link;
   const body: ApprovalDecision = { token, decision, approverName };
-  const response = await callSession(env, parsed.endpointId, "decide", body, address);
+  const response = await callSession(env, link.endpointId, "decide", body, address);
   if (!response) return unavailable();
   const answer = await readJson(response);
   switch (response.status) {
     case 200: {
       const decided = decidedBodySchema.safeParse(answer);
-      if (decided.success && decided.data.view.endpointId === parsed.endpointId) return { ok: true, view: decided.data.view };
+      if (decided.success && decided.data.view.endpointId === link.endpointId) return { ok: true, view: decided.data.view };
       break;
     }
     case 409:
@@ -91,16 +87,22 @@ export async function decideApproval(
   return unavailable();
 }
 
+type Unroutable = { ok: false; reason: "invalid" | "unavailable"; error: string };
+
 /**
- * A link naming an endpoint that was never enrolled stops here, so public
- * requests cannot create Durable Objects for made-up ids. Null: D1 failed.
+ * The endpoint a link routes to. A malformed link, or one naming an endpoint
+ * that was never enrolled, stops here, so public requests cannot create
+ * Durable Objects for made-up ids.
  */
-async function isEnrolledEndpoint(env: Env, endpointId: string): Promise<boolean | null> {
+async function routeLink(env: Env, token: string): Promise<{ endpointId: string } | Unroutable> {
+  const parsed = parseApprovalToken(token);
+  if (!parsed) return { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE };
   try {
-    return (await env.DB.prepare("SELECT 1 AS known FROM endpoints WHERE id = ?").bind(endpointId).first()) !== null;
+    const known = await env.DB.prepare("SELECT 1 AS known FROM endpoints WHERE id = ?").bind(parsed.endpointId).first();
+    return known ? { endpointId: parsed.endpointId } : { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE };
   } catch (error) {
     console.error("approval link: endpoint lookup failed", error);
-    return null;
+    return unavailable();
   }
 }
 
