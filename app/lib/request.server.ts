@@ -4,11 +4,13 @@ export function callerAddress(request: Request): string | null {
 }
 
 /**
- * Refuses cross-site browser requests: an Origin header, when present, must be
- * ours. Browsers always send one on WebSocket upgrades and POSTs; tools that
- * send none are not a cross-site threat.
+ * Refuses cross-site browser requests: a browser that says the request is
+ * cross-site is refused, and an Origin header, when present, must be ours.
+ * Browsers always send one on WebSocket upgrades and POSTs; tools that send
+ * none are not a cross-site threat.
  */
 export function isSameOriginRequest(request: Request): boolean {
+  if (request.headers.get("sec-fetch-site") === "cross-site") return false;
   const origin = request.headers.get("origin");
   if (origin === null) return true;
   return origin === new URL(request.url).origin;

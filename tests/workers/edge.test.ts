@@ -80,6 +80,8 @@ describe("runtime edge routes: authenticate, then forward to the endpoint's sess
     const response = await handleEdgeRequest(upgrade("/parties/endpoint/ep_demo_acme_01", { origin: "https://evil.example" }), env);
     expect(response!.status).toBe(403);
     expect(await response!.json()).toEqual({ error: "Cross-origin sockets are refused" });
+    const flagged = await handleEdgeRequest(upgrade("/parties/endpoint/ep_demo_acme_01", { "sec-fetch-site": "cross-site" }), env);
+    expect(flagged!.status).toBe(403);
   });
 
   it("leaves every other path to Remix", async () => {
