@@ -52,6 +52,13 @@ export interface SessionEnv {
  */
 const RESULT_GRACE_MS = 2 * DEFAULT_CHECKIN_INTERVAL_MS + 30_000;
 
+/**
+ * When an online runtime has had every chance to report a command: its time
+ * limit after dispatch, or the moment the runtime came back online, plus the
+ * grace. Bindings: online_since, grace.
+ */
+const RESULT_DEADLINE_SQL = "MAX(COALESCE(dispatched_at, created_at) + timeout_ms, ?) + ?";
+
 /** Events per replay frame, so a long history never becomes one huge message. */
 const REPLAY_BATCH = 200;
 
@@ -326,8 +333,12 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
    */
   private timeOutUnreportedCommands(now: number): void {
     if (!this.runtimeState().online) return;
-    for (const command of this.sqlAll<CommandRow>("SELECT * FROM commands WHERE status IN ('dispatched', 'running')")) {
-      if (now < this.resultDeadline(command)) continue;
+    const overdue = this.sqlAll<CommandRow>(
+      `SELECT * FROM commands WHERE status IN ('dispatched', 'running') AND ${RESULT_DEADLINE_SQL} <= ?`,
+      ...this.resultDeadlineBindings(),
+      now,
+    );
+    for (const command of overdue) {
       this.finishCommand(command, {
         status: "timed_out",
         exitCode: null,
@@ -337,10 +348,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     }
   }
 
-  /** When an online runtime has had every chance to report this command. */
-  private resultDeadline(command: CommandRow): number {
-    const onlineSince = Number(this.getRuntimeValue("online_since") || 0);
-    return Math.max((command.dispatched_at ?? command.created_at) + command.timeout_ms, onlineSince) + RESULT_GRACE_MS;
+  /** Bindings for RESULT_DEADLINE_SQL: a runtime that just came back online gets the full grace to report. */
+  private resultDeadlineBindings(): [number, number] {
+    return [Number(this.getRuntimeValue("online_since") || 0), RESULT_GRACE_MS];
   }
 
   /** The first authenticated peer binds this session to its tenant; every later one must match. */
@@ -764,9 +774,11 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     const approval = this.sqlOne<{ at: number | null }>("SELECT MIN(expires_at) AS at FROM approvals WHERE state = 'pending'");
     if (approval?.at) candidates.push(approval.at);
     if (this.runtimeState().online) {
-      for (const command of this.sqlAll<CommandRow>("SELECT * FROM commands WHERE status IN ('dispatched', 'running')")) {
-        candidates.push(this.resultDeadline(command));
-      }
+      const result = this.sqlOne<{ at: number | null }>(
+        `SELECT MIN(${RESULT_DEADLINE_SQL}) AS at FROM commands WHERE status IN ('dispatched', 'running')`,
+        ...this.resultDeadlineBindings(),
+      );
+      if (result?.at) candidates.push(result.at);
     }
     if (!candidates.length) return;
     const at = Math.max(now, Math.min(...candidates));
