@@ -12,7 +12,7 @@ import { DEFAULT_APPROVAL_PATTERNS, DEFAULT_LINK_TTL_HOURS } from "../../protoco
 import { loadEndpointPolicy } from "../../workers/session/src/approvals";
 import { DEMO_ORG, OTHER_ORG } from "../../scripts/seed.mjs";
 import { seedDemo } from "./helpers";
-import { connectDirect, connectViewer, runtimeHello, runtimeIdentity, viewerIdentity } from "./socket";
+import { connectRuntime, connectViewer, viewerIdentity } from "./socket";
 
 const policyRows = async (clientId: string) =>
   (await env.DB.prepare("SELECT * FROM approval_policies WHERE client_id = ?").bind(clientId).all()).results;
@@ -169,8 +169,7 @@ describe("viewApproval / decideApproval against a real pending approval", () => 
     await seedDemo();
     const endpointId = await enrolledEndpoint("pages-approval");
     const requester = await connectViewer(endpointId, viewerIdentity(endpointId));
-    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    runtime.send(runtimeHello);
+    const runtime = await connectRuntime(endpointId);
     await runtime.waitFor((m) => m.type === "clock");
     requester.send({ type: "run", requestId: crypto.randomUUID(), text: "echo consent", shell: "bash", reason: "Check consent", privileged: true });
     const link = await requester.waitFor((m) => m.type === "approval_link");

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { IDENTITY_HEADERS } from "../../workers/session/src/identity";
-import { connectDirect, connectViewer, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity, runInSession, type TestSocket } from "./socket";
+import { connectRuntime, connectViewer, runInSession, sessionStub, type TestSocket, viewerIdentity } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_approval_test_${Date.now()}_${counter++}`;
@@ -22,8 +22,7 @@ async function setup() {
   const endpointId = freshEndpoint();
   const requester = await connectViewer(endpointId, viewerIdentity(endpointId));
   const colleague = await connectViewer(endpointId, viewerIdentity(endpointId, { userId: "user_colleague", userName: "Cole" }));
-  const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-  runtime.send(runtimeHello);
+  const runtime = await connectRuntime(endpointId);
   await runtime.waitFor((m) => m.type === "clock");
   return { endpointId, requester, colleague, runtime };
 }

@@ -1,7 +1,7 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { auditEventFromRow, verifyAuditChain, type AuditEvent, type AuditRow } from "../../protocol/audit";
-import { connectDirect, connectViewer, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity, runInSession } from "./socket";
+import { connectDirect, connectRuntime, connectViewer, runInSession, sessionStub, viewerIdentity } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_audit_test_${Date.now()}_${counter++}`;
@@ -9,8 +9,7 @@ const freshEndpoint = () => `ep_audit_test_${Date.now()}_${counter++}`;
 /** Drives one command through the real DO: requested → dispatched → finished. */
 async function runCommandThroughSession(endpointId: string, text: string, status: "succeeded" | "failed" = "succeeded") {
   const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
-  const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-  runtime.send(runtimeHello);
+  const runtime = await connectRuntime(endpointId);
   viewer.send({ type: "run", requestId: crypto.randomUUID(), text, shell: "default" });
   const dispatch = await runtime.waitFor((m) => m.type === "dispatch");
   const commandId = dispatch.command.commandId;

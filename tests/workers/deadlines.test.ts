@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_CHECKIN_INTERVAL_MS } from "../../protocol/messages";
-import { checkin, connectDirect, connectViewer, runInSession, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity, type TestSocket } from "./socket";
+import { checkin, connectRuntime, connectViewer, runInSession, runtimeIdentity, sessionStub, type TestSocket, viewerIdentity } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_deadline_test_${Date.now()}_${counter++}`;
@@ -43,8 +43,7 @@ describe("server-side deadlines and liveness", () => {
   it("keeps a socket-connected runtime online when an old check-in window closes, without re-arming the alarm for the past", async () => {
     const endpointId = freshEndpoint();
     const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
-    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    runtime.send(runtimeHello);
+    const runtime = await connectRuntime(endpointId);
     await runtime.waitFor((m) => m.type === "clock");
     await viewer.waitFor((m) => m.type === "runtime" && m.runtime.online);
     const seenBefore = viewer.messages.length;
@@ -62,8 +61,7 @@ describe("server-side deadlines and liveness", () => {
   it("times out work an online runtime never reports, but keeps waiting while the runtime is offline", async () => {
     const endpointId = freshEndpoint();
     const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
-    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    runtime.send(runtimeHello);
+    const runtime = await connectRuntime(endpointId);
     const lost = await dispatchOne(viewer, runtime, "echo lost");
     expect(await nextAlarm(endpointId)).toBeGreaterThan(Date.now()); // armed for the result deadline
     await sql(endpointId, "UPDATE commands SET dispatched_at = ? WHERE id = ?", LONG_AGO(), lost);
@@ -81,8 +79,7 @@ describe("server-side deadlines and liveness", () => {
     expect((await sql(endpointId, "SELECT status FROM commands WHERE id = ?", held))[0]).toEqual({ status: "dispatched" });
 
     // Back online: the reconnect restarts the clock, so the outbox gets its chance to deliver.
-    const again = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    again.send(runtimeHello);
+    const again = await connectRuntime(endpointId);
     await again.waitFor((m) => m.type === "dispatch" && m.command.commandId === held);
     await runDurableObjectAlarm(sessionStub(endpointId));
     expect((await sql(endpointId, "SELECT status FROM commands WHERE id = ?", held))[0]).toEqual({ status: "dispatched" });
@@ -117,8 +114,7 @@ describe("server-side deadlines and liveness", () => {
   it("stores a result's tail at its own output indices and marks a gap left by a lost chunk", async () => {
     const endpointId = freshEndpoint();
     const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
-    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    runtime.send(runtimeHello);
+    const runtime = await connectRuntime(endpointId);
     const commandId = await dispatchOne(viewer, runtime, "seq 3");
     runtime.send({ type: "output", commandId, index: 0, chunk: { stream: "stdout", data: "1\n" } });
     await new Promise((r) => setTimeout(r, 10));

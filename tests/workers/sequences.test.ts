@@ -1,6 +1,6 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { checkin, connectDirect, connectViewer, result, runInSession, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity, type TestSocket } from "./socket";
+import { checkin, connectRuntime, connectViewer, result, runInSession, sessionStub, type TestSocket, viewerIdentity } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_sequence_test_${Date.now()}_${counter++}`;
@@ -36,8 +36,7 @@ describe("queued work and diagnostic sequences", () => {
       ["df -h", 2, 3],
     ]);
 
-    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    runtime.send(runtimeHello);
+    const runtime = await connectRuntime(endpointId);
     for (const [index, text] of ["hostname", "uptime", "df -h"].entries()) {
       const dispatch = await runtime.waitFor((m) => m.type === "dispatch" && m.command.text === text);
       expect(runtime.messages.filter((m) => m.type === "dispatch")).toHaveLength(index + 1); // the next step waits for this one
@@ -49,8 +48,7 @@ describe("queued work and diagnostic sequences", () => {
   it("skips the remaining steps after a failure when the sequence stops on failure", async () => {
     const endpointId = freshEndpoint();
     const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
-    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    runtime.send(runtimeHello);
+    const runtime = await connectRuntime(endpointId);
     queueSequence(viewer, ["false", "echo never", "echo never again"], { stopOnFailure: true });
     const first = await runtime.waitFor((m) => m.type === "dispatch");
     runtime.send({ type: "result", result: result(first.command.commandId, "failed") });
@@ -61,8 +59,7 @@ describe("queued work and diagnostic sequences", () => {
   it("holds work until its maintenance window opens, and expires work whose expiry passes first", async () => {
     const endpointId = freshEndpoint();
     const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
-    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    runtime.send(runtimeHello);
+    const runtime = await connectRuntime(endpointId);
     const in1h = Date.now() + 3_600_000;
     queueSequence(viewer, ["echo window"], { notBefore: in1h, expiresAt: in1h + 3_600_000 });
     queueSequence(viewer, ["echo too late"], { notBefore: in1h, expiresAt: in1h + 60_000 });
@@ -112,6 +109,8 @@ describe("queued work and diagnostic sequences", () => {
     expect(viewer.events().filter((e) => e.kind === "command.output").map((e) => e.data)).toEqual(["one\n", "two\n"]);
 
     viewer.send({ type: "run", requestId: crypto.randomUUID(), text: "sleep 600", shell: "sh" });
+    // Queued only after the session reads the approval policy; check in once it is there.
+    await viewer.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.kind === "command.queued" && e.text === "sleep 600"));
     const sleeper = (await checkin(endpointId, {})).body.dispatch[0].commandId;
     viewer.send({ type: "cancel", commandId: sleeper });
     await viewer.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.kind === "command.cancel_requested"));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "../../protocol/messages";
-import { connectDirect, connectViewer, runtimeHello, runtimeIdentity, viewerIdentity, type TestSocket } from "./socket";
+import { connectDirect, connectRuntime, connectViewer, runtimeIdentity, type TestSocket, viewerIdentity } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_session_test_${Date.now()}_${counter++}`;
@@ -23,8 +23,7 @@ describe("endpoint session Durable Object", () => {
     const endpointId = freshEndpoint();
     const viewerA = await connectViewer(endpointId, viewerIdentity(endpointId));
     const viewerB = await connectViewer(endpointId, viewerIdentity(endpointId, { userId: "user_b", userName: "Bea", canRun: false }));
-    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    runtime.send(runtimeHello);
+    const runtime = await connectRuntime(endpointId);
     await runtime.waitFor((m) => m.type === "clock");
 
     const commandId = await runOneCommand(viewerA, runtime, "echo hello");
@@ -72,8 +71,7 @@ describe("endpoint session Durable Object", () => {
   it("replays only events after the requested seq, so a reconnecting viewer resyncs", async () => {
     const endpointId = freshEndpoint();
     const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
-    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    runtime.send(runtimeHello);
+    const runtime = await connectRuntime(endpointId);
     await runOneCommand(viewer, runtime, "echo one");
     const first = await syncAll(viewer);
     const checkpoint = first.lastSeq;
@@ -90,8 +88,7 @@ describe("endpoint session Durable Object", () => {
   it("withholds live events from a viewer until its replay, so joining mid-stream leaves no gap", async () => {
     const endpointId = freshEndpoint();
     const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
-    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    runtime.send(runtimeHello);
+    const runtime = await connectRuntime(endpointId);
     const commandId = await runOneCommand(viewer, runtime, "stream");
     runtime.send({ type: "output", commandId, index: 0, chunk: { stream: "stdout", data: "a" } });
     await viewer.waitFor((m) => m.type === "events" && m.events[0]?.kind === "command.output");
@@ -143,16 +140,14 @@ describe("endpoint session Durable Object", () => {
   it("accepts results and output idempotently and redelivers unfinished work to a reconnecting runtime", async () => {
     const endpointId = freshEndpoint();
     const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
-    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    runtime.send(runtimeHello);
+    const runtime = await connectRuntime(endpointId);
     const commandId = await runOneCommand(viewer, runtime, "hostname");
     const queued = await viewer.waitFor((m) => m.type === "events" && m.events[0]?.kind === "command.queued");
     // The same run request resent after a viewer reconnect is not queued twice.
     viewer.send({ type: "run", requestId: queued.events[0].requestId, text: "hostname", shell: "default" });
 
     runtime.close();
-    const again = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    again.send(runtimeHello);
+    const again = await connectRuntime(endpointId);
     const redelivered = await again.waitFor((m) => m.type === "dispatch");
     expect(redelivered.command.commandId).toBe(commandId);
 
@@ -183,8 +178,7 @@ describe("endpoint session Durable Object", () => {
   it("caps stored output with a truncation marker", async () => {
     const endpointId = freshEndpoint();
     const viewer = await connectDirect(endpointId, viewerIdentity(endpointId));
-    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    runtime.send(runtimeHello);
+    const runtime = await connectRuntime(endpointId);
     const commandId = await runOneCommand(viewer, runtime, "yes");
     const chunk = "y\n".repeat(16 * 1024); // 32 KiB
     const chunks = Math.ceil(DEFAULT_MAX_OUTPUT_BYTES / chunk.length) + 2;
@@ -214,8 +208,7 @@ describe("endpoint session Durable Object", () => {
     viewer.send({ type: "cancel", commandId });
     await viewer.waitFor((m) => m.type === "events" && m.events[0]?.kind === "command.finished");
 
-    const runtime = await connectDirect(endpointId, runtimeIdentity(endpointId));
-    runtime.send(runtimeHello);
+    const runtime = await connectRuntime(endpointId);
     const running = await runOneCommand(viewer, runtime, "sleep 200");
     expect(runtime.messages.filter((m) => m.type === "dispatch").map((m) => m.command.commandId)).toEqual([running]);
     viewer.send({ type: "cancel", commandId: running });

@@ -106,6 +106,13 @@ export const runtimeHello = {
   clock: Date.now(),
 };
 
+/** A runtime as the real one starts: connect, then say hello (only then is work dispatched to it). */
+export async function connectRuntime(endpointId: string): Promise<TestSocket> {
+  const socket = await connectDirect(endpointId, runtimeIdentity(endpointId));
+  socket.send(runtimeHello);
+  return socket;
+}
+
 /** A viewer as the console opens one: connect, then sync from `afterSeq`. */
 export async function connectViewer(endpointId: string, identity: PeerIdentity, afterSeq = 0): Promise<TestSocket> {
   const socket = await connectDirect(endpointId, identity);
