@@ -19,6 +19,11 @@ export const DEFAULT_LINK_TTL_HOURS = 24;
 export const approverSchema = z.object({ name: z.string().trim().min(1).max(100), email: z.email().max(200) });
 export type Approver = z.infer<typeof approverSchema>;
 
+/** "Name <email>", as approvers are typed into a policy and addressed in mail. */
+export function formatApprover(approver: Approver): string {
+  return `${approver.name} <${approver.email}>`;
+}
+
 export const approvalPolicySchema = z.object({
   patterns: z
     .array(z.string().trim().min(1).max(200))

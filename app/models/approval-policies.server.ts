@@ -173,10 +173,6 @@ export function parsePolicyForm(form: z.infer<typeof policyFormSchema>): PolicyF
 }
 
 /** How a policy is shown in the edit form. */
-export function formatApprover(approver: Approver): string {
-  return `${approver.name} <${approver.email}>`;
-}
-
 function splitLines(text: string): string[] {
   return text.split(/\r\n|\r|\n/);
 }

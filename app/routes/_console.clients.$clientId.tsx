@@ -1,6 +1,5 @@
 import { json, type ActionFunctionArgs, type LoaderFunctionArgs, type SerializeFrom } from "@remix-run/cloudflare";
 import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
-import { z } from "zod";
 import { createDb } from "~/db/client.server";
 import type { Role } from "~/db/schema";
 import { CAN_MANAGE_ENROLLMENT, requireMember } from "~/lib/auth.server";
@@ -8,19 +7,18 @@ import { getEnv } from "~/lib/env.server";
 import { formatTimestamp } from "~/lib/format";
 import {
   ApprovalPolicyError,
-  formatApprover,
   getApprovalPolicy,
   parsePolicyForm,
-  policyFormSchema,
   saveApprovalPolicy,
 } from "~/models/approval-policies.server";
+import { clientActionSchema } from "~/models/client-actions.server";
 import { getClientForOrg } from "~/models/clients.server";
 import {
   createEnrollmentToken,
-  createTokenSchema,
   listEnrollmentTokens,
   revokeEnrollmentToken,
 } from "~/models/enrollment.server";
+import { formatApprover } from "../../protocol/approvals";
 import { describeZodError } from "../../protocol/messages";
 
 async function loadClient(args: LoaderFunctionArgs, roles?: Parameters<typeof requireMember>[1]) {
@@ -51,11 +49,6 @@ export async function loader(args: LoaderFunctionArgs) {
 /** Only admins change which commands need the client's consent. */
 const CAN_EDIT_APPROVAL_POLICY: readonly Role[] = ["admin"];
 
-const actionSchema = z.discriminatedUnion("intent", [
-  createTokenSchema.extend({ intent: z.literal("create-token") }),
-  z.object({ intent: z.literal("revoke-token"), tokenId: z.string().min(1).max(128) }),
-  policyFormSchema.extend({ intent: z.literal("save-policy") }),
-]);
 
 type ActionData = {
   error: string | null;
@@ -71,7 +64,7 @@ export async function action(args: ActionFunctionArgs) {
     args,
     form.intent === "save-policy" ? CAN_EDIT_APPROVAL_POLICY : CAN_MANAGE_ENROLLMENT,
   );
-  const parsed = actionSchema.safeParse(form);
+  const parsed = clientActionSchema.safeParse(form);
   if (!parsed.success) {
     const error = describeZodError(parsed.error);
     return json<ActionData>({ error: form.intent === "save-policy" ? null : error, created: null, policyError: form.intent === "save-policy" ? error : null }, { status: 400 });

@@ -3,6 +3,7 @@ import {
   APPROVAL_TOKEN_SEPARATOR,
   DEFAULT_APPROVAL_PATTERNS,
   DEFAULT_LINK_TTL_HOURS,
+  formatApprover,
   parseApprovalToken,
   type ApprovalState,
 } from "../../../protocol/approvals";
@@ -99,7 +100,7 @@ export interface ApprovalNotifier {
  */
 export const loggingNotifier: ApprovalNotifier = {
   async requestApproval(request) {
-    const to = request.approvers.map((a) => `${a.name} <${a.email}>`).join(", ") || "(no approver contacts configured)";
+    const to = request.approvers.map(formatApprover).join(", ") || "(no approver contacts configured)";
     console.log(
       `[approval] to ${to}: ${request.requestedBy} asks to run \`${request.command}\` on ${request.hostname} (${request.clientName}); ` +
         `link ${redactedApprovalUrl(request.url)} (expires ${new Date(request.expiresAt).toISOString()})`,
