@@ -10,6 +10,7 @@ import {
   isRouteErrorResponse,
   useRouteError,
 } from "@remix-run/react";
+import { useEffect } from "react";
 import { getEnv } from "~/lib/env.server";
 import { resolveAuthMode } from "~/lib/offline-auth.server";
 import stylesheet from "~/tailwind.css";
@@ -45,6 +46,10 @@ function Document({ children }: { children: React.ReactNode }) {
 }
 
 function App() {
+  // Marks the moment JS-only controls (controlled inputs, live sockets) start working; browser tests wait for it.
+  useEffect(() => {
+    document.documentElement.dataset.hydrated = "true";
+  }, []);
   return (
     <Document>
       <Outlet />
