@@ -15,6 +15,12 @@ export const AUDIT_KINDS = [
   "approval.requested",
   "approval.viewed",
   "approval.decided",
+  "approval.delivered",
+  "approval.delivery_failed",
+  "approval.reissued",
+  "approval.withdrawn",
+  "runtime.refused",
+  "policy.updated",
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
@@ -128,4 +134,87 @@ export function auditEventFromRow(row: AuditRow, owner?: { endpointId: string; o
     prevHash: row.prev_hash,
     hash: row.hash,
   };
+}
+
+// ---------------------------------------------------------------------------
+// Keyed checkpoints (docs/decisions/0008-audit-checkpoints.md)
+//
+// The chain alone proves only that a replica is self-consistent: anyone who can
+// write D1 can recompute every hash, or drop the newest events. So with each
+// replicated batch the session also writes the head it vouches for, MACed with
+// a key D1 never holds. scripts/audit-verify.mjs has a node:crypto twin of
+// these two functions; tests/unit/audit-verify.test.ts proves both agree.
+
+export interface AuditCheckpoint {
+  endpointId: string;
+  orgId: string;
+  seq: number;
+  hash: string;
+  /** When the session wrote the checkpoint (ms since epoch). */
+  at: number;
+}
+
+/** Below this the key is a typo or a placeholder, not a secret. */
+export const AUDIT_MAC_KEY_MIN_LENGTH = 32;
+
+/**
+ * The exact bytes that are MACed. The domain tag keeps a checkpoint MAC from
+ * ever being valid as some other message under the same key, and the endpoint
+ * and org stop a genuine checkpoint being replayed onto another chain.
+ */
+export function canonicalCheckpointPayload(checkpoint: AuditCheckpoint): string {
+  return JSON.stringify(["caisey.audit-checkpoint.v1", checkpoint.endpointId, checkpoint.orgId, checkpoint.seq, checkpoint.hash, checkpoint.at]);
+}
+
+/** Why a key is unusable, or null when it is fine. */
+export function auditMacKeyProblem(key: string | undefined | null): string | null {
+  if (!key) return "AUDIT_MAC_KEY is not set";
+  if (key.length < AUDIT_MAC_KEY_MIN_LENGTH) return `AUDIT_MAC_KEY is shorter than ${AUDIT_MAC_KEY_MIN_LENGTH} characters`;
+  return null;
+}
+
+/** HMAC-SHA256 over the canonical payload with the key's UTF-8 bytes, hex. */
+export async function computeCheckpointMac(key: string, checkpoint: AuditCheckpoint): Promise<string> {
+  const encoder = new TextEncoder();
+  const cryptoKey = await crypto.subtle.importKey("raw", encoder.encode(key), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = await crypto.subtle.sign("HMAC", cryptoKey, encoder.encode(canonicalCheckpointPayload(checkpoint)));
+  return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Constant-time comparison, so a verifier exposed to callers does not leak how much of a MAC matched. */
+export async function verifyCheckpointMac(key: string, checkpoint: AuditCheckpoint, mac: string): Promise<boolean> {
+  const expected = await computeCheckpointMac(key, checkpoint);
+  if (expected.length !== mac.length) return false;
+  let diff = 0;
+  for (let i = 0; i < expected.length; i++) diff |= expected.charCodeAt(i) ^ mac.charCodeAt(i);
+  return diff === 0;
+}
+
+export type CheckpointVerdict = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Compares a replica's verified chain (its last seq and hash) with its
+ * checkpoint row, without the key: the MAC is checked by whoever holds it. The
+ * checkpoint is written in the same D1 batch as the events it covers, so an
+ * untouched replica ends exactly at it. A batch committed between reading the
+ * events and reading the checkpoint also makes them disagree: re-read before
+ * calling a live replica broken.
+ */
+export function compareReplicaToCheckpoint(
+  replica: { lastSeq: number; lastHash: string },
+  checkpoint: { seq: number; hash: string } | null,
+): CheckpointVerdict {
+  if (!checkpoint) {
+    return replica.lastSeq === 0 ? { ok: true } : { ok: false, reason: "replica has events but no session checkpoint" };
+  }
+  if (replica.lastSeq < checkpoint.seq) {
+    return { ok: false, reason: `replica ends at seq ${replica.lastSeq} but the session checkpointed seq ${checkpoint.seq} (events deleted)` };
+  }
+  if (replica.lastSeq > checkpoint.seq) {
+    return { ok: false, reason: `replica has events after the session's checkpoint at seq ${checkpoint.seq} (events added)` };
+  }
+  if (replica.lastHash !== checkpoint.hash) {
+    return { ok: false, reason: `replica does not match the session's checkpoint at seq ${checkpoint.seq} (events rewritten)` };
+  }
+  return { ok: true };
 }

@@ -1,16 +1,29 @@
 #!/usr/bin/env node
-// Verifies every endpoint's audit chain in the LOCAL D1 replica (audit_events),
-// with the same canonical payload and rules as protocol/audit.ts (reimplemented
-// here with node:crypto; tests/unit/audit-verify.test.ts proves both agree).
-// Prints one line per endpoint and the first broken link; exits 1 if any chain
-// is broken, 2 if D1 could not be read.
+// Verifies every endpoint's audit trail in the LOCAL state (docs/decisions/0005
+// and 0008):
+//   1. the chain in the D1 replica (audit_events) is intact;
+//   2. the replica ends exactly at the session's checkpoint (audit_checkpoints),
+//      whose HMAC is valid under AUDIT_MAC_KEY: a replica rewritten with
+//      recomputed hashes, or with its tail deleted, no longer matches it;
+//   3. the replica reaches the head each session Durable Object itself holds
+//      (its SQLite under <state>/v3/do): a tail deleted together with the
+//      checkpoint rolled back to an older, genuine one is still caught.
+// The hashing and MAC are the ones in protocol/audit.ts, reimplemented here
+// with node:crypto; tests/unit/audit-verify.test.ts proves both agree.
+// Prints one line per endpoint as it is checked; exits 1 if any is broken,
+// 2 on usage errors or when the state cannot be read.
 //
 //   npm run audit:verify -- [--state .wrangler/state] [--org ORG_ID] [--page 20000]
+//                           [--key-file FILE] [--no-sessions]
+// The key comes from --key-file, else $AUDIT_MAC_KEY, else workers/session/.dev.vars.
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import { dirname, join, resolve } from "node:path";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { parseDotenv, SESSION_DEV_VARS_PATH } from "./dev-keys.mjs";
 
 export const GENESIS_HASH = "0".repeat(64);
 
@@ -77,6 +90,30 @@ export function verifyChain(events, previous) {
   return verifier.verdict();
 }
 
+/** Identical to AUDIT_MAC_KEY_MIN_LENGTH / auditMacKeyProblem in protocol/audit.ts. */
+export const AUDIT_MAC_KEY_MIN_LENGTH = 32;
+export function auditMacKeyProblem(key) {
+  if (!key) return "AUDIT_MAC_KEY is not set";
+  if (key.length < AUDIT_MAC_KEY_MIN_LENGTH) return `AUDIT_MAC_KEY is shorter than ${AUDIT_MAC_KEY_MIN_LENGTH} characters`;
+  return null;
+}
+
+/** Identical to canonicalCheckpointPayload in protocol/audit.ts. */
+export function canonicalCheckpointPayload(checkpoint) {
+  return JSON.stringify(["caisey.audit-checkpoint.v1", checkpoint.endpointId, checkpoint.orgId, checkpoint.seq, checkpoint.hash, checkpoint.at]);
+}
+
+/** Identical to computeCheckpointMac in protocol/audit.ts: HMAC-SHA256 with the key's UTF-8 bytes, hex. */
+export function computeCheckpointMac(key, checkpoint) {
+  return createHmac("sha256", Buffer.from(key, "utf8")).update(canonicalCheckpointPayload(checkpoint), "utf8").digest("hex");
+}
+
+export function checkpointMacValid(key, checkpoint, mac) {
+  const expected = Buffer.from(computeCheckpointMac(key, checkpoint), "utf8");
+  const given = Buffer.from(String(mac ?? ""), "utf8");
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
 export function eventFromRow(row) {
   return {
     endpointId: row.endpoint_id,
@@ -111,18 +148,20 @@ function createD1Reader(root, stateDir) {
   };
 }
 
+const EVENT_COLUMNS = "endpoint_id, org_id, seq, at, kind, actor_id, actor_name, actor_address, command_id, status, detail, prev_hash, hash";
+
 /**
- * Reads audit_events in (endpoint_id, seq) order with keyset pages and verifies
- * each endpoint's chain as it streams past. `read(sql)` returns result rows.
+ * Reads audit_events in (endpoint_id, seq) order with keyset pages and feeds
+ * each endpoint's chain to its own verifier as it streams past.
+ * Returns Map endpointId -> { orgId, verifier }.
  */
-export function verifyAllChains(read, { orgId = null, pageSize = 20000 } = {}) {
-  const columns = "endpoint_id, org_id, seq, at, kind, actor_id, actor_name, actor_address, command_id, status, detail, prev_hash, hash";
+export function readAllChains(read, { orgId = null, pageSize = 20000 } = {}) {
   const orgFilter = orgId ? `org_id = ${sqlString(orgId)}` : "1 = 1";
   const chains = new Map();
   let after = null;
   for (;;) {
     const keyset = after ? ` AND (endpoint_id, seq) > (${sqlString(after.endpointId)}, ${Number(after.seq)})` : "";
-    const rows = read(`SELECT ${columns} FROM audit_events WHERE ${orgFilter}${keyset} ORDER BY endpoint_id, seq LIMIT ${pageSize}`);
+    const rows = read(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${orgFilter}${keyset} ORDER BY endpoint_id, seq LIMIT ${pageSize}`);
     for (const row of rows) {
       let chain = chains.get(row.endpoint_id);
       if (!chain) chains.set(row.endpoint_id, (chain = { orgId: row.org_id, verifier: new ChainVerifier() }));
@@ -132,45 +171,334 @@ export function verifyAllChains(read, { orgId = null, pageSize = 20000 } = {}) {
     const last = rows[rows.length - 1];
     after = { endpointId: last.endpoint_id, seq: last.seq };
   }
-  return [...chains].map(([endpointId, chain]) => ({ endpointId, orgId: chain.orgId, ...chain.verifier.verdict() }));
+  return chains;
 }
 
-async function main() {
-  const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-  const { values: options } = parseArgs({
-    options: {
-      state: { type: "string", default: ".wrangler/state" },
-      org: { type: "string" },
-      page: { type: "string", default: "20000" },
-      help: { type: "boolean", default: false },
-    },
+/** Verifies every chain in the replica (the chain alone: no checkpoint, no session). */
+export function verifyAllChains(read, options) {
+  return [...readAllChains(read, options)].map(([endpointId, chain]) => ({ endpointId, orgId: chain.orgId, ...chain.verifier.verdict() }));
+}
+
+/**
+ * Feeds the given chains the events written after the ones they have seen (a
+ * batch that landed while we read), in one keyset-paged query.
+ */
+function readChainTails(read, verifiers, pageSize) {
+  const live = [...verifiers].filter(([, verifier]) => !verifier.broken);
+  if (live.length === 0) return;
+  const since = live.map(([endpointId, verifier]) => `(endpoint_id = ${sqlString(endpointId)} AND seq > ${Number(verifier.expectedSeq - 1)})`).join(" OR ");
+  let after = null;
+  for (;;) {
+    const keyset = after ? ` AND (endpoint_id, seq) > (${sqlString(after.endpointId)}, ${Number(after.seq)})` : "";
+    const rows = read(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE (${since})${keyset} ORDER BY endpoint_id, seq LIMIT ${pageSize}`);
+    for (const row of rows) verifiers.get(row.endpoint_id)?.push(eventFromRow(row));
+    if (rows.length < pageSize) return;
+    const last = rows[rows.length - 1];
+    after = { endpointId: last.endpoint_id, seq: last.seq };
+  }
+}
+
+/** Map endpointId -> checkpoint row, for all endpoints (of one org) or the given ones. */
+export function readCheckpoints(read, { orgId = null, endpointIds = null } = {}) {
+  const filters = [
+    orgId ? `org_id = ${sqlString(orgId)}` : null,
+    endpointIds ? `endpoint_id IN (${endpointIds.map(sqlString).join(", ")})` : null,
+  ].filter(Boolean);
+  const rows = read(`SELECT endpoint_id, org_id, seq, hash, at, mac FROM audit_checkpoints${filters.length ? ` WHERE ${filters.join(" AND ")}` : ""}`);
+  return new Map(rows.map((row) => [row.endpoint_id, row]));
+}
+
+/**
+ * Judges one endpoint. `replica` is its chain verdict (null when the replica
+ * has no events for it), `checkpoint` its audit_checkpoints row, `session` what
+ * its Durable Object holds ({ head, rows }, see readSessionHeads) or null when
+ * no session state was found, and `sessionsChecked` false under --no-sessions.
+ * Returns { ok, problems, notes }.
+ */
+export function assessEndpoint({ endpointId, orgId, replica, checkpoint, session, sessionsChecked, key }) {
+  const problems = [];
+  const notes = [];
+  if (replica && !replica.ok) {
+    problems.push(`chain broken at seq ${replica.brokenAtSeq}: ${replica.reason} (${replica.checked} events verified before it)`);
+    return { ok: false, problems, notes };
+  }
+  // A verified chain from genesis holds seqs 1..checked.
+  const lastSeq = replica ? replica.checked : 0;
+  const lastHash = replica && lastSeq > 0 ? replica.lastHash : GENESIS_HASH;
+
+  if (!checkpoint) {
+    if (lastSeq > 0) problems.push("no session checkpoint covers these events (checkpoint row deleted, or events written by someone else)");
+  } else {
+    const signed = { endpointId, orgId: checkpoint.org_id, seq: Number(checkpoint.seq), hash: checkpoint.hash, at: Number(checkpoint.at) };
+    if (!checkpointMacValid(key, signed, checkpoint.mac)) {
+      problems.push(`checkpoint at seq ${signed.seq} has no valid MAC under AUDIT_MAC_KEY (forged or altered, or a different key)`);
+    } else if (replica && checkpoint.org_id !== orgId) {
+      problems.push(`checkpoint belongs to org ${checkpoint.org_id}, the events to ${orgId}`);
+    } else if (lastSeq < signed.seq) {
+      problems.push(`replica ends at seq ${lastSeq} but the session checkpointed seq ${signed.seq} (events deleted)`);
+    } else if (lastSeq > signed.seq) {
+      problems.push(`replica has events after the session's checkpoint at seq ${signed.seq} (events added)`);
+    } else if (lastHash !== signed.hash) {
+      problems.push(`replica does not match the session's checkpoint at seq ${signed.seq} (events rewritten)`);
+    }
+  }
+
+  if (!sessionsChecked) {
+    notes.push("session head not checked (--no-sessions)");
+  } else if (!session) {
+    notes.push("session head not checked: no session state for this endpoint here");
+  } else {
+    const head = session.head;
+    const sessionHashes = new Map(session.rows.map((row) => [Number(row.seq), row.hash]));
+    const sessionLast = session.rows.length ? Number(session.rows[session.rows.length - 1].seq) : (head?.seq ?? 0);
+    if (head && lastSeq < head.seq) {
+      problems.push(`replica ends at seq ${lastSeq} but the session's own replicated head is seq ${head.seq} (events deleted)`);
+    } else if (lastSeq > 0 && !sessionHashes.has(lastSeq)) {
+      problems.push(`replica has seq ${lastSeq} but the session's chain ends at seq ${sessionLast} (events added)`);
+    } else if (lastSeq > 0 && sessionHashes.get(lastSeq) !== lastHash) {
+      problems.push(`replica differs from the session's own chain at seq ${lastSeq} (events rewritten)`);
+    } else {
+      notes.push(`session head seq ${head?.seq ?? 0}`);
+      const pending = session.rows.filter((row) => Number(row.seq) > lastSeq).length;
+      if (pending) notes.push(`${pending} not yet replicated`);
+    }
+  }
+  return { ok: problems.length === 0, problems, notes };
+}
+
+/**
+ * Verifies the replica, its checkpoints and (unless `sessions` is null) the
+ * session heads. `sessions` should be read BEFORE this runs, so the replica is
+ * at least as new as them; checkpoints are read after the events, and an
+ * endpoint that disagrees is read once more, in case a batch landed meanwhile
+ * (events and checkpoint are committed together).
+ */
+export function verifyAudit({ read, key, sessions = null, orgId = null, pageSize = 20000, onEndpoint = () => {} }) {
+  const chains = readAllChains(read, { orgId, pageSize });
+  const checkpoints = readCheckpoints(read, { orgId });
+  const sessionsById = new Map();
+  const results = [];
+  for (const session of sessions ?? []) {
+    if (!session.endpointId) {
+      if (session.events > 0) {
+        const result = { endpointId: null, sessionId: session.id, ok: true, problems: [], notes: [`session ${session.id} has ${session.events} audit events but no recorded endpoint id (written before checkpoints): not compared`] };
+        results.push(result);
+        onEndpoint(result);
+      }
+      continue;
+    }
+    if (orgId && session.orgId !== orgId) continue;
+    sessionsById.set(session.endpointId, session);
+  }
+  const endpointIds = [...new Set([...chains.keys(), ...checkpoints.keys(), ...[...sessionsById].filter(([, s]) => s.events > 0).map(([id]) => id)])].sort();
+  const orgOf = (endpointId) => chains.get(endpointId)?.orgId ?? checkpoints.get(endpointId)?.org_id ?? sessionsById.get(endpointId)?.orgId ?? null;
+  const judge = (endpointId) =>
+    assessEndpoint({
+      endpointId,
+      orgId: orgOf(endpointId),
+      replica: chains.get(endpointId)?.verifier.verdict() ?? null,
+      checkpoint: checkpoints.get(endpointId) ?? null,
+      session: sessionsById.get(endpointId) ?? null,
+      sessionsChecked: sessions !== null,
+      key,
+    });
+  const disagreeing = endpointIds.filter((endpointId) => !chains.get(endpointId)?.verifier.broken && !judge(endpointId).ok);
+  if (disagreeing.length > 0) {
+    const verifiers = new Map();
+    for (const endpointId of disagreeing) {
+      if (!chains.has(endpointId)) chains.set(endpointId, { orgId: orgOf(endpointId), verifier: new ChainVerifier() });
+      verifiers.set(endpointId, chains.get(endpointId).verifier);
+    }
+    readChainTails(read, verifiers, pageSize);
+    for (const endpointId of disagreeing) {
+      if (chains.get(endpointId).verifier.checked === 0 && !chains.get(endpointId).verifier.broken) chains.delete(endpointId);
+    }
+    const fresh = readCheckpoints(read, { endpointIds: disagreeing });
+    for (const endpointId of disagreeing) {
+      if (fresh.has(endpointId)) checkpoints.set(endpointId, fresh.get(endpointId));
+      else checkpoints.delete(endpointId);
+    }
+  }
+  for (const endpointId of endpointIds) {
+    const chain = chains.get(endpointId);
+    const result = { endpointId, orgId: orgOf(endpointId), events: chain ? chain.verifier.checked : 0, ...judge(endpointId) };
+    results.push(result);
+    onEndpoint(result);
+  }
+  return results;
+}
+
+// The session worker's Durable Objects as `wrangler dev --persist-to <state>`
+// keeps them: <state>/v3/do/<worker name>-<class name>/<object id>.sqlite.
+export const SESSION_DO_DIR = join("v3", "do", "caisey-session-EndpointSession");
+
+/**
+ * A stand-in class under the session's own worker and class name, so workerd
+ * opens each persisted object's SQLite exactly as the real session does, and
+ * reads only: whose chain it is, the head D1 acknowledged, and the events
+ * from that head on.
+ */
+const SESSION_READER = `
+export class EndpointSession {
+  constructor(ctx) { this.ctx = ctx; }
+  async fetch() {
+    const sql = this.ctx.storage.sql;
+    const tables = new Set(sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().map((r) => r.name));
+    if (!tables.has("audit_log") || !tables.has("runtime_state")) return Response.json({ endpointId: null, orgId: null, head: null, rows: [], events: 0 });
+    const meta = (key) => sql.exec("SELECT value FROM runtime_state WHERE key = ?", key).toArray()[0]?.value || null;
+    const head = sql.exec("SELECT seq, hash FROM audit_log WHERE replicated = 1 ORDER BY seq DESC LIMIT 1").toArray()[0] ?? null;
+    const rows = sql.exec("SELECT seq, hash FROM audit_log WHERE seq >= ? ORDER BY seq", head ? head.seq : 0).toArray();
+    const events = sql.exec("SELECT COUNT(*) AS n FROM audit_log").one().n;
+    return Response.json({ endpointId: meta("endpoint_id"), orgId: meta("org_id"), head, rows, events });
+  }
+  async alarm() {}
+}
+export default {
+  async fetch(request, env) {
+    const out = [];
+    for (const id of await request.json()) {
+      const stub = env.SESSIONS.get(env.SESSIONS.idFromString(id));
+      out.push({ id, ...(await (await stub.fetch("http://session/")).json()) });
+    }
+    return Response.json(out);
+  }
+};`;
+
+/**
+ * What each session Durable Object under `stateDir` holds, read from a copy of
+ * its SQLite (so a running dev server is neither disturbed nor locked out).
+ * Returns [] when there are none.
+ */
+export async function readSessionHeads(stateDir) {
+  const source = join(stateDir, SESSION_DO_DIR);
+  if (!existsSync(source)) return [];
+  const ids = readdirSync(source).filter((name) => /^[0-9a-f]{64}\.sqlite$/.test(name)).map((name) => basename(name, ".sqlite"));
+  if (ids.length === 0) return [];
+  const copy = mkdtempSync(join(tmpdir(), "caisey-audit-verify-"));
+  cpSync(source, join(copy, basename(SESSION_DO_DIR)), { recursive: true });
+  const { Miniflare } = await import("miniflare");
+  const mf = new Miniflare({
+    name: "caisey-session",
+    modules: true,
+    script: SESSION_READER,
+    compatibilityDate: "2026-04-20",
+    durableObjects: { SESSIONS: { className: "EndpointSession", useSQLite: true } },
+    durableObjectsPersist: copy,
   });
+  try {
+    const response = await mf.dispatchFetch("http://reader/", { method: "POST", body: JSON.stringify(ids) });
+    if (!response.ok) throw new Error(`reading session state failed: ${response.status} ${await response.text()}`);
+    return await response.json();
+  } finally {
+    await mf.dispose();
+    rmSync(copy, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The key from --key-file, else $AUDIT_MAC_KEY, else the session worker's .dev.vars (as wrangler parses it).
+ *
+ * @param {string} root
+ * @param {{ keyFile?: string | null, env?: Record<string, string | undefined> }} [options]
+ * @returns {{ key: string | null, source: string | null }}
+ */
+export function loadMacKey(root, { keyFile = null, env = process.env } = {}) {
+  if (keyFile) return { key: readFileSync(keyFile, "utf8").trim(), source: keyFile };
+  if (env.AUDIT_MAC_KEY) return { key: env.AUDIT_MAC_KEY, source: "$AUDIT_MAC_KEY" };
+  const devVars = join(root, SESSION_DEV_VARS_PATH);
+  if (existsSync(devVars)) {
+    const key = parseDotenv(readFileSync(devVars, "utf8")).AUDIT_MAC_KEY;
+    if (key !== undefined) return { key, source: devVars };
+  }
+  return { key: null, source: null };
+}
+
+const USAGE =
+  "Usage: npm run audit:verify -- [--state .wrangler/state] [--org ORG_ID] [--page 20000] [--key-file FILE] [--no-sessions]";
+
+export async function main(argv = process.argv.slice(2), { root = resolve(dirname(fileURLToPath(import.meta.url)), ".."), env = process.env } = {}) {
+  let options;
+  try {
+    ({ values: options } = parseArgs({
+      args: argv,
+      options: {
+        state: { type: "string", default: ".wrangler/state" },
+        org: { type: "string" },
+        page: { type: "string", default: "20000" },
+        "key-file": { type: "string" },
+        "no-sessions": { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+      },
+    }));
+  } catch (error) {
+    console.error(`${error.message}\n${USAGE}`);
+    return 2;
+  }
   if (options.help) {
-    console.log("Usage: npm run audit:verify -- [--state .wrangler/state] [--org ORG_ID] [--page 20000]");
+    console.log(USAGE);
     return 0;
+  }
+  const pageSize = Number(options.page);
+  if (!Number.isInteger(pageSize) || pageSize < 1) {
+    console.error(`--page must be a positive integer.\n${USAGE}`);
+    return 2;
+  }
+  let key;
+  let keySource;
+  try {
+    ({ key, source: keySource } = loadMacKey(root, { keyFile: options["key-file"] ? resolve(options["key-file"]) : null, env }));
+  } catch (error) {
+    console.error(`audit:verify could not read the key file: ${error.message}`);
+    return 2;
+  }
+  const keyProblem = auditMacKeyProblem(key);
+  if (keyProblem) {
+    console.error(
+      `audit:verify needs the session's AUDIT_MAC_KEY to check checkpoints: ${keyProblem}${keySource ? ` (from ${keySource})` : ""}.\n` +
+        "Pass --key-file FILE, set AUDIT_MAC_KEY, or run `npm run dev` once to write workers/session/.dev.vars.",
+    );
+    return 2;
   }
   const stateDir = resolve(root, options.state);
   const started = Date.now();
-  let verdicts;
+  const scope = options.org ? ` of ${options.org}` : "";
+
+  let sessions = null;
+  if (!options["no-sessions"]) {
+    try {
+      sessions = await readSessionHeads(stateDir);
+    } catch (error) {
+      console.error(`audit:verify could not read the session state in ${join(stateDir, SESSION_DO_DIR)}:\n${error.message}\n(--no-sessions skips the session head check)`);
+      return 2;
+    }
+    console.log(`Read ${sessions.length} session${sessions.length === 1 ? "" : "s"} from ${join(stateDir, SESSION_DO_DIR)}.`);
+  }
+
+  let results;
   try {
-    verdicts = verifyAllChains(createD1Reader(root, stateDir), { orgId: options.org ?? null, pageSize: Math.max(1, Number(options.page) || 20000) });
+    results = verifyAudit({
+      read: createD1Reader(root, stateDir),
+      key,
+      sessions,
+      orgId: options.org ?? null,
+      pageSize,
+      onEndpoint(r) {
+        const who = r.endpointId ? `${r.endpointId} (${r.orgId})` : `session ${r.sessionId}`;
+        if (r.ok) console.log(`${r.endpointId ? "ok    " : "warn  "}  ${who}${r.endpointId ? `: ${r.events} events` : ""}${r.notes.length ? `; ${r.notes.join("; ")}` : ""}`);
+        else console.log(`BROKEN  ${who}: ${r.problems.join("; ")}`);
+      },
+    });
   } catch (error) {
-    console.error(`audit:verify could not read audit_events from the local D1 in ${stateDir}:\n${error.message}`);
+    console.error(`audit:verify could not read the local D1 in ${stateDir}:\n${error.message}`);
     return 2;
   }
-  const events = verdicts.reduce((n, v) => n + v.checked, 0);
-  for (const v of verdicts) {
-    console.log(v.ok ? `ok      ${v.endpointId} (${v.orgId}): ${v.checked} events` : `BROKEN  ${v.endpointId} (${v.orgId}): at seq ${v.brokenAtSeq}: ${v.reason} (${v.checked} events verified before it)`);
-  }
-  const broken = verdicts.filter((v) => !v.ok);
-  const scope = options.org ? ` of ${options.org}` : "";
-  if (verdicts.length === 0) console.log(`No audit events${scope} in ${stateDir}.`);
-  else if (broken.length === 0) console.log(`Audit chains intact: ${verdicts.length} endpoint${verdicts.length === 1 ? "" : "s"}${scope}, ${events} events (${Date.now() - started} ms).`);
-  else {
-    const first = broken[0];
-    console.log(`First broken link: ${first.endpointId} seq ${first.brokenAtSeq}: ${first.reason}`);
-    console.log(`${broken.length} of ${verdicts.length} chains${scope} broken.`);
-  }
+  const endpoints = results.filter((r) => r.endpointId);
+  const broken = endpoints.filter((r) => !r.ok);
+  const events = endpoints.reduce((n, r) => n + r.events, 0);
+  const headNote = sessions === null ? " Session heads NOT checked (--no-sessions): a deleted tail with a rolled-back checkpoint would go unnoticed." : "";
+  if (endpoints.length === 0) console.log(`No audit events${scope} in ${stateDir}.${headNote}`);
+  else if (broken.length === 0) console.log(`Audit trails intact: ${endpoints.length} endpoint${endpoints.length === 1 ? "" : "s"}${scope}, ${events} events (${Date.now() - started} ms).${headNote}`);
+  else console.log(`${broken.length} of ${endpoints.length} audit trails${scope} broken.${headNote}`);
   return broken.length ? 1 : 0;
 }
 

@@ -5,7 +5,7 @@ import { sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { decodeCursor, encodeCursor } from "~/lib/keyset-cursor";
-import { auditEventFromRow, GENESIS_HASH, verifyAuditChain, type AuditRow } from "../../protocol/audit";
+import { auditEventFromRow, compareReplicaToCheckpoint, GENESIS_HASH, verifyAuditChain, type AuditRow } from "../../protocol/audit";
 
 export const REVIEW_PAGE_SIZE = 100;
 export const REVIEW_STATUSES = ["failed", "timed_out", "pending_approval", "succeeded", "cancelled"] as const;
@@ -316,8 +316,12 @@ export type EndpointChainVerdict =
 /**
  * Verifies every endpoint chain of the tenant in the D1 replica with
  * verifyAuditChain, reading each chain in seq order VERIFY_PAGE_SIZE events at
- * a time. Broken chains come first, then by hostname. (A chain cut short at its
- * end cannot be told from one not yet replicated; that is out of reach here.)
+ * a time, then compares each with the checkpoint its session wrote in the same
+ * batch (compareReplicaToCheckpoint), which catches a rewritten chain with
+ * recomputed hashes or a deleted tail. This page does not hold AUDIT_MAC_KEY,
+ * so it cannot tell a forged checkpoint, and it accepts chains without one
+ * (replicated before checkpoints existed): `npm run audit:verify` checks MACs
+ * and the sessions' own heads. Broken chains come first, then by hostname.
  */
 export async function verifyTenantAuditChains(
   db: Database,
@@ -326,31 +330,60 @@ export async function verifyTenantAuditChains(
 ): Promise<EndpointChainVerdict[]> {
   const chains = await db.all<{ endpoint_id: string; hostname: string }>(sql`
     select c.endpoint_id, coalesce(en.hostname, c.endpoint_id) as hostname
-    from (select distinct endpoint_id from audit_events where org_id = ${orgId}) c
+    from (select endpoint_id from audit_events where org_id = ${orgId}
+          union select endpoint_id from audit_checkpoints where org_id = ${orgId}) c
     left join endpoints en on en.id = c.endpoint_id and en.org_id = ${orgId}`);
 
-  const verdicts: EndpointChainVerdict[] = [];
-  for (const chain of chains) {
-    let previous = { seq: 0, hash: GENESIS_HASH };
-    let checked = 0;
-    let verdict: EndpointChainVerdict | null = null;
-    for (;;) {
+  type Progress = { endpointId: string; hostname: string; previous: { seq: number; hash: string }; checked: number; broken: { brokenAtSeq: number; reason: string } | null };
+
+  /** Reads and verifies the chain past `progress.previous`, page by page. */
+  const readOn = async (progress: Progress) => {
+    while (!progress.broken) {
       const rows = await db.all<AuditRow>(sql`
         select endpoint_id, org_id, seq, at, kind, actor_id, actor_name, actor_address, command_id, status, detail, prev_hash, hash
         from audit_events
-        where endpoint_id = ${chain.endpoint_id} and org_id = ${orgId} and seq > ${previous.seq}
+        where endpoint_id = ${progress.endpointId} and org_id = ${orgId} and seq > ${progress.previous.seq}
         order by seq limit ${pageSize}`);
-      if (rows.length === 0) break;
-      const result = await verifyAuditChain(rows.map((row) => auditEventFromRow(row)), previous);
-      checked += result.checked;
-      if (!result.ok) {
-        verdict = { endpointId: chain.endpoint_id, hostname: chain.hostname, ok: false, checked, brokenAtSeq: result.brokenAtSeq, reason: result.reason };
-        break;
-      }
-      previous = { seq: rows[rows.length - 1].seq, hash: result.lastHash };
-      if (rows.length < pageSize) break;
+      if (rows.length === 0) return;
+      const result = await verifyAuditChain(rows.map((row) => auditEventFromRow(row)), progress.previous);
+      progress.checked += result.checked;
+      if (!result.ok) progress.broken = { brokenAtSeq: result.brokenAtSeq, reason: result.reason };
+      else progress.previous = { seq: rows[rows.length - 1].seq, hash: result.lastHash };
+      if (rows.length < pageSize) return;
     }
-    verdicts.push(verdict ?? { endpointId: chain.endpoint_id, hostname: chain.hostname, ok: true, checked });
+  };
+
+  const checkpointOf = async (endpointId: string) =>
+    (await db.all<{ seq: number; hash: string }>(sql`
+      select seq, hash from audit_checkpoints where endpoint_id = ${endpointId} and org_id = ${orgId}`))[0] ?? null;
+
+  /** A chain without a checkpoint passes here (see above); one with a checkpoint must end exactly at it. */
+  const checkpointProblem = (progress: Progress, checkpoint: { seq: number; hash: string } | null) => {
+    if (!checkpoint) return null;
+    const verdict = compareReplicaToCheckpoint({ lastSeq: progress.previous.seq, lastHash: progress.previous.hash }, checkpoint);
+    if (verdict.ok) return null;
+    const brokenAtSeq = progress.previous.seq < checkpoint.seq ? progress.previous.seq + 1 : progress.previous.seq > checkpoint.seq ? checkpoint.seq + 1 : checkpoint.seq;
+    return { brokenAtSeq, reason: verdict.reason };
+  };
+
+  const verdicts: EndpointChainVerdict[] = [];
+  for (const chain of chains) {
+    const progress: Progress = { endpointId: chain.endpoint_id, hostname: chain.hostname, previous: { seq: 0, hash: GENESIS_HASH }, checked: 0, broken: null };
+    await readOn(progress);
+    if (!progress.broken) {
+      let problem = checkpointProblem(progress, await checkpointOf(chain.endpoint_id));
+      if (problem) {
+        // A batch (events and checkpoint, committed together) may have landed since the chain was read.
+        await readOn(progress);
+        problem = progress.broken ? null : checkpointProblem(progress, await checkpointOf(chain.endpoint_id));
+      }
+      progress.broken ??= problem;
+    }
+    verdicts.push(
+      progress.broken
+        ? { endpointId: chain.endpoint_id, hostname: chain.hostname, ok: false, checked: progress.checked, ...progress.broken }
+        : { endpointId: chain.endpoint_id, hostname: chain.hostname, ok: true, checked: progress.checked },
+    );
   }
   return verdicts.sort((a, b) => Number(a.ok) - Number(b.ok) || a.hostname.localeCompare(b.hostname) || a.endpointId.localeCompare(b.endpointId));
 }

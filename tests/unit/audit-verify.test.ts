@@ -1,7 +1,29 @@
-// scripts/audit-verify.mjs reimplements the audit chain hashing with node:crypto;
-// these tests prove it is byte-for-byte the same as protocol/audit.ts.
-import { describe, expect, it } from "vitest";
-import { canonicalAuditPayload, computeAuditHash, GENESIS_HASH, verifyAuditChain, type AuditEvent, type UnhashedAuditEvent } from "../../protocol/audit";
+// scripts/audit-verify.mjs reimplements the audit chain hashing and checkpoint
+// MAC with node:crypto; these tests prove it is byte-for-byte the same as
+// protocol/audit.ts, then run the script against real local state.
+import type { D1Database } from "@cloudflare/workers-types";
+import * as esbuild from "esbuild";
+import { Miniflare } from "miniflare";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  auditEventFromRow,
+  auditMacKeyProblem,
+  canonicalAuditPayload,
+  canonicalCheckpointPayload,
+  computeAuditHash,
+  computeCheckpointMac,
+  GENESIS_HASH,
+  verifyAuditChain,
+  verifyCheckpointMac,
+  type AuditEvent,
+  type AuditRow,
+  type UnhashedAuditEvent,
+} from "../../protocol/audit";
 import * as script from "../../scripts/audit-verify.mjs";
 
 const base: UnhashedAuditEvent = {
@@ -104,4 +126,239 @@ describe("scripts/audit-verify.mjs hashing", () => {
     ]);
     expect(queries).toHaveLength(4); // 10 rows in pages of 3
   });
+});
+
+describe("scripts/audit-verify.mjs checkpoints", () => {
+  const key = "unit-audit-mac-key-0123456789abcdef0123456789";
+  const checkpoint = { endpointId: "ep_unit_1", orgId: "org_unit", seq: 42, hash: "a".repeat(64), at: 1_763_800_000_123 };
+
+  it("builds the same checkpoint payload and MAC as protocol/audit.ts", async () => {
+    for (const cp of [checkpoint, { ...checkpoint, endpointId: "ep_ünï|cødé 👩‍💻", orgId: "org|x", seq: 9_007_199_254_740_991, at: 0 }]) {
+      expect(script.canonicalCheckpointPayload(cp)).toBe(canonicalCheckpointPayload(cp));
+      const mac = await computeCheckpointMac(key, cp);
+      expect(script.computeCheckpointMac(key, cp)).toBe(mac);
+      expect(script.checkpointMacValid(key, cp, mac)).toBe(true);
+      expect(await verifyCheckpointMac(key, cp, mac)).toBe(true);
+    }
+    const mac = await computeCheckpointMac(key, checkpoint);
+    for (const altered of [{ ...checkpoint, seq: 41 }, { ...checkpoint, hash: "b".repeat(64) }, { ...checkpoint, endpointId: "ep_other" }, { ...checkpoint, orgId: "org_other" }]) {
+      expect(script.checkpointMacValid(key, altered, mac)).toBe(false);
+      expect(await verifyCheckpointMac(key, altered, mac)).toBe(false);
+    }
+    expect(script.checkpointMacValid(`${key}x`, checkpoint, mac)).toBe(false);
+    expect(script.auditMacKeyProblem(undefined)).toBe(auditMacKeyProblem(undefined));
+    expect(script.auditMacKeyProblem("short")).toBe(auditMacKeyProblem("short"));
+    expect(script.auditMacKeyProblem(key)).toBeNull();
+    expect(auditMacKeyProblem(key)).toBeNull();
+  });
+});
+
+describe("scripts/audit-verify.mjs key lookup", () => {
+  it("takes --key-file, else $AUDIT_MAC_KEY, else workers/session/.dev.vars as wrangler parses it", () => {
+    const root = mkdtempSync(join(tmpdir(), "caisey-audit-keys-"));
+    try {
+      expect(script.loadMacKey(root, { env: {} })).toEqual({ key: null, source: null });
+      mkdirSync(join(root, "workers/session"), { recursive: true });
+      writeFileSync(join(root, "workers/session/.dev.vars"), '# Session worker\nPUBLIC_ORIGIN="http://127.0.0.1:8788"\nAUDIT_MAC_KEY="from-dev-vars" # generated\n');
+      expect(script.loadMacKey(root, { env: {} })).toMatchObject({ key: "from-dev-vars" });
+      expect(script.loadMacKey(root, { env: { AUDIT_MAC_KEY: "from-env" } })).toMatchObject({ key: "from-env" });
+      writeFileSync(join(root, "key"), "from-file\n");
+      expect(script.loadMacKey(root, { env: { AUDIT_MAC_KEY: "from-env" }, keyFile: join(root, "key") })).toMatchObject({ key: "from-file" });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+// End to end against real local state: the real AuditLog in a real SQLite
+// Durable Object (workerd, persisted where `wrangler dev --persist-to` keeps
+// the session worker's objects), replicating to a real local D1 migrated by
+// wrangler; then the script itself, as `npm run audit:verify` runs it.
+describe("npm run audit:verify against local state", () => {
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  const key = "unit-e2e-audit-mac-key-0123456789abcdef01234567";
+  const DATABASE_ID = "00000000-0000-0000-0000-000000000000"; // wrangler.toml's local D1
+  let state: string;
+
+  const WRITER = `
+    import { AuditLog } from "./workers/session/src/audit-log";
+    import { migrate } from "./workers/session/src/schema";
+    export class EndpointSession {
+      constructor(ctx, env) { this.ctx = ctx; this.env = env; migrate(ctx.storage.sql); }
+      async fetch(request) {
+        const { endpointId, orgId, append, replicate, key } = await request.json();
+        const sql = this.ctx.storage.sql;
+        sql.exec("INSERT OR IGNORE INTO runtime_state (key, value) VALUES ('org_id', ?)", orgId);
+        const log = new AuditLog(sql, () => ({ endpointId, orgId }), () => {});
+        for (let i = 0; i < append; i++) log.append({ kind: "command.requested", actorId: "user_tech", actorName: "Tess Tech", commandId: "cmd_" + i, status: "queued", detail: { text: "echo " + i } });
+        const outcome = replicate ? await log.replicate(this.env.DB, key) : null;
+        return Response.json({ outcome, head: log.replicatedHead(), pending: log.pendingCount() });
+      }
+    }
+    export default {
+      async fetch(request, env) {
+        const { endpointId } = await request.clone().json();
+        return env.SESSIONS.get(env.SESSIONS.idFromName(endpointId)).fetch(request);
+      },
+    };`;
+
+  async function startWriter() {
+    const built = await esbuild.build({
+      stdin: { contents: WRITER, resolveDir: root, loader: "ts" },
+      bundle: true,
+      format: "esm",
+      platform: "browser",
+      conditions: ["workerd", "worker", "browser"],
+      external: ["node:*", "cloudflare:*"],
+      write: false,
+      logLevel: "silent",
+    });
+    return new Miniflare({
+      name: "caisey-session",
+      modules: true,
+      script: built.outputFiles[0]!.text,
+      compatibilityDate: "2026-04-20",
+      compatibilityFlags: ["nodejs_compat"],
+      durableObjects: { SESSIONS: { className: "EndpointSession", useSQLite: true } },
+      durableObjectsPersist: join(state, "v3", "do"),
+      d1Databases: { DB: DATABASE_ID },
+      d1Persist: join(state, "v3", "d1"),
+    });
+  }
+
+  async function session(mf: Miniflare, endpointId: string, body: { append?: number; replicate?: boolean; key?: string | null }) {
+    const response = await mf.dispatchFetch("http://writer/", {
+      method: "POST",
+      body: JSON.stringify({ endpointId, orgId: "org_e2e", append: 0, replicate: true, key, ...body }),
+    });
+    return (await response.json()) as { outcome: { replicated?: number; failed?: string } | null; head: { seq: number; hash: string } | null; pending: number };
+  }
+
+  function verify(args: string[], env: Record<string, string> = { AUDIT_MAC_KEY: key }) {
+    const { AUDIT_MAC_KEY: _ignored, ...base } = process.env;
+    const result = spawnSync(process.execPath, [join(root, "scripts/audit-verify.mjs"), "--state", state, ...args], {
+      cwd: root,
+      encoding: "utf8",
+      env: { ...base, ...env },
+    });
+    const line = (endpointId: string) => result.stdout.split("\n").find((l) => l.includes(` ${endpointId} (`)) ?? "";
+    return { code: result.status, stdout: result.stdout, stderr: result.stderr, line };
+  }
+
+  /** Replaces seq `from`.. of a chain with edited events whose hashes are all recomputed, as a D1 writer could. */
+  async function rewriteWithRecomputedHashes(db: D1Database, endpointId: string, from: number) {
+    const { results } = await db.prepare("SELECT * FROM audit_events WHERE endpoint_id = ? ORDER BY seq").bind(endpointId).all<AuditRow>();
+    let prevHash = GENESIS_HASH;
+    for (const row of results) {
+      const event = auditEventFromRow(row);
+      if (event.seq >= from) {
+        const { hash: _old, ...unhashed } = { ...event, prevHash, detail: event.seq === from ? JSON.stringify({ text: "echo harmless" }) : event.detail };
+        const hash = await computeAuditHash(unhashed);
+        await db.prepare("UPDATE audit_events SET detail = ?, prev_hash = ?, hash = ? WHERE endpoint_id = ? AND seq = ?").bind(unhashed.detail, prevHash, hash, endpointId, event.seq).run();
+        prevHash = hash;
+      } else prevHash = event.hash;
+    }
+    expect(await verifyAuditChain((await db.prepare("SELECT * FROM audit_events WHERE endpoint_id = ? ORDER BY seq").bind(endpointId).all<AuditRow>()).results.map((r) => auditEventFromRow(r)))).toMatchObject({ ok: true });
+    return prevHash;
+  }
+
+  beforeAll(async () => {
+    state = mkdtempSync(join(tmpdir(), "caisey-audit-e2e-"));
+    const migrated = spawnSync(join(root, "node_modules/.bin/wrangler"), ["d1", "migrations", "apply", "caisey-db", "--local", "--persist-to", state], { cwd: root, encoding: "utf8", env: { ...process.env, CI: "1" } });
+    expect(migrated.status, migrated.stderr || migrated.stdout).toBe(0);
+    const mf = await startWriter();
+    try {
+      for (const endpointId of ["ep_ok", "ep_tail", "ep_rollback"]) {
+        expect((await session(mf, endpointId, { append: 3 })).outcome).toMatchObject({ replicated: 3 });
+        expect((await session(mf, endpointId, { append: 2 })).outcome).toMatchObject({ replicated: 2 });
+      }
+      for (const endpointId of ["ep_rewritten", "ep_forged"]) {
+        expect((await session(mf, endpointId, { append: 4 })).outcome).toMatchObject({ replicated: 4 });
+      }
+      expect((await session(mf, "ep_pending", { append: 2 })).outcome).toMatchObject({ replicated: 2 });
+      expect((await session(mf, "ep_pending", { append: 1, replicate: false })).pending).toBe(1);
+      const refused = await session(mf, "ep_nokey", { append: 2, key: null });
+      expect(refused.outcome?.failed).toMatch(/AUDIT_MAC_KEY is not set/);
+      expect(refused.pending).toBe(2);
+    } finally {
+      await mf.dispose();
+    }
+  }, 120_000);
+
+  afterAll(() => {
+    if (state) rmSync(state, { recursive: true, force: true });
+  });
+
+  it("passes an untouched replica, reading each session's own head", () => {
+    const run = verify([]);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    for (const endpointId of ["ep_ok", "ep_tail", "ep_rollback", "ep_rewritten", "ep_forged", "ep_pending"]) expect(run.line(endpointId)).toMatch(/^ok /);
+    expect(run.line("ep_ok")).toMatch(/5 events; session head seq 5$/);
+    expect(run.line("ep_pending")).toMatch(/2 events; session head seq 2; 1 not yet replicated/);
+    // Refused replication wrote nothing unsigned; the events wait in the session.
+    expect(run.line("ep_nokey")).toMatch(/^ok .*0 events; session head seq 0; 2 not yet replicated/);
+    expect(run.stdout).toMatch(/Read 7 sessions from .*caisey-session-EndpointSession/);
+  }, 60_000);
+
+  it("reports rewritten, forged, truncated and rolled-back replicas as broken", async () => {
+    const mf = await startWriter();
+    try {
+      const db = await mf.getD1Database("DB");
+      // Rewritten with recomputed hashes: the chain alone still verifies.
+      await rewriteWithRecomputedHashes(db, "ep_rewritten", 2);
+      // The same, and the checkpoint's hash moved to the forged head (its MAC cannot be).
+      const forgedHead = await rewriteWithRecomputedHashes(db, "ep_forged", 2);
+      await db.prepare("UPDATE audit_checkpoints SET hash = ? WHERE endpoint_id = 'ep_forged'").bind(forgedHead).run();
+      // Tail deleted.
+      await db.prepare("DELETE FROM audit_events WHERE endpoint_id = 'ep_tail' AND seq > 3").run();
+      // Tail deleted and the checkpoint rolled back to the older, genuine one for seq 3.
+      const { results: rollbackEvents } = await db.prepare("SELECT * FROM audit_events WHERE endpoint_id = 'ep_rollback' AND seq = 3").all<AuditRow>();
+      // Stands in for the checkpoint row an attacker saved when seq 3 was the head: genuinely signed with the key.
+      const genuine = { endpointId: "ep_rollback", orgId: "org_e2e", seq: 3, hash: rollbackEvents[0]!.hash, at: 1_763_800_000_000 };
+      await db.prepare("DELETE FROM audit_events WHERE endpoint_id = 'ep_rollback' AND seq > 3").run();
+      await db.prepare("UPDATE audit_checkpoints SET seq = 3, hash = ?, at = ?, mac = ? WHERE endpoint_id = 'ep_rollback'")
+        .bind(genuine.hash, genuine.at, await computeCheckpointMac(key, genuine))
+        .run();
+    } finally {
+      await mf.dispose();
+    }
+
+    const run = verify([]);
+    expect(run.code, run.stdout + run.stderr).toBe(1);
+    expect(run.line("ep_ok")).toMatch(/^ok /);
+    expect(run.line("ep_pending")).toMatch(/^ok /);
+    expect(run.line("ep_rewritten")).toMatch(/^BROKEN .*does not match the session's checkpoint at seq 4 \(events rewritten\).*differs from the session's own chain at seq 4/);
+    expect(run.line("ep_forged")).toMatch(/^BROKEN .*checkpoint at seq 4 has no valid MAC/);
+    expect(run.line("ep_tail")).toMatch(/^BROKEN .*replica ends at seq 3 but the session checkpointed seq 5 \(events deleted\).*session's own replicated head is seq 5/);
+    expect(run.line("ep_rollback")).toMatch(/^BROKEN .*replica ends at seq 3 but the session's own replicated head is seq 5 \(events deleted\)/);
+    expect(run.line("ep_rollback")).not.toMatch(/checkpoint/);
+    expect(run.stdout).toMatch(/4 of 7 audit trails broken/);
+
+    // Without the sessions' heads the rolled-back replica passes: that check is what catches it.
+    const blind = verify(["--no-sessions"]);
+    expect(blind.code).toBe(1);
+    expect(blind.line("ep_rollback")).toMatch(/^ok .*session head not checked \(--no-sessions\)/);
+    expect(blind.line("ep_tail")).toMatch(/^BROKEN .*session checkpointed seq 5/);
+    expect(blind.stdout).toMatch(/Session heads NOT checked/);
+  }, 120_000);
+
+  it("rejects checkpoints under another key, and refuses to run without a usable key", () => {
+    const wrongKey = verify(["--no-sessions"], { AUDIT_MAC_KEY: `${key}-other` });
+    expect(wrongKey.code).toBe(1);
+    expect(wrongKey.line("ep_ok")).toMatch(/^BROKEN .*no valid MAC under AUDIT_MAC_KEY/);
+
+    const weak = verify([], { AUDIT_MAC_KEY: "short" });
+    expect(weak.code).toBe(2);
+    expect(weak.stderr).toMatch(/AUDIT_MAC_KEY is shorter than 32 characters/);
+
+    const dir = mkdtempSync(join(tmpdir(), "caisey-audit-key-"));
+    try {
+      writeFileSync(join(dir, "key"), `${key}\n`);
+      const fromFile = verify(["--no-sessions", "--key-file", join(dir, "key")], { AUDIT_MAC_KEY: "ignored-because-the-file-wins-0123456789" });
+      expect(fromFile.line("ep_ok")).toMatch(/^ok /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(verify(["--bogus"]).code).toBe(2);
+  }, 60_000);
 });

@@ -1,6 +1,17 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { auditEventFromRow, verifyAuditChain, type AuditEvent, type AuditRow } from "../../protocol/audit";
+import {
+  auditEventFromRow,
+  compareReplicaToCheckpoint,
+  computeAuditHash,
+  GENESIS_HASH,
+  verifyAuditChain,
+  verifyCheckpointMac,
+  type AuditEvent,
+  type AuditRow,
+} from "../../protocol/audit";
+import { createDb } from "~/db/client.server";
+import { verifyTenantAuditChains } from "~/models/review.server";
 import { connectDirect, connectRuntime, connectViewer, runInSession, sessionStub, viewerIdentity } from "./socket";
 
 let counter = 0;
@@ -30,6 +41,38 @@ async function localAudit(endpointId: string): Promise<{ events: AuditEvent[]; p
 async function d1Audit(endpointId: string): Promise<AuditEvent[]> {
   const { results } = await env.DB.prepare("SELECT * FROM audit_events WHERE endpoint_id = ? ORDER BY seq").bind(endpointId).all<AuditRow>();
   return results.map((row) => auditEventFromRow(row));
+}
+
+type CheckpointRow = { endpoint_id: string; org_id: string; seq: number; hash: string; at: number; mac: string };
+
+async function d1Checkpoint(endpointId: string): Promise<CheckpointRow | null> {
+  return env.DB.prepare("SELECT * FROM audit_checkpoints WHERE endpoint_id = ?").bind(endpointId).first<CheckpointRow>();
+}
+
+const macValid = (row: CheckpointRow) =>
+  verifyCheckpointMac(env.AUDIT_MAC_KEY!, { endpointId: row.endpoint_id, orgId: row.org_id, seq: row.seq, hash: row.hash, at: row.at }, row.mac);
+
+/** What a reader of D1 alone concludes: the chain, then whether it ends at the checkpoint. */
+async function replicaVerdict(endpointId: string, reference?: { seq: number; hash: string } | null) {
+  const events = await d1Audit(endpointId);
+  const chain = await verifyAuditChain(events);
+  if (!chain.ok) return chain;
+  const last = { lastSeq: events.at(-1)?.seq ?? 0, lastHash: events.at(-1)?.hash ?? GENESIS_HASH };
+  return compareReplicaToCheckpoint(last, reference === undefined ? await d1Checkpoint(endpointId) : reference);
+}
+
+/** What the review page reports for this endpoint (D1 only, no key). */
+async function reviewVerdict(endpointId: string) {
+  const orgId = (await d1Checkpoint(endpointId))?.org_id ?? (await d1Audit(endpointId))[0]!.orgId;
+  return (await verifyTenantAuditChains(createDb(env.DB), orgId)).find((v) => v.endpointId === endpointId);
+}
+
+async function replicateNow(endpointId: string) {
+  await runInSession(sessionStub(endpointId), (_instance, state) => {
+    state.storage.sql.exec("UPDATE runtime_state SET value = ? WHERE key = 'audit_alarm_at'", String(Date.now() - 1));
+  });
+  expect(await runDurableObjectAlarm(sessionStub(endpointId))).toBe(true);
+  expect((await localAudit(endpointId)).pending).toBe(0);
 }
 
 async function waitForLocalCount(endpointId: string, atLeast: number) {
@@ -71,7 +114,7 @@ describe("audit trail", () => {
     await runInSession(sessionStub(endpointId), (_instance, state) => {
       state.storage.sql.exec("UPDATE audit_log SET replicated = 0");
     });
-    await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB));
+    await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB, env.AUDIT_MAC_KEY));
     const again = await d1Audit(endpointId);
     expect(again).toHaveLength(replicated.length);
   });
@@ -87,10 +130,10 @@ describe("audit trail", () => {
       await runCommandThroughSession(endpointId, "Get-Service", "failed");
       await runCommandThroughSession(endpointId, "Get-Process");
       const before = await waitForLocalCount(endpointId, 10); // two commands × (connected, requested, dispatched, finished, disconnected)
-      const outcome = await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB));
+      const outcome = await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB, env.AUDIT_MAC_KEY));
       expect(outcome.failed).toMatch(/simulated D1 outage/);
       expect(outcome.retryInMs).toBeGreaterThan(0);
-      const second = await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB));
+      const second = await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB, env.AUDIT_MAC_KEY));
       expect(second.retryInMs).toBeGreaterThan(outcome.retryInMs * 1.2); // backs off
       expect(await d1Audit(endpointId)).toHaveLength(0);
       expect((await localAudit(endpointId)).pending).toBe(before.length);
@@ -125,6 +168,107 @@ describe("audit trail", () => {
 
     await env.DB.prepare("DELETE FROM audit_events WHERE endpoint_id = ? AND seq = ?").bind(endpointId, requested.seq).run();
     expect(await verifyAuditChain(await d1Audit(endpointId))).toMatchObject({ ok: false, brokenAtSeq: requested.seq, reason: expect.stringMatching(/missing/) });
+  });
+
+  it("writes a MACed checkpoint of each batch's last event in the same D1 batch, and records whose chain the session holds", async () => {
+    const endpointId = freshEndpoint();
+    await runCommandThroughSession(endpointId, "hostname");
+    await waitForLocalCount(endpointId, 4);
+    await replicateNow(endpointId);
+    const replicated = await d1Audit(endpointId);
+    const checkpoint = await d1Checkpoint(endpointId);
+    expect(checkpoint).toMatchObject({ endpoint_id: endpointId, org_id: replicated[0]!.orgId, seq: replicated.at(-1)!.seq, hash: replicated.at(-1)!.hash });
+    expect(await macValid(checkpoint!)).toBe(true);
+    expect(await replicaVerdict(endpointId)).toEqual({ ok: true });
+    expect(await reviewVerdict(endpointId)).toMatchObject({ ok: true, checked: replicated.length });
+    const stored = await runInSession(sessionStub(endpointId), (_instance, state) =>
+      state.storage.sql.exec<{ value: string }>("SELECT value FROM runtime_state WHERE key = 'endpoint_id'").one().value,
+    );
+    expect(stored).toBe(endpointId);
+
+    // A batch sent again after a lost acknowledgement must not move the checkpoint back.
+    await runInSession(sessionStub(endpointId), (_instance, state) => {
+      state.storage.sql.exec("UPDATE audit_log SET replicated = 0 WHERE seq <= 2");
+    });
+    const resent = await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB, env.AUDIT_MAC_KEY));
+    expect(resent).toMatchObject({ replicated: 2 });
+    expect(await d1Checkpoint(endpointId)).toMatchObject({ seq: checkpoint!.seq, hash: checkpoint!.hash });
+    expect(await replicaVerdict(endpointId)).toEqual({ ok: true });
+  });
+
+  it("refuses to replicate without a usable key: nothing unsigned reaches D1, the events wait in the session", async () => {
+    const endpointId = freshEndpoint();
+    await runCommandThroughSession(endpointId, "uptime");
+    const local = await waitForLocalCount(endpointId, 4);
+    for (const key of [undefined, "", "too-short-to-be-a-secret"]) {
+      const outcome = await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB, key));
+      expect(outcome.failed).toMatch(key ? /AUDIT_MAC_KEY is shorter than 32 characters/ : /AUDIT_MAC_KEY is not set: audit events stay in the session/);
+      expect(outcome.retryInMs).toBeGreaterThan(0);
+    }
+    expect(await d1Audit(endpointId)).toHaveLength(0);
+    expect(await d1Checkpoint(endpointId)).toBeNull();
+    expect((await localAudit(endpointId)).pending).toBe(local.length);
+    const outcome = await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB, env.AUDIT_MAC_KEY));
+    expect(outcome).toMatchObject({ replicated: local.length, remaining: 0 });
+    expect(await replicaVerdict(endpointId)).toEqual({ ok: true });
+  });
+
+  it("a replica rewritten with recomputed hashes no longer matches its checkpoint, and the checkpoint cannot be re-signed", async () => {
+    const endpointId = freshEndpoint();
+    await runCommandThroughSession(endpointId, "Get-LocalUser");
+    await waitForLocalCount(endpointId, 4);
+    await replicateNow(endpointId);
+    const events = await d1Audit(endpointId);
+    const requested = events.find((e) => e.kind === "command.requested")!;
+    // Edit one event and recompute every hash after it, as anyone with D1 write access could.
+    let prevHash = GENESIS_HASH;
+    for (const event of events) {
+      if (event.seq < requested.seq) {
+        prevHash = event.hash;
+        continue;
+      }
+      const edited = { ...event, prevHash, detail: event.seq === requested.seq ? JSON.stringify({ text: "echo harmless", shell: "default" }) : event.detail };
+      const { hash: _old, ...unhashed } = edited;
+      prevHash = await computeAuditHash(unhashed);
+      await env.DB.prepare("UPDATE audit_events SET detail = ?, prev_hash = ?, hash = ? WHERE endpoint_id = ? AND seq = ?")
+        .bind(edited.detail, edited.prevHash, prevHash, endpointId, event.seq)
+        .run();
+    }
+    expect(await verifyAuditChain(await d1Audit(endpointId))).toMatchObject({ ok: true }); // the chain alone is fooled
+    expect(await replicaVerdict(endpointId)).toEqual({ ok: false, reason: expect.stringMatching(/does not match the session's checkpoint .*rewritten/) });
+    expect(await reviewVerdict(endpointId)).toMatchObject({ ok: false, brokenAtSeq: events.at(-1)!.seq, reason: expect.stringMatching(/does not match the session's checkpoint/) });
+
+    // Moving the checkpoint to the forged head leaves its MAC behind.
+    await env.DB.prepare("UPDATE audit_checkpoints SET hash = ? WHERE endpoint_id = ?").bind(prevHash, endpointId).run();
+    expect(await replicaVerdict(endpointId)).toEqual({ ok: true });
+    expect(await macValid((await d1Checkpoint(endpointId))!)).toBe(false);
+  });
+
+  it("a deleted tail falls short of the checkpoint; rolled back with an older genuine checkpoint, it falls short of the session's head", async () => {
+    const endpointId = freshEndpoint();
+    await runCommandThroughSession(endpointId, "Get-Date");
+    await waitForLocalCount(endpointId, 4);
+    await replicateNow(endpointId);
+    const older = (await d1Checkpoint(endpointId))!; // what an attacker could have saved
+    await runCommandThroughSession(endpointId, "Get-ChildItem C:\\Users");
+    await waitForLocalCount(endpointId, older.seq + 4);
+    await replicateNow(endpointId);
+    const head = await runInSession(sessionStub(endpointId), (instance: any) => instance.audit.replicatedHead());
+    expect(head.seq).toBeGreaterThan(older.seq);
+    expect(await d1Checkpoint(endpointId)).toMatchObject({ seq: head.seq, hash: head.hash });
+
+    await env.DB.prepare("DELETE FROM audit_events WHERE endpoint_id = ? AND seq > ?").bind(endpointId, older.seq).run();
+    expect(await verifyAuditChain(await d1Audit(endpointId))).toMatchObject({ ok: true });
+    expect(await replicaVerdict(endpointId)).toEqual({ ok: false, reason: expect.stringMatching(/ends at seq \d+ but the session checkpointed seq \d+ \(events deleted\)/) });
+    expect(await reviewVerdict(endpointId)).toMatchObject({ ok: false, brokenAtSeq: older.seq + 1, reason: expect.stringMatching(/events deleted/) });
+
+    await env.DB.prepare("UPDATE audit_checkpoints SET seq = ?, hash = ?, at = ?, mac = ? WHERE endpoint_id = ?")
+      .bind(older.seq, older.hash, older.at, older.mac, endpointId)
+      .run();
+    expect(await macValid((await d1Checkpoint(endpointId))!)).toBe(true);
+    expect(await replicaVerdict(endpointId)).toEqual({ ok: true }); // D1 alone cannot tell
+    expect(await reviewVerdict(endpointId)).toMatchObject({ ok: true });
+    expect(await replicaVerdict(endpointId, head)).toEqual({ ok: false, reason: expect.stringMatching(/events deleted/) }); // the session's own head can
   });
 
   it("binds the session to one tenant: another tenant's identity is refused", async () => {

@@ -1,7 +1,9 @@
 import { sha256Hex } from "./hash";
 import {
   auditEventFromRow,
+  auditMacKeyProblem,
   canonicalAuditPayload,
+  computeCheckpointMac,
   GENESIS_HASH,
   type AuditEvent,
   type AuditKind,
@@ -47,6 +49,9 @@ export class AuditLog {
   append(entry: AuditEntry, now = Date.now()): AuditEvent | null {
     const { endpointId, orgId } = this.identity();
     if (!orgId) return null; // not yet bound to a tenant: nothing has happened worth auditing
+    // The DO's storage is the reference copy of this chain; recording whose
+    // chain it is lets audit:verify read it offline, without the DO's name.
+    if (this.getMeta("endpoint_id") === undefined) this.setMeta("endpoint_id", endpointId);
     const last = this.sql.exec<{ seq: number; hash: string }>("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").toArray()[0];
     const unhashed: UnhashedAuditEvent = {
       endpointId,
@@ -102,8 +107,18 @@ export class AuditLog {
     return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM audit_log WHERE replicated = 0").one().n;
   }
 
-  /** Sends the oldest unreplicated batch to D1; called from the DO's alarm. */
-  async replicate(db: D1Database, now = Date.now()): Promise<ReplicationOutcome> {
+  /** The newest event D1 has acknowledged: what the replica must at least contain. */
+  replicatedHead(): { seq: number; hash: string } | null {
+    return this.sql.exec<{ seq: number; hash: string }>("SELECT seq, hash FROM audit_log WHERE replicated = 1 ORDER BY seq DESC LIMIT 1").toArray()[0] ?? null;
+  }
+
+  /**
+   * Sends the oldest unreplicated batch to D1 together with a checkpoint of
+   * its last event, MACed with `macKey`; called from the DO's alarm. Without
+   * a usable key it fails closed: an unsigned replica could not be told apart
+   * from a forged one, so the events wait in the DO until the key is set.
+   */
+  async replicate(db: D1Database, macKey: string | undefined, now = Date.now()): Promise<ReplicationOutcome> {
     const { endpointId, orgId } = this.identity();
     this.setMeta("audit_alarm_at", ""); // this replication is under way; appends from here on schedule the next
     const rows = this.sql
@@ -111,8 +126,13 @@ export class AuditLog {
       .toArray();
     if (rows.length === 0 || !orgId) return { replicated: 0, remaining: 0 };
     try {
-      await db.batch(
-        rows.map((row) =>
+      const keyProblem = auditMacKeyProblem(macKey);
+      if (keyProblem) throw new Error(`${keyProblem}: audit events stay in the session, unreplicated, until it is configured`);
+      const last = rows[rows.length - 1]!;
+      const checkpoint = { endpointId, orgId, seq: last.seq, hash: last.hash, at: now };
+      const mac = await computeCheckpointMac(macKey!, checkpoint);
+      await db.batch([
+        ...rows.map((row) =>
           db
             .prepare(
               `INSERT OR IGNORE INTO audit_events
@@ -121,7 +141,16 @@ export class AuditLog {
             )
             .bind(endpointId, row.seq, orgId, row.at, row.kind, row.actor_id, row.actor_name, row.actor_address, row.command_id, row.status, row.detail, row.prev_hash, row.hash),
         ),
-      );
+        // Only forward: a batch sent again after a lost acknowledgement must not
+        // move the checkpoint behind events that later batches already covered.
+        db
+          .prepare(
+            `INSERT INTO audit_checkpoints (endpoint_id, org_id, seq, hash, at, mac) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (endpoint_id) DO UPDATE SET org_id = excluded.org_id, seq = excluded.seq, hash = excluded.hash, at = excluded.at, mac = excluded.mac
+             WHERE excluded.seq >= audit_checkpoints.seq`,
+          )
+          .bind(checkpoint.endpointId, checkpoint.orgId, checkpoint.seq, checkpoint.hash, checkpoint.at, mac),
+      ]);
     } catch (error) {
       const attempts = Number(this.getMeta("audit_retry_attempts") ?? 0) + 1;
       this.setMeta("audit_retry_attempts", String(attempts));
