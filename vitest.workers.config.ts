@@ -16,6 +16,10 @@ export default defineConfig({
         bindings: {
           TEST_MIGRATIONS: await readD1Migrations(fromRoot("./migrations")),
           ...offlineAuthVars(),
+          PUBLIC_ORIGIN: "https://console.caisey.test",
+          AUDIT_MAC_KEY: "test-audit-mac-key-0123456789abcdef0123456789abcdef",
+          APPROVAL_MAIL_PROVIDER: "capture",
+          APPROVAL_MAIL_FROM: "Caisey approvals <approvals@caisey.test>",
         },
       },
     })),

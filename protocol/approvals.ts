@@ -1,9 +1,9 @@
-// Client approval of privileged commands: the policy shape, the approval link
-// format, and the bodies exchanged between the public approval page and the
-// endpoint's session Durable Object.
+// Client approval of privileged commands: the policy shape (and the copy of it
+// each endpoint's session keeps), the approval link format, and the bodies
+// exchanged between the public approval page and the session Durable Object.
 import { z } from "zod";
 
-/** Used when a client has no policy of its own. */
+/** Deny-list patterns offered to clients that choose the advisory mode. */
 export const DEFAULT_APPROVAL_PATTERNS = [
   "\\bRestart-Computer\\b",
   "\\bStop-Computer\\b",
@@ -16,6 +16,19 @@ export const DEFAULT_APPROVAL_PATTERNS = [
 ] as const;
 export const DEFAULT_LINK_TTL_HOURS = 24;
 
+/**
+ * "allowlist": only the listed command lines run without the client's consent;
+ * everything else asks. "denylist": only commands matching a pattern ask. A
+ * deny-list is advisory (`su''do` or `$(printf sud)o` evade any pattern), so
+ * the allow-list is the default.
+ */
+export const APPROVAL_MODES = ["allowlist", "denylist"] as const;
+export type ApprovalMode = (typeof APPROVAL_MODES)[number];
+export const DEFAULT_APPROVAL_MODE: ApprovalMode = "allowlist";
+
+export const MAX_ALLOWED_COMMANDS = 200;
+export const MAX_ALLOWED_COMMAND_LENGTH = 500;
+
 export const approverSchema = z.object({ name: z.string().trim().min(1).max(100), email: z.email().max(200) });
 export type Approver = z.infer<typeof approverSchema>;
 
@@ -24,7 +37,16 @@ export function formatApprover(approver: Approver): string {
   return `${approver.name} <${approver.email}>`;
 }
 
+/** "p•••@acme.test": enough for the requester to see where a request went, not a contact list. */
+export function maskEmail(email: string): string {
+  const at = email.lastIndexOf("@");
+  if (at <= 0) return "•••";
+  return `${email.slice(0, 1)}•••${email.slice(at)}`;
+}
+
 export const approvalPolicySchema = z.object({
+  mode: z.enum(APPROVAL_MODES).default(DEFAULT_APPROVAL_MODE),
+  allowedCommands: z.array(z.string().trim().min(1).max(MAX_ALLOWED_COMMAND_LENGTH)).max(MAX_ALLOWED_COMMANDS).default([]),
   patterns: z
     .array(z.string().trim().min(1).max(200))
     .max(50)
@@ -32,11 +54,35 @@ export const approvalPolicySchema = z.object({
   approvers: z.array(approverSchema).max(10),
   linkTtlHours: z.number().int().min(1).max(24 * 7),
 });
-export type ApprovalPolicy = z.infer<typeof approvalPolicySchema>;
+export type ApprovalPolicy = z.output<typeof approvalPolicySchema>;
+
+/**
+ * What an endpoint's session keeps of its client's policy, so no command waits
+ * on the central database. The console pushes it when an admin saves a policy;
+ * a copy with a lower `version` never replaces a newer one.
+ */
+export const sessionPolicySchema = approvalPolicySchema.extend({
+  /** When the policy was last changed (ms); 0 for a client still on the defaults. */
+  version: z.number().int().nonnegative(),
+  clientName: z.string().max(200),
+  hostname: z.string().max(255),
+  /** IANA time zone of the client, for the approval page and email. */
+  timeZone: z.string().min(1).max(64),
+});
+export type SessionPolicy = z.output<typeof sessionPolicySchema>;
 
 export function isValidPattern(pattern: string): boolean {
   try {
     new RegExp(pattern, "i");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function isValidTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-GB", { timeZone: zone });
     return true;
   } catch {
     return false;
@@ -51,9 +97,20 @@ export function matchingPattern(text: string, patterns: readonly string[]): stri
   return null;
 }
 
+/** Why a command needs the client's consent, or null when it may run without. */
+export function approvalRule(policy: Pick<ApprovalPolicy, "mode" | "allowedCommands" | "patterns">, text: string): string | null {
+  if (policy.mode === "allowlist") {
+    // Exact lines only: any rewriting here would be a way around the list.
+    return policy.allowedCommands.includes(text.trim()) ? null : "not on the client's allow-list";
+  }
+  const pattern = matchingPattern(text, policy.patterns);
+  return pattern === null ? null : `matches /${pattern}/`;
+}
+
 // ---------------------------------------------------------------------------
 // Links: /approve/<endpointId>~<secret>. The endpoint id routes the request to
-// the right Durable Object; only the secret's SHA-256 is stored there.
+// the right Durable Object; only the secret's SHA-256 is stored there, on the
+// one approver the link was minted for.
 
 export const APPROVAL_TOKEN_SEPARATOR = "~";
 
@@ -66,32 +123,50 @@ export function parseApprovalToken(token: string): { endpointId: string; secret:
   return { endpointId, secret };
 }
 
-export const approvalStateSchema = z.enum(["pending", "approved", "denied", "expired"]);
+/** "withdrawn": the technician cancelled the request before anyone decided. */
+export const approvalStateSchema = z.enum(["pending", "approved", "denied", "expired", "withdrawn"]);
 export type ApprovalState = z.infer<typeof approvalStateSchema>;
 
 /** What the public page shows; the DO answers it only for a valid link. */
 export const approvalViewSchema = z.object({
   commandId: z.string(),
+  /** The technician's plain-language reason; always present on a request. */
+  reason: z.string(),
   text: z.string(),
   shell: z.string(),
-  reason: z.string(),
+  /** Set when the command is a step of a sequence. */
+  sequence: z.object({ name: z.string(), step: z.number().int().nonnegative(), steps: z.number().int().positive() }).nullable(),
   requestedBy: z.string(),
   requestedAt: z.number(),
   expiresAt: z.number(),
   state: approvalStateSchema,
   decidedBy: z.string().nullable(),
   decidedAt: z.number().nullable(),
+  /** The approver this link was issued to: the page acts for them, never for a typed name. */
+  approver: approverSchema,
   endpointId: z.string(),
   hostname: z.string(),
   clientName: z.string(),
+  timeZone: z.string(),
 });
 export type ApprovalView = z.infer<typeof approvalViewSchema>;
 
 export const approvalDecisionSchema = z.object({
   token: z.string().min(1).max(300),
   decision: z.enum(["approve", "deny"]),
-  approverName: z.string().trim().min(1, "Enter your name").max(100),
 });
 export type ApprovalDecision = z.infer<typeof approvalDecisionSchema>;
 
 export const approvalLookupSchema = z.object({ token: z.string().min(1).max(300) });
+
+// ---------------------------------------------------------------------------
+// Delivery: each approver gets their own link by email. A failed send is
+// retried with a freshly minted secret (the session never stores a link).
+
+export const approvalEmailSchema = z.object({
+  to: approverSchema,
+  subject: z.string().min(1).max(300),
+  text: z.string().min(1),
+  html: z.string().min(1),
+});
+export type ApprovalEmail = z.infer<typeof approvalEmailSchema>;

@@ -66,6 +66,10 @@ export type OutputChunk = z.infer<typeof outputChunkSchema>;
 export const actorSchema = z.object({ userId: id, name: z.string().max(200) });
 export type Actor = z.infer<typeof actorSchema>;
 
+/** An approver as the console may see them: name and masked address. */
+export const approverLabelSchema = z.object({ name: z.string(), address: z.string() });
+export type ApproverLabel = z.infer<typeof approverLabelSchema>;
+
 /** The server's split of a command's round trip, from its own and the runtime's clocks. */
 export const timingsSchema = z.object({
   queuedMs: z.number().nonnegative(),
@@ -130,18 +134,38 @@ export const transcriptEventSchema = z.discriminatedUnion("kind", [
     kind: z.literal("command.approval_requested"),
     commandId: id,
     reason: z.string(),
-    /** The policy pattern that matched, or null when the technician flagged it privileged. */
+    /** The policy pattern that matched (deny-list mode), or null. */
     pattern: z.string().nullable(),
-    approvers: z.array(z.string()),
+    /** Why it needs consent: "flagged by the technician", "not on the client's allow-list", "matches /…/". */
+    rule: z.string().nullable().default(null),
+    /** Who was asked, with masked addresses (older events carry bare names). */
+    approvers: z.array(z.union([z.string(), approverLabelSchema])),
     expiresAt: epochMs,
   }),
+  /** One approver's email: sent, being retried, or given up on. Never carries the link. */
+  z.object({
+    ...eventBase,
+    kind: z.literal("command.approval_delivery"),
+    commandId: id,
+    approver: approverLabelSchema,
+    state: z.enum(["sent", "retrying", "failed"]),
+    attempt: z.number().int().positive(),
+    error: z.string().nullable(),
+    nextAttemptAt: epochMs.nullable(),
+  }),
+  /** An admin issued new links (the old ones no longer work) and extended the expiry. */
+  z.object({ ...eventBase, kind: z.literal("command.approval_reissued"), commandId: id, by: actorSchema, expiresAt: epochMs }),
   z.object({
     ...eventBase,
     kind: z.literal("command.approval_decided"),
     commandId: id,
     decision: z.enum(["approve", "deny"]),
     by: z.string(),
+    /** The deciding approver's masked address. */
+    byAddress: z.string().nullable().default(null),
   }),
+  /** A runtime message the session refused (illegal for the command's state); nothing changed. */
+  z.object({ ...eventBase, kind: z.literal("runtime.refused"), commandId: id.nullable(), message: z.string(), reason: z.string() }),
 ]);
 export type TranscriptEvent = z.infer<typeof transcriptEventSchema>;
 export type TranscriptEventKind = TranscriptEvent["kind"];
@@ -172,7 +196,10 @@ export const viewerMessageSchema = z.discriminatedUnion("type", [
     privileged: z.boolean().default(false),
     reason: z.string().trim().max(500).default(""),
   }),
+  /** Cancels a command; for one waiting for approval this withdraws the request. */
   z.object({ type: z.literal("cancel"), commandId: id }),
+  /** Admins only: new links for every approver of a pending request (the old ones die), new expiry. */
+  z.object({ type: z.literal("reissue_approval"), commandId: id }),
   /** Ordered diagnostic steps, run one after another whenever the runtime is next reachable. */
   z
     .object({
@@ -209,11 +236,9 @@ export const viewerBoundMessageSchema = z.discriminatedUnion("type", [
   }),
   z.object({ type: z.literal("presence"), viewers: z.array(viewerSchema) }),
   z.object({ type: z.literal("runtime"), runtime: runtimeStateSchema }),
-  /** Sent only to the requesting technician's connections, never stored: the link is a secret. */
-  z.object({ type: z.literal("approval_link"), commandId: id, url: z.string().url() }),
   z.object({
     type: z.literal("error"),
-    code: z.enum(["invalid_message", "forbidden", "not_found", "conflict", "internal"]),
+    code: z.enum(["invalid_message", "forbidden", "not_found", "conflict", "internal", "policy_unavailable", "no_approvers", "rate_limited"]),
     message: z.string(),
     requestId: id.optional(),
   }),

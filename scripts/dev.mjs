@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ensureDevVars } from "./dev-keys.mjs";
+import { SESSION_DEV_VARS_PATH, ensureDevVars, ensureSessionDevVars } from "./dev-keys.mjs";
 import { DEMO_MEMBERS, DEMO_RUNTIME_TOKEN, seedSql } from "./seed.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -48,6 +48,8 @@ function cleanEnv() {
 if (options.fresh) rmSync(stateDir, { recursive: true, force: true });
 mkdirSync(stateDir, { recursive: true });
 ensureDevVars(join(root, ".dev.vars"));
+// The session worker reads its own .dev.vars (next to its wrangler.toml), not the root one.
+ensureSessionDevVars(join(root, SESSION_DEV_VARS_PATH), { origin });
 
 if (!options["no-build"]) {
   run(bin("remix"), ["build"], "Building the console (remix build)");
@@ -90,6 +92,7 @@ server.on("exit", (code) => {
 
 await waitForServer(`${origin}/offline/sign-in`, 90_000);
 log(`Console ready: ${origin}`);
+log(`Approval emails are captured, not sent: read them at ${origin}/dev/mailbox`);
 log(`Sign in at ${origin}/offline/sign-in as one of: ${DEMO_MEMBERS.filter((m) => m.orgId.includes("northwind")).map((m) => `${m.name} (${m.role})`).join(", ")}`);
 
 if (!options["no-demo-runtime"]) runtime = startDemoRuntime();

@@ -51,6 +51,8 @@ export const clients = sqliteTable(
     name: text("name").notNull(),
     contactName: text("contact_name"),
     contactEmail: text("contact_email"),
+    /** IANA zone the client's people live in: approval pages show times in it. */
+    timeZone: text("time_zone").notNull().default("UTC"),
     createdAt: integer("created_at").notNull().default(now),
   },
   (t) => [uniqueIndex("clients_org_name_idx").on(t.orgId, t.name)],
@@ -194,6 +196,13 @@ export const approvalPolicies = sqliteTable("approval_policies", {
     .primaryKey()
     .references(() => clients.id, { onDelete: "cascade" }),
   orgId: text("org_id").notNull(),
+  /**
+   * "allowlist": only the exact commands in allowed_commands run without approval (the default);
+   * "denylist": commands matching a pattern ask (advisory: patterns can be evaded by spelling).
+   */
+  mode: text("mode", { enum: ["allowlist", "denylist"] }).notNull().default("allowlist"),
+  /** JSON array of exact command lines that run without approval in allowlist mode. */
+  allowedCommands: text("allowed_commands").notNull().default("[]"),
   /** JSON array of case-insensitive regular expressions matched against the command text. */
   patterns: text("patterns").notNull(),
   /** JSON array of {name, email} approver contacts. */
@@ -219,4 +228,37 @@ export const sequenceTemplates = sqliteTable(
     createdAt: integer("created_at").notNull().default(now),
   },
   (t) => [uniqueIndex("sequence_templates_org_name_idx").on(t.orgId, t.name)],
+);
+
+/**
+ * The newest audit head each endpoint's session vouched for, with an HMAC
+ * under a key only the session worker (and the verifier) holds. Written in the
+ * same D1 batch as the events it covers, so a replica rewritten with
+ * recomputed hashes, or with its tail deleted, no longer matches it.
+ */
+export const auditCheckpoints = sqliteTable("audit_checkpoints", {
+  endpointId: text("endpoint_id").primaryKey(),
+  orgId: text("org_id").notNull(),
+  seq: integer("seq").notNull(),
+  hash: text("hash").notNull(),
+  at: integer("at").notNull(),
+  /** HMAC-SHA256(AUDIT_MAC_KEY, canonicalCheckpointPayload(…)) in protocol/audit.ts, hex. */
+  mac: text("mac").notNull(),
+});
+
+/**
+ * Local dev and CI only (offline mode): every email the capture mailer would
+ * have sent, shown on /dev/mailbox so tests follow links as a recipient would.
+ */
+export const captureMailbox = sqliteTable(
+  "capture_mailbox",
+  {
+    id: text("id").primaryKey(),
+    to: text("to").notNull(),
+    subject: text("subject").notNull(),
+    text: text("text").notNull(),
+    html: text("html").notNull(),
+    createdAt: integer("created_at").notNull().default(now),
+  },
+  (t) => [index("capture_mailbox_to_idx").on(t.to, t.createdAt)],
 );

@@ -13,7 +13,7 @@ import {
   redeemEnrollmentToken,
 } from "~/models/enrollment.server";
 import { describeZodError, enrollRequestSchema, type EnrollResponse } from "../../protocol/messages";
-import { IDENTITY_HEADERS, type PeerIdentity } from "../../workers/session/src/identity";
+import { IDENTITY_HEADERS, SESSION_PATHS, type PeerIdentity } from "../../protocol/session-contract";
 
 export const VIEWER_SOCKET_PREFIX = "/parties/endpoint/";
 
@@ -21,10 +21,10 @@ export async function handleEdgeRequest(request: Request, env: Env): Promise<Res
   const url = new URL(request.url);
   if (url.pathname.startsWith(VIEWER_SOCKET_PREFIX)) return handleViewerSocket(request, env, url);
   if (url.pathname === "/agent/enroll") return handleEnroll(request, env);
-  if (url.pathname === "/agent/connect") return handleRuntimeConnect(request, env, "/runtime");
+  if (url.pathname === "/agent/connect") return handleRuntimeConnect(request, env, SESSION_PATHS.runtime);
   if (url.pathname === "/agent/checkin") {
     if (request.method !== "POST") return jsonError(405, "Use POST");
-    return handleRuntimeConnect(request, env, "/checkin");
+    return handleRuntimeConnect(request, env, SESSION_PATHS.checkin);
   }
   return null;
 }
@@ -44,12 +44,14 @@ async function handleViewerSocket(request: Request, env: Env, url: URL): Promise
   }
   const endpoint = await getEndpointForOrg(createDb(env.DB), member.org.id, endpointId);
   if (!endpoint) return jsonError(404, "Unknown endpoint");
-  return forwardToSession(env, request, endpointId, "/viewer", {
+  return forwardToSession(env, request, endpointId, SESSION_PATHS.viewer, {
     peer: "viewer",
     endpointId,
     orgId: member.org.id,
     userId: member.userId,
     userName: member.name,
+    userEmail: member.email,
+    role: member.role,
     canRun: CAN_RUN_COMMANDS.includes(member.role),
     address: callerAddress(request),
   });
@@ -80,7 +82,7 @@ async function handleEnroll(request: Request, env: Env): Promise<Response> {
 }
 
 /** The runtime's socket and its HTTPS check-in authenticate the same way. */
-async function handleRuntimeConnect(request: Request, env: Env, sessionPath: "/runtime" | "/checkin"): Promise<Response> {
+async function handleRuntimeConnect(request: Request, env: Env, sessionPath: typeof SESSION_PATHS.runtime | typeof SESSION_PATHS.checkin): Promise<Response> {
   const credential = request.headers.get("authorization")?.match(/^Bearer (\S+)$/)?.[1];
   if (!credential) return jsonError(401, "Missing runtime credential");
   const endpoint = await authenticateRuntimeCredential(createDb(env.DB), credential);

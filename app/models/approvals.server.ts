@@ -1,7 +1,9 @@
 // The public approval page's calls to the endpoint's session Durable Object.
 // The link (/approve/<endpointId>~<secret>) is the approver's only credential:
 // the DO checks the secret; we only route by the endpoint id, and a malformed
-// token or one naming an unknown endpoint never reaches a DO.
+// token or one naming an unknown endpoint never reaches a DO. The link is bound
+// to one approver, so no name is ever typed here: the DO records the approver
+// it minted the link for.
 import { z } from "zod";
 import type { Env } from "~/lib/env.server";
 import {
@@ -10,20 +12,22 @@ import {
   type ApprovalDecision,
   type ApprovalView,
 } from "../../protocol/approvals";
-import { IDENTITY_HEADERS, type PeerIdentity } from "../../workers/session/src/identity";
+import { IDENTITY_HEADERS, SESSION_PATHS, type PeerIdentity } from "../../protocol/session-contract";
 
 export const INVALID_LINK_MESSAGE = "This approval link is not valid.";
+export const WITHDRAWN_MESSAGE = "The technician withdrew this request before it was decided, so nothing was changed and it will not run.";
 
 export type ViewApprovalResult =
-  | { ok: true; view: ApprovalView }
+  /** `mspName`: the MSP whose technician asks, from the directory ("" if unknown). */
+  | { ok: true; view: ApprovalView; mspName: string }
   | { ok: false; reason: "invalid"; error: string }
   | { ok: false; reason: "unavailable"; error: string };
 
 export type DecideApprovalResult =
   /** Decided by this call. */
   | { ok: true; view: ApprovalView }
-  /** Already decided (single use) or expired: the DO says what happened. */
-  | { ok: false; reason: "used" | "expired"; error: string; view: ApprovalView }
+  /** Already decided (single use), withdrawn by the technician, or expired: the DO says what happened. */
+  | { ok: false; reason: "used" | "withdrawn" | "expired"; error: string; view: ApprovalView }
   | { ok: false; reason: "invalid"; error: string }
   | { ok: false; reason: "bad_request"; error: string }
   | { ok: false; reason: "unavailable"; error: string };
@@ -35,12 +39,12 @@ const decidedBodySchema = z.object({ view: approvalViewSchema });
 export async function viewApproval(env: Env, token: string, address: string | null): Promise<ViewApprovalResult> {
   const link = await routeLink(env, token);
   if ("ok" in link) return link;
-  const response = await callSession(env, link.endpointId, "view", { token }, address);
+  const response = await callSession(env, link.endpointId, SESSION_PATHS.approvalView, { token }, address);
   if (!response) return unavailable();
   const body = await readJson(response);
   if (response.status === 200) {
     const view = approvalViewSchema.safeParse(body);
-    if (view.success && view.data.endpointId === link.endpointId) return { ok: true, view: view.data };
+    if (view.success && view.data.endpointId === link.endpointId) return { ok: true, view: view.data, mspName: link.mspName };
     console.error("approval view: unexpected response from the session", response.status);
     return unavailable();
   }
@@ -55,13 +59,12 @@ export async function decideApproval(
   env: Env,
   token: string,
   decision: ApprovalDecision["decision"],
-  approverName: string,
   address: string | null,
 ): Promise<DecideApprovalResult> {
   const link = await routeLink(env, token);
   if ("ok" in link) return link;
-  const body: ApprovalDecision = { token, decision, approverName };
-  const response = await callSession(env, link.endpointId, "decide", body, address);
+  const body: ApprovalDecision = { token, decision };
+  const response = await callSession(env, link.endpointId, SESSION_PATHS.approvalDecide, body, address);
   if (!response) return unavailable();
   const answer = await readJson(response);
   switch (response.status) {
@@ -73,8 +76,13 @@ export async function decideApproval(
     case 409:
     case 410: {
       const failed = errorWithViewSchema.safeParse(answer);
-      if (failed.success) {
-        return { ok: false, reason: response.status === 409 ? "used" : "expired", error: failed.data.error, view: failed.data.view };
+      if (failed.success && failed.data.view.endpointId === link.endpointId) {
+        const { view } = failed.data;
+        if (response.status === 410) return { ok: false, reason: "expired", error: failed.data.error, view };
+        // The DO's wording is for logs; the approver gets a sentence about their request.
+        return view.state === "withdrawn"
+          ? { ok: false, reason: "withdrawn", error: WITHDRAWN_MESSAGE, view }
+          : { ok: false, reason: "used", error: failed.data.error, view };
       }
       break;
     }
@@ -94,12 +102,18 @@ type Unroutable = { ok: false; reason: "invalid" | "unavailable"; error: string 
  * that was never enrolled, stops here, so public requests cannot create
  * Durable Objects for made-up ids.
  */
-async function routeLink(env: Env, token: string): Promise<{ endpointId: string } | Unroutable> {
+async function routeLink(env: Env, token: string): Promise<{ endpointId: string; mspName: string } | Unroutable> {
   const parsed = parseApprovalToken(token);
   if (!parsed) return { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE };
   try {
-    const known = await env.DB.prepare("SELECT 1 AS known FROM endpoints WHERE id = ?").bind(parsed.endpointId).first();
-    return known ? { endpointId: parsed.endpointId } : { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE };
+    const known = await env.DB.prepare(
+      "SELECT o.name AS msp_name FROM endpoints e JOIN organisations o ON o.id = e.org_id WHERE e.id = ?",
+    )
+      .bind(parsed.endpointId)
+      .first<{ msp_name: string }>();
+    return known
+      ? { endpointId: parsed.endpointId, mspName: known.msp_name }
+      : { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE };
   } catch (error) {
     console.error("approval link: endpoint lookup failed", error);
     return unavailable();
@@ -109,14 +123,25 @@ async function routeLink(env: Env, token: string): Promise<{ endpointId: string 
 async function callSession(
   env: Env,
   endpointId: string,
-  action: "view" | "decide",
+  path: typeof SESSION_PATHS.approvalView | typeof SESSION_PATHS.approvalDecide,
   body: unknown,
   address: string | null,
 ): Promise<Response | null> {
-  const identity: PeerIdentity = { peer: "approver", endpointId, orgId: "", userId: null, userName: null, canRun: false, address };
+  // Nobody signed in: the link alone identifies the approver, inside the DO.
+  const identity: PeerIdentity = {
+    peer: "approver",
+    endpointId,
+    orgId: "",
+    userId: null,
+    userName: null,
+    userEmail: null,
+    role: null,
+    canRun: false,
+    address,
+  };
   try {
     const stub = env.ENDPOINT_SESSION.get(env.ENDPOINT_SESSION.idFromName(endpointId));
-    return await stub.fetch(`https://session.internal/approval/${action}`, {
+    return await stub.fetch(`https://session.internal${path}`, {
       method: "POST",
       headers: {
         "content-type": "application/json",
@@ -126,7 +151,7 @@ async function callSession(
       body: JSON.stringify(body),
     });
   } catch (error) {
-    console.error(`approval ${action}: session unreachable`, error);
+    console.error(`approval ${path}: session unreachable`, error);
     return null;
   }
 }

@@ -1,7 +1,11 @@
-// Public approval page: a client contact, holding the single-use link the
-// endpoint's session DO issued, approves or denies one command. No account; the
-// link is the credential, so this page never leaks it (no-referrer, no-store)
-// and guards its one POST with a double-submit CSRF token and an Origin check.
+// Public approval page: one of the client's approvers, holding the single-use
+// link minted for them by the endpoint's session DO, approves or denies one
+// command. No account; the link is the credential and names the approver, so
+// nobody types a name here. The page never leaks the link (no-referrer,
+// no-store) and guards its one POST with a double-submit CSRF token and an
+// Origin check. Readers are a client's staff on a phone, often not technical:
+// the technician's reason leads, the exact command follows for those who read
+// it, times are on the client's clock, and every outcome says what happens next.
 import {
   json,
   type ActionFunctionArgs,
@@ -10,9 +14,10 @@ import {
   type MetaFunction,
 } from "@remix-run/cloudflare";
 import { Form, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
-import { getEnv } from "~/lib/env.server";
-import { formatTimestamp } from "~/lib/format";
+import { authenticateMember } from "~/lib/auth.server";
 import { randomToken } from "~/lib/crypto.server";
+import { getEnv, type Env } from "~/lib/env.server";
+import { formatTimestampInZone } from "~/lib/format";
 import { callerAddress, isSameOriginRequest } from "~/lib/request.server";
 import {
   decideApproval,
@@ -44,12 +49,18 @@ export const headers: HeadersFunction = ({ parentHeaders }) => {
 export async function loader({ request, params, context }: LoaderFunctionArgs) {
   const env = getEnv(context);
   const token = params.token ?? "";
-  const result: ViewApprovalResult = await viewApproval(env, token, callerAddress(request));
+  // Separation of duties: a console user never sees the request as the approver,
+  // and their look is not recorded as the client's view of it.
+  const consoleUser = await consoleSession(env, request);
+  const staffNotice = consoleUser.kind === "console_user" ? staffRefusal(consoleUser.name) : null;
+  const result: ViewApprovalResult = staffNotice
+    ? { ok: false, reason: "invalid", error: "This request is shown only to the client's approver." }
+    : await viewApproval(env, token, callerAddress(request));
   // Reuse the browser's value so two open tabs do not invalidate each other.
   const csrf = readCsrfCookie(request) ?? randomToken(32);
-  const status = result.ok ? 200 : result.reason === "invalid" ? 404 : 503;
+  const status = staffNotice ? 403 : result.ok ? 200 : result.reason === "invalid" ? 404 : 503;
   return json(
-    { result, csrf },
+    { result, csrf, staffNotice },
     { status, headers: { ...PRIVATE_HEADERS, "Set-Cookie": csrfCookie(csrf, request) } },
   );
 }
@@ -73,27 +84,59 @@ export async function action({ request, params, context }: ActionFunctionArgs) {
       403,
     );
   }
-  const parsed = approvalDecisionSchema.safeParse({
-    token: params.token ?? "",
-    decision: form.get("decision"),
-    approverName: form.get("approverName") ?? "",
-  });
-  if (!parsed.success) {
-    const nameIssue = parsed.error.issues.find((issue) => issue.path[0] === "approverName");
-    const decisionIssue = parsed.error.issues.find((issue) => issue.path[0] === "decision");
-    const error = nameIssue ? "Enter your name (up to 100 characters)." : decisionIssue ? "Choose Approve or Deny." : describeZodError(parsed.error);
-    return respond({ kind: "invalid_input", error }, 400);
+  const env = getEnv(context);
+  // Separation of duties: MSP staff never decide for the client, whatever link they hold.
+  const consoleUser = await consoleSession(env, request);
+  if (consoleUser.kind === "console_user") return respond({ kind: "refused", error: staffRefusal(consoleUser.name) }, 403);
+  if (consoleUser.kind === "unknown") {
+    return respond(
+      { kind: "refused", error: "We could not check who is signed in on this browser, so nothing was changed. Try again in a minute." },
+      503,
+    );
   }
-  const { token, decision, approverName } = parsed.data;
-  const result = await decideApproval(getEnv(context), token, decision, approverName, callerAddress(request));
+  const parsed = approvalDecisionSchema.safeParse({ token: params.token ?? "", decision: form.get("decision") });
+  if (!parsed.success) {
+    const decisionIssue = parsed.error.issues.some((issue) => issue.path[0] === "decision");
+    return respond({ kind: "invalid_input", error: decisionIssue ? "Choose Approve or Deny." : describeZodError(parsed.error) }, 400);
+  }
+  const { token, decision } = parsed.data;
+  const result = await decideApproval(env, token, decision, callerAddress(request));
   const status = result.ok
     ? 200
-    : { used: 409, expired: 410, invalid: 404, bad_request: 400, unavailable: 503 }[result.reason];
+    : { used: 409, withdrawn: 409, expired: 410, invalid: 404, bad_request: 400, unavailable: 503 }[result.reason];
   return respond({ kind: "decided", result }, status);
 }
 
+type ConsoleSession = { kind: "none" } | { kind: "console_user"; name: string | null } | { kind: "unknown" };
+
+/**
+ * Whether this browser is signed in to the console. Any Clerk session counts,
+ * even one without a usable membership: console accounts belong to MSP staff,
+ * never to a client's approvers.
+ */
+async function consoleSession(env: Env, request: Request): Promise<ConsoleSession> {
+  try {
+    const member = await authenticateMember({ request, context: { cloudflare: { env } } });
+    if (!("kind" in member)) return { kind: "console_user", name: member.name };
+    return member.kind === "signed_out" ? { kind: "none" } : { kind: "console_user", name: null };
+  } catch (error) {
+    // Clerk's handshake redirect is a thrown Response: let Remix follow it.
+    if (error instanceof Response) throw error;
+    console.error("approval page: could not check for a console session", error);
+    return { kind: "unknown" };
+  }
+}
+
+function staffRefusal(name: string | null): string {
+  const who = name ? `You are signed in to the Caisey console as ${name}.` : "You are signed in to the Caisey console.";
+  return `${who} Approvals must come from the client's own approver, not from MSP staff.`;
+}
+
+// ---------------------------------------------------------------------------
+// Page
+
 export default function ApprovePage() {
-  const { result, csrf } = useLoaderData<typeof loader>();
+  const { result, csrf, staffNotice } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>() as ActionResult | undefined;
   const navigation = useNavigation();
   const busy = navigation.state !== "idle";
@@ -101,43 +144,31 @@ export default function ApprovePage() {
   const decided = actionData?.kind === "decided" ? actionData.result : null;
   // What the page shows: the freshest view we have.
   const view: ApprovalView | null = decided && "view" in decided ? decided.view : result.ok ? result.view : null;
+  const mspName = result.ok ? result.mspName : "";
   const justDecided = decided?.ok ? decided.view : null;
+  const refusal = actionData && actionData.kind !== "decided" ? actionData.error : null;
+  const canDecide = view?.state === "pending" && !justDecided && !staffNotice;
 
   return (
-    <main className="mx-auto max-w-2xl p-6 sm:p-10">
-      <p className="text-sm font-semibold tracking-wide text-indigo-700 uppercase">Caisey · command approval</p>
-      {view ? (
-        <>
-          <h1 className="mt-2 text-2xl font-semibold" data-testid="approval-title">
-            {view.requestedBy} asks to run a command on {view.hostname}
-          </h1>
-          <dl className="mt-6 grid grid-cols-[max-content_1fr] gap-x-6 gap-y-2 rounded-lg bg-white p-5 text-sm shadow" data-testid="approval-details">
-            <dt className="text-slate-500">Client</dt>
-            <dd data-testid="approval-client">{view.clientName || "—"}</dd>
-            <dt className="text-slate-500">Endpoint</dt>
-            <dd data-testid="approval-hostname">{view.hostname}</dd>
-            <dt className="text-slate-500">Technician</dt>
-            <dd data-testid="approval-technician">{view.requestedBy}</dd>
-            <dt className="text-slate-500">Command</dt>
-            <dd>
-              <pre className="overflow-x-auto rounded bg-slate-900 p-3 font-mono text-sm whitespace-pre-wrap break-all text-slate-100" data-testid="approval-command">{view.text}</pre>
-              <span className="text-xs text-slate-500">runs in {view.shell}</span>
-            </dd>
-            <dt className="text-slate-500">Reason</dt>
-            <dd className="whitespace-pre-wrap" data-testid="approval-reason">{view.reason || "—"}</dd>
-            <dt className="text-slate-500">Requested</dt>
-            <dd>{formatTimestamp(view.requestedAt)}</dd>
-            <dt className="text-slate-500">Link expires</dt>
-            <dd>{formatTimestamp(view.expiresAt)}</dd>
-          </dl>
-        </>
-      ) : (
-        <h1 className="mt-2 text-2xl font-semibold" data-testid="approval-title">Command approval</h1>
-      )}
+    <main className="mx-auto w-full max-w-2xl px-4 py-6 sm:p-10 [overflow-wrap:anywhere]">
+      <header>
+        <p className="text-sm font-semibold tracking-wide text-indigo-700 uppercase">Caisey · approval request</p>
+        <h1 className="mt-1 text-base font-medium text-slate-600" data-testid="approval-title">
+          {view ? `${view.requestedBy} ${view.state === "pending" ? "asks for your approval" : "asked for approval"}` : "Approval request"}
+        </h1>
+      </header>
 
-      {actionData && actionData.kind !== "decided" ? (
-        <p className="mt-6 rounded border border-red-300 bg-red-50 p-3 text-sm text-red-800" role="alert" data-testid="approval-error">
-          {actionData.error}
+      {view ? <Request view={view} mspName={mspName} /> : null}
+
+      {staffNotice ? (
+        <p className="mt-6 rounded-lg border border-amber-300 bg-amber-50 p-4 text-base text-amber-900" role="alert" data-testid="approval-staff-notice">
+          {staffNotice}
+        </p>
+      ) : null}
+
+      {refusal && refusal !== staffNotice ? (
+        <p className="mt-6 rounded-lg border border-red-300 bg-red-50 p-4 text-base text-red-800" role="alert" data-testid="approval-error">
+          {refusal}
         </p>
       ) : null}
 
@@ -153,26 +184,21 @@ export default function ApprovePage() {
         )}
       </div>
 
-      {view?.state === "pending" && !justDecided ? (
-        <Form method="post" className="mt-6 space-y-4 rounded-lg bg-white p-5 shadow" data-testid="approval-form">
+      {canDecide && view ? (
+        <Form method="post" className="mt-6 space-y-4 rounded-lg bg-white p-4 shadow sm:p-5" data-testid="approval-form">
           <input type="hidden" name={CSRF_FIELD} value={csrf} />
-          <label className="flex flex-col text-sm font-medium">
-            Your name
-            <input
-              name="approverName"
-              required
-              maxLength={100}
-              autoComplete="name"
-              className="mt-1 rounded border px-2 py-1.5 font-normal"
-            />
-          </label>
-          <p className="text-xs text-slate-500">Your name, the time and your network address are recorded in the audit trail.</p>
-          <div className="flex gap-3">
+          <p className="text-base" data-testid="approval-approver">
+            You are approving as <strong className="font-semibold">{view.approver.name}</strong> ({view.approver.email})
+          </p>
+          <p className="text-sm text-slate-600">
+            Your decision is recorded under this name with the time and your network address. If this is not you, close this page.
+          </p>
+          <div className="flex flex-col gap-3 sm:flex-row">
             <button
               name="decision"
               value="approve"
               disabled={busy}
-              className="rounded bg-emerald-600 px-4 py-2 font-medium text-white disabled:opacity-50"
+              className="min-h-12 w-full rounded-lg bg-emerald-600 px-6 py-3 text-lg font-semibold text-white disabled:opacity-50 sm:w-auto"
             >
               Approve
             </button>
@@ -180,7 +206,7 @@ export default function ApprovePage() {
               name="decision"
               value="deny"
               disabled={busy}
-              className="rounded bg-red-600 px-4 py-2 font-medium text-white disabled:opacity-50"
+              className="min-h-12 w-full rounded-lg bg-red-600 px-6 py-3 text-lg font-semibold text-white disabled:opacity-50 sm:w-auto"
             >
               Deny
             </button>
@@ -191,15 +217,72 @@ export default function ApprovePage() {
   );
 }
 
+/** The request, in reading order: why, who and where, which step, when, then the exact command. */
+function Request({ view, mspName }: { view: ApprovalView; mspName: string }) {
+  return (
+    <section className="mt-4">
+      <p className="text-2xl leading-snug font-semibold whitespace-pre-wrap sm:text-3xl" data-testid="approval-reason">
+        {view.reason}
+      </p>
+      <p className="mt-4 text-base text-slate-700" data-testid="approval-summary">
+        <span data-testid="approval-technician">{view.requestedBy}</span>
+        {mspName ? <> from <span data-testid="approval-msp">{mspName}</span></> : null} asks to run this on{" "}
+        <strong className="font-semibold" data-testid="approval-hostname">{view.hostname}</strong>
+        {view.clientName ? <> (<span data-testid="approval-client">{view.clientName}</span>)</> : null}.
+      </p>
+      {view.sequence ? (
+        <p className="mt-2 text-base text-slate-700" data-testid="approval-sequence">
+          {/* The DO counts steps from 0; people count from 1. */}
+          Step {view.sequence.step + 1} of {view.sequence.steps} of ‘{view.sequence.name}’
+        </p>
+      ) : null}
+      <dl className="mt-4 space-y-1 text-sm text-slate-600">
+        <div>
+          <dt className="inline">Asked: </dt>
+          <dd className="inline" data-testid="approval-requested">{formatTimestampInZone(view.requestedAt, view.timeZone)}</dd>
+        </div>
+        <div>
+          <dt className="inline">This link works until: </dt>
+          <dd className="inline" data-testid="approval-expires">{formatTimestampInZone(view.expiresAt, view.timeZone)}</dd>
+        </div>
+      </dl>
+      <details className="mt-4 rounded-lg border border-slate-200 bg-white" data-testid="approval-command-details">
+        <summary className="min-h-12 cursor-pointer px-4 py-3 text-base font-medium text-slate-800">
+          The exact command, for those who read it
+        </summary>
+        <div className="px-4 pb-4">
+          <p className="mb-2 text-sm text-slate-600" data-testid="approval-shell">Runs in {shellName(view.shell)}.</p>
+          <pre
+            className="rounded bg-slate-900 p-3 font-mono text-sm whitespace-pre-wrap text-slate-100 [overflow-wrap:anywhere]"
+            data-testid="approval-command"
+          >{view.text}</pre>
+        </div>
+      </details>
+    </section>
+  );
+}
+
+function shellName(shell: string): string {
+  switch (shell) {
+    case "powershell":
+      return "Windows PowerShell";
+    case "sh":
+    case "bash":
+      return "the shell";
+    default:
+      return "the endpoint's default shell";
+  }
+}
+
 function Outcome({ view }: { view: ApprovalView }) {
+  const at = formatTimestampInZone(view.decidedAt, view.timeZone);
   return view.state === "approved" ? (
     <Message tone="ok">
-      You approved this command at {formatTimestamp(view.decidedAt)}. It will now run on {view.hostname}. You can close this page.
+      You approved this command at {at}. It will run on {view.hostname} as soon as the endpoint is reachable; the technician sees the
+      result. Nothing else is needed from you.
     </Message>
   ) : (
-    <Message tone="ok">
-      You denied this command at {formatTimestamp(view.decidedAt)}. It will not run. You can close this page.
-    </Message>
+    <Message tone="ok">You denied this command at {at}. It will not run. The technician has been told.</Message>
   );
 }
 
@@ -211,11 +294,19 @@ function StateMessage({ view, notice }: { view: ApprovalView; notice: string | n
     case "denied":
       return (
         <Message tone="info">
-          This link has already been used: {view.state} by {view.decidedBy ?? "someone"} at {formatTimestamp(view.decidedAt)}.
+          This link has already been used: {view.state} by {view.decidedBy ?? "another approver"} at{" "}
+          {formatTimestampInZone(view.decidedAt, view.timeZone)}. Nothing else is needed from you.
         </Message>
       );
+    case "withdrawn":
+      return <Message tone="info">The technician withdrew this request, so it will not run and nothing is needed from you.</Message>;
     case "expired":
-      return <Message tone="info">This link expired at {formatTimestamp(view.expiresAt)}. Ask the technician for a new one if the command is still needed.</Message>;
+      return (
+        <Message tone="info">
+          This request expired at {formatTimestampInZone(view.expiresAt, view.timeZone)} without a decision, so it will not run; the
+          technician can send a new one if it is still needed.
+        </Message>
+      );
   }
 }
 
@@ -226,7 +317,7 @@ function Message({ tone, children }: { tone: "ok" | "info" | "error"; children: 
     error: "border-red-300 bg-red-50 text-red-800",
   }[tone];
   return (
-    <p className={`rounded border p-3 text-sm ${styles}`} role="status" data-testid="approval-message">
+    <p className={`rounded-lg border p-4 text-base ${styles}`} role="status" data-testid="approval-message">
       {children}
     </p>
   );

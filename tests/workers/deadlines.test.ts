@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_CHECKIN_INTERVAL_MS } from "../../protocol/messages";
-import { checkin, connectRuntime, connectViewer, runInSession, runtimeIdentity, sessionStub, type TestSocket, viewerIdentity } from "./socket";
+import { checkin, connectRuntime, connectViewer, runInSession, runtimeIdentity, sessionStub, TEST_APPROVER, type TestSocket, viewerIdentity, waitForMail } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_deadline_test_${Date.now()}_${counter++}`;
@@ -85,20 +85,22 @@ describe("server-side deadlines and liveness", () => {
     expect((await sql(endpointId, "SELECT status FROM commands WHERE id = ?", held))[0]).toEqual({ status: "dispatched" });
   });
 
-  it("ends an approval nobody decided as expired when its link expires", async () => {
+  it("ends an approval nobody decided as expired when its links expire", async () => {
     const endpointId = freshEndpoint();
     const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
     viewer.send({ type: "run", requestId: crypto.randomUUID(), text: "shutdown -r now", shell: "sh", reason: "Patch reboot" });
-    const link = await viewer.waitFor((m) => m.type === "approval_link");
-    // Once the audit trail is replicated, the next thing the alarm waits for is the link's expiry.
+    const requested = await viewer.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.kind === "command.approval_requested"));
+    const commandId = requested.events.find((e: any) => e.kind === "command.approval_requested").commandId;
+    await waitForMail(TEST_APPROVER.email, endpointId);
+    // Once the audit trail is replicated, the next thing the alarm waits for is the request's expiry.
     expect(await runDurableObjectAlarm(sessionStub(endpointId))).toBe(true);
-    const [approval] = await sql(endpointId, "SELECT expires_at FROM approvals WHERE command_id = ?", link.commandId);
+    const [approval] = await sql(endpointId, "SELECT expires_at FROM approval_requests WHERE command_id = ?", commandId);
     expect(await nextAlarm(endpointId)).toBe(approval.expires_at);
-    await sql(endpointId, "UPDATE approvals SET expires_at = ? WHERE command_id = ?", Date.now() - 1, link.commandId);
+    await sql(endpointId, "UPDATE approval_requests SET expires_at = ? WHERE command_id = ?", Date.now() - 1, commandId);
     expect(await runDurableObjectAlarm(sessionStub(endpointId))).toBe(true);
     const finished = await viewer.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.kind === "command.finished"));
-    expect(finished.events.find((e: any) => e.kind === "command.finished")).toMatchObject({ commandId: link.commandId, status: "expired" });
-    expect((await sql(endpointId, "SELECT state FROM approvals WHERE command_id = ?", link.commandId))[0]).toEqual({ state: "expired" });
+    expect(finished.events.find((e: any) => e.kind === "command.finished")).toMatchObject({ commandId, status: "expired" });
+    expect((await sql(endpointId, "SELECT state FROM approval_requests WHERE command_id = ?", commandId))[0]).toEqual({ state: "expired" });
   });
 
   it("binds the session to the tenant of its first check-in and refuses another tenant's", async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "../../protocol/messages";
-import { connectDirect, connectRuntime, connectViewer, runtimeIdentity, type TestSocket, viewerIdentity } from "./socket";
+import { connectDirect, connectRuntime, connectViewer, registerEndpoint, runtimeIdentity, type TestSocket, viewerIdentity } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_session_test_${Date.now()}_${counter++}`;
@@ -177,6 +177,7 @@ describe("endpoint session Durable Object", () => {
 
   it("caps stored output with a truncation marker", async () => {
     const endpointId = freshEndpoint();
+    await registerEndpoint(endpointId);
     const viewer = await connectDirect(endpointId, viewerIdentity(endpointId));
     const runtime = await connectRuntime(endpointId);
     const commandId = await runOneCommand(viewer, runtime, "yes");

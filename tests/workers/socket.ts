@@ -1,6 +1,7 @@
 import { env, runInDurableObject as runInDurableObjectTyped } from "cloudflare:test";
-import type { PeerIdentity } from "../../workers/session/src/identity";
-import { IDENTITY_HEADERS } from "../../workers/session/src/identity";
+import { DEFAULT_APPROVAL_PATTERNS, type ApprovalPolicy } from "../../protocol/approvals";
+import type { PeerIdentity } from "../../protocol/session-contract";
+import { IDENTITY_HEADERS, SESSION_PATHS } from "../../protocol/session-contract";
 
 /** A WebSocket client inside workerd that records every frame it receives. */
 export class TestSocket {
@@ -87,6 +88,8 @@ export function viewerIdentity(endpointId: string, overrides: Partial<PeerIdenti
     orgId: "org_test",
     userId: "user_tech",
     userName: "Tess Tech",
+    userEmail: "tess@msp.test",
+    role: "technician",
     canRun: true,
     address: "203.0.113.7",
     ...overrides,
@@ -113,8 +116,93 @@ export async function connectRuntime(endpointId: string): Promise<TestSocket> {
   return socket;
 }
 
-/** A viewer as the console opens one: connect, then sync from `afterSeq`. */
+export const TEST_APPROVER = { name: "Priya Patel", email: "priya@client.test" } as const;
+
+/** The policy test endpoints get unless a test says otherwise: advisory deny-list, one client approver. */
+export const ADVISORY_TEST_POLICY: ApprovalPolicy = {
+  mode: "denylist",
+  allowedCommands: [],
+  patterns: [...DEFAULT_APPROVAL_PATTERNS],
+  approvers: [TEST_APPROVER],
+  linkTtlHours: 24,
+};
+
+/**
+ * Puts the endpoint in the tenant directory (D1), as enrollment does, with its
+ * own client and that client's policy ("defaults": no policy row at all). The
+ * session reads its policy copy from here. Idempotent: the first call wins,
+ * including its choice of policy.
+ */
+export async function registerEndpoint(
+  endpointId: string,
+  policy: ApprovalPolicy | "defaults" = ADVISORY_TEST_POLICY,
+  options: { orgId?: string; timeZone?: string } = {},
+): Promise<void> {
+  const orgId = options.orgId ?? "org_test";
+  const clientId = `cl_${endpointId}`;
+  if (await env.DB.prepare("SELECT 1 AS known FROM endpoints WHERE id = ?").bind(endpointId).first()) return;
+  const statements = [
+    env.DB.prepare("INSERT OR IGNORE INTO organisations (id, name, slug) VALUES (?, ?, ?)").bind(orgId, `Org ${orgId}`, orgId),
+    env.DB.prepare("INSERT OR IGNORE INTO clients (id, org_id, name, contact_name, contact_email, time_zone) VALUES (?, ?, ?, ?, ?, ?)").bind(
+      clientId,
+      orgId,
+      `Client of ${endpointId}`,
+      TEST_APPROVER.name,
+      TEST_APPROVER.email,
+      options.timeZone ?? "UTC",
+    ),
+    env.DB.prepare("INSERT OR IGNORE INTO endpoints (id, org_id, client_id, hostname, os) VALUES (?, ?, ?, ?, 'linux')").bind(endpointId, orgId, clientId, `host-${endpointId}`),
+  ];
+  if (policy !== "defaults") {
+    statements.push(
+      env.DB.prepare(
+        `INSERT OR IGNORE INTO approval_policies (client_id, org_id, mode, allowed_commands, patterns, approvers, link_ttl_hours, updated_by, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'test', ?)`,
+      ).bind(clientId, orgId, policy.mode, JSON.stringify(policy.allowedCommands), JSON.stringify(policy.patterns), JSON.stringify(policy.approvers), policy.linkTtlHours, Date.now()),
+    );
+  }
+  await env.DB.batch(statements);
+}
+
+/** The console's "re-read your policy" call, as an admin's save makes it. */
+export async function refreshSessionPolicy(endpointId: string, orgId = "org_test"): Promise<{ status: number; body: any }> {
+  const identity: PeerIdentity = { peer: "directory", endpointId, orgId, userId: "user_admin", userName: "Ada Admin", role: "admin", canRun: false };
+  const response: Response = await sessionStub(endpointId).fetch(`https://session.internal${SESSION_PATHS.policy}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-partykit-room": endpointId, [IDENTITY_HEADERS.identity]: JSON.stringify(identity) },
+    body: "{}",
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+/** Approval emails the capture mailer stored for `email` about `endpointId`'s commands, oldest first, with their links. */
+export async function mailTo(email: string, endpointId?: string): Promise<{ subject: string; text: string; html: string; token: string | null }[]> {
+  const rows = await env.DB.prepare(`SELECT subject, text, html FROM capture_mailbox WHERE "to" LIKE ? ORDER BY created_at, rowid`)
+    .bind(`%${email}%`)
+    .all<{ subject: string; text: string; html: string }>();
+  return rows.results
+    .map((row) => {
+      const match = row.text.match(/\/approve\/([A-Za-z0-9_~-]+)/);
+      return { ...row, token: match ? match[1]! : null };
+    })
+    .filter((mail) => !endpointId || mail.token?.startsWith(`${endpointId}~`));
+}
+
+/** Waits until `email` has received `count` messages about `endpointId`; returns the newest one, with its link token. */
+export async function waitForMail(email: string, endpointId: string, count = 1, timeoutMs = 5_000): Promise<{ token: string; text: string; subject: string; html: string }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const mail = await mailTo(email, endpointId);
+    const newest = mail[count - 1];
+    if (newest?.token) return { ...newest, token: newest.token };
+    if (Date.now() > deadline) throw new Error(`no mail #${count} for ${email} about ${endpointId}; have ${mail.length}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A viewer as the console opens one: the endpoint is in the directory, connect, then sync from `afterSeq`. */
 export async function connectViewer(endpointId: string, identity: PeerIdentity, afterSeq = 0): Promise<TestSocket> {
+  await registerEndpoint(endpointId);
   const socket = await connectDirect(endpointId, identity);
   socket.send({ type: "sync", afterSeq });
   await socket.waitFor((m) => m.type === "events" && m.replay);

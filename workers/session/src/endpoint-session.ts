@@ -23,28 +23,23 @@ import {
   type ViewerMessage,
   type Viewer,
 } from "../../../protocol/messages";
+import { approvalRule, sessionPolicySchema, type SessionPolicy } from "../../../protocol/approvals";
 import {
-  approvalDecisionSchema,
-  approvalLookupSchema,
-  matchingPattern,
-  type ApprovalView,
-} from "../../../protocol/approvals";
-import {
-  approvalBindingHash,
-  loadEndpointPolicy,
-  loggingNotifier,
-  newApprovalSecret,
-  secretHashFromToken,
-  type ApprovalNotifier,
-  type ApprovalRow,
-} from "./approvals";
+  readPeerIdentity,
+  SESSION_CLOSE_CODES,
+  SESSION_PATHS,
+  type VerifiedPeerIdentity as PeerIdentity,
+} from "../../../protocol/session-contract";
+import { ApprovalFlow, eligibleApprovers } from "./approval-flow";
+import { readSessionPolicy } from "./approvals";
 import { AuditLog } from "./audit-log";
-import { readPeerIdentity, type PeerIdentity } from "./identity";
+import type { SessionEnv } from "./env";
 import { migrate } from "./schema";
 
-export interface SessionEnv {
-  DB: D1Database;
-}
+/** A background refresh of the policy copy at most this often (on runtime connects), off the command path. */
+const POLICY_REFRESH_MS = 10 * 60_000;
+/** Refused runtime messages audited per instance, so a misbehaving runtime cannot flood the chain. */
+const MAX_AUDITED_REFUSALS = 200;
 
 /**
  * How long past a command's own time limit an online runtime may take to
@@ -62,11 +57,7 @@ const RESULT_DEADLINE_SQL = "MAX(COALESCE(dispatched_at, created_at) + timeout_m
 /** Events per replay frame, so a long history never becomes one huge message. */
 const REPLAY_BATCH = 200;
 
-export const CLOSE_CODES = {
-  unauthorized: 4401,
-  forbidden: 4403,
-  replaced: 4409,
-} as const;
+export const CLOSE_CODES = SESSION_CLOSE_CODES;
 
 type ConnectionState = PeerIdentity & {
   /** Runtime: when it said hello (only then is work dispatched to it). */
@@ -114,8 +105,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   static options = { hibernate: true };
 
   private runQueue: Promise<void> = Promise.resolve();
-  /** Replaced in tests that need to see what would be emailed. */
-  notifier: ApprovalNotifier = loggingNotifier;
+  private readonly refusalsAudited = new Set<string>();
 
   /** The alarm time last set by this instance, so an unchanged one is not written again. */
   private alarmAt: number | undefined;
@@ -130,6 +120,23 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     () => this.scheduleAlarm(),
   );
 
+  private readonly approvals = new ApprovalFlow({
+    endpointId: () => this.name,
+    sql: this.ctx.storage.sql,
+    env: () => this.env,
+    audit: this.audit,
+    appendEvent: (kind, body) => this.appendEvent(kind, body),
+    getCommand: (commandId) => this.getCommand(commandId),
+    policy: () => this.policy(),
+    release: (commandId) => {
+      this.ctx.storage.sql.exec("UPDATE commands SET status = 'queued' WHERE id = ? AND status = 'pending_approval'", commandId);
+      this.dispatchQueued();
+    },
+    finish: (commandId, status, error) => this.finishCommand(this.getCommand(commandId)!, { status, exitCode: null, error, timings: null }),
+    waitUntil: (promise) => this.ctx.waitUntil(promise),
+    scheduleAlarm: () => this.scheduleAlarm(),
+  });
+
   onStart(): void {
     migrate(this.ctx.storage.sql);
   }
@@ -137,7 +144,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   /** HTTP from the edge only: runtime check-ins and the public approval page's calls. */
   async onRequest(request: Request): Promise<Response> {
     const identity = readPeerIdentity(request);
-    if (!identity || identity.peer === "viewer" || identity.endpointId !== this.name) {
+    if (!identity || identity.peer === "viewer" || identity.endpointId !== this.name || !this.name) {
       return Response.json({ error: "Unauthenticated" }, { status: 401 });
     }
     const path = new URL(request.url).pathname;
@@ -147,16 +154,69 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     } catch {
       return Response.json({ error: "Body must be JSON" }, { status: 400 });
     }
+    if (identity.peer === "directory") {
+      if (request.method !== "POST" || path !== SESSION_PATHS.policy) return Response.json({ error: "Not found" }, { status: 404 });
+      if (!this.bindTenant(identity)) return Response.json({ error: "Identity is bound to another tenant" }, { status: 403 });
+      return this.onPolicyRefresh(identity);
+    }
     if (identity.peer === "runtime") {
-      if (request.method !== "POST" || path !== "/checkin") return Response.json({ error: "Not found" }, { status: 404 });
+      if (request.method !== "POST" || path !== SESSION_PATHS.checkin) return Response.json({ error: "Not found" }, { status: 404 });
       const parsed = checkinRequestSchema.safeParse(body);
       if (!parsed.success) return Response.json({ error: `Invalid check-in: ${describeZodError(parsed.error)}` }, { status: 400 });
       if (!this.bindTenant(identity)) return Response.json({ error: "Identity is bound to another tenant" }, { status: 403 });
       return Response.json(this.onCheckin(parsed.data, identity));
     }
-    if (request.method === "POST" && path === "/approval/view") return this.onApprovalView(body, identity);
-    if (request.method === "POST" && path === "/approval/decide") return this.onApprovalDecide(body, identity);
+    if (request.method !== "POST") return Response.json({ error: "Not found" }, { status: 404 });
+    if (path === SESSION_PATHS.approvalView) return respond(this.approvals.view(body, identity));
+    if (path === SESSION_PATHS.approvalDecide) return respond(this.approvals.decide(body, identity));
     return Response.json({ error: "Not found" }, { status: 404 });
+  }
+
+  // ---------------------------------------------------------------------------
+  // The session's copy of the client's approval policy: commands never wait on
+  // D1 for it. Replaced when an admin saves a policy (the console asks the
+  // session to re-read it), refreshed in the background on runtime connects.
+
+  private policy(): SessionPolicy | null {
+    const row = this.sqlOne<{ body: string }>("SELECT body FROM session_policy WHERE id = 1");
+    if (!row) return null;
+    const parsed = sessionPolicySchema.safeParse(JSON.parse(row.body));
+    return parsed.success ? parsed.data : null;
+  }
+
+  /** Reads the policy from the directory into the session's copy; null (copy unchanged) when D1 cannot say. */
+  private async loadPolicy(): Promise<SessionPolicy | null> {
+    try {
+      const policy = await readSessionPolicy(this.env.DB, this.name);
+      if (!policy) return null;
+      this.ctx.storage.sql.exec(
+        "INSERT INTO session_policy (id, body, loaded_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body, loaded_at = excluded.loaded_at",
+        JSON.stringify(policy),
+        Date.now(),
+      );
+      return policy;
+    } catch (error) {
+      console.error("approval policy could not be read from the directory", error);
+      return null;
+    }
+  }
+
+  private async onPolicyRefresh(identity: PeerIdentity): Promise<Response> {
+    const policy = await this.loadPolicy();
+    if (!policy) return Response.json({ error: "The client's policy could not be read; the session keeps its previous copy" }, { status: 503 });
+    this.audit.append({
+      kind: "policy.updated",
+      actorId: identity.userId,
+      actorName: identity.userName,
+      detail: { mode: policy.mode, version: policy.version, approvers: policy.approvers.length, allowedCommands: policy.allowedCommands.length },
+    });
+    return Response.json({ version: policy.version });
+  }
+
+  private refreshPolicyInBackground(): void {
+    const loadedAt = this.sqlOne<{ loaded_at: number }>("SELECT loaded_at FROM session_policy WHERE id = 1")?.loaded_at ?? 0;
+    if (Date.now() - loadedAt < POLICY_REFRESH_MS) return;
+    this.ctx.waitUntil(this.loadPolicy());
   }
 
   /**
@@ -176,8 +236,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     } else {
       this.touchLastSeen();
     }
-    for (const { commandId, startedAt } of checkin.started) this.onRuntimeStarted(commandId, startedAt);
-    for (const result of checkin.results) this.acceptResult(result);
+    for (const { commandId, startedAt } of checkin.started) this.onRuntimeStarted(commandId, startedAt, identity.address);
+    // A refused result is not acknowledged: the runtime keeps it, and the session keeps nothing of it.
+    const acks = checkin.results.filter((result) => this.acceptResult(result, identity.address)).map((r) => r.commandId);
     // Dispatched but unreported work is offered again: the runtime's journal
     // answers a repeat with its stored result, never a second run.
     const redeliver = this.sqlAll<CommandRow>(
@@ -188,7 +249,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     const cancel = this.sqlAll<{ id: string }>("SELECT id FROM commands WHERE cancel_requested = 1 AND status IN ('dispatched', 'running')").map((r) => r.id);
     this.scheduleAlarm();
     return {
-      acks: checkin.results.map((r) => r.commandId),
+      acks,
       dispatch: [...redeliver, ...due].map((command) => this.toDispatched(command)),
       cancel,
       nextCheckinMs: intervalMs,
@@ -196,105 +257,16 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     };
   }
 
-  private async onApprovalView(body: unknown, identity: PeerIdentity): Promise<Response> {
-    const parsed = approvalLookupSchema.safeParse(body);
-    if (!parsed.success) return Response.json({ error: describeZodError(parsed.error) }, { status: 400 });
-    const found = this.findApproval(parsed.data.token);
-    if (!found) return invalidLink();
-    this.audit.append({ kind: "approval.viewed", actorAddress: identity.address, commandId: found.command.id, status: found.command.status, detail: {} });
-    return Response.json(await this.approvalView(found.approval, found.command));
-  }
-
-  private async onApprovalDecide(body: unknown, identity: PeerIdentity): Promise<Response> {
-    const parsed = approvalDecisionSchema.safeParse(body);
-    if (!parsed.success) return Response.json({ error: describeZodError(parsed.error) }, { status: 400 });
-    const found = this.findApproval(parsed.data.token);
-    if (!found) return invalidLink();
-    const { command } = found;
-    const now = Date.now();
-    if (found.approval.state === "pending" && command.status === "pending_approval" && now >= found.approval.expires_at) {
-      this.expireApproval(command); // the alarm may not have run yet
-    }
-    const approval = this.getApproval(command.id)!;
-    if (approval.state === "expired") {
-      return Response.json({ error: "This link has expired.", view: await this.approvalView(approval, this.getCommand(command.id)!) }, { status: 410 });
-    }
-    if (approval.state !== "pending" || command.status !== "pending_approval") {
-      const error = approval.state === "pending" ? "This request was withdrawn by the technician." : "This link has already been used.";
-      return Response.json({ error, view: await this.approvalView(approval, command) }, { status: 409 });
-    }
-    const { decision, approverName } = parsed.data;
-    this.ctx.storage.sql.exec(
-      "UPDATE approvals SET state = ?, decided_by = ?, decided_at = ?, decided_address = ? WHERE command_id = ? AND state = 'pending'",
-      decision === "approve" ? "approved" : "denied",
-      approverName,
-      now,
-      identity.address,
-      command.id,
-    );
-    this.appendEvent("command.approval_decided", { commandId: command.id, decision, by: approverName });
-    this.audit.append({
-      kind: "approval.decided",
-      actorName: approverName,
-      actorAddress: identity.address,
-      commandId: command.id,
-      status: decision === "approve" ? "approved" : "denied",
-      detail: { text: command.text },
-    });
-    if (decision === "approve") {
-      this.ctx.storage.sql.exec("UPDATE commands SET status = 'queued' WHERE id = ?", command.id);
-      this.dispatchQueued();
-    } else {
-      this.finishCommand(command, { status: "denied", exitCode: null, error: `Denied by ${approverName}`, timings: null });
-    }
-    return Response.json({ view: await this.approvalView(this.getApproval(command.id)!, this.getCommand(command.id)!) });
-  }
-
-  /** The approval a link points to, only if the link is genuine and still bound to the same command. */
-  private findApproval(token: string): { approval: ApprovalRow; command: CommandRow } | null {
-    const secretHash = secretHashFromToken(token, this.name);
-    if (!secretHash) return null;
-    const approval = this.sqlOne<ApprovalRow>("SELECT * FROM approvals WHERE secret_hash = ?", secretHash);
-    if (!approval) return null;
-    const command = this.getCommand(approval.command_id);
-    if (!command) return null;
-    const binding = approvalBindingHash(this.name, command.id, command.text, command.requested_by_id);
-    return binding === approval.binding_hash ? { approval, command } : null;
-  }
-
-  private getApproval(commandId: string): ApprovalRow | undefined {
-    return this.sqlOne<ApprovalRow>("SELECT * FROM approvals WHERE command_id = ?", commandId);
-  }
-
-  private async approvalView(approval: ApprovalRow, command: CommandRow): Promise<ApprovalView> {
-    const policy = await loadEndpointPolicy(this.env.DB, this.name);
-    const expired = approval.state === "pending" && Date.now() >= approval.expires_at;
-    return {
-      commandId: command.id,
-      text: command.text,
-      shell: command.shell,
-      reason: approval.reason,
-      requestedBy: command.requested_by_name,
-      requestedAt: approval.requested_at,
-      expiresAt: approval.expires_at,
-      state: expired ? "expired" : approval.state,
-      decidedBy: approval.decided_by,
-      decidedAt: approval.decided_at,
-      endpointId: this.name,
-      hostname: policy.hostname,
-      clientName: policy.clientName,
-    };
-  }
-
   async onAlarm(): Promise<void> {
     this.alarmAt = undefined;
     const now = Date.now();
     this.settleCheckinLiveness(now);
-    this.expireApprovals(now);
+    this.approvals.expireDue(now);
     this.timeOutUnreportedCommands(now);
     this.dispatchQueued();
+    await this.approvals.deliverDue(now);
     if (this.audit.replicationDue()) {
-      const outcome = await this.audit.replicate(this.env.DB);
+      const outcome = await this.audit.replicate(this.env.DB, this.env.AUDIT_MAC_KEY);
       if ("failed" in outcome) console.error(`audit replication failed, retrying in ${Math.round(outcome.retryInMs)} ms: ${outcome.failed}`);
     }
     this.scheduleAlarm();
@@ -308,21 +280,6 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     if (this.currentRuntime()) return;
     this.setRuntimeOnline(false, null);
     this.audit.append({ kind: "runtime.disconnected", detail: { transport: "checkin", reason: "missed its check-ins" } });
-  }
-
-  /** A request nobody decided in time ends as expired, so it stops blocking its sequence. */
-  private expireApprovals(now: number): void {
-    const expired = this.sqlAll<CommandRow>(
-      `SELECT c.* FROM commands c JOIN approvals a ON a.command_id = c.id
-       WHERE a.state = 'pending' AND a.expires_at <= ? AND c.status = 'pending_approval'`,
-      now,
-    );
-    for (const command of expired) this.expireApproval(command);
-  }
-
-  private expireApproval(command: CommandRow): void {
-    this.ctx.storage.sql.exec("UPDATE approvals SET state = 'expired' WHERE command_id = ? AND state = 'pending'", command.id);
-    this.finishCommand(command, { status: "expired", exitCode: null, error: "No decision before the approval link expired", timings: null });
   }
 
   /**
@@ -386,6 +343,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       }
       this.setRuntimeValue("checkin_offline_at", ""); // the socket now says whether it is online
       this.setRuntimeOnline(true, "websocket");
+      this.refreshPolicyInBackground();
       this.audit.append({ kind: "runtime.connected", actorAddress: identity.address, detail: { transport: "websocket" } });
       this.send(connection, { type: "clock", serverTime: Date.now() });
     } else {
@@ -434,6 +392,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         return this.onViewerRun(connection, identity, message);
       case "cancel":
         return this.onViewerCancel(connection, identity, message.commandId);
+      case "reissue_approval":
+        return this.onViewerReissue(connection, identity, message.commandId);
       case "run_sequence":
         return this.onViewerRun(connection, identity, message);
     }
@@ -460,8 +420,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   }
 
   /**
-   * Runs are handled one at a time, in arrival order, although each awaits the
-   * client's approval policy from D1.
+   * Runs are handled one at a time, in arrival order: the first one may have
+   * to read the client's policy from the directory before the session has a copy.
    */
   private onViewerRun(connection: Connection, identity: PeerIdentity, message: RunRequest): void {
     this.runQueue = this.runQueue
@@ -472,7 +432,12 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       });
   }
 
-  /** A single command is a one-step request; a sequence is several steps run in order. */
+  /**
+   * A single command is a one-step request; a sequence is several steps run in
+   * order. Nothing is stored unless every step can be honoured: a known policy,
+   * and for steps that need consent a reason and someone other than the
+   * requester to ask.
+   */
   private async acceptRun(connection: Connection, identity: PeerIdentity, message: RunRequest): Promise<void> {
     if (!identity.canRun || !identity.userId) {
       return this.sendViewerError(connection, "forbidden", "Your role cannot run commands", message.requestId);
@@ -480,21 +445,45 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     // A sequence's steps are stored as "<requestId>#<step>"; its first step marks the request as seen.
     const existing = this.sqlOne<{ id: string }>("SELECT id FROM commands WHERE request_id IN (?, ?)", message.requestId, `${message.requestId}#0`);
     if (existing) return; // a resend after reconnect; the first copy is already in the log
-    const policy = await loadEndpointPolicy(this.env.DB, this.name);
+    // Fail closed: without the client's policy nobody can say what needs consent.
+    const policy = this.policy() ?? (await this.loadPolicy());
+    if (!policy) {
+      return this.sendViewerError(
+        connection,
+        "policy_unavailable",
+        "The client's approval policy could not be read, so nothing was queued. Try again in a minute.",
+        message.requestId,
+      );
+    }
     const requestedBy = { userId: identity.userId, name: identity.userName ?? identity.userId };
     const isSequence = message.type === "run_sequence";
     const steps = isSequence ? message.steps : [{ text: message.text, shell: message.shell }];
+    const rules = steps.map(({ text }) => (message.privileged ? "flagged by the technician" : approvalRule(policy, text)));
+    const approvers = eligibleApprovers(policy, identity.userEmail);
+    if (rules.some((rule) => rule !== null)) {
+      if (!message.reason) {
+        return this.sendViewerError(connection, "invalid_message", "This needs the client's approval: give a reason the client can read.", message.requestId);
+      }
+      if (approvers.length === 0) {
+        return this.sendViewerError(
+          connection,
+          "no_approvers",
+          policy.approvers.length
+            ? "This needs the client's approval, and the only approver on the client's policy is you: someone else must approve it. Ask an admin to add the client's own approver."
+            : "This needs the client's approval, but the client's policy names no approver. Ask an admin to add one.",
+          message.requestId,
+        );
+      }
+    }
     const sequence = isSequence
       ? { id: `seq_${crypto.randomUUID()}`, name: message.name, steps: steps.length, stopOnFailure: message.stopOnFailure }
       : null;
     const notBefore = isSequence ? message.notBefore : null;
     const expiresAt = isSequence ? message.expiresAt : null;
     const now = Date.now();
-    const origin = new URL(connection.uri ?? "http://localhost").origin;
 
     for (const [step, { text, shell }] of steps.entries()) {
-      const pattern = matchingPattern(text, policy.patterns);
-      const needsApproval = message.privileged || pattern !== null;
+      const rule = rules[step] ?? null;
       const commandId = `cmd_${crypto.randomUUID()}`;
       const requestId = isSequence ? `${message.requestId}#${step}` : message.requestId;
       this.ctx.storage.sql.exec(
@@ -508,7 +497,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         message.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
         requestedBy.userId,
         requestedBy.name,
-        needsApproval ? "pending_approval" : "queued",
+        rule ? "pending_approval" : "queued",
         now,
         sequence?.id ?? null,
         sequence?.name ?? null,
@@ -534,57 +523,32 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         actorName: requestedBy.name,
         actorAddress: identity.address,
         commandId,
-        status: needsApproval ? "pending_approval" : "queued",
+        status: rule ? "pending_approval" : "queued",
         detail: { text, shell, reason: message.reason, sequence: sequence?.name ?? null, step, notBefore, expiresAt },
       });
-      if (needsApproval) this.requestApproval(commandId, text, message.reason, pattern, requestedBy, identity.address, policy, origin);
+      if (rule) {
+        this.approvals.request({
+          command: this.getCommand(commandId)!,
+          reason: message.reason,
+          rule,
+          approvers,
+          requester: requestedBy,
+          requesterAddress: identity.address,
+          linkTtlHours: policy.linkTtlHours,
+          now,
+        });
+      }
     }
+    if (rules.some((rule) => rule !== null)) this.approvals.kickDelivery();
     this.dispatchQueued();
   }
 
-  private requestApproval(
-    commandId: string,
-    text: string,
-    reason: string,
-    pattern: string | null,
-    requestedBy: { userId: string; name: string },
-    address: string | null,
-    policy: Awaited<ReturnType<typeof loadEndpointPolicy>>,
-    origin: string,
-  ): void {
-    const now = Date.now();
-    const { token, secretHash } = newApprovalSecret(this.name);
-    const expiresAt = now + policy.linkTtlHours * 3_600_000;
-    this.ctx.storage.sql.exec(
-      `INSERT INTO approvals (command_id, secret_hash, binding_hash, reason, requested_at, expires_at, state)
-       VALUES (?, ?, ?, ?, ?, ?, 'pending')`,
-      commandId,
-      secretHash,
-      approvalBindingHash(this.name, commandId, text, requestedBy.userId),
-      reason,
-      now,
-      expiresAt,
-    );
-    const approvers = policy.approvers.map((a) => a.name);
-    this.appendEvent("command.approval_requested", { commandId, reason, pattern, approvers, expiresAt });
-    this.audit.append({
-      kind: "approval.requested",
-      actorId: requestedBy.userId,
-      actorName: requestedBy.name,
-      actorAddress: address,
-      commandId,
-      status: "pending_approval",
-      detail: { text, reason, pattern, approvers: policy.approvers, expiresAt },
-    });
-    const url = `${origin}/approve/${token}`;
-    for (const viewer of this.getConnections<ConnectionState>("viewer")) {
-      if (viewer.state?.userId === requestedBy.userId) this.send(viewer, { type: "approval_link", commandId, url });
+  private onViewerReissue(connection: Connection, identity: PeerIdentity, commandId: string): void {
+    if (identity.role !== "admin" || !identity.userId) {
+      return this.sendViewerError(connection, "forbidden", "Only an admin can re-issue approval links");
     }
-    this.ctx.waitUntil(
-      this.notifier
-        .requestApproval({ approvers: policy.approvers, url, command: text, requestedBy: requestedBy.name, hostname: policy.hostname, clientName: policy.clientName, expiresAt })
-        .catch((error: unknown) => console.error("approval notification failed", error)),
-    );
+    const refused = this.approvals.reissue(commandId, { userId: identity.userId, name: identity.userName ?? identity.userId }, identity.address);
+    if (refused) this.sendViewerError(connection, "conflict", refused);
   }
 
   private onViewerCancel(connection: Connection, identity: PeerIdentity, commandId: string): void {
@@ -597,7 +561,12 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     if (["pending_approval", "queued", "dispatched", "running"].includes(command.status)) {
       this.audit.append({ kind: "command.cancel_requested", actorId: by.userId, actorName: by.name, actorAddress: identity.address, commandId, status: command.status, detail: {} });
     }
-    if (command.status === "queued" || command.status === "pending_approval") {
+    if (command.status === "pending_approval") {
+      this.approvals.withdraw(commandId, by, identity.address);
+      this.finishCommand(command, { status: "cancelled", exitCode: null, error: `Approval request withdrawn by ${by.name}`, timings: null });
+      return;
+    }
+    if (command.status === "queued") {
       this.finishCommand(command, { status: "cancelled", exitCode: null, error: "Cancelled before it was sent", timings: null });
       return;
     }
@@ -621,9 +590,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       case "clock":
         return this.onRuntimeClock(message);
       case "started":
-        return this.onRuntimeStarted(message.commandId, message.startedAt);
+        return this.onRuntimeStarted(message.commandId, message.startedAt, connection.state?.address ?? null);
       case "output":
-        return this.onRuntimeOutput(message.commandId, message.index, message.chunk);
+        return this.onRuntimeOutput(message.commandId, message.index, message.chunk, connection.state?.address ?? null);
       case "result":
         return this.onRuntimeResult(connection, message.result);
     }
@@ -647,30 +616,69 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     this.setRuntimeValue("clock_offset_ms", String(offset));
   }
 
-  private onRuntimeStarted(commandId: string, startedAt: number): void {
+  /**
+   * The runtime may only report on work this session dispatched to it.
+   * Repeats and late reports about finished work are legal and change nothing
+   * ("finished"); a report about work never dispatched (still waiting for
+   * approval or its window, or unknown) is refused and audited.
+   */
+  private reportable(commandId: string, message: "started" | "output" | "result", address: string | null): CommandRow | "finished" | "refused" {
     const command = this.getCommand(commandId);
-    if (!command || command.started_at !== null || isFinal(command.status)) return;
+    if (command && command.dispatched_at !== null) {
+      if (command.status === "dispatched" || command.status === "running") return command;
+      if (isFinal(command.status)) return "finished";
+    }
+    this.auditRefusal(commandId, command, message, address);
+    return "refused";
+  }
+
+  private auditRefusal(commandId: string, command: CommandRow | undefined, message: string, address: string | null): void {
+    const key = `${message}:${commandId}`;
+    if (this.refusalsAudited.has(key) || this.refusalsAudited.size >= MAX_AUDITED_REFUSALS) return;
+    this.refusalsAudited.add(key);
+    const reason = command ? `the session never dispatched it (it is ${command.status})` : "the session has no such command";
+    this.appendEvent("runtime.refused", { commandId: command ? command.id : null, message, reason });
+    this.audit.append({
+      kind: "runtime.refused",
+      actorAddress: address,
+      commandId: command ? command.id : null,
+      status: command?.status ?? null,
+      detail: { message, commandId, reason },
+    });
+  }
+
+  private onRuntimeStarted(commandId: string, startedAt: number, address: string | null): void {
+    const command = this.reportable(commandId, "started", address);
+    if (typeof command === "string" || command.started_at !== null) return;
     this.ctx.storage.sql.exec("UPDATE commands SET status = 'running', started_at = ? WHERE id = ?", startedAt, commandId);
     this.appendEvent("command.started", { commandId, startedAt });
   }
 
-  private onRuntimeOutput(commandId: string, index: number, chunk: OutputChunk): void {
-    const command = this.getCommand(commandId);
-    if (!command || isFinal(command.status)) return;
+  private onRuntimeOutput(commandId: string, index: number, chunk: OutputChunk, address: string | null): void {
+    const command = this.reportable(commandId, "output", address);
+    if (typeof command === "string") return;
     this.storeOutput(command, index, chunk);
   }
 
-  private onRuntimeResult(connection: Connection, result: CommandResult): void {
-    this.acceptResult(result);
-    this.send(connection, { type: "ack", commandId: result.commandId });
+  private onRuntimeResult(connection: Connection<ConnectionState>, result: CommandResult): void {
+    if (this.acceptResult(result, connection.state?.address ?? null)) {
+      this.send(connection, { type: "ack", commandId: result.commandId });
+    } else {
+      this.send(connection, { type: "error", code: "refused", message: `Result for ${result.commandId} refused: the session never dispatched it` });
+    }
     this.touchLastSeen();
     this.dispatchQueued(); // the next step of a sequence may now be due
   }
 
-  /** Idempotent: a result for a finished or unknown command changes nothing. */
-  private acceptResult(result: CommandResult): void {
-    const command = this.getCommand(result.commandId);
-    if (!command || isFinal(command.status)) return;
+  /**
+   * Stores a dispatched command's result; true when the runtime may drop it
+   * (stored now or before). Idempotent for finished work; false, with nothing
+   * changed, for work the session never dispatched.
+   */
+  private acceptResult(result: CommandResult, address: string | null): boolean {
+    const command = this.reportable(result.commandId, "result", address);
+    if (command === "refused") return false;
+    if (command === "finished") return true;
     if (command.started_at === null) {
       // Short commands report only their result; it carries the start time.
       this.ctx.storage.sql.exec("UPDATE commands SET started_at = ? WHERE id = ?", result.startedAt, command.id);
@@ -698,6 +706,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       error: result.error,
       timings: this.computeTimings(command, result, receivedAt),
     });
+    return true;
   }
 
   // ---------------------------------------------------------------------------
@@ -771,8 +780,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     if (window?.at) candidates.push(window.at);
     const offlineAt = Number(this.getRuntimeValue("checkin_offline_at") || 0);
     if (offlineAt > now) candidates.push(offlineAt);
-    const approval = this.sqlOne<{ at: number | null }>("SELECT MIN(expires_at) AS at FROM approvals WHERE state = 'pending'");
-    if (approval?.at) candidates.push(approval.at);
+    const approval = this.approvals.nextWakeAt();
+    if (approval) candidates.push(approval);
     if (this.runtimeState().online) {
       const result = this.sqlOne<{ at: number | null }>(
         `SELECT MIN(${RESULT_DEADLINE_SQL}) AS at FROM commands WHERE status IN ('dispatched', 'running')`,
@@ -1031,4 +1040,8 @@ function truncateUtf8(text: string, maxBytes: number): string {
   const bytes = new TextEncoder().encode(text);
   if (bytes.byteLength <= maxBytes) return text;
   return new TextDecoder().decode(bytes.slice(0, maxBytes)).replace(/\uFFFD$/, "");
+}
+
+function respond({ status, body }: { status: number; body: unknown }): Response {
+  return Response.json(body, { status });
 }

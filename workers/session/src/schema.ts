@@ -79,6 +79,46 @@ export const SESSION_MIGRATIONS: readonly string[] = [
   ALTER TABLE commands ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
   CREATE INDEX commands_sequence_idx ON commands (sequence_id, step_index);
   `,
+  // Approval integrity: one link per approver (never one shared link), the
+  // session's own copy of the client's policy. Single-link requests of the old
+  // table cannot be decided by a named approver, so they are not carried over.
+  `
+  DROP TABLE approvals;
+  CREATE TABLE approval_requests (
+    command_id TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    rule TEXT,
+    requester_id TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    decided_by TEXT,
+    decided_email TEXT,
+    decided_at INTEGER,
+    decided_address TEXT
+  );
+  CREATE INDEX approval_requests_state_idx ON approval_requests (state, expires_at);
+  CREATE TABLE approval_links (
+    id TEXT PRIMARY KEY,
+    command_id TEXT NOT NULL,
+    approver_name TEXT NOT NULL,
+    approver_email TEXT NOT NULL,
+    binding_hash TEXT NOT NULL,
+    secret_hash TEXT UNIQUE,
+    issued_at INTEGER,
+    viewed_at INTEGER,
+    delivery TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    last_error TEXT,
+    UNIQUE (command_id, approver_email)
+  );
+  CREATE TABLE session_policy (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    body TEXT NOT NULL,
+    loaded_at INTEGER NOT NULL
+  );
+  `,
 ];
 
 export function migrate(sql: SqlStorage): void {
