@@ -1,35 +1,13 @@
 // Client approval of privileged commands, end to end: a technician's request
-// waits in the endpoint's session DO, the client contact decides on the public
-// /approve page without an account, and the real runtime runs (or never runs)
-// the command.
-import { expect, test, type Browser, type Page } from "@playwright/test";
-import { E2E_ORIGIN } from "./origin";
+// waits in the endpoint's session DO, the link goes by email only to the
+// client's approver (the capture mailbox in CI), the approver decides on the
+// public /approve page without an account, and the real runtime runs (or
+// never runs) the command.
+import { expect, test, type Browser } from "@playwright/test";
 import { openEndpoint, runtimeForSpec } from "./runtime";
-import { signIn } from "./support";
+import { ACME_APPROVER, requestApprovalByMail, runCommand, signIn } from "./support";
 
 const runtime = runtimeForSpec("approvals");
-
-/** Runs `text`, optionally flagged as needing approval; returns its transcript entry. */
-async function runCommand(page: Page, text: string, approval?: { reason: string }) {
-  if (approval) {
-    await page.getByLabel("Needs client approval").check();
-    await page.getByLabel("Reason").fill(approval.reason);
-  }
-  await page.getByLabel("Command").fill(text);
-  await page.getByLabel("Command").press("Enter");
-  return page.getByTestId("command-entry").filter({ hasText: text }).last();
-}
-
-/** A pending request and its link, as the requesting technician sees them. */
-async function requestApproval(page: Page, text: string, reason: string) {
-  const entry = await runCommand(page, text, { reason });
-  await expect(entry).toHaveAttribute("data-status", "pending_approval");
-  const link = entry.getByTestId("approval-link");
-  await expect(link).toHaveText(/\/approve\//);
-  const url = (await link.textContent())!.trim();
-  expect(url.startsWith(`${E2E_ORIGIN}/approve/${runtime().endpointId}~`)).toBe(true);
-  return { entry, url };
-}
 
 /** The client contact: a separate browser context with no cookies and no account. */
 async function openAsApprover(browser: Browser, url: string) {
@@ -39,55 +17,65 @@ async function openAsApprover(browser: Browser, url: string) {
   return { context, page, response };
 }
 
-test("the client approves from the link without an account, and the command runs on the endpoint", async ({ page, browser }) => {
+test("the client approves from the emailed link without an account, and the command runs on the endpoint", async ({ page, browser }) => {
   await signIn(page, "technician");
   await openEndpoint(page, runtime().endpointId);
   const reason = "Confirm the approval flow works";
-  const { entry, url } = await requestApproval(page, "echo approved-marker", reason);
-  await expect(entry.getByTestId("command-output")).toHaveCount(0);
+  const entry = await runCommand(page, "echo approved-marker", { reason });
+  await expect(entry).toHaveAttribute("data-status", "pending_approval");
+  // The requester sees who was asked and that the email went out, never a link.
+  const approver = entry.getByTestId("approval-approver");
+  await expect(approver).toHaveCount(1);
+  await expect(approver).toContainText("Priya Patel");
+  await expect(approver).toContainText("p•••@acme.test");
+  await expect(approver).toHaveAttribute("data-delivery", "sent");
+  expect(await page.content()).not.toContain("/approve/");
 
-  const approver = await openAsApprover(browser, url);
-  expect(approver.response?.status()).toBe(200);
-  expect(approver.response?.headers()["cache-control"]).toBe("no-store");
-  await expect(approver.page.locator('meta[name="referrer"]')).toHaveAttribute("content", "no-referrer");
-  expect(await approver.page.getByTestId("current-member").count()).toBe(0); // no console chrome, no sign-in
-  await expect(approver.page.getByTestId("approval-command")).toHaveText("echo approved-marker");
-  await expect(approver.page.getByTestId("approval-reason")).toHaveText(reason);
-  await expect(approver.page.getByTestId("approval-client")).toHaveText("Acme Manufacturing");
-  await expect(approver.page.getByTestId("approval-hostname")).toHaveText(runtime().hostname);
-  await expect(approver.page.getByTestId("approval-technician")).toHaveText("Tom Technician");
+  // The approver's inbox: open the message and follow its link, as a client would.
+  const inbox = await browser.newContext();
+  const mail = await inbox.newPage();
+  await mail.goto(`/dev/mailbox?to=${encodeURIComponent(ACME_APPROVER.email)}`);
+  await mail.getByTestId("mail-item").first().getByRole("link").first().click();
+  await expect(mail.getByTestId("mail-text")).toContainText(reason);
+  await expect(mail.getByTestId("mail-text")).toContainText("echo approved-marker");
+  const response = await Promise.all([mail.waitForNavigation(), mail.getByTestId("mail-link").filter({ hasText: "/approve/" }).first().click()]).then(([r]) => r);
+  expect(response?.status()).toBe(200);
+  expect(response?.headers()["cache-control"]).toBe("no-store");
+  await expect(mail.locator('meta[name="referrer"]')).toHaveAttribute("content", "no-referrer");
+  expect(await mail.getByTestId("current-member").count()).toBe(0); // no console chrome, no sign-in
+  await expect(mail.getByTestId("approval-reason")).toHaveText(reason);
+  await expect(mail.getByTestId("approval-approver")).toContainText("Priya Patel");
+  await expect(mail.getByTestId("approval-approver")).toContainText(ACME_APPROVER.email);
+  await expect(mail.getByTestId("approval-hostname")).toHaveText(runtime().hostname);
+  await expect(mail.getByTestId("approval-technician")).toContainText("Tom Technician");
+  await expect(mail.getByLabel("Your name")).toHaveCount(0);
 
-  const [csrfCookie] = (await approver.context.cookies()).filter((c) => c.name === "caisey_approval_csrf");
+  const [csrfCookie] = (await inbox.cookies()).filter((c) => c.name === "caisey_approval_csrf");
   expect(csrfCookie).toMatchObject({ httpOnly: true, sameSite: "Strict", path: "/approve", secure: false });
-  await expect(approver.page.locator('input[name="csrf"]')).toHaveValue(csrfCookie!.value);
+  await expect(mail.locator('input[name="csrf"]')).toHaveValue(csrfCookie!.value);
 
-  await approver.page.getByLabel("Your name").fill("Priya Patel");
-  await approver.page.getByRole("button", { name: "Approve" }).click();
-  await expect(approver.page.getByTestId("approval-message")).toContainText("You approved this command");
-  await expect(approver.page.getByRole("button", { name: "Approve" })).toHaveCount(0);
+  await mail.getByRole("button", { name: "Approve" }).click();
+  await expect(mail.getByTestId("approval-message")).toContainText("You approved this command");
+  await expect(mail.getByRole("button", { name: "Approve" })).toHaveCount(0);
 
   await expect(entry).toHaveAttribute("data-status", "succeeded", { timeout: 15_000 });
   await expect(entry.getByTestId("command-output")).toHaveText("approved-marker\n");
   await expect(entry.getByTestId("approval-decision")).toContainText("Approved by Priya Patel");
-  await approver.context.close();
+  await inbox.close();
 });
 
 test("the client denies, and the command never runs", async ({ page, browser }) => {
   await signIn(page, "technician");
   await openEndpoint(page, runtime().endpointId);
-  const { entry, url } = await requestApproval(page, "echo denied-marker", "Should be refused");
+  const { entry, url } = await requestApprovalByMail(page, "echo denied-marker", "Should be refused");
 
   const approver = await openAsApprover(browser, url);
   await expect(approver.page.getByTestId("approval-command")).toHaveText("echo denied-marker");
-  await approver.page.getByLabel("Your name").fill("Priya Patel");
   await approver.page.getByRole("button", { name: "Deny" }).click();
   await expect(approver.page.getByTestId("approval-message")).toContainText("You denied this command");
 
   await expect(entry).toHaveAttribute("data-status", "denied");
   await expect(entry.getByTestId("approval-decision")).toContainText("Denied by Priya Patel");
-  // Give a wrongly dispatched command time to produce output; none may appear.
-  await page.waitForTimeout(1_500);
-  await expect(entry).toHaveAttribute("data-status", "denied");
   await expect(entry.getByTestId("command-output")).toHaveCount(0);
   expect(runtime().log).not.toContain("denied-marker");
 
@@ -98,38 +86,61 @@ test("the client denies, and the command never runs", async ({ page, browser }) 
   await approver.context.close();
 });
 
+test("no console user can approve: a colleague signed in to the console who opens the link is refused", async ({ page, browser }) => {
+  await signIn(page, "technician");
+  await openEndpoint(page, runtime().endpointId);
+  const { entry, url } = await requestApprovalByMail(page, "echo colleague-marker", "Separation of duties");
+  const colleagueContext = await browser.newContext();
+  const colleague = await colleagueContext.newPage();
+  await signIn(colleague, "admin");
+  await colleague.goto(url);
+  await expect(colleague.getByTestId("approval-staff-notice")).toContainText("signed in to the Caisey console");
+  await expect(colleague.getByRole("button", { name: "Approve" })).toHaveCount(0);
+  await expect(entry).toHaveAttribute("data-status", "pending_approval");
+
+  // The requester withdraws it; the client's link then says so.
+  page.once("dialog", (dialog) => void dialog.accept());
+  await entry.getByTestId("approval-withdraw").click();
+  await expect(entry).toHaveAttribute("data-status", "cancelled");
+  const approver = await openAsApprover(browser, url);
+  await expect(approver.page.getByTestId("approval-state")).toHaveAttribute("data-state", "withdrawn");
+  await expect(approver.page.getByRole("button", { name: "Approve" })).toHaveCount(0);
+  await approver.context.close();
+  await colleagueContext.close();
+});
+
 test("links are single use, tampered links are invalid, and forged posts are refused", async ({ page, browser }) => {
   await signIn(page, "technician");
   await openEndpoint(page, runtime().endpointId);
-  const { entry, url } = await requestApproval(page, "echo reuse-marker", "Single-use check");
+  const { entry, url } = await requestApprovalByMail(page, "echo reuse-marker", "Single-use check");
   const approver = await openAsApprover(browser, url);
   await expect(approver.page.getByRole("button", { name: "Approve" })).toBeVisible();
   const csrf = await approver.page.locator('input[name="csrf"]').inputValue();
 
   // Wrong CSRF value (the cookie is sent, the field does not match): refused, nothing changed.
   const wrongToken = await approver.context.request.post(url, {
-    form: { csrf: "x".repeat(43), decision: "approve", approverName: "Mallory" },
+    form: { csrf: "x".repeat(43), decision: "approve" },
     maxRedirects: 0,
   });
   expect(wrongToken.status()).toBe(403);
   expect(await wrongToken.text()).toContain("nothing was changed");
   // No cookie at all (a fresh context), with a made-up field: refused.
   const noCookie = await browser.newContext();
-  const bare = await noCookie.request.post(url, { form: { csrf, decision: "approve", approverName: "Mallory" }, maxRedirects: 0 });
+  const bare = await noCookie.request.post(url, { form: { csrf, decision: "approve" }, maxRedirects: 0 });
   expect(bare.status()).toBe(403);
   await noCookie.close();
   // Right cookie and field, but posted from another origin: refused. As a data
   // request our own Origin check answers 403; as a document POST Remix's
   // built-in check aborts it (500) before the action runs.
   const crossOriginData = await approver.context.request.post(`${url}?_data=${encodeURIComponent("routes/approve.$token")}`, {
-    form: { csrf, decision: "approve", approverName: "Mallory" },
+    form: { csrf, decision: "approve" },
     headers: { origin: "https://attacker.example" },
     maxRedirects: 0,
   });
   expect(crossOriginData.status()).toBe(403);
   expect(await crossOriginData.text()).toContain("nothing was changed");
   const crossOriginDocument = await approver.context.request.post(url, {
-    form: { csrf, decision: "approve", approverName: "Mallory" },
+    form: { csrf, decision: "approve" },
     headers: { origin: "https://attacker.example" },
     maxRedirects: 0,
   });
@@ -140,7 +151,6 @@ test("links are single use, tampered links are invalid, and forged posts are ref
   await expect(entry).toHaveAttribute("data-status", "pending_approval");
 
   // The real decision.
-  await approver.page.getByLabel("Your name").fill("Priya Patel");
   await approver.page.getByRole("button", { name: "Approve" }).click();
   await expect(approver.page.getByTestId("approval-message")).toContainText("You approved this command");
   await expect(entry).toHaveAttribute("data-status", "succeeded", { timeout: 15_000 });
@@ -149,10 +159,9 @@ test("links are single use, tampered links are invalid, and forged posts are ref
   const later = await openAsApprover(browser, url);
   await expect(later.page.getByTestId("approval-message")).toContainText("This link has already been used: approved by Priya Patel at");
   await expect(later.page.getByRole("button", { name: "Approve" })).toHaveCount(0);
-  await expect(later.page.getByLabel("Your name")).toHaveCount(0);
   // Posting a decision anyway (with a valid CSRF pair) is refused by the DO as already used.
   const laterCsrf = (await later.context.cookies()).find((c) => c.name === "caisey_approval_csrf")!.value;
-  const replay = await later.context.request.post(url, { form: { csrf: laterCsrf, decision: "deny", approverName: "Mallory" }, maxRedirects: 0 });
+  const replay = await later.context.request.post(url, { form: { csrf: laterCsrf, decision: "deny" }, maxRedirects: 0 });
   expect(replay.status()).toBe(409);
   await expect(entry).toHaveAttribute("data-status", "succeeded");
 

@@ -1,4 +1,4 @@
-import { expect, type Page } from "@playwright/test";
+import { expect, type Browser, type Page } from "@playwright/test";
 
 export const MEMBERS = {
   admin: "Ada Admin",
@@ -21,4 +21,51 @@ export async function signIn(page: Page, who: keyof typeof MEMBERS, redirectTo =
  */
 export async function waitForHydration(page: Page) {
   await expect(page.locator("html")).toHaveAttribute("data-hydrated", "true");
+}
+
+/** The approver on Acme Manufacturing's policy (scripts/seed.mjs): the demo runtime's client. */
+export const ACME_APPROVER = { name: "Priya Patel", email: "priya@acme.test" } as const;
+
+/** Runs `text` on the open endpoint page, optionally flagged as needing approval; returns its transcript entry. */
+export async function runCommand(page: Page, text: string, approval?: { reason: string }) {
+  if (approval) {
+    await page.getByLabel("Needs client approval").check();
+    await page.getByLabel("Reason").fill(approval.reason);
+  }
+  await page.getByLabel("Command").fill(text);
+  await page.getByLabel("Command").press("Enter");
+  return page.getByTestId("command-entry").filter({ hasText: text }).last();
+}
+
+/**
+ * Opens the capture mailbox (local dev and CI only) as the approver would open
+ * their inbox, reads the newest message to `email`, checks it is about
+ * `commandText`, and returns the approval link it carries.
+ */
+export async function approvalLinkFromMailbox(browser: Browser, email: string, commandText: string): Promise<string> {
+  const context = await browser.newContext();
+  try {
+    const inbox = await context.newPage();
+    await inbox.goto(`/dev/mailbox?to=${encodeURIComponent(email)}`);
+    await inbox.getByTestId("mail-item").first().getByRole("link").first().click();
+    await expect(inbox.getByTestId("mail-text")).toContainText(commandText);
+    const href = await inbox.getByTestId("mail-link").filter({ hasText: "/approve/" }).first().getAttribute("href");
+    if (!href) throw new Error(`no approval link in the newest mail to ${email}`);
+    return href;
+  } finally {
+    await context.close();
+  }
+}
+
+/**
+ * A technician asks for approval on the open endpoint page; once the console
+ * says the email went out, the link is read from the approver's mailbox: the
+ * requester's page never has it.
+ */
+export async function requestApprovalByMail(page: Page, text: string, reason: string) {
+  const entry = await runCommand(page, text, { reason });
+  await expect(entry).toHaveAttribute("data-status", "pending_approval");
+  await expect(entry.getByTestId("approval-approver").first()).toHaveAttribute("data-delivery", "sent");
+  const url = await approvalLinkFromMailbox(page.context().browser()!, ACME_APPROVER.email, text);
+  return { entry, url };
 }

@@ -1,6 +1,7 @@
 // Demo data for local development and tests: one MSP with four clients and
-// ~50 endpoints, three members (one per role), and a second MSP whose data
-// must never be visible to the first. Idempotent (INSERT OR IGNORE).
+// ~50 endpoints, three members (one per role), approval policies for two of
+// the clients, and a second MSP whose data must never be visible to the first.
+// Idempotent (INSERT OR IGNORE).
 import { createHash } from "node:crypto";
 
 export const DEMO_ORG = { id: "org_demo_northwind", name: "Northwind MSP", slug: "northwind" };
@@ -14,11 +15,51 @@ export const DEMO_MEMBERS = [
 ];
 
 export const DEMO_CLIENTS = [
-  { id: "cl_acme", orgId: DEMO_ORG.id, name: "Acme Manufacturing", contactName: "Priya Patel", contactEmail: "priya@acme.test" },
-  { id: "cl_bayside", orgId: DEMO_ORG.id, name: "Bayside Dental", contactName: "Leo Grant", contactEmail: "leo@bayside.test" },
-  { id: "cl_cobalt", orgId: DEMO_ORG.id, name: "Cobalt Logistics", contactName: "Mia Chen", contactEmail: "mia@cobalt.test" },
-  { id: "cl_delta", orgId: DEMO_ORG.id, name: "Delta Legal", contactName: "Sam Ortiz", contactEmail: "sam@delta.test" },
-  { id: "cl_other_fabrikam", orgId: OTHER_ORG.id, name: "Fabrikam Foods", contactName: "Eve Stone", contactEmail: "eve@fabrikam.test" },
+  { id: "cl_acme", orgId: DEMO_ORG.id, name: "Acme Manufacturing", contactName: "Priya Patel", contactEmail: "priya@acme.test", timeZone: "America/Chicago" },
+  { id: "cl_bayside", orgId: DEMO_ORG.id, name: "Bayside Dental", contactName: "Leo Grant", contactEmail: "leo@bayside.test", timeZone: "Australia/Sydney" },
+  { id: "cl_cobalt", orgId: DEMO_ORG.id, name: "Cobalt Logistics", contactName: "Mia Chen", contactEmail: "mia@cobalt.test", timeZone: "Europe/Berlin" },
+  { id: "cl_delta", orgId: DEMO_ORG.id, name: "Delta Legal", contactName: "Sam Ortiz", contactEmail: "sam@delta.test", timeZone: "America/New_York" },
+  { id: "cl_other_fabrikam", orgId: OTHER_ORG.id, name: "Fabrikam Foods", contactName: "Eve Stone", contactEmail: "eve@fabrikam.test", timeZone: "UTC" },
+];
+
+/**
+ * Explicit policies; the other clients have no row and get the defaults
+ * (allow-list, nothing listed: every command asks). Kept in step with
+ * DEFAULT_APPROVAL_PATTERNS in protocol/approvals.ts (plain JS here: the seed
+ * runs under node without a TypeScript loader).
+ */
+const DEFAULT_PATTERNS = [
+  "\\bRestart-Computer\\b",
+  "\\bStop-Computer\\b",
+  "\\bnet\\s+user\\b",
+  "\\bnet\\s+localgroup\\b",
+  "\\breg\\s+(add|delete)\\b",
+  "\\bshutdown\\b",
+  "\\breboot\\b",
+  "\\bsudo\\b",
+];
+export const DEMO_POLICIES = [
+  // The demo runtime's and the e2e specs' client: the advisory deny-list, so
+  // ordinary commands (echo …) run at once and only the listed patterns ask.
+  {
+    clientId: "cl_acme",
+    orgId: DEMO_ORG.id,
+    mode: "denylist",
+    allowedCommands: [],
+    patterns: DEFAULT_PATTERNS,
+    approvers: [{ name: "Priya Patel", email: "priya@acme.test" }],
+    linkTtlHours: 24,
+  },
+  // What we recommend: a few read-only diagnostics run at once; everything else asks.
+  {
+    clientId: "cl_bayside",
+    orgId: DEMO_ORG.id,
+    mode: "allowlist",
+    allowedCommands: ["hostname", "whoami", "ipconfig /all", "Get-Service", "uptime", "df -h"],
+    patterns: DEFAULT_PATTERNS,
+    approvers: [{ name: "Leo Grant", email: "leo@bayside.test" }],
+    linkTtlHours: 24,
+  },
 ];
 
 /** The endpoint another tenant owns; tests request it as the demo tenant and expect 404. */
@@ -100,7 +141,24 @@ export function seedSql(now = Date.now()) {
     lines.push(insert("members", { org_id: m.orgId, user_id: m.userId, name: m.name, email: m.email, role: m.role, created_at: now }));
   }
   for (const c of DEMO_CLIENTS) {
-    lines.push(insert("clients", { id: c.id, org_id: c.orgId, name: c.name, contact_name: c.contactName, contact_email: c.contactEmail, created_at: now }));
+    lines.push(
+      insert("clients", { id: c.id, org_id: c.orgId, name: c.name, contact_name: c.contactName, contact_email: c.contactEmail, time_zone: c.timeZone, created_at: now }),
+    );
+  }
+  for (const p of DEMO_POLICIES) {
+    lines.push(
+      insert("approval_policies", {
+        client_id: p.clientId,
+        org_id: p.orgId,
+        mode: p.mode,
+        allowed_commands: JSON.stringify(p.allowedCommands),
+        patterns: JSON.stringify(p.patterns),
+        approvers: JSON.stringify(p.approvers),
+        link_ttl_hours: p.linkTtlHours,
+        updated_by: "seed",
+        updated_at: now,
+      }),
+    );
   }
   for (const org of [DEMO_ORG, OTHER_ORG]) {
     for (const tag of TAGS) lines.push(insert("tags", { id: `tag_${org.slug}_${tag}`, org_id: org.id, name: tag }));

@@ -4,11 +4,44 @@
 import {
   COMMAND_OUTCOMES,
   type Actor,
+  type ApproverLabel,
   type CommandStatus,
   type OutputStream,
   type Timings,
   type TranscriptEvent,
 } from "../../protocol/messages";
+
+/** Where one approver's email stands. "pending": not sent yet (just requested, or links re-issued). */
+export type ApprovalDeliveryState = "pending" | "sent" | "retrying" | "failed";
+
+export interface ApprovalRecipient {
+  name: string;
+  /** Masked ("p•••@acme.test"); empty for requests recorded before addresses were shown. */
+  address: string;
+  delivery: ApprovalDeliveryState;
+  /** When the current link was emailed. */
+  sentAt: number | null;
+  attempt: number;
+  nextAttemptAt: number | null;
+  error: string | null;
+}
+
+export interface TranscriptApproval {
+  reason: string;
+  /** The deny-list pattern that matched, or null. */
+  pattern: string | null;
+  /** Why it needs consent ("not on the client's allow-list", "flagged by the technician", "matches /…/"). */
+  rule: string | null;
+  approvers: ApprovalRecipient[];
+  requestedAt: number;
+  expiresAt: number;
+  reissuedBy: Actor | null;
+  reissuedAt: number | null;
+  decision: "approve" | "deny" | null;
+  decidedBy: string | null;
+  decidedByAddress: string | null;
+  decidedAt: number | null;
+}
 
 export interface TranscriptCommand {
   commandId: string;
@@ -32,24 +65,33 @@ export interface TranscriptCommand {
   sequence: { id: string; name: string; step: number; steps: number; stopOnFailure: boolean } | null;
   notBefore: number | null;
   expiresAt: number | null;
-  approval: {
-    reason: string;
-    pattern: string | null;
-    approvers: string[];
-    expiresAt: number;
-    decision: "approve" | "deny" | null;
-    decidedBy: string | null;
-    decidedAt: number | null;
-  } | null;
+  approval: TranscriptApproval | null;
+  /** Runtime messages about this command that the session refused (nothing changed). */
+  refusals: RuntimeRefusal[];
+}
+
+export interface RuntimeRefusal {
+  seq: number;
+  at: number;
+  commandId: string | null;
+  message: string;
+  reason: string;
+}
+
+/** A line of the transcript that belongs to no command, shown after the command that preceded it. */
+export interface TranscriptNotice extends RuntimeRefusal {
+  /** The last command in the transcript when it happened; null when it came before every command. */
+  afterCommandId: string | null;
 }
 
 export interface TranscriptState {
   lastSeq: number;
   order: string[];
   commands: Record<string, TranscriptCommand>;
+  notices: TranscriptNotice[];
 }
 
-export const emptyTranscript: TranscriptState = { lastSeq: 0, order: [], commands: {} };
+export const emptyTranscript: TranscriptState = { lastSeq: 0, order: [], commands: {}, notices: [] };
 
 export function applyEvents(state: TranscriptState, events: readonly TranscriptEvent[]): TranscriptState {
   let next = state;
@@ -58,6 +100,11 @@ export function applyEvents(state: TranscriptState, events: readonly TranscriptE
     next = applyEvent(next, event);
   }
   return next;
+}
+
+/** Notices to render after `commandId` (null: before the first command). */
+export function noticesAfter(state: TranscriptState, commandId: string | null): TranscriptNotice[] {
+  return state.notices.filter((notice) => notice.afterCommandId === commandId);
 }
 
 function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptState {
@@ -84,12 +131,24 @@ function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptS
       notBefore: event.notBefore ?? null,
       expiresAt: event.expiresAt ?? null,
       approval: null,
+      refusals: [],
     };
     return {
+      ...state,
       lastSeq: event.seq,
       order: [...state.order, event.commandId],
       commands: { ...state.commands, [event.commandId]: command },
     };
+  }
+  if (event.kind === "runtime.refused") {
+    const refusal: RuntimeRefusal = { seq: event.seq, at: event.at, commandId: event.commandId, message: event.message, reason: event.reason };
+    const target = event.commandId === null ? undefined : state.commands[event.commandId];
+    if (target) {
+      return { ...state, lastSeq: event.seq, commands: { ...state.commands, [target.commandId]: { ...target, refusals: [...target.refusals, refusal] } } };
+    }
+    // About no command, or one this transcript never had (which is the point of refusing it).
+    const afterCommandId = state.order[state.order.length - 1] ?? null;
+    return { ...state, lastSeq: event.seq, notices: [...state.notices, { ...refusal, afterCommandId }] };
   }
   const current = state.commands[event.commandId];
   if (!current) return { ...state, lastSeq: event.seq };
@@ -97,7 +156,10 @@ function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptS
   return { ...state, lastSeq: event.seq, commands: { ...state.commands, [event.commandId]: updated } };
 }
 
-function updateCommand(command: TranscriptCommand, event: Exclude<TranscriptEvent, { kind: "command.queued" }>): TranscriptCommand {
+function updateCommand(
+  command: TranscriptCommand,
+  event: Exclude<TranscriptEvent, { kind: "command.queued" | "runtime.refused" }>,
+): TranscriptCommand {
   switch (event.kind) {
     case "command.dispatched":
       return { ...command, status: "dispatched", dispatchedAt: event.at };
@@ -119,13 +181,51 @@ function updateCommand(command: TranscriptCommand, event: Exclude<TranscriptEven
       return {
         ...command,
         status: "pending_approval",
-        approval: { reason: event.reason, pattern: event.pattern, approvers: event.approvers, expiresAt: event.expiresAt, decision: null, decidedBy: null, decidedAt: null },
+        approval: {
+          reason: event.reason,
+          pattern: event.pattern,
+          rule: event.rule ?? (event.pattern ? `matches /${event.pattern}/` : null),
+          approvers: event.approvers.map(recipient),
+          requestedAt: event.at,
+          expiresAt: event.expiresAt,
+          reissuedBy: null,
+          reissuedAt: null,
+          decision: null,
+          decidedBy: null,
+          decidedByAddress: null,
+          decidedAt: null,
+        },
       };
+    case "command.approval_delivery": {
+      if (!command.approval) return command;
+      const approvers = [...command.approval.approvers];
+      const index = findRecipient(approvers, event.approver);
+      const previous = index >= 0 ? approvers[index]! : recipient(event.approver);
+      const next: ApprovalRecipient = {
+        ...previous,
+        delivery: event.state,
+        attempt: event.attempt,
+        sentAt: event.state === "sent" ? event.at : previous.sentAt,
+        nextAttemptAt: event.state === "retrying" ? event.nextAttemptAt : null,
+        error: event.state === "sent" ? null : event.error,
+      };
+      if (index >= 0) approvers[index] = next;
+      else approvers.push(next);
+      return { ...command, approval: { ...command.approval, approvers } };
+    }
+    case "command.approval_reissued": {
+      if (!command.approval) return command;
+      // New links go out to everyone; the old ones (and their delivery state) are dead.
+      const approvers = command.approval.approvers.map((a) => ({ ...a, delivery: "pending" as const, sentAt: null, attempt: 0, nextAttemptAt: null, error: null }));
+      return { ...command, approval: { ...command.approval, approvers, expiresAt: event.expiresAt, reissuedBy: event.by, reissuedAt: event.at } };
+    }
     case "command.approval_decided":
       return {
         ...command,
         status: event.decision === "approve" ? "queued" : command.status,
-        approval: command.approval ? { ...command.approval, decision: event.decision, decidedBy: event.by, decidedAt: event.at } : null,
+        approval: command.approval
+          ? { ...command.approval, decision: event.decision, decidedBy: event.by, decidedByAddress: event.byAddress ?? null, decidedAt: event.at }
+          : null,
       };
     case "command.finished":
       return {
@@ -137,6 +237,18 @@ function updateCommand(command: TranscriptCommand, event: Exclude<TranscriptEven
         returnedAt: event.at,
       };
   }
+}
+
+/** Older events name approvers as bare strings; they have no address and no delivery events. */
+function recipient(approver: string | ApproverLabel): ApprovalRecipient {
+  const label = typeof approver === "string" ? { name: approver, address: "" } : approver;
+  return { name: label.name, address: label.address, delivery: "pending", sentAt: null, attempt: 0, nextAttemptAt: null, error: null };
+}
+
+/** By name and masked address; masked addresses alone can collide (p•••@acme.test). */
+function findRecipient(approvers: readonly ApprovalRecipient[], label: ApproverLabel): number {
+  const exact = approvers.findIndex((a) => a.address === label.address && a.name === label.name);
+  return exact >= 0 ? exact : approvers.findIndex((a) => a.address === label.address && a.address !== "");
 }
 
 const FINISHED: ReadonlySet<string> = new Set(COMMAND_OUTCOMES);

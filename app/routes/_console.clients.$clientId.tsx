@@ -1,9 +1,8 @@
 import { json, type ActionFunctionArgs, type LoaderFunctionArgs, type SerializeFrom } from "@remix-run/cloudflare";
 import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
 import { createDb } from "~/db/client.server";
-import type { Role } from "~/db/schema";
-import { CAN_MANAGE_ENROLLMENT, requireMember } from "~/lib/auth.server";
-import { getEnv } from "~/lib/env.server";
+import { CAN_MANAGE_ENROLLMENT, requireMember, type SignedInMember } from "~/lib/auth.server";
+import { getEnv, type Env } from "~/lib/env.server";
 import { formatTimestamp } from "~/lib/format";
 import {
   ApprovalPolicyError,
@@ -11,13 +10,14 @@ import {
   parsePolicyForm,
   saveApprovalPolicy,
 } from "~/models/approval-policies.server";
-import { clientActionSchema } from "~/models/client-actions.server";
-import { getClientForOrg } from "~/models/clients.server";
+import { CAN_EDIT_APPROVAL_POLICY, clientActionSchema, rolesForIntent } from "~/models/client-actions.server";
+import { getClientForOrg, setClientTimeZone } from "~/models/clients.server";
 import {
   createEnrollmentToken,
   listEnrollmentTokens,
   revokeEnrollmentToken,
 } from "~/models/enrollment.server";
+import { refreshSessionPolicies, type SessionPolicyRefresh } from "~/models/session-policy.server";
 import { formatApprover } from "../../protocol/approvals";
 import { describeZodError } from "../../protocol/messages";
 
@@ -46,53 +46,73 @@ export async function loader(args: LoaderFunctionArgs) {
   });
 }
 
-/** Only admins change which commands need the client's consent. */
-const CAN_EDIT_APPROVAL_POLICY: readonly Role[] = ["admin"];
-
+/** What the sessions were told after a save; null when the endpoint list itself could not be read. */
+type RefreshOutcome = SessionPolicyRefresh | null;
 
 type ActionData = {
   error: string | null;
   created: Awaited<ReturnType<typeof createEnrollmentToken>> | null;
   policyError?: string | null;
   policySaved?: boolean;
+  timeZoneError?: string | null;
+  timeZoneSaved?: boolean;
+  refresh?: RefreshOutcome;
 };
 
 export async function action(args: ActionFunctionArgs) {
   const form = Object.fromEntries(await args.request.formData());
   // Each intent has its own roles; the role check comes before any validation.
-  const { member, db, client } = await loadClient(
-    args,
-    form.intent === "save-policy" ? CAN_EDIT_APPROVAL_POLICY : CAN_MANAGE_ENROLLMENT,
-  );
+  const { member, db, client } = await loadClient(args, rolesForIntent(form.intent));
+  const env = getEnv(args.context);
   const parsed = clientActionSchema.safeParse(form);
   if (!parsed.success) {
     const error = describeZodError(parsed.error);
-    return json<ActionData>({ error: form.intent === "save-policy" ? null : error, created: null, policyError: form.intent === "save-policy" ? error : null }, { status: 400 });
+    if (form.intent === "save-policy") return json<ActionData>({ error: null, created: null, policyError: error }, { status: 400 });
+    if (form.intent === "save-time-zone") return json<ActionData>({ error: null, created: null, timeZoneError: error }, { status: 400 });
+    return json<ActionData>({ error, created: null }, { status: 400 });
   }
-  if (parsed.data.intent === "revoke-token") {
-    await revokeEnrollmentToken(db, member.org.id, parsed.data.tokenId);
+  const intent = parsed.data;
+  if (intent.intent === "revoke-token") {
+    await revokeEnrollmentToken(db, member.org.id, intent.tokenId);
     return json<ActionData>({ error: null, created: null });
   }
-  if (parsed.data.intent === "save-policy") {
-    const policy = parsePolicyForm(parsed.data);
+  if (intent.intent === "save-policy") {
+    const policy = parsePolicyForm(intent);
     if (!policy.ok) return json<ActionData>({ error: null, created: null, policyError: policy.error }, { status: 400 });
     try {
-      await saveApprovalPolicy(db, member.org.id, client.id, policy.policy, member.name);
+      await saveApprovalPolicy(db, member.org.id, client.id, policy.policy, member.name, { approverLines: policy.approverLines });
     } catch (error) {
       if (error instanceof ApprovalPolicyError) {
         return json<ActionData>({ error: null, created: null, policyError: error.message }, { status: error.status });
       }
       throw error;
     }
-    return json<ActionData>({ error: null, created: null, policyError: null, policySaved: true });
+    const refresh = await tellSessions(env, member, client.id);
+    return json<ActionData>({ error: null, created: null, policyError: null, policySaved: true, refresh });
+  }
+  if (intent.intent === "save-time-zone") {
+    const saved = await setClientTimeZone(db, member.org.id, client.id, intent.timeZone);
+    if (!saved.ok) return json<ActionData>({ error: null, created: null, timeZoneError: saved.error }, { status: saved.status });
+    const refresh = await tellSessions(env, member, client.id);
+    return json<ActionData>({ error: null, created: null, timeZoneError: null, timeZoneSaved: true, refresh });
   }
   const created = await createEnrollmentToken(db, {
-    ...parsed.data,
+    ...intent,
     orgId: member.org.id,
     clientId: client.id,
     createdBy: member.name,
   });
   return json<ActionData>({ error: null, created });
+}
+
+/** The change is saved either way; sessions that miss it re-read the policy when their runtime next connects. */
+async function tellSessions(env: Env, member: SignedInMember, clientId: string): Promise<RefreshOutcome> {
+  try {
+    return await refreshSessionPolicies(env, member.org.id, clientId, { userId: member.userId, name: member.name });
+  } catch (error) {
+    console.error(`policy refresh for client ${clientId} failed`, error);
+    return null;
+  }
 }
 
 export default function ClientPage() {
@@ -107,6 +127,7 @@ export default function ClientPage() {
         <h1 className="mt-1 text-2xl font-semibold" data-testid="client-name">{client.name}</h1>
         <p className="text-sm text-slate-600">
           {client.contactName ?? "No contact"} {client.contactEmail ? `· ${client.contactEmail}` : ""} ·{" "}
+          <span data-testid="client-time-zone">{client.timeZone}</span> ·{" "}
           <Link to={`/endpoints?client=${client.id}`} className="text-indigo-700 hover:underline">View endpoints</Link>
         </p>
       </div>
@@ -171,12 +192,55 @@ export default function ClientPage() {
         policy={policy}
         canEdit={canEditPolicy}
         error={actionData?.policyError ?? null}
-        saved={actionData?.policySaved ?? false}
+        saved={actionData?.policySaved ? actionData.refresh ?? null : undefined}
+        busy={navigation.state !== "idle"}
+      />
+
+      <TimeZoneSection
+        timeZone={client.timeZone}
+        canEdit={canEditPolicy}
+        error={actionData?.timeZoneError ?? null}
+        saved={actionData?.timeZoneSaved ? actionData.refresh ?? null : undefined}
         busy={navigation.state !== "idle"}
       />
     </section>
   );
 }
+
+/** "Saved. 12 endpoint sessions updated." plus the ones that were not, by hostname. */
+function SavedNotice({ refresh, testId }: { refresh: RefreshOutcome; testId: string }) {
+  if (!refresh) {
+    return (
+      <p className="mt-2 text-sm text-amber-800" role="status" data-testid={testId}>
+        Saved. The endpoint sessions could not be told right now; they pick it up when their runtime next connects.
+      </p>
+    );
+  }
+  const { refreshed, failed } = refresh;
+  return (
+    <div className="mt-2 text-sm" role="status" data-testid={testId} data-refreshed={refreshed} data-failed={failed.length}>
+      <p className="text-emerald-700">
+        Saved. {refreshed} endpoint {refreshed === 1 ? "session" : "sessions"} updated.
+      </p>
+      {failed.length ? (
+        <p className="text-amber-800" data-testid="refresh-failed">
+          Not updated: {failed.map((endpoint) => endpoint.hostname).join(", ")}. They pick it up when their runtime next connects.
+        </p>
+      ) : null}
+    </div>
+  );
+}
+
+const MODE_TEXT = {
+  allowlist: {
+    label: "Allow-list (recommended)",
+    help: "Only the exact commands listed run without the client's approval; everything else asks.",
+  },
+  denylist: {
+    label: "Deny-list (advisory)",
+    help: "Advisory: commands matching a pattern ask. Patterns can be evaded by spelling a command differently (su''do, $(printf sud)o), so this is not a security control.",
+  },
+} as const;
 
 function ApprovalPolicySection({
   policy,
@@ -188,7 +252,8 @@ function ApprovalPolicySection({
   policy: SerializeFrom<typeof loader>["policy"];
   canEdit: boolean;
   error: string | null;
-  saved: boolean;
+  /** Set after a save: what the sessions were told (null: they could not be told). */
+  saved: RefreshOutcome | undefined;
   busy: boolean;
 }) {
   return (
@@ -200,15 +265,40 @@ function ApprovalPolicySection({
         ) : null}
       </div>
       <p className="text-sm text-slate-600">
-        Commands matching any pattern (case-insensitive regular expressions) wait for one of the client&apos;s approvers to open a single-use link and approve them.
-        {policy.isDefault ? " This client uses the built-in defaults." : policy.updatedBy ? ` Last changed by ${policy.updatedBy} at ${formatTimestamp(policy.updatedAt)}.` : ""}
+        Commands that need the client&apos;s consent wait until one of the client&apos;s approvers opens the link emailed to them and approves.
+        Approvers must be the client&apos;s own people: nobody in your organisation can approve.
+        {policy.isDefault ? " This client uses the built-in defaults: every command asks." : policy.updatedBy ? ` Last changed by ${policy.updatedBy} at ${formatTimestamp(policy.updatedAt)}.` : ""}
       </p>
       {error ? <p className="mt-2 text-sm text-red-700" role="alert" data-testid="policy-error">{error}</p> : null}
-      {saved && !error ? <p className="mt-2 text-sm text-emerald-700" role="status" data-testid="policy-saved">Approval policy saved.</p> : null}
+      {saved !== undefined && !error ? <SavedNotice refresh={saved} testId="policy-saved" /> : null}
 
       {canEdit ? (
         <Form method="post" className="mt-4 grid gap-4 text-sm md:grid-cols-2" key={`${policy.updatedAt ?? "default"}`}>
           <input type="hidden" name="intent" value="save-policy" />
+          <fieldset className="md:col-span-2" data-testid="policy-mode-field">
+            <legend className="font-medium">Which commands need approval</legend>
+            {(["allowlist", "denylist"] as const).map((mode) => (
+              <label key={mode} className="mt-2 flex items-start gap-2">
+                <input type="radio" name="mode" value={mode} defaultChecked={policy.mode === mode} className="mt-1" />
+                <span>
+                  <span className="font-medium">{MODE_TEXT[mode].label}</span>
+                  <span className="block text-slate-600">{MODE_TEXT[mode].help}</span>
+                </span>
+              </label>
+            ))}
+          </fieldset>
+          <label className="flex flex-col">
+            Allowed commands (one exact command line per line)
+            <textarea
+              name="allowedCommands"
+              rows={Math.max(4, policy.allowedCommands.length + 1)}
+              defaultValue={policy.allowedCommands.join("\n")}
+              className="mt-1 rounded border px-2 py-1 font-mono"
+              spellCheck={false}
+              placeholder={"hostname\nipconfig /all"}
+            />
+            <span className="mt-1 text-xs text-slate-500">Allow-list mode: a command runs without asking only if it is exactly one of these lines.</span>
+          </label>
           <label className="flex flex-col">
             Patterns (one per line)
             <textarea
@@ -218,6 +308,7 @@ function ApprovalPolicySection({
               className="mt-1 rounded border px-2 py-1 font-mono"
               spellCheck={false}
             />
+            <span className="mt-1 text-xs text-slate-500">Deny-list mode: case-insensitive regular expressions; a match asks.</span>
           </label>
           <label className="flex flex-col">
             Approvers (one per line, as Name &lt;email&gt;)
@@ -229,26 +320,46 @@ function ApprovalPolicySection({
               spellCheck={false}
             />
           </label>
-          <label className="flex flex-col">
-            Link lifetime (hours)
-            <input name="linkTtlHours" type="number" min={1} max={168} defaultValue={policy.linkTtlHours} className="mt-1 w-28 rounded border px-2 py-1" />
-          </label>
-          <div className="flex items-end">
-            <button className="rounded bg-indigo-600 px-3 py-1.5 font-medium text-white disabled:opacity-50" disabled={busy}>
-              Save approval policy
-            </button>
+          <div className="flex flex-col gap-4">
+            <label className="flex flex-col">
+              Link lifetime (hours)
+              <input name="linkTtlHours" type="number" min={1} max={168} defaultValue={policy.linkTtlHours} className="mt-1 w-28 rounded border px-2 py-1" />
+            </label>
+            <div>
+              <button className="rounded bg-indigo-600 px-3 py-1.5 font-medium text-white disabled:opacity-50" disabled={busy}>
+                Save approval policy
+              </button>
+            </div>
           </div>
         </Form>
       ) : (
-        <dl className="mt-4 grid gap-4 text-sm md:grid-cols-3">
-          <div>
-            <dt className="text-slate-500">Patterns</dt>
-            <dd>
-              <ul className="font-mono text-xs" data-testid="policy-patterns">
-                {policy.patterns.length ? policy.patterns.map((pattern) => <li key={pattern}>{pattern}</li>) : <li>None: no command needs approval unless flagged</li>}
-              </ul>
+        <dl className="mt-4 grid gap-4 text-sm md:grid-cols-2">
+          <div className="md:col-span-2">
+            <dt className="text-slate-500">Mode</dt>
+            <dd data-testid="policy-mode" data-mode={policy.mode}>
+              <span className="font-medium">{MODE_TEXT[policy.mode].label}</span>
+              <span className="block text-slate-600">{MODE_TEXT[policy.mode].help}</span>
             </dd>
           </div>
+          {policy.mode === "allowlist" ? (
+            <div>
+              <dt className="text-slate-500">Allowed commands</dt>
+              <dd>
+                <ul className="font-mono text-xs" data-testid="policy-allowed-commands">
+                  {policy.allowedCommands.length ? policy.allowedCommands.map((command) => <li key={command}>{command}</li>) : <li>None: every command asks</li>}
+                </ul>
+              </dd>
+            </div>
+          ) : (
+            <div>
+              <dt className="text-slate-500">Patterns</dt>
+              <dd>
+                <ul className="font-mono text-xs" data-testid="policy-patterns">
+                  {policy.patterns.length ? policy.patterns.map((pattern) => <li key={pattern}>{pattern}</li>) : <li>None: no command needs approval unless flagged</li>}
+                </ul>
+              </dd>
+            </div>
+          )}
           <div>
             <dt className="text-slate-500">Approvers</dt>
             <dd>
@@ -263,6 +374,40 @@ function ApprovalPolicySection({
           </div>
         </dl>
       )}
+    </div>
+  );
+}
+
+function TimeZoneSection({
+  timeZone,
+  canEdit,
+  error,
+  saved,
+  busy,
+}: {
+  timeZone: string;
+  canEdit: boolean;
+  error: string | null;
+  saved: RefreshOutcome | undefined;
+  busy: boolean;
+}) {
+  if (!canEdit) return null;
+  return (
+    <div className="rounded-lg bg-white p-4 shadow" data-testid="client-time-zone-section">
+      <h2 className="text-lg font-semibold">Time zone</h2>
+      <p className="text-sm text-slate-600">Approval pages and emails show times in the client&apos;s time zone.</p>
+      {error ? <p className="mt-2 text-sm text-red-700" role="alert" data-testid="time-zone-error">{error}</p> : null}
+      {saved !== undefined && !error ? <SavedNotice refresh={saved} testId="time-zone-saved" /> : null}
+      <Form method="post" className="mt-3 flex flex-wrap items-end gap-3 text-sm" key={timeZone}>
+        <input type="hidden" name="intent" value="save-time-zone" />
+        <label className="flex flex-col">
+          Client time zone (IANA, e.g. Europe/Berlin)
+          <input name="timeZone" defaultValue={timeZone} required maxLength={64} spellCheck={false} className="mt-1 w-64 rounded border px-2 py-1 font-mono" />
+        </label>
+        <button className="rounded bg-indigo-600 px-3 py-1.5 font-medium text-white disabled:opacity-50" disabled={busy}>
+          Save time zone
+        </button>
+      </Form>
     </div>
   );
 }

@@ -25,7 +25,7 @@ export async function loader(args: LoaderFunctionArgs) {
   const { member, db, endpoint } = await loadEndpoint(args);
   const canRun = CAN_RUN_COMMANDS.includes(member.role);
   const templates = canRun ? await listSequenceTemplates(db, member.org.id) : [];
-  return json({ endpoint, canRun, templates, now: Date.now() });
+  return json({ endpoint, canRun, role: member.role, templates, now: Date.now() });
 }
 
 /** Saves a reusable diagnostic sequence for the tenant (from the sequence panel). */
@@ -46,7 +46,7 @@ export async function action(args: ActionFunctionArgs) {
 }
 
 export default function EndpointPage() {
-  const { endpoint, canRun, templates, now } = useLoaderData<typeof loader>();
+  const { endpoint, canRun, role, templates, now } = useLoaderData<typeof loader>();
   return (
     <section className="space-y-4">
       <div>
@@ -66,7 +66,7 @@ export default function EndpointPage() {
           <div><dt className="inline font-medium">Tags </dt><dd className="inline">{endpoint.tags.join(", ") || "—"}</dd></div>
         </dl>
       </div>
-      <LiveSession endpointId={endpoint.id} canRun={canRun} defaultShell="default" templates={templates} />
+      <LiveSession endpointId={endpoint.id} canRun={canRun} role={role} defaultShell="default" templates={templates} />
     </section>
   );
 }

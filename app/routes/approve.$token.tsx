@@ -72,7 +72,7 @@ type ActionResult =
 
 export async function action({ request, params, context }: ActionFunctionArgs) {
   const respond = (body: ActionResult, status: number) => json(body, { status, headers: PRIVATE_HEADERS });
-  if (!isSameOriginRequest(request)) {
+  if (!isSameOriginRequest(request, getEnv(context))) {
     return respond({ kind: "refused", error: "This request did not come from the approval page, so nothing was changed." }, 403);
   }
   const form = await request.formData();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyEvents, emptyTranscript } from "../../app/lib/transcript";
+import { applyEvents, emptyTranscript, noticesAfter } from "../../app/lib/transcript";
 import type { TranscriptEvent } from "../../protocol/messages";
 
 const actor = { userId: "u1", name: "Tom" };
@@ -47,5 +47,112 @@ describe("transcript folding", () => {
     expect(capped.commands.c1).toMatchObject({ truncatedAtBytes: 2048, outputLost: false });
     const lost = applyEvents(base, [{ seq: 6, at: 1004, kind: "command.truncated", commandId: "c1", keptBytes: 3, reason: "lost_in_transit" }]);
     expect(lost.commands.c1).toMatchObject({ truncatedAtBytes: null, outputLost: true });
+  });
+});
+
+describe("approval requests in the transcript", () => {
+  const queued: TranscriptEvent = { seq: 1, at: 1000, kind: "command.queued", commandId: "c1", requestId: "r1", text: "net user bob /add", shell: "default", requestedBy: actor, sequence: null, notBefore: null, expiresAt: null };
+  const priya = { name: "Priya Patel", address: "p•••@acme.test" };
+  const paul = { name: "Paul Park", address: "p•••@acme.test" };
+  const requested: TranscriptEvent = {
+    seq: 2,
+    at: 1001,
+    kind: "command.approval_requested",
+    commandId: "c1",
+    reason: "Add the new line operator",
+    pattern: null,
+    rule: "not on the client's allow-list",
+    approvers: [priya, paul],
+    expiresAt: 90_000,
+  };
+
+  it("shows who was asked, each approver's delivery, and keeps same-masked approvers apart", () => {
+    const state = applyEvents(emptyTranscript, [
+      queued,
+      requested,
+      { seq: 3, at: 1002, kind: "command.approval_delivery", commandId: "c1", approver: priya, state: "sent", attempt: 1, error: null, nextAttemptAt: null },
+      { seq: 4, at: 1003, kind: "command.approval_delivery", commandId: "c1", approver: paul, state: "retrying", attempt: 1, error: "provider answered 503", nextAttemptAt: 61_003 },
+    ]);
+    const command = state.commands.c1!;
+    expect(command.status).toBe("pending_approval");
+    expect(command.approval).toMatchObject({ reason: "Add the new line operator", rule: "not on the client's allow-list", requestedAt: 1001, expiresAt: 90_000, decision: null });
+    expect(command.approval!.approvers).toEqual([
+      { name: "Priya Patel", address: "p•••@acme.test", delivery: "sent", sentAt: 1002, attempt: 1, nextAttemptAt: null, error: null },
+      { name: "Paul Park", address: "p•••@acme.test", delivery: "retrying", sentAt: null, attempt: 1, nextAttemptAt: 61_003, error: "provider answered 503" },
+    ]);
+
+    const failed = applyEvents(state, [
+      { seq: 5, at: 61_004, kind: "command.approval_delivery", commandId: "c1", approver: paul, state: "failed", attempt: 5, error: "mailbox does not exist", nextAttemptAt: null },
+    ]);
+    expect(failed.commands.c1!.approval!.approvers[1]).toMatchObject({ delivery: "failed", attempt: 5, error: "mailbox does not exist", nextAttemptAt: null });
+    expect(failed.commands.c1!.approval!.approvers[0]).toMatchObject({ delivery: "sent" });
+  });
+
+  it("re-issuing resets every approver to a new send with the new expiry; the decision names the approver and their masked address", () => {
+    const admin = { userId: "u_admin", name: "Ada Admin" };
+    const state = applyEvents(emptyTranscript, [
+      queued,
+      requested,
+      { seq: 3, at: 1002, kind: "command.approval_delivery", commandId: "c1", approver: priya, state: "sent", attempt: 1, error: null, nextAttemptAt: null },
+      { seq: 4, at: 5000, kind: "command.approval_reissued", commandId: "c1", by: admin, expiresAt: 200_000 },
+    ]);
+    const approval = state.commands.c1!.approval!;
+    expect(approval).toMatchObject({ expiresAt: 200_000, reissuedBy: admin, reissuedAt: 5000 });
+    expect(approval.approvers.map((a) => [a.name, a.delivery, a.sentAt])).toEqual([
+      ["Priya Patel", "pending", null],
+      ["Paul Park", "pending", null],
+    ]);
+
+    const decided = applyEvents(state, [
+      { seq: 5, at: 5001, kind: "command.approval_delivery", commandId: "c1", approver: priya, state: "sent", attempt: 1, error: null, nextAttemptAt: null },
+      { seq: 6, at: 6000, kind: "command.approval_decided", commandId: "c1", decision: "approve", by: "Priya Patel", byAddress: "p•••@acme.test" },
+    ]);
+    expect(decided.commands.c1).toMatchObject({ status: "queued", approval: { decision: "approve", decidedBy: "Priya Patel", decidedByAddress: "p•••@acme.test", decidedAt: 6000 } });
+    expect(decided.commands.c1!.approval!.approvers[0]).toMatchObject({ delivery: "sent", sentAt: 5001 });
+  });
+
+  it("reads older events: approvers as bare names, a pattern instead of a rule", () => {
+    const state = applyEvents(emptyTranscript, [
+      queued,
+      { seq: 2, at: 1001, kind: "command.approval_requested", commandId: "c1", reason: "", pattern: "\\bnet\\s+user\\b", rule: null, approvers: ["Priya Patel"], expiresAt: 90_000 },
+      { seq: 3, at: 1002, kind: "command.approval_decided", commandId: "c1", decision: "deny", by: "Priya Patel", byAddress: null },
+    ]);
+    expect(state.commands.c1!.approval).toMatchObject({
+      rule: "matches /\\bnet\\s+user\\b/",
+      approvers: [{ name: "Priya Patel", address: "", delivery: "pending" }],
+      decision: "deny",
+      decidedByAddress: null,
+    });
+    expect(state.commands.c1!.status).toBe("pending_approval"); // the session's command.finished ends it
+  });
+
+  it("ignores delivery news for a command that never asked", () => {
+    const state = applyEvents(emptyTranscript, [
+      queued,
+      { seq: 2, at: 1002, kind: "command.approval_delivery", commandId: "c1", approver: priya, state: "sent", attempt: 1, error: null, nextAttemptAt: null },
+      { seq: 3, at: 1003, kind: "command.approval_reissued", commandId: "c1", by: actor, expiresAt: 2 },
+    ]);
+    expect(state.commands.c1!.approval).toBeNull();
+    expect(state.lastSeq).toBe(3);
+  });
+});
+
+describe("refused runtime messages", () => {
+  it("attaches a refusal to its command, and shows one about no known command as a line after the command before it", () => {
+    const state = applyEvents(emptyTranscript, [
+      events[0]!,
+      { seq: 2, at: 1001, kind: "runtime.refused", commandId: "c1", message: "result", reason: "the session never dispatched it (it is queued)" },
+      { seq: 3, at: 1002, kind: "runtime.refused", commandId: null, message: "started", reason: "the session has no such command" },
+    ]);
+    expect(state.commands.c1!.refusals).toEqual([{ seq: 2, at: 1001, commandId: "c1", message: "result", reason: "the session never dispatched it (it is queued)" }]);
+    expect(state.commands.c1!.status).toBe("queued"); // nothing changed
+    expect(noticesAfter(state, "c1")).toEqual([{ seq: 3, at: 1002, commandId: null, message: "started", reason: "the session has no such command", afterCommandId: "c1" }]);
+    expect(noticesAfter(state, null)).toEqual([]);
+
+    const before = applyEvents(emptyTranscript, [{ seq: 1, at: 999, kind: "runtime.refused", commandId: "ghost", message: "output", reason: "the session has no such command" }]);
+    expect(noticesAfter(before, null)).toMatchObject([{ commandId: "ghost", afterCommandId: null }]);
+    expect(before.order).toEqual([]);
+    // Replayed: applied once.
+    expect(applyEvents(before, [{ seq: 1, at: 999, kind: "runtime.refused", commandId: "ghost", message: "output", reason: "x" }])).toBe(before);
   });
 });

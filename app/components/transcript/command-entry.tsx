@@ -1,6 +1,6 @@
 import { memo } from "react";
 import { formatMs, formatTimestamp } from "~/lib/format";
-import { isFinished, type TranscriptCommand } from "~/lib/transcript";
+import { isFinished, type ApprovalRecipient, type RuntimeRefusal, type TranscriptCommand } from "~/lib/transcript";
 
 const STATUS_STYLE: Record<string, string> = {
   queued: "bg-slate-200 text-slate-700",
@@ -20,17 +20,22 @@ const STATUS_STYLE: Record<string, string> = {
 export const CommandEntry = memo(function CommandEntry({
   command,
   browserRttMs,
-  approvalLink,
   canCancel,
+  canReissue,
   onCancel,
+  onReissue,
 }: {
   command: TranscriptCommand;
   browserRttMs: number | undefined;
-  approvalLink: string | undefined;
+  /** May cancel commands and withdraw approval requests (anyone who can run commands). */
   canCancel: boolean;
+  /** May re-issue approval links (admins). */
+  canReissue: boolean;
   onCancel: (commandId: string) => void;
+  onReissue: (commandId: string) => void;
 }) {
   const finished = isFinished(command);
+  const pendingApproval = command.status === "pending_approval";
   return (
     <article
       id={command.commandId}
@@ -57,7 +62,8 @@ export const CommandEntry = memo(function CommandEntry({
         {command.startedAt ? <span title="executed on the endpoint">executed {formatTimestamp(command.startedAt)}</span> : null}
         {command.returnedAt ? <span title="result returned">returned {formatTimestamp(command.returnedAt)}</span> : null}
         {finished && command.exitCode !== null ? <span>exit {command.exitCode}</span> : null}
-        {canCancel && !finished ? (
+        {/* A request waiting for the client is withdrawn from its prompt, with a confirmation. */}
+        {canCancel && !finished && !pendingApproval ? (
           <button onClick={() => onCancel(command.commandId)} className="ml-auto rounded border border-slate-600 px-1.5 text-slate-300 hover:text-white">
             {command.cancelRequestedBy ? "Cancelling…" : "Cancel"}
           </button>
@@ -67,7 +73,17 @@ export const CommandEntry = memo(function CommandEntry({
         <span className="select-none text-slate-500">$ </span>
         {command.text}
       </pre>
-      {command.approval ? <ApprovalPrompt approval={command.approval} link={approvalLink} pending={command.status === "pending_approval"} /> : null}
+      {command.approval ? (
+        <ApprovalPrompt
+          commandId={command.commandId}
+          approval={command.approval}
+          pending={pendingApproval}
+          canWithdraw={canCancel}
+          canReissue={canReissue}
+          onWithdraw={onCancel}
+          onReissue={onReissue}
+        />
+      ) : null}
       {command.output.length ? (
         <pre className="mt-1 max-h-[32rem] overflow-auto whitespace-pre-wrap break-all font-mono text-sm" data-testid="command-output">
           {command.output.map((chunk, index) => (
@@ -86,46 +102,124 @@ export const CommandEntry = memo(function CommandEntry({
         </p>
       ) : null}
       {command.error ? <p className="mt-1 text-xs text-red-300">{command.error}</p> : null}
+      {command.refusals.map((refusal) => <RefusalLine key={refusal.seq} refusal={refusal} />)}
       {finished ? <TimingLine command={command} browserRttMs={browserRttMs} /> : null}
     </article>
   );
 });
 
+const DELIVERY_TEXT: Record<ApprovalRecipient["delivery"], string> = {
+  pending: "sending…",
+  sent: "sent",
+  retrying: "retrying",
+  failed: "not delivered",
+};
+
+const DELIVERY_STYLE: Record<ApprovalRecipient["delivery"], string> = {
+  pending: "text-violet-300",
+  sent: "text-emerald-300",
+  retrying: "text-amber-300",
+  failed: "text-red-300",
+};
+
+/**
+ * The requester's view of a request for the client's consent: who it went to
+ * and whether the email arrived. Never a link: only the approvers get those.
+ */
 function ApprovalPrompt({
+  commandId,
   approval,
-  link,
   pending,
+  canWithdraw,
+  canReissue,
+  onWithdraw,
+  onReissue,
 }: {
+  commandId: string;
   approval: NonNullable<TranscriptCommand["approval"]>;
-  link: string | undefined;
   pending: boolean;
+  canWithdraw: boolean;
+  canReissue: boolean;
+  onWithdraw: (commandId: string) => void;
+  onReissue: (commandId: string) => void;
 }) {
+  const withdraw = () => {
+    if (window.confirm("Withdraw this approval request? The client's links stop working and the command will not run.")) onWithdraw(commandId);
+  };
+  const reissue = () => {
+    if (window.confirm("Send new approval links to every approver? The links already sent stop working.")) onReissue(commandId);
+  };
   return (
     <div className="mt-2 rounded border border-violet-400/40 bg-violet-950/40 p-2 text-xs text-violet-100" data-testid="approval-prompt">
       {approval.decision ? (
         <p data-testid="approval-decision">
-          {approval.decision === "approve" ? "Approved" : "Denied"} by {approval.decidedBy} at {formatTimestamp(approval.decidedAt)}
+          {approval.decision === "approve" ? "Approved" : "Denied"} by {approval.decidedBy}
+          {approval.decidedByAddress ? ` (${approval.decidedByAddress})` : ""} at {formatTimestamp(approval.decidedAt)}
         </p>
       ) : pending ? (
+        <p className="font-medium">Waiting for the client&apos;s approval; the request expires {formatTimestamp(approval.expiresAt)}.</p>
+      ) : (
+        <p className="font-medium">Approval request closed without a decision.</p>
+      )}
+      <p className="mt-0.5 text-violet-200" data-testid="approval-reason">Reason: {approval.reason || "—"}</p>
+      {approval.rule ? <p className="mt-0.5 text-violet-300" data-testid="approval-rule">Needs approval: {approval.rule}</p> : null}
+      {pending ? (
         <>
-          <p>
-            Waiting for the client's approval{approval.approvers.length ? ` (${approval.approvers.join(", ")})` : ""}; the link expires{" "}
-            {formatTimestamp(approval.expiresAt)}.{approval.pattern ? ` Matched policy rule /${approval.pattern}/.` : ""}
+          <p className="mt-0.5 text-violet-300">
+            Requested {formatTimestamp(approval.requestedAt)}
+            {approval.reissuedBy ? ` · links re-issued by ${approval.reissuedBy.name} at ${formatTimestamp(approval.reissuedAt)}` : ""}
           </p>
-          {approval.reason ? <p className="mt-0.5 text-violet-300">Reason: {approval.reason}</p> : null}
-          {link ? (
-            <p className="mt-1 flex items-center gap-2">
-              <code className="select-all break-all font-mono text-violet-50" data-testid="approval-link">{link}</code>
-              <button type="button" className="rounded border border-violet-400/60 px-1.5" onClick={() => void navigator.clipboard?.writeText(link)}>
-                Copy
-              </button>
-            </p>
+          {approval.approvers.length ? (
+            <ul className="mt-1 space-y-0.5">
+              {approval.approvers.map((approver) => (
+                <ApproverLine key={`${approver.name}|${approver.address}`} approver={approver} />
+              ))}
+            </ul>
           ) : (
-            <p className="mt-1 text-violet-300">The link was shown to the requesting technician and sent to the approvers.</p>
+            <p className="mt-1 text-red-300">No approver was asked.</p>
           )}
+          {canWithdraw || canReissue ? (
+            <p className="mt-2 flex flex-wrap gap-2">
+              {canWithdraw ? (
+                <button type="button" onClick={withdraw} className="rounded border border-violet-400/60 px-2 py-0.5 hover:bg-violet-900" data-testid="approval-withdraw">
+                  Withdraw request
+                </button>
+              ) : null}
+              {canReissue ? (
+                <button type="button" onClick={reissue} className="rounded border border-violet-400/60 px-2 py-0.5 hover:bg-violet-900" data-testid="approval-reissue">
+                  Re-issue links
+                </button>
+              ) : null}
+            </p>
+          ) : null}
         </>
       ) : null}
     </div>
+  );
+}
+
+function ApproverLine({ approver }: { approver: ApprovalRecipient }) {
+  return (
+    <li data-testid="approval-approver" data-delivery={approver.delivery}>
+      <span className="font-medium">{approver.name}</span>
+      {approver.address ? <span className="text-violet-300"> · {approver.address}</span> : null}
+      {" · "}
+      <span className={DELIVERY_STYLE[approver.delivery]}>
+        {DELIVERY_TEXT[approver.delivery]}
+        {approver.delivery === "sent" && approver.sentAt !== null ? ` ${formatTimestamp(approver.sentAt)}` : ""}
+        {approver.delivery === "retrying" && approver.nextAttemptAt !== null ? `, next attempt ${formatTimestamp(approver.nextAttemptAt)}` : ""}
+      </span>
+      {approver.error && approver.delivery !== "sent" ? <span className="block pl-3 text-red-300">{approver.error}</span> : null}
+    </li>
+  );
+}
+
+/** A runtime message the session refused: shown so a technician notices, though nothing changed. */
+export function RefusalLine({ refusal }: { refusal: RuntimeRefusal }) {
+  return (
+    <p className="mt-1 text-xs text-amber-300" data-testid="runtime-refused" data-command-id={refusal.commandId ?? ""}>
+      ⚠ Refused the runtime&apos;s &ldquo;{refusal.message}&rdquo; report at {formatTimestamp(refusal.at)}: {refusal.reason}. Nothing changed.
+    </p>
   );
 }
 

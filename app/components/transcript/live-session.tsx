@@ -1,20 +1,34 @@
-import { useLayoutEffect, useRef, useState } from "react";
+import { Fragment, useLayoutEffect, useRef, useState } from "react";
 import { formatAge } from "~/lib/format";
-import { isFinished } from "~/lib/transcript";
+import { isFinished, noticesAfter } from "~/lib/transcript";
+import type { Role } from "~/db/schema";
 import type { Shell } from "../../../protocol/messages";
 import type { SequenceTemplate } from "~/models/sequence-templates.server";
-import { CommandEntry } from "./command-entry";
+import { CommandEntry, RefusalLine } from "./command-entry";
 import { SequencePanel } from "./sequence-panel";
-import { useEndpointSession } from "./use-endpoint-session";
+import { useEndpointSession, type SessionError } from "./use-endpoint-session";
+
+/** Errors that need more than the session's sentence: what the technician can do about them. */
+const ERROR_TITLES: Partial<Record<SessionError["code"], string>> = {
+  policy_unavailable: "Client approval policy unavailable",
+  no_approvers: "No one can approve this",
+  invalid_message: "Not sent",
+  forbidden: "Not allowed",
+};
+
+export const REASON_REQUIRED_MESSAGE = "Give a reason: the client reads it first when deciding whether to approve.";
 
 export function LiveSession({
   endpointId,
   canRun,
+  role,
   defaultShell,
   templates,
 }: {
   endpointId: string;
   canRun: boolean;
+  /** The member's role: only admins may re-issue approval links (the session enforces it too). */
+  role: Role;
   defaultShell: Shell;
   templates: SequenceTemplate[];
 }) {
@@ -24,6 +38,7 @@ export function LiveSession({
   const [shell, setShell] = useState<Shell>(defaultShell);
   const [privileged, setPrivileged] = useState(false);
   const [reason, setReason] = useState("");
+  const [reasonProblem, setReasonProblem] = useState<string | null>(null);
   /** performance.now() at submit, by requestId: the browser's own round-trip clock. */
   const submittedAtRef = useRef(new Map<string, number>());
   const [rttByRequest, setRttByRequest] = useState<Record<string, number>>({});
@@ -62,6 +77,11 @@ export function LiveSession({
     event.preventDefault();
     const command = text.trim();
     if (!command) return;
+    if (privileged && !reason.trim()) {
+      setReasonProblem(REASON_REQUIRED_MESSAGE);
+      return;
+    }
+    setReasonProblem(null);
     const startedAt = performance.now();
     const requestId = session.run(command, shell, { privileged, reason });
     submittedAtRef.current.set(requestId, startedAt);
@@ -84,24 +104,37 @@ export function LiveSession({
         </span>
       </div>
       {session.errors.map((error) => (
-        <div key={error.id} role="alert" className="flex items-center justify-between bg-red-900/60 px-4 py-1 text-sm text-red-100">
-          {error.message}
+        <div
+          key={error.id}
+          role="alert"
+          className="flex items-center justify-between gap-3 bg-red-900/60 px-4 py-1 text-sm text-red-100"
+          data-testid="session-error"
+          data-code={error.code}
+        >
+          <span>
+            {ERROR_TITLES[error.code] ? <strong className="mr-1">{ERROR_TITLES[error.code]}:</strong> : null}
+            {error.message}
+          </span>
           <button onClick={() => session.dismissError(error.id)} className="text-xs underline">dismiss</button>
         </div>
       ))}
       <div className="max-h-[60vh] min-h-48 overflow-y-auto" data-testid="transcript">
         {transcript.order.length === 0 ? <p className="px-4 py-6 text-sm text-slate-500">No commands yet.</p> : null}
+        <Notices notices={noticesAfter(transcript, null)} />
         {transcript.order.map((id) => {
           const command = transcript.commands[id]!;
           return (
-            <CommandEntry
-              key={id}
-              command={command}
-              browserRttMs={rttByRequest[command.requestId]}
-              approvalLink={session.approvalLinks[id]}
-              canCancel={canRun}
-              onCancel={session.cancel}
-            />
+            <Fragment key={id}>
+              <CommandEntry
+                command={command}
+                browserRttMs={rttByRequest[command.requestId]}
+                canCancel={canRun}
+                canReissue={role === "admin"}
+                onCancel={session.cancel}
+                onReissue={session.reissue}
+              />
+              <Notices notices={noticesAfter(transcript, id)} />
+            </Fragment>
           );
         })}
         <div ref={bottomRef} />
@@ -126,17 +159,34 @@ export function LiveSession({
           <button className="rounded bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white">Run</button>
           <div className="flex basis-full flex-wrap items-center gap-3 text-xs text-slate-300">
             <label className="flex items-center gap-1.5">
-              <input type="checkbox" checked={privileged} onChange={(e) => setPrivileged(e.target.checked)} />
+              <input
+                type="checkbox"
+                checked={privileged}
+                onChange={(e) => {
+                  setPrivileged(e.target.checked);
+                  if (!e.target.checked) setReasonProblem(null);
+                }}
+              />
               Needs client approval
             </label>
             <input
               value={reason}
-              onChange={(e) => setReason(e.target.value)}
+              onChange={(e) => {
+                setReason(e.target.value);
+                if (e.target.value.trim()) setReasonProblem(null);
+              }}
               aria-label="Reason"
-              placeholder="Reason shown to the client (for commands that need approval)"
+              aria-invalid={reasonProblem ? true : undefined}
+              aria-describedby={reasonProblem ? "reason-problem" : undefined}
+              placeholder="Reason shown to the client (required whenever the client must approve)"
               maxLength={500}
               className="min-w-72 flex-1 rounded bg-slate-800 px-2 py-1 text-slate-100 placeholder:text-slate-500"
             />
+            {reasonProblem ? (
+              <p id="reason-problem" role="alert" className="basis-full text-red-300" data-testid="reason-problem">
+                {reasonProblem}
+              </p>
+            ) : null}
           </div>
         </form>
       ) : null}
@@ -144,6 +194,15 @@ export function LiveSession({
       {canRun ? null : (
         <p className="border-t border-slate-700 px-4 py-2 text-xs text-slate-400">Your role can watch but not run commands.</p>
       )}
+    </div>
+  );
+}
+
+function Notices({ notices }: { notices: ReturnType<typeof noticesAfter> }) {
+  if (notices.length === 0) return null;
+  return (
+    <div className="border-b border-slate-800 px-4 py-1">
+      {notices.map((notice) => <RefusalLine key={notice.seq} refusal={notice} />)}
     </div>
   );
 }

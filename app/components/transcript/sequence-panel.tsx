@@ -32,6 +32,8 @@ export function SequencePanel({
   const [stopOnFailure, setStopOnFailure] = useState(true);
   const [notBefore, setNotBefore] = useState("");
   const [expiresAt, setExpiresAt] = useState("");
+  const [privileged, setPrivileged] = useState(false);
+  const [reason, setReason] = useState("");
   const [problem, setProblem] = useState<string | null>(null);
   const saver = useFetcher<{ error?: string; saved?: string }>();
 
@@ -52,8 +54,10 @@ export function SequencePanel({
     const end = localTimeToEpoch(expiresAt);
     if (!name.trim() || steps.length === 0) return setProblem("Give the sequence a name and at least one step.");
     if (start !== null && end !== null && end <= start) return setProblem("The expiry must be after the window opens.");
+    if (privileged && !reason.trim()) return setProblem("Give a reason: the client reads it first when deciding whether to approve.");
     setProblem(null);
-    onQueue({ name: name.trim(), steps, stopOnFailure, notBefore: start, expiresAt: end, privileged: false, reason: "" });
+    // The reason travels even unticked: under the client's policy any step may still need approval.
+    onQueue({ name: name.trim(), steps, stopOnFailure, notBefore: start, expiresAt: end, privileged, reason: reason.trim() });
     setStepsText("");
   };
 
@@ -96,6 +100,18 @@ export function SequencePanel({
         </label>
         <label className="flex items-center gap-1.5">Not before <input type="datetime-local" value={notBefore} onChange={(e) => setNotBefore(e.target.value)} aria-label="Not before" className={inputClass} /></label>
         <label className="flex items-center gap-1.5">Expires <input type="datetime-local" value={expiresAt} onChange={(e) => setExpiresAt(e.target.value)} aria-label="Expires" className={inputClass} /></label>
+        <label className="flex items-center gap-1.5">
+          <input type="checkbox" checked={privileged} onChange={(e) => setPrivileged(e.target.checked)} /> Ask the client to approve every step
+        </label>
+        <input
+          value={reason}
+          onChange={(e) => setReason(e.target.value)}
+          // Not labelled "Reason": the command form's field owns that label.
+          aria-label="Why this sequence (shown to the client)"
+          placeholder="Why, in plain words for the client (required whenever a step needs approval)"
+          maxLength={500}
+          className={`${inputClass} min-w-64 flex-1`}
+        />
         <button className="rounded bg-indigo-600 px-3 py-1 font-medium text-white">Queue sequence</button>
         <button
           type="button"

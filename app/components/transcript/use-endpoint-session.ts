@@ -6,9 +6,17 @@ import {
   viewerBoundMessageSchema,
   type RuntimeState,
   type Shell,
+  type ViewerBoundMessage,
   type ViewerMessage,
   type Viewer,
 } from "../../../protocol/messages";
+
+export type SessionErrorCode = Extract<ViewerBoundMessage, { type: "error" }>["code"];
+export interface SessionError {
+  id: number;
+  code: SessionErrorCode;
+  message: string;
+}
 
 export type SocketStatus = "connecting" | "live" | "reconnecting";
 
@@ -28,9 +36,9 @@ export function useEndpointSession(endpointId: string) {
   const [status, setStatus] = useState<SocketStatus>("connecting");
   const [viewers, setViewers] = useState<Viewer[]>([]);
   const [runtime, setRuntime] = useState<RuntimeState | null>(null);
-  const [errors, setErrors] = useState<{ id: number; message: string }[]>([]);
-  /** Approval links for this technician's own requests, by command id (shown, never stored). */
-  const [approvalLinks, setApprovalLinks] = useState<Record<string, string>>({});
+  const [errors, setErrors] = useState<SessionError[]>([]);
+  /** Distinct ids for errors that arrive within the same millisecond. */
+  const errorIdRef = useRef(0);
   const socketRef = useRef<PartySocket | null>(null);
   const lastSeqRef = useRef(0);
   lastSeqRef.current = transcript.lastSeq;
@@ -61,8 +69,10 @@ export function useEndpointSession(endpointId: string) {
       if (message.type === "events") dispatch({ type: "events", events: message.events });
       else if (message.type === "presence") setViewers(message.viewers);
       else if (message.type === "runtime") setRuntime(message.runtime);
-      else if (message.type === "approval_link") setApprovalLinks((links) => ({ ...links, [message.commandId]: message.url }));
-      else setErrors((list) => [...list.slice(-4), { id: Date.now(), message: message.message }]);
+      else if (message.type === "error") {
+        const error = { id: ++errorIdRef.current, code: message.code, message: message.message };
+        setErrors((list) => [...list.slice(-4), error]);
+      }
     };
     socket.addEventListener("open", onOpen);
     socket.addEventListener("close", onClose);
@@ -85,7 +95,7 @@ export function useEndpointSession(endpointId: string) {
   const run = useCallback(
     (text: string, shell: Shell, approval: { privileged: boolean; reason: string }) => {
       const requestId = crypto.randomUUID();
-      send({ type: "run", requestId, text, shell, ...approval });
+      send({ type: "run", requestId, text, shell, alongside: false, ...approval });
       return requestId;
     },
     [send],
@@ -100,8 +110,11 @@ export function useEndpointSession(endpointId: string) {
     [send],
   );
 
+  /** Cancels a command; for one waiting for the client's approval this withdraws the request. */
   const cancel = useCallback((commandId: string) => send({ type: "cancel", commandId }), [send]);
+  /** Admins only (the session checks): new links for every approver, the old ones die. */
+  const reissue = useCallback((commandId: string) => send({ type: "reissue_approval", commandId }), [send]);
   const dismissError = useCallback((id: number) => setErrors((list) => list.filter((e) => e.id !== id)), []);
 
-  return { transcript, status, viewers, runtime, errors, approvalLinks, run, runSequence, cancel, dismissError };
+  return { transcript, status, viewers, runtime, errors, run, runSequence, cancel, reissue, dismissError };
 }

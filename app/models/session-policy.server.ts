@@ -1,0 +1,95 @@
+// Tells every endpoint session of a client that its approval policy (or the
+// client's time zone) changed. Each session re-reads the policy from D1 itself
+// and keeps its own copy, so commands never wait on D1; this call only says
+// "read it now" and carries no policy, so the session has one reader of the
+// directory and nothing here can hand it a policy of our own making.
+import { and, asc, eq } from "drizzle-orm";
+import { z } from "zod";
+import { createDb } from "~/db/client.server";
+import { endpoints } from "~/db/schema";
+import type { Env } from "~/lib/env.server";
+import { IDENTITY_HEADERS, SESSION_PATHS, type PeerIdentity } from "../../protocol/session-contract";
+
+/** Sessions asked at once: enough to finish a client's fleet quickly without a burst of DO wake-ups. */
+const CONCURRENCY = 8;
+/** A session that has not answered by then is reported as not updated; it re-reads when its runtime next connects. */
+const REFRESH_TIMEOUT_MS = 10_000;
+
+const refreshedBodySchema = z.object({ version: z.number().int().nonnegative() });
+
+export interface SessionPolicyRefresh {
+  refreshed: number;
+  failed: { endpointId: string; hostname: string }[];
+}
+
+/** The admin whose save caused the refresh; the session audits the change under their name. */
+export interface PolicyActor {
+  userId: string;
+  name: string;
+}
+
+export async function refreshSessionPolicies(env: Env, orgId: string, clientId: string, actor: PolicyActor): Promise<SessionPolicyRefresh> {
+  const fleet = await createDb(env.DB)
+    .select({ endpointId: endpoints.id, hostname: endpoints.hostname })
+    .from(endpoints)
+    .where(and(eq(endpoints.orgId, orgId), eq(endpoints.clientId, clientId)))
+    .orderBy(asc(endpoints.hostname), asc(endpoints.id));
+
+  const failed: SessionPolicyRefresh["failed"] = [];
+  let refreshed = 0;
+  let next = 0;
+  const worker = async () => {
+    while (next < fleet.length) {
+      const endpoint = fleet[next++]!;
+      if (await refreshOne(env, orgId, endpoint.endpointId, actor)) refreshed++;
+      else failed.push(endpoint);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, fleet.length) }, worker));
+  failed.sort((a, b) => a.hostname.localeCompare(b.hostname) || a.endpointId.localeCompare(b.endpointId));
+  return { refreshed, failed };
+}
+
+async function refreshOne(env: Env, orgId: string, endpointId: string, actor: PolicyActor): Promise<boolean> {
+  const identity: PeerIdentity = {
+    peer: "directory",
+    endpointId,
+    orgId,
+    userId: actor.userId,
+    userName: actor.name,
+    userEmail: null,
+    role: "admin",
+    canRun: false,
+    address: null,
+  };
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const stub = env.ENDPOINT_SESSION.get(env.ENDPOINT_SESSION.idFromName(endpointId));
+    const call = stub.fetch(`https://session.internal${SESSION_PATHS.policy}`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-partykit-room": endpointId,
+        [IDENTITY_HEADERS.identity]: JSON.stringify(identity),
+      },
+      body: "{}",
+    });
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), REFRESH_TIMEOUT_MS);
+    });
+    const response = await Promise.race([call, timeout]);
+    if (response === "timeout") {
+      console.error(`policy refresh for ${endpointId}: no answer within ${REFRESH_TIMEOUT_MS} ms`);
+      return false;
+    }
+    const body: unknown = await response.json().catch(() => null);
+    if (response.status === 200 && refreshedBodySchema.safeParse(body).success) return true;
+    console.error(`policy refresh for ${endpointId}: session answered ${response.status}`, body);
+    return false;
+  } catch (error) {
+    console.error(`policy refresh for ${endpointId}: session unreachable`, error);
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
