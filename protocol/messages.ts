@@ -54,6 +54,9 @@ export const COMMAND_OUTCOMES = [...FINAL_STATUSES, "denied", "expired", "skippe
 export type CommandOutcome = (typeof COMMAND_OUTCOMES)[number];
 export const commandOutcomeSchema = z.enum(COMMAND_OUTCOMES);
 
+export const TRUNCATION_REASONS = ["output_cap", "runtime_cap", "lost_in_transit"] as const;
+export type TruncationReason = (typeof TRUNCATION_REASONS)[number];
+
 export const streamSchema = z.enum(["stdout", "stderr"]);
 export type OutputStream = z.infer<typeof streamSchema>;
 
@@ -116,8 +119,11 @@ export const transcriptEventSchema = z.discriminatedUnion("kind", [
     kind: z.literal("command.truncated"),
     commandId: id,
     keptBytes: z.number().int().nonnegative(),
-    /** output_cap: the stored-output limit was reached; lost_in_transit: streamed chunks never arrived. */
-    reason: z.enum(["output_cap", "lost_in_transit"]).default("output_cap"),
+    /**
+     * output_cap: the session's stored-output limit was reached; runtime_cap: the runtime's own limit was
+     * reached on the endpoint; lost_in_transit: streamed chunks never arrived.
+     */
+    reason: z.enum(TRUNCATION_REASONS).default("output_cap"),
   }),
   z.object({
     ...eventBase,
@@ -195,7 +201,11 @@ export const viewerMessageSchema = z.discriminatedUnion("type", [
     /** Ask the client's approval even if no policy pattern matches. */
     privileged: z.boolean().default(false),
     reason: z.string().trim().max(500).default(""),
+    /** Runs next to whatever is running (e.g. a long `tail -f`) instead of waiting its turn. */
+    alongside: z.boolean().default(false),
   }),
+  /** Older transcript history than the viewer has: the commands before `beforeSeq`, one page at a time. */
+  z.object({ type: z.literal("history"), beforeSeq: z.number().int().positive() }),
   /** Cancels a command; for one waiting for approval this withdraws the request. */
   z.object({ type: z.literal("cancel"), commandId: id }),
   /** Admins only: new links for every approver of a pending request (the old ones die), new expiry. */
@@ -233,6 +243,19 @@ export const viewerBoundMessageSchema = z.discriminatedUnion("type", [
     /** True when these events replay history rather than happen now. */
     replay: z.boolean(),
     lastSeq: z.number().int().nonnegative(),
+    /**
+     * On the first frame of a windowed replay: the viewer gets only the newest commands (its state so far,
+     * if any, is replaced); older ones come with `history` requests.
+     */
+    window: z.object({ oldestSeq: z.number().int().nonnegative(), hasOlder: z.boolean() }).optional(),
+  }),
+  /** A page of older commands' events, in seq order; `final` on the last frame of the page. */
+  z.object({
+    type: z.literal("history"),
+    events: z.array(transcriptEventSchema),
+    final: z.boolean(),
+    oldestSeq: z.number().int().nonnegative(),
+    hasOlder: z.boolean(),
   }),
   z.object({ type: z.literal("presence"), viewers: z.array(viewerSchema) }),
   z.object({ type: z.literal("runtime"), runtime: runtimeStateSchema }),

@@ -146,6 +146,18 @@ describe("separation of duties: only the client's approvers receive a link", () 
     expect(requested.approvers).toEqual([{ name: "Priya Patel", address: "p•••@client.test" }]);
   });
 
+  it("never asks a member of the MSP, even one who joined after the policy listed them", async () => {
+    const endpointId = freshEndpoint();
+    await registerEndpoint(endpointId, { ...ADVISORY_TEST_POLICY, approvers: [TEST_APPROVER, { name: "Cole", email: "cole@msp.test" }] });
+    await env.DB.prepare("INSERT INTO members (org_id, user_id, name, email, role) VALUES ('org_test', ?, 'Cole', 'Cole@MSP.test', 'technician')")
+      .bind(`user_cole_${endpointId}`)
+      .run();
+    const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
+    await run(viewer, "Restart-Computer");
+    const requested = viewer.events().find((e) => e.kind === "command.approval_requested");
+    expect(requested.approvers).toEqual([{ name: "Priya Patel", address: "p•••@client.test" }]);
+  });
+
   it("requires a reason the client can read for anything that needs approval", async () => {
     const { requester } = await setup();
     const refused = await run(requester, "Restart-Computer", { reason: "" });
@@ -181,7 +193,7 @@ describe("separation of duties: only the client's approvers receive a link", () 
     const decided = await approverCall(endpointId, "decide", { token: mail.token, decision: "approve" });
     expect(decided.status).toBe(409);
     expect(await decided.json()).toMatchObject({ error: expect.stringMatching(/withdrew/), view: { state: "withdrawn" } });
-    expect(await commandStatus(endpointId, commandId)).toBe("cancelled");
+    expect(await commandStatus(endpointId, commandId!)).toBe("cancelled");
     expect(runtime.messages.some((m) => m.type === "dispatch")).toBe(false);
   });
 });
@@ -319,7 +331,10 @@ describe("fail closed: the policy lives in the session, and unknown means nothin
 
   it("keeps holding guarded commands for approval during a D1 outage, from its own copy; without a copy it refuses", async () => {
     const { endpointId, requester, runtime } = await setup();
-    await run(requester, "echo warm-up"); // the session now holds a copy of the policy
+    const warmUp = await run(requester, "echo warm-up"); // the session now holds a copy of the policy
+    await runtime.waitFor((m) => m.type === "dispatch" && m.command.commandId === warmUp.commandId);
+    runtime.send({ type: "result", result: result(warmUp.commandId!) });
+    await runtime.waitFor((m) => m.type === "ack");
     await breakD1(endpointId);
     const guarded = await run(requester, "Restart-Computer");
     expect(await commandStatus(endpointId, guarded.commandId!)).toBe("pending_approval");

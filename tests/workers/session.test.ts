@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "../../protocol/messages";
-import { connectDirect, connectRuntime, connectViewer, registerEndpoint, runtimeIdentity, type TestSocket, viewerIdentity } from "./socket";
+import { result, connectDirect, connectRuntime, connectViewer, registerEndpoint, replayAll, runInSession, runtimeIdentity, sessionStub, type TestSocket, viewerIdentity } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_session_test_${Date.now()}_${counter++}`;
@@ -11,12 +11,7 @@ async function runOneCommand(viewer: TestSocket, runtime: TestSocket, text: stri
   return dispatch.command.commandId as string;
 }
 
-async function syncAll(viewer: TestSocket, afterSeq = 0) {
-  const before = viewer.messages.length;
-  viewer.send({ type: "sync", afterSeq });
-  const reply = await viewer.waitFor((m) => m.type === "events" && m.replay, 5_000, before);
-  return reply;
-}
+const syncAll = replayAll;
 
 describe("endpoint session Durable Object", () => {
   it("runs a command end to end and streams ordered events to every viewer", async () => {
@@ -72,17 +67,21 @@ describe("endpoint session Durable Object", () => {
     const endpointId = freshEndpoint();
     const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
     const runtime = await connectRuntime(endpointId);
-    await runOneCommand(viewer, runtime, "echo one");
+    const one = await runOneCommand(viewer, runtime, "echo one");
     const first = await syncAll(viewer);
     const checkpoint = first.lastSeq;
     expect(first.events.length).toBe(2); // queued + dispatched
+    runtime.send({ type: "result", result: result(one) }); // commands run one at a time: finish it first
+    await runtime.waitFor((m) => m.type === "ack");
+    const afterOne = (await syncAll(viewer)).lastSeq;
     await runOneCommand(viewer, runtime, "echo two");
 
     const late = await connectDirect(endpointId, viewerIdentity(endpointId, { userId: "user_late" }));
-    const replay = await syncAll(late, checkpoint);
+    const replay = await syncAll(late, afterOne);
     expect(replay.events.map((e: any) => e.kind)).toEqual(["command.queued", "command.dispatched"]);
+    expect((await syncAll(late, checkpoint)).events.map((e: any) => e.kind)).toEqual(["command.started", "command.finished", "command.queued", "command.dispatched"]);
     expect(replay.events[0].text).toBe("echo two");
-    expect(replay.events.every((e: any) => e.seq > checkpoint)).toBe(true);
+    expect(replay.events.every((e: any) => e.seq > afterOne)).toBe(true);
   });
 
   it("withholds live events from a viewer until its replay, so joining mid-stream leaves no gap", async () => {
@@ -101,7 +100,8 @@ describe("endpoint session Durable Object", () => {
 
     joiner.send({ type: "sync", afterSeq: 0 });
     runtime.send({ type: "output", commandId, index: 2, chunk: { stream: "stdout", data: "c" } });
-    await joiner.waitFor((m) => m.type === "events" && m.events[0]?.data === "c");
+    // "c" may reach the session before or after the sync: in the replay or live, it arrives exactly once.
+    await joiner.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.data === "c"));
     const seqs = joiner.events().map((e) => e.seq);
     expect(seqs).toEqual(seqs.map((_, i) => i + 1));
     expect(joiner.events().filter((e) => e.kind === "command.output").map((e) => e.data).join("")).toBe("abc");
@@ -198,6 +198,23 @@ describe("endpoint session Durable Object", () => {
     const stored = events.filter((e: any) => e.kind === "command.output").reduce((n: number, e: any) => n + e.data.length, 0);
     expect(stored).toBe(DEFAULT_MAX_OUTPUT_BYTES);
     expect(events.filter((e: any) => e.kind === "command.truncated")).toEqual([expect.objectContaining({ keptBytes: DEFAULT_MAX_OUTPUT_BYTES })]);
+  });
+
+  it("says so when the runtime capped output on the endpoint, in the transcript and the audit trail", async () => {
+    const endpointId = freshEndpoint();
+    const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
+    const runtime = await connectRuntime(endpointId);
+    const commandId = await runOneCommand(viewer, runtime, "cat /var/log/huge.log");
+    runtime.send({ type: "output", commandId, index: 0, chunk: { stream: "stdout", data: "first part\n" } });
+    runtime.send({
+      type: "result",
+      result: { commandId, status: "succeeded", exitCode: 0, startedAt: Date.now(), finishedAt: Date.now(), durationMs: 5, tail: [{ stream: "stdout", data: "last part\n" }], tailStartIndex: 1, truncated: true, error: null },
+    });
+    await runtime.waitFor((m) => m.type === "ack");
+    const events = (await syncAll(viewer)).events;
+    expect(events.filter((e: any) => e.kind === "command.truncated")).toEqual([expect.objectContaining({ commandId, keptBytes: 21, reason: "runtime_cap" })]);
+    const finished = await runInSession(sessionStub(endpointId), (instance: any) => instance.audit.all().find((e: any) => e.kind === "command.finished"));
+    expect(JSON.parse(finished.detail).truncated).toEqual({ keptBytes: 21, reason: "runtime_cap" });
   });
 
   it("cancels queued work without sending it, and forwards cancel for running work", async () => {

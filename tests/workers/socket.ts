@@ -9,7 +9,10 @@ export class TestSocket {
   closed: { code: number; reason: string } | null = null;
   private waiters: (() => void)[] = [];
 
-  constructor(readonly ws: WebSocket) {
+  constructor(
+    readonly ws: WebSocket,
+    readonly endpointId: string,
+  ) {
     ws.accept();
     ws.addEventListener("message", (event) => {
       this.messages.push(JSON.parse(event.data as string));
@@ -78,7 +81,7 @@ export async function connectDirect(endpointId: string, identity: PeerIdentity |
   if (identity) headers[IDENTITY_HEADERS.identity] = JSON.stringify(identity);
   const response = await sessionStub(endpointId).fetch(`https://session.internal/${identity?.peer ?? "viewer"}`, { headers });
   if (!response.webSocket) throw new Error(`no websocket: ${response.status} ${await response.text()}`);
-  return new TestSocket(response.webSocket);
+  return new TestSocket(response.webSocket, endpointId);
 }
 
 export function viewerIdentity(endpointId: string, overrides: Partial<PeerIdentity> = {}): PeerIdentity {
@@ -229,4 +232,20 @@ export async function checkin(endpointId: string, body: Record<string, unknown>,
     body: JSON.stringify({ protocol: 1, runtimeVersion: "test", hostname: "h", os: "linux", clock: Date.now(), ...body }),
   });
   return { status: response.status, body: await response.json() };
+}
+
+/**
+ * Asks for a replay after `afterSeq` and returns all of it: frames are bounded
+ * in size, so a replay may take several; it is whole once a frame reaches the
+ * log's newest seq.
+ */
+export async function replayAll(viewer: TestSocket, afterSeq = 0): Promise<{ events: any[]; lastSeq: number; frames: any[] }> {
+  const before = viewer.messages.length;
+  const newest: number = await runInSession(sessionStub(viewer.endpointId), (_instance, state) =>
+    state.storage.sql.exec("SELECT COALESCE(MAX(seq), 0) AS seq FROM events").one().seq,
+  );
+  viewer.send({ type: "sync", afterSeq });
+  await viewer.waitFor((m) => m.type === "events" && m.replay && m.lastSeq >= newest, 5_000, before);
+  const frames = viewer.messages.slice(before).filter((m) => m.type === "events" && m.replay);
+  return { events: frames.flatMap((m) => m.events), lastSeq: frames.at(-1).lastSeq, frames };
 }

@@ -70,7 +70,13 @@ export async function readSessionPolicy(db: D1Database, endpointId: string): Pro
   };
   const parsed = sessionPolicySchema.safeParse(candidate);
   if (!parsed.success) throw new PolicyUnreadableError(`the stored approval policy is malformed: ${describeZodError(parsed.error)}`);
-  return parsed.data;
+  // The editor refuses staff as approvers; someone who joined the MSP after the policy was saved is dropped here.
+  const staff = await db
+    .prepare("SELECT lower(m.email) AS email FROM members m JOIN endpoints e ON e.org_id = m.org_id WHERE e.id = ?")
+    .bind(endpointId)
+    .all<{ email: string }>();
+  const staffEmails = new Set(staff.results.map((row) => row.email));
+  return { ...parsed.data, approvers: parsed.data.approvers.filter((a) => !staffEmails.has(a.email.toLowerCase())) };
 }
 
 function parseJson(text: unknown): unknown {

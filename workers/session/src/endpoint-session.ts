@@ -19,6 +19,7 @@ import {
   type RuntimeState,
   type Timings,
   type TranscriptEvent,
+  type TruncationReason,
   type ViewerBoundMessage,
   type ViewerMessage,
   type Viewer,
@@ -54,8 +55,19 @@ const RESULT_GRACE_MS = 2 * DEFAULT_CHECKIN_INTERVAL_MS + 30_000;
  */
 const RESULT_DEADLINE_SQL = "MAX(COALESCE(dispatched_at, created_at) + timeout_ms, ?) + ?";
 
-/** Events per replay frame, so a long history never becomes one huge message. */
-const REPLAY_BATCH = 200;
+/** A frame of replayed events stays under this many bytes of JSON (a Workers WebSocket frame is at most 1 MiB). */
+const REPLAY_FRAME_BYTES = 256 * 1024;
+/** A fresh viewer gets at most this many of the newest commands... */
+const REPLAY_WINDOW_COMMANDS = 50;
+/** ...and stops adding older ones once their stored output passes this; older pages come on request. */
+const REPLAY_WINDOW_OUTPUT_BYTES = 1024 * 1024;
+/** A reconnecting viewer further behind than this gets a fresh window instead of everything it missed. */
+const MAX_CATCHUP_EVENTS = 2_000;
+/** Commands running at once on one endpoint, not counting those marked to run alongside. */
+const MAX_RUNNING_COMMANDS = 1;
+/** Per viewer connection: a token bucket, in message "costs" (a replay costs more than a run). */
+const VIEWER_BUCKET = { capacity: 40, refillPerSecond: 10 } as const;
+const VIEWER_MESSAGE_COST: Record<ViewerMessage["type"], number> = { sync: 10, history: 10, run: 1, run_sequence: 2, cancel: 1, reissue_approval: 1 };
 
 export const CLOSE_CODES = SESSION_CLOSE_CODES;
 
@@ -90,6 +102,7 @@ type CommandRow = {
   received_at: number | null;
   output_bytes: number;
   truncated: number;
+  alongside: number;
 };
 
 type RunRequest = Extract<ViewerMessage, { type: "run" | "run_sequence" }>;
@@ -106,6 +119,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
 
   private runQueue: Promise<void> = Promise.resolve();
   private readonly refusalsAudited = new Set<string>();
+  /** Per viewer connection id: its rate-limit bucket (in memory: a hibernation wake starts it full). */
+  private readonly viewerBuckets = new Map<string, { tokens: number; at: number }>();
 
   /** The alarm time last set by this instance, so an unchanged one is not written again. */
   private alarmAt: number | undefined;
@@ -373,6 +388,10 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     if (identity.peer === "viewer") {
       const parsed = parseMessage(viewerMessageSchema, raw);
       if (!parsed.ok) return this.sendViewerError(connection, "invalid_message", parsed.error);
+      if (!this.takeViewerTokens(connection.id, VIEWER_MESSAGE_COST[parsed.value.type])) {
+        const requestId = "requestId" in parsed.value ? parsed.value.requestId : undefined;
+        return this.sendViewerError(connection, "rate_limited", "Too many messages from this page; wait a moment and try again.", requestId);
+      }
       this.handleViewerMessage(connection, identity, parsed.value);
     } else {
       const parsed = parseMessage(runtimeMessageSchema, raw);
@@ -388,6 +407,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     switch (message.type) {
       case "sync":
         return this.onViewerSync(connection as Connection<ConnectionState>, message.afterSeq);
+      case "history":
+        return this.onViewerHistory(connection, message.beforeSeq);
       case "run":
         return this.onViewerRun(connection, identity, message);
       case "cancel":
@@ -399,24 +420,121 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     }
   }
 
+  /** A token bucket per viewer connection: one page cannot make the session replay its history in a loop. */
+  private takeViewerTokens(connectionId: string, cost: number): boolean {
+    const now = Date.now();
+    const bucket = this.viewerBuckets.get(connectionId) ?? { tokens: VIEWER_BUCKET.capacity, at: now };
+    bucket.tokens = Math.min(VIEWER_BUCKET.capacity, bucket.tokens + ((now - bucket.at) / 1000) * VIEWER_BUCKET.refillPerSecond);
+    bucket.at = now;
+    this.viewerBuckets.set(connectionId, bucket);
+    if (bucket.tokens < cost) return false;
+    bucket.tokens -= cost;
+    return true;
+  }
+
   /**
-   * Replays the log after `afterSeq`, then marks the viewer synced so live
-   * events start exactly where the replay ended. Live events are withheld
-   * until then: applied first, they would make the viewer skip the replay.
+   * Replays what the viewer missed, then marks it synced so live events start
+   * exactly where the replay ended (withheld until then: applied first, they
+   * would make the viewer skip the replay). A fresh viewer, or one too far
+   * behind, gets a window of the newest commands instead of the whole history.
    */
   private onViewerSync(connection: Connection<ConnectionState>, afterSeq: number): void {
     this.flushEvents(); // events already broadcast to synced viewers must not be replayed and sent live again
-    let cursor = afterSeq;
-    for (;;) {
-      const events = this.eventsAfter(cursor, REPLAY_BATCH);
-      const lastSeq = events.length ? events[events.length - 1]!.seq : cursor;
-      if (events.length || cursor === afterSeq) {
-        this.send(connection, { type: "events", events, replay: true, lastSeq });
-      }
-      if (events.length < REPLAY_BATCH) break;
-      cursor = lastSeq;
+    const missed = afterSeq > 0 ? (this.sqlOne<{ n: number }>("SELECT COUNT(*) AS n FROM events WHERE seq > ?", afterSeq)?.n ?? 0) : Infinity;
+    if (missed <= MAX_CATCHUP_EVENTS) {
+      const events = this.sqlAll<EventRow>("SELECT seq, at, kind, body FROM events WHERE seq > ? ORDER BY seq", afterSeq).map(toEvent);
+      this.sendEventFrames(connection, events, (batch) => ({ type: "events", events: batch, replay: true, lastSeq: batch.at(-1)?.seq ?? afterSeq }));
+    } else {
+      const page = this.commandPage(null);
+      const lastSeq = this.sqlOne<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM events")?.seq ?? 0;
+      this.sendEventFrames(connection, this.pageEvents(page, lastSeq + 1), (batch, first, final) => ({
+        type: "events",
+        events: batch,
+        replay: true,
+        // The last frame ends at the log's newest seq: live events continue from there, whichever commands the window holds.
+        lastSeq: final ? lastSeq : batch.at(-1)!.seq,
+        ...(first ? { window: { oldestSeq: page.oldestSeq, hasOlder: page.hasOlder } } : {}),
+      }));
     }
     connection.setState({ ...connection.state!, synced: true });
+  }
+
+  /** The next page of older commands, for a viewer scrolling back past its window. */
+  private onViewerHistory(connection: Connection, beforeSeq: number): void {
+    const page = this.commandPage(beforeSeq);
+    this.sendEventFrames(connection, this.pageEvents(page, beforeSeq), (batch, _first, last) => ({
+      type: "history",
+      events: batch,
+      final: last,
+      oldestSeq: page.oldestSeq,
+      hasOlder: page.hasOlder,
+    }));
+  }
+
+  /**
+   * The newest commands queued before `beforeSeq` (all commands when null), up
+   * to the window's command and output budgets: their ids, the seq of the oldest
+   * one's first event, and whether anything older exists.
+   */
+  private commandPage(beforeSeq: number | null): { commandIds: string[]; oldestSeq: number; hasOlder: boolean } {
+    const rows = this.sqlAll<{ command_id: string; seq: number; output_bytes: number }>(
+      `SELECT e.command_id, e.seq, c.output_bytes FROM events e JOIN commands c ON c.id = e.command_id
+       WHERE e.kind = 'command.queued' AND e.seq < ? ORDER BY e.seq DESC LIMIT ?`,
+      beforeSeq ?? Number.MAX_SAFE_INTEGER,
+      REPLAY_WINDOW_COMMANDS + 1,
+    );
+    const commandIds: string[] = [];
+    let outputBytes = 0;
+    let oldestSeq = beforeSeq ?? 0;
+    for (const row of rows.slice(0, REPLAY_WINDOW_COMMANDS)) {
+      if (commandIds.length > 0 && outputBytes + row.output_bytes > REPLAY_WINDOW_OUTPUT_BYTES) break;
+      commandIds.push(row.command_id);
+      outputBytes += row.output_bytes;
+      oldestSeq = row.seq;
+    }
+    if (commandIds.length === 0) oldestSeq = 0;
+    return { commandIds, oldestSeq, hasOlder: rows.length > commandIds.length };
+  }
+
+  /** Every event of the page's commands, plus events about no command (runtime refusals) between its bounds. */
+  private pageEvents(page: { commandIds: string[]; oldestSeq: number }, beforeSeq: number): TranscriptEvent[] {
+    if (page.commandIds.length === 0 && page.oldestSeq === 0) {
+      return this.sqlAll<EventRow>("SELECT seq, at, kind, body FROM events WHERE command_id IS NULL AND seq < ? ORDER BY seq", beforeSeq).map(toEvent);
+    }
+    return this.sqlAll<EventRow>(
+      `SELECT seq, at, kind, body FROM events
+       WHERE command_id IN (SELECT value FROM json_each(?)) OR (command_id IS NULL AND seq >= ? AND seq < ?)
+       ORDER BY seq`,
+      JSON.stringify(page.commandIds),
+      page.oldestSeq,
+      beforeSeq,
+    ).map(toEvent);
+  }
+
+  /**
+   * Sends events in frames of bounded size, in order; always at least one
+   * frame, so an empty replay still tells the viewer where the log stands.
+   */
+  private sendEventFrames(
+    target: Connection,
+    events: TranscriptEvent[],
+    frame: (batch: TranscriptEvent[], first: boolean, last: boolean) => ViewerBoundMessage,
+  ): void {
+    let batch: TranscriptEvent[] = [];
+    let bytes = 0;
+    let first = true;
+    for (const event of events) {
+      const size = JSON.stringify(event).length;
+      if (batch.length && bytes + size > REPLAY_FRAME_BYTES) {
+        this.send(target, frame(batch, first, false));
+        first = false;
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(event);
+      bytes += size;
+    }
+    this.send(target, frame(batch, first, true));
   }
 
   /**
@@ -488,8 +606,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       const requestId = isSequence ? `${message.requestId}#${step}` : message.requestId;
       this.ctx.storage.sql.exec(
         `INSERT INTO commands (id, request_id, text, shell, timeout_ms, requested_by_id, requested_by_name, status, created_at,
-                               sequence_id, sequence_name, step_index, step_count, stop_on_failure, not_before, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                               sequence_id, sequence_name, step_index, step_count, stop_on_failure, not_before, expires_at, alongside)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         commandId,
         requestId,
         text,
@@ -506,6 +624,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         sequence?.stopOnFailure ? 1 : 0,
         notBefore,
         expiresAt,
+        !isSequence && message.alongside ? 1 : 0,
       );
       this.appendEvent("command.queued", {
         commandId,
@@ -691,6 +810,11 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       this.appendEvent("command.truncated", { commandId: command.id, keptBytes: command.output_bytes, reason: "lost_in_transit" });
     }
     result.tail.forEach((chunk, offset) => this.storeOutput(this.getCommand(command.id)!, tailStart + offset, chunk));
+    const stored = this.getCommand(command.id)!;
+    if (result.truncated && !stored.truncated) {
+      // The runtime stopped keeping output on the endpoint: say so, with what reached us.
+      this.appendEvent("command.truncated", { commandId: command.id, keptBytes: stored.output_bytes, reason: "runtime_cap" });
+    }
     const receivedAt = Date.now();
     this.ctx.storage.sql.exec(
       "UPDATE commands SET received_at = ?, finished_at = ?, duration_ms = ?, truncated = MAX(truncated, ?) WHERE id = ?",
@@ -716,7 +840,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   private dispatchQueued(): void {
     const runtime = this.currentRuntime();
     if (runtime?.state?.helloAt) {
-      for (const command of this.takeDueCommands()) this.send(runtime, { type: "dispatch", command: this.toDispatched(command) });
+      for (const command of this.takeDueCommands(Date.now(), true)) this.send(runtime, { type: "dispatch", command: this.toDispatched(command) });
     } else {
       this.settleQueue(Date.now());
     }
@@ -727,9 +851,28 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
    * Marks due commands dispatched, in the order they must run. A command is due
    * when it is queued, inside its window, and (in a sequence) every earlier step
    * has finished; steps after a failure in a stop-on-failure sequence are skipped.
+   * Over the socket (`oneAtATime`), a command also waits until the ones before
+   * it finished, unless it runs alongside; a check-in runtime gets them all, in
+   * order, and runs them one after another itself.
    */
-  private takeDueCommands(now = Date.now()): CommandRow[] {
-    const due = this.settleQueue(now);
+  private takeDueCommands(now = Date.now(), oneAtATime = false): CommandRow[] {
+    let due = this.settleQueue(now);
+    if (oneAtATime) {
+      let running = this.sqlOne<{ n: number }>("SELECT COUNT(*) AS n FROM commands WHERE status IN ('dispatched', 'running') AND alongside = 0")?.n ?? 0;
+      const ready: CommandRow[] = [];
+      let waiting = false; // once one waits, every later one waits too: order is kept
+      for (const command of due) {
+        if (command.alongside) {
+          ready.push(command);
+        } else if (waiting || running >= MAX_RUNNING_COMMANDS) {
+          waiting = true;
+        } else {
+          running += 1;
+          ready.push(command);
+        }
+      }
+      due = ready;
+    }
     for (const command of due) {
       this.ctx.storage.sql.exec("UPDATE commands SET status = 'dispatched', dispatched_at = ? WHERE id = ?", now, command.id);
       this.appendEvent("command.dispatched", { commandId: command.id });
@@ -741,7 +884,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   /** Ends expired and skipped commands; returns the queued ones that are due now. */
   private settleQueue(now: number): CommandRow[] {
     const due: CommandRow[] = [];
-    for (const command of this.sqlAll<CommandRow>("SELECT * FROM commands WHERE status = 'queued' ORDER BY created_at, step_index")) {
+    for (const command of this.sqlAll<CommandRow>("SELECT * FROM commands WHERE status = 'queued' ORDER BY created_at, step_index, rowid")) {
       if (command.expires_at !== null && now >= command.expires_at) {
         this.finishCommand(command, { status: "expired", exitCode: null, error: "Its expiry passed before it could run", timings: null });
         continue;
@@ -844,6 +987,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     );
     this.appendEvent("command.finished", { commandId: command.id, ...outcome });
     const finished = this.getCommand(command.id)!;
+    const truncation = finished.truncated ? this.truncationOf(finished) : null;
     this.audit.append({
       kind: "command.finished",
       actorId: finished.requested_by_id,
@@ -858,8 +1002,19 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         dispatchedAt: finished.dispatched_at,
         executedAt: finished.started_at,
         returnedAt: finished.received_at,
+        truncated: truncation,
       },
     });
+  }
+
+  /** How much output was kept and why, from the newest truncation marker of the command. */
+  private truncationOf(command: CommandRow): { keptBytes: number; reason: TruncationReason } {
+    const marker = this.sqlOne<{ body: string }>(
+      "SELECT body FROM events WHERE command_id = ? AND kind = 'command.truncated' ORDER BY seq DESC LIMIT 1",
+      command.id,
+    );
+    const reason = marker ? (JSON.parse(marker.body) as { reason?: TruncationReason }).reason : undefined;
+    return { keptBytes: command.output_bytes, reason: reason ?? "output_cap" };
   }
 
 
@@ -960,13 +1115,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     this.broadcastToViewers({ type: "events", events, replay: false, lastSeq: events[events.length - 1]!.seq }, undefined, true);
   }
 
-  private eventsAfter(afterSeq: number, limit: number): TranscriptEvent[] {
-    return this.sqlAll<{ seq: number; at: number; kind: string; body: string }>(
-      "SELECT seq, at, kind, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-      afterSeq,
-      limit,
-    ).map((row) => ({ ...JSON.parse(row.body), seq: row.seq, at: row.at, kind: row.kind }) as TranscriptEvent);
-  }
+
 
   private broadcastPresence(leavingConnectionId?: string): void {
     const viewers = new Map<string, Viewer>();
@@ -1040,6 +1189,12 @@ function truncateUtf8(text: string, maxBytes: number): string {
   const bytes = new TextEncoder().encode(text);
   if (bytes.byteLength <= maxBytes) return text;
   return new TextDecoder().decode(bytes.slice(0, maxBytes)).replace(/\uFFFD$/, "");
+}
+
+type EventRow = { seq: number; at: number; kind: string; body: string };
+
+function toEvent(row: EventRow): TranscriptEvent {
+  return { ...JSON.parse(row.body), seq: row.seq, at: row.at, kind: row.kind } as TranscriptEvent;
 }
 
 function respond({ status, body }: { status: number; body: unknown }): Response {

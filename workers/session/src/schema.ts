@@ -119,6 +119,10 @@ export const SESSION_MIGRATIONS: readonly string[] = [
     loaded_at INTEGER NOT NULL
   );
   `,
+  // Commands run one at a time per endpoint unless marked to run alongside.
+  `
+  ALTER TABLE commands ADD COLUMN alongside INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export function migrate(sql: SqlStorage): void {
