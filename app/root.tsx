@@ -11,6 +11,7 @@ import {
   useRouteError,
 } from "@remix-run/react";
 import { useEffect } from "react";
+import { useCspNonce } from "~/lib/csp-nonce";
 import { getEnv } from "~/lib/env.server";
 import { resolveAuthMode } from "~/lib/offline-auth.server";
 import stylesheet from "~/tailwind.css";
@@ -28,6 +29,8 @@ export const loader = (args: LoaderFunctionArgs) => {
 };
 
 function Document({ children }: { children: React.ReactNode }) {
+  // Remix's inline scripts run only with this response's CSP nonce (app/lib/security-headers.server.ts).
+  const nonce = useCspNonce();
   return (
     <html lang="en" className="h-full bg-slate-50">
       <head>
@@ -38,8 +41,8 @@ function Document({ children }: { children: React.ReactNode }) {
       </head>
       <body className="h-full font-sans text-slate-900 antialiased">
         {children}
-        <ScrollRestoration />
-        <Scripts />
+        <ScrollRestoration nonce={nonce} />
+        <Scripts nonce={nonce} />
       </body>
     </html>
   );

@@ -47,7 +47,7 @@ function cleanEnv() {
 
 if (options.fresh) rmSync(stateDir, { recursive: true, force: true });
 mkdirSync(stateDir, { recursive: true });
-ensureDevVars(join(root, ".dev.vars"));
+ensureDevVars(join(root, ".dev.vars"), { origin });
 // The session worker reads its own .dev.vars (next to its wrangler.toml), not the root one.
 ensureSessionDevVars(join(root, SESSION_DEV_VARS_PATH), { origin });
 

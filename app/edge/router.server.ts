@@ -5,7 +5,7 @@
 import { createDb } from "~/db/client.server";
 import { authenticateMember, CAN_RUN_COMMANDS } from "~/lib/auth.server";
 import type { Env } from "~/lib/env.server";
-import { callerAddress, isSameOriginRequest } from "~/lib/request.server";
+import { callerAddress, guardRequest, isSameOriginRequest } from "~/lib/request.server";
 import { getEndpointForOrg } from "~/models/endpoints.server";
 import {
   authenticateRuntimeCredential,
@@ -18,6 +18,11 @@ import { IDENTITY_HEADERS, SESSION_PATHS, type PeerIdentity } from "../../protoc
 export const VIEWER_SOCKET_PREFIX = "/parties/endpoint/";
 
 export async function handleEdgeRequest(request: Request, env: Env): Promise<Response | null> {
+  // The one origin check for the whole Pages project: server.ts calls this
+  // before Remix, so documents, ?_data requests, fetchers and sockets all pass
+  // through it (docs/decisions/0010-edge-hardening.md).
+  const refused = guardRequest(request, env);
+  if (refused) return refused;
   const url = new URL(request.url);
   if (url.pathname.startsWith(VIEWER_SOCKET_PREFIX)) return handleViewerSocket(request, env, url);
   if (url.pathname === "/agent/enroll") return handleEnroll(request, env);
@@ -36,8 +41,8 @@ export function jsonError(status: number, error: string, issues?: string[]): Res
 async function handleViewerSocket(request: Request, env: Env, url: URL): Promise<Response> {
   const endpointId = decodeURIComponent(url.pathname.slice(VIEWER_SOCKET_PREFIX.length).split("/")[0] ?? "");
   if (!endpointId) return jsonError(404, "Unknown endpoint");
-  // A page on another site must not open a socket with this user's cookies.
-  if (!isSameOriginRequest(request)) return jsonError(403, "Cross-origin sockets are refused");
+  // Defence in depth behind guardRequest: a page on another site must not open a socket with this user's cookies.
+  if (!isSameOriginRequest(request, env)) return jsonError(403, "Cross-origin sockets are refused");
   const member = await authenticateMember({ request, context: { cloudflare: { env } } });
   if ("kind" in member) {
     return member.kind === "signed_out" ? jsonError(401, "Sign in to watch this endpoint") : jsonError(403, member.message);

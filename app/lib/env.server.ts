@@ -15,8 +15,20 @@ export interface Env {
   CAISEY_OFFLINE_SIGNING_KEY?: string;
   /** "production" on deployed environments; offline auth refuses to run there. */
   CAISEY_ENV?: string;
+  /**
+   * The console's public origin (https://console.example). State-changing
+   * requests must come from it and absolute URLs are built from it, never from
+   * Host; required in production. See app/lib/public-origin.server.ts.
+   */
+  PUBLIC_ORIGIN?: string;
 }
 
 export function getEnv(context: AppLoadContext): Env {
   return (context as unknown as { cloudflare: { env: Env } }).cloudflare.env;
+}
+
+/** The per-request CSP nonce server.ts puts in the load context (see app/lib/security-headers.server.ts). */
+export function getCspNonce(context: AppLoadContext): string | undefined {
+  const nonce = (context as unknown as { cspNonce?: unknown }).cspNonce;
+  return typeof nonce === "string" ? nonce : undefined;
 }

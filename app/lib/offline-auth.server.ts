@@ -208,28 +208,6 @@ export function readSessionCookie(request: Request): string | null {
   return readCookie(request, SESSION_COOKIE);
 }
 
-/**
- * A same-origin path (pathname + search + hash) for a redirect_url value, or
- * `fallback`. Accepts relative paths and absolute URLs of the request's origin;
- * anything else (other origins, protocol-relative, javascript:) is refused.
- */
-export function safeRedirectPath(value: string | null | undefined, requestUrl: string, fallback = "/"): string {
-  if (!value) return fallback;
-  const trimmed = value.trim();
-  if (!trimmed || trimmed.includes("\\") || /[\u0000-\u001f]/.test(trimmed)) return fallback;
-  const base = new URL(requestUrl);
-  const isAbsolute = /^[a-z][a-z0-9+.-]*:/i.test(trimmed);
-  if (!isAbsolute && (!trimmed.startsWith("/") || trimmed.startsWith("//"))) return fallback;
-  let target: URL;
-  try {
-    target = new URL(trimmed, base);
-  } catch {
-    return fallback;
-  }
-  if (target.origin !== base.origin) return fallback;
-  return `${target.pathname}${target.search}${target.hash}` || fallback;
-}
-
 /** True when cookies for this request should carry the Secure attribute. */
 export function isSecureRequest(request: Request): boolean {
   return new URL(request.url).protocol === "https:";

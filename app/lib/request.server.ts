@@ -1,17 +1,131 @@
+import type { Env } from "./env.server";
+import { resolveAuthMode } from "./offline-auth.server";
+import { ConfigurationError, configuredPublicOrigin } from "./public-origin.server";
+
 /** The caller's address as the edge saw it, for the audit trail. */
 export function callerAddress(request: Request): string | null {
   return request.headers.get("cf-connecting-ip") ?? request.headers.get("x-real-ip");
 }
 
 /**
- * Refuses cross-site browser requests: a browser that says the request is
- * cross-site is refused, and an Origin header, when present, must be ours.
- * Browsers always send one on WebSocket upgrades and POSTs; tools that send
- * none are not a cross-site threat.
+ * The endpoint runtime's routes. They authenticate with a bearer credential in
+ * the Authorization header (or, for enroll, a token in the body), never with a
+ * cookie: a browser cannot attach either to a cross-site request, so a forged
+ * request carries no authority and the origin check has nothing to protect.
+ * The runtime is not a browser and sends no Origin.
  */
-export function isSameOriginRequest(request: Request): boolean {
-  if (request.headers.get("sec-fetch-site") === "cross-site") return false;
+export const RUNTIME_BEARER_PATHS: ReadonlySet<string> = new Set(["/agent/enroll", "/agent/connect", "/agent/checkin"]);
+
+const SAFE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * The origins a state-changing browser request may come from: PUBLIC_ORIGIN,
+ * plus, only in offline mode, the request's own origin. Offline mode lets
+ * anyone who reaches the server sign in as any member, so trusting Host there
+ * grants nothing new, and it keeps localhost vs 127.0.0.1 and ad-hoc ports
+ * working in development. With Clerk, sessions are real and Host is not ours
+ * to trust, so only the configured origin counts. Throws ConfigurationError.
+ */
+export function trustedOrigins(request: Request, env: Env): string[] {
+  const origins: string[] = [];
+  const configured = configuredPublicOrigin(env);
+  if (configured) origins.push(configured);
+  if (isOfflineMode(env)) {
+    const own = new URL(request.url).origin;
+    if (!origins.includes(own)) origins.push(own);
+  }
+  return origins;
+}
+
+function isOfflineMode(env: Env): boolean {
+  try {
+    return resolveAuthMode(env).mode === "offline";
+  } catch {
+    return false; // misconfigured offline mode: fail closed, trust only PUBLIC_ORIGIN
+  }
+}
+
+export type OriginCheck = { ok: true } | { ok: false; status: 403 | 500; reason: string };
+
+/**
+ * The one origin check (CSRF defence) for every state-changing request and
+ * every WebSocket upgrade a browser can send with our cookies.
+ *
+ * - A browser that says the request is not same-origin (Sec-Fetch-Site
+ *   cross-site, same-site or none) is refused: same-site covers a sibling
+ *   subdomain, which SameSite cookies do not stop.
+ * - Origin must be a trusted origin (see trustedOrigins). Every browser sends
+ *   it on POST and on WebSocket handshakes; "null" (sandboxed frames, opaque
+ *   redirects) is refused.
+ * - A request with neither header is not from a fetch-metadata browser (curl,
+ *   the runtime, server-side tests) and cannot ride a victim's cookies, so it
+ *   passes; a request that has Sec-Fetch-Site but no Origin is refused.
+ */
+export function checkRequestOrigin(request: Request, env: Env): OriginCheck {
+  const site = request.headers.get("sec-fetch-site");
   const origin = request.headers.get("origin");
-  if (origin === null) return true;
-  return origin === new URL(request.url).origin;
+  if (site !== null && site !== "same-origin") {
+    return { ok: false, status: 403, reason: `the browser marked it Sec-Fetch-Site: ${site}` };
+  }
+  if (origin === null) {
+    return site === null ? { ok: true } : { ok: false, status: 403, reason: "it carries no Origin header" };
+  }
+  let trusted: string[];
+  try {
+    trusted = trustedOrigins(request, env);
+  } catch (error) {
+    if (error instanceof ConfigurationError) return { ok: false, status: 500, reason: error.message };
+    throw error;
+  }
+  if (trusted.length === 0) return { ok: false, status: 500, reason: "PUBLIC_ORIGIN is not configured" };
+  if (trusted.includes(origin)) return { ok: true };
+  return { ok: false, status: 403, reason: `its Origin ${origin} is not ${trusted[0]}` };
+}
+
+/** checkRequestOrigin as a yes/no, for per-route defence in depth. */
+export function isSameOriginRequest(request: Request, env: Env): boolean {
+  return checkRequestOrigin(request, env).ok;
+}
+
+function isWebSocketUpgrade(request: Request): boolean {
+  return request.headers.get("upgrade")?.toLowerCase() === "websocket";
+}
+
+/**
+ * The edge guard, run on every request before the edge routes and Remix:
+ * fails closed on a production deployment without PUBLIC_ORIGIN, then applies
+ * checkRequestOrigin to every non-GET/HEAD/OPTIONS request (documents, Remix
+ * `?_data` requests, fetchers) and every WebSocket upgrade, except the
+ * runtime's bearer-authenticated routes. Returns the refusal, or null.
+ */
+export function guardRequest(request: Request, env: Env): Response | null {
+  try {
+    configuredPublicOrigin(env);
+  } catch (error) {
+    if (error instanceof ConfigurationError) return new Response(`${error.message}\n`, { status: 500, headers: PLAIN_TEXT });
+    throw error;
+  }
+  const url = new URL(request.url);
+  if (RUNTIME_BEARER_PATHS.has(url.pathname)) return null;
+  if (SAFE_METHODS.has(request.method.toUpperCase()) && !isWebSocketUpgrade(request)) return null;
+  const verdict = checkRequestOrigin(request, env);
+  if (verdict.ok) return null;
+  const message =
+    verdict.status === 500
+      ? verdict.reason
+      : `Refused: this request did not come from the Caisey console (${verdict.reason}), so nothing was changed.`;
+  return refusal(request, url, verdict.status, message);
+}
+
+const PLAIN_TEXT = { "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store" } as const;
+
+function refusal(request: Request, url: URL, status: number, message: string): Response {
+  const wantsJson =
+    isWebSocketUpgrade(request) || url.searchParams.has("_data") || (request.headers.get("accept") ?? "").includes("application/json");
+  if (!wantsJson) return new Response(`${message}\n`, { status, headers: PLAIN_TEXT });
+  const headers = new Headers({ "Cache-Control": "no-store" });
+  // Remix's client treats an error response without this header as a network
+  // failure; with it, the route's error boundary shows our status and message.
+  if (url.searchParams.has("_data")) headers.set("X-Remix-Catch", "yes");
+  return Response.json({ error: message }, { status, headers });
 }

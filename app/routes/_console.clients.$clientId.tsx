@@ -4,6 +4,7 @@ import { createDb } from "~/db/client.server";
 import { CAN_MANAGE_ENROLLMENT, requireMember, type SignedInMember } from "~/lib/auth.server";
 import { getEnv, type Env } from "~/lib/env.server";
 import { formatTimestamp } from "~/lib/format";
+import { publicOrigin } from "~/lib/public-origin.server";
 import {
   ApprovalPolicyError,
   getApprovalPolicy,
@@ -43,6 +44,8 @@ export async function loader(args: LoaderFunctionArgs) {
     canManage: CAN_MANAGE_ENROLLMENT.includes(member.role),
     canEditPolicy: CAN_EDIT_APPROVAL_POLICY.includes(member.role),
     now: Date.now(),
+    // The console's configured address, never the Host this request named.
+    origin: publicOrigin(getEnv(args.context)),
   });
 }
 
@@ -116,10 +119,9 @@ async function tellSessions(env: Env, member: SignedInMember, clientId: string):
 }
 
 export default function ClientPage() {
-  const { client, tokens, policy, canManage, canEditPolicy, now } = useLoaderData<typeof loader>();
+  const { client, tokens, policy, canManage, canEditPolicy, now, origin } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const navigation = useNavigation();
-  const origin = typeof window === "undefined" ? "" : window.location.origin;
   return (
     <section className="space-y-6">
       <div>

@@ -21,10 +21,11 @@ import {
   mintOfflineSessionToken,
   readSessionCookie,
   resolveAuthMode,
-  safeRedirectPath,
   sessionCookieHeaders,
   verifyOfflineTokenSignature,
 } from "~/lib/offline-auth.server";
+import { safeRedirectPath } from "~/lib/redirect";
+import { trustedOrigins } from "~/lib/request.server";
 
 export async function loader({ request, context }: LoaderFunctionArgs) {
   const env = getEnv(context);
@@ -32,7 +33,7 @@ export async function loader({ request, context }: LoaderFunctionArgs) {
   if (mode.mode !== "offline") throw new Response("Not Found", { status: 404, statusText: "Not Found" });
 
   const url = new URL(request.url);
-  const back = safeRedirectPath(url.searchParams.get("redirect_url"), request.url, "/");
+  const back = safeRedirectPath(url.searchParams.get("redirect_url"), "/", trustedOrigins(request, env));
   const headers = new Headers({ "Cache-Control": "no-store" });
 
   const token = readSessionCookie(request);

@@ -12,9 +12,10 @@ import {
   isSecureRequest,
   mintOfflineSessionToken,
   resolveAuthMode,
-  safeRedirectPath,
   sessionCookieHeaders,
 } from "~/lib/offline-auth.server";
+import { safeRedirectPath } from "~/lib/redirect";
+import { trustedOrigins } from "~/lib/request.server";
 
 export const meta: MetaFunction = () => [{ title: "Offline sign-in · Caisey" }];
 
@@ -42,7 +43,7 @@ export async function loader({ request, context }: LoaderFunctionArgs) {
     .orderBy(asc(organisations.name), asc(members.name));
   const redirectUrl = new URL(request.url).searchParams.get("redirect_url") ?? "";
   return json(
-    { members: rows, redirectUrl: safeRedirectPath(redirectUrl, request.url, "") },
+    { members: rows, redirectUrl: safeRedirectPath(redirectUrl, "", trustedOrigins(request, getEnv(context))) },
     { headers: { "Cache-Control": "no-store" } },
   );
 }
@@ -72,7 +73,7 @@ export async function action({ request, context }: ActionFunctionArgs) {
   const requested = String(form.get("redirect_url") ?? "") || new URL(request.url).searchParams.get("redirect_url");
   const headers = new Headers({ "Cache-Control": "no-store" });
   for (const cookie of sessionCookieHeaders(token, iat, isSecureRequest(request))) headers.append("Set-Cookie", cookie);
-  return redirect(safeRedirectPath(requested, request.url, "/"), { headers });
+  return redirect(safeRedirectPath(requested, "/", trustedOrigins(request, getEnv(context))), { headers });
 }
 
 const ROLE_BADGE: Record<string, string> = {

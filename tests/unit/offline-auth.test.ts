@@ -14,7 +14,6 @@ import {
   decodePublishableKeyHost,
   mintOfflineSessionToken,
   resolveAuthMode,
-  safeRedirectPath,
   sessionCookieHeaders,
   verifyOfflineTokenSignature,
 } from "../../app/lib/offline-auth.server";
@@ -236,19 +235,6 @@ describe("cookies and redirects", () => {
     expect(sessionCookieHeaders("tok", 1, false).join()).not.toContain("Secure");
     expect(clearSessionCookieHeaders().map((c) => c.split("=")[0])).toEqual(["__session", "__client_uat"]);
     expect(clearSessionCookieHeaders().every((c) => c.includes("Max-Age=0"))).toBe(true);
-  });
-
-  it("only redirects within the request's origin", () => {
-    const at = `${ORIGIN}/offline/sign-in`;
-    expect(safeRedirectPath("/clients?q=1#x", at)).toBe("/clients?q=1#x");
-    expect(safeRedirectPath(`${ORIGIN}/endpoints?a=b`, at)).toBe("/endpoints?a=b");
-    expect(safeRedirectPath("https://evil.example/", at)).toBe("/");
-    expect(safeRedirectPath("//evil.example/x", at)).toBe("/");
-    expect(safeRedirectPath("/\\evil.example", at)).toBe("/");
-    expect(safeRedirectPath("javascript:alert(1)", at)).toBe("/");
-    expect(safeRedirectPath("clients", at)).toBe("/");
-    expect(safeRedirectPath(null, at)).toBe("/");
-    expect(safeRedirectPath("http://127.0.0.1:9999/x", at)).toBe("/");
   });
 });
 

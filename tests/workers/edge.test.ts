@@ -2,12 +2,16 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { createDb } from "~/db/client.server";
 import { handleEdgeRequest } from "~/edge/router.server";
+import type { Env } from "~/lib/env.server";
+import { isSameOriginRequest } from "~/lib/request.server";
 import { createEnrollmentToken } from "~/models/enrollment.server";
 import { DEMO_ORG, DEMO_RUNTIME_TOKEN } from "../../scripts/seed.mjs";
 import { seedDemo } from "./helpers";
 import { TestSocket } from "./socket";
 
 const ORIGIN = "http://127.0.0.1:8788";
+/** PUBLIC_ORIGIN as vitest.workers.config.ts binds it. */
+const PUBLIC = "https://console.caisey.test";
 
 function upgrade(path: string, headers: Record<string, string> = {}) {
   return new Request(`${ORIGIN}${path}`, { headers: { upgrade: "websocket", ...headers } });
@@ -45,7 +49,7 @@ describe("runtime edge routes: authenticate, then forward to the endpoint's sess
 
     const response = await handleEdgeRequest(upgrade("/agent/connect", { authorization: `Bearer ${enrolled.body.credential}` }), env);
     expect(response!.status).toBe(101);
-    const runtime = new TestSocket(response!.webSocket!);
+    const runtime = new TestSocket(response!.webSocket!, enrolled.body.endpointId);
     await runtime.waitFor((m) => m.type === "clock");
     for (let i = 0; i < 50; i++) {
       const row = await env.DB.prepare("SELECT online FROM endpoints WHERE id = ?").bind(enrolled.body.endpointId).first<any>();
@@ -79,12 +83,105 @@ describe("runtime edge routes: authenticate, then forward to the endpoint's sess
   it("refuses a transcript socket opened from another site before it authenticates anyone", async () => {
     const response = await handleEdgeRequest(upgrade("/parties/endpoint/ep_demo_acme_01", { origin: "https://evil.example" }), env);
     expect(response!.status).toBe(403);
-    expect(await response!.json()).toEqual({ error: "Cross-origin sockets are refused" });
+    expect(((await response!.json()) as any).error).toMatch(/did not come from the Caisey console .*Origin https:\/\/evil\.example/);
     const flagged = await handleEdgeRequest(upgrade("/parties/endpoint/ep_demo_acme_01", { "sec-fetch-site": "cross-site" }), env);
     expect(flagged!.status).toBe(403);
+    // The per-route check behind the guard uses the same helper.
+    expect(isSameOriginRequest(upgrade("/parties/endpoint/ep_demo_acme_01", { origin: "https://evil.example" }), env)).toBe(false);
+    expect(isSameOriginRequest(upgrade("/parties/endpoint/ep_demo_acme_01", { origin: PUBLIC }), env)).toBe(true);
   });
 
   it("leaves every other path to Remix", async () => {
     expect(await handleEdgeRequest(new Request(`${ORIGIN}/endpoints`), env)).toBeNull();
+  });
+});
+
+// The one origin check (app/lib/request.server.ts guardRequest) runs first in
+// handleEdgeRequest, which server.ts calls before Remix: a refusal here means
+// the Remix action never ran. Every action route is exercised end to end, with
+// D1 checked, in e2e/edge-hardening.spec.ts.
+describe("edge origin guard: every state-changing request comes from this site", () => {
+  const DATA_PATH = `/clients/cl_acme?_data=${encodeURIComponent("routes/_console.clients.$clientId")}`;
+  const post = (path: string, headers: Record<string, string>, base = ORIGIN) =>
+    new Request(`${base}${path}`, {
+      method: "POST",
+      body: new URLSearchParams({ intent: "save-policy", patterns: "", approvers: "", linkTtlHours: "1" }),
+      headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+    });
+  const clerkEnv = (): Env => ({ ...(env as unknown as Env), CAISEY_OFFLINE_AUTH: undefined });
+
+  it("refuses a Remix data request and a document POST from a foreign Origin, naming why", async () => {
+    const data = await handleEdgeRequest(post(DATA_PATH, { origin: "https://evil.example", "sec-fetch-site": "cross-site" }), env);
+    expect(data!.status).toBe(403);
+    expect(data!.headers.get("x-remix-catch")).toBe("yes");
+    expect(((await data!.json()) as any).error).toMatch(/^Refused: this request did not come from the Caisey console \(the browser marked it Sec-Fetch-Site: cross-site\), so nothing was changed\.$/);
+
+    const document = await handleEdgeRequest(post("/clients/cl_acme", { origin: "https://evil.example" }), env);
+    expect(document!.status).toBe(403);
+    expect(document!.headers.get("content-type")).toMatch(/^text\/plain/);
+    expect(await document!.text()).toContain("its Origin https://evil.example is not https://console.caisey.test");
+
+    for (const method of ["PUT", "PATCH", "DELETE"]) {
+      const other = await handleEdgeRequest(new Request(`${ORIGIN}/review`, { method, headers: { origin: "https://evil.example" } }), env);
+      expect(other!.status).toBe(403);
+    }
+  });
+
+  it("refuses same-site and Origin-less browser requests, and opaque origins", async () => {
+    const cases: Record<string, string>[] = [
+      { origin: PUBLIC, "sec-fetch-site": "same-site" }, // a sibling subdomain: SameSite cookies would ride along
+      { origin: PUBLIC, "sec-fetch-site": "none" },
+      { "sec-fetch-site": "same-origin" }, // a fetch-metadata browser always sends Origin on POST
+      { origin: "null" },
+      { origin: `${PUBLIC}.evil.example` },
+      { origin: "https://console.caisey.test:444" },
+    ];
+    for (const headers of cases) {
+      expect((await handleEdgeRequest(post(DATA_PATH, headers), env))?.status, JSON.stringify(headers)).toBe(403);
+    }
+  });
+
+  it("hands same-origin requests, safe methods and header-less tools on to Remix", async () => {
+    expect(await handleEdgeRequest(post(DATA_PATH, { origin: PUBLIC, "sec-fetch-site": "same-origin" }), env)).toBeNull();
+    expect(await handleEdgeRequest(post(DATA_PATH, { origin: PUBLIC }), env)).toBeNull();
+    expect(await handleEdgeRequest(post(DATA_PATH, {}), env)).toBeNull();
+    expect(await handleEdgeRequest(new Request(`${ORIGIN}/clients/cl_acme`, { headers: { origin: "https://evil.example", "sec-fetch-site": "cross-site" } }), env)).toBeNull();
+    // Offline mode (as in this pool) also trusts the request's own origin: anyone reaching it can sign in as anyone anyway.
+    expect(await handleEdgeRequest(post(DATA_PATH, { origin: ORIGIN, "sec-fetch-site": "same-origin" }), env)).toBeNull();
+  });
+
+  it("with Clerk, trusts only PUBLIC_ORIGIN, never the Host the request names", async () => {
+    const hostOrigin = await handleEdgeRequest(post(DATA_PATH, { origin: ORIGIN, "sec-fetch-site": "same-origin" }), clerkEnv());
+    expect(hostOrigin!.status).toBe(403);
+    const attackerHost = await handleEdgeRequest(post(DATA_PATH, { origin: "https://evil.example" }, "https://evil.example"), clerkEnv());
+    expect(attackerHost!.status).toBe(403);
+    expect(await handleEdgeRequest(post(DATA_PATH, { origin: PUBLIC, "sec-fetch-site": "same-origin" }), clerkEnv())).toBeNull();
+  });
+
+  it("exempts only the runtime's bearer-authenticated routes", async () => {
+    const foreign = { origin: "https://evil.example", "sec-fetch-site": "cross-site" };
+    const enrollResponse = await handleEdgeRequest(
+      new Request(`${ORIGIN}/agent/enroll`, { method: "POST", body: "{}", headers: { "content-type": "application/json", ...foreign } }),
+      env,
+    );
+    expect(enrollResponse!.status).toBe(400); // reached the route: refused for its body, not its origin
+    const checkin = await handleEdgeRequest(new Request(`${ORIGIN}/agent/checkin`, { method: "POST", body: "{}", headers: foreign }), env);
+    expect(checkin!.status).toBe(401);
+    expect((await handleEdgeRequest(upgrade("/agent/connect", foreign), env))!.status).toBe(401);
+    // Look-alike paths are not exempt.
+    expect((await handleEdgeRequest(post("/agent/enroll/", foreign), env))!.status).toBe(403);
+    expect((await handleEdgeRequest(post("/agent/checkin?x=1", foreign), env))!.status).toBe(401);
+  });
+
+  it("fails closed in production without PUBLIC_ORIGIN, on every request", async () => {
+    const production = { ...clerkEnv(), CAISEY_ENV: "production", PUBLIC_ORIGIN: undefined } as Env;
+    for (const request of [new Request(`${PUBLIC}/endpoints`), post(DATA_PATH, { origin: PUBLIC })]) {
+      const response = await handleEdgeRequest(request, production);
+      expect(response!.status).toBe(500);
+      expect(await response!.text()).toBe("PUBLIC_ORIGIN is not configured\n");
+    }
+    const plainHttp = await handleEdgeRequest(new Request(`${PUBLIC}/endpoints`), { ...production, PUBLIC_ORIGIN: "http://console.caisey.test" } as Env);
+    expect(plainHttp!.status).toBe(500);
+    expect(await handleEdgeRequest(new Request(`${PUBLIC}/endpoints`), { ...production, PUBLIC_ORIGIN: PUBLIC } as Env)).toBeNull();
   });
 });
