@@ -57,6 +57,8 @@ export interface TranscriptCommand {
   exitCode: number | null;
   output: { stream: OutputStream; data: string }[];
   truncatedAtBytes: number | null;
+  /** Which side stopped keeping output: the session's cap or the runtime's own on the endpoint. */
+  truncatedBy: "output_cap" | "runtime_cap" | null;
   /** Some streamed output never reached the server; what arrived is shown. */
   outputLost: boolean;
   timings: Timings | null;
@@ -102,6 +104,32 @@ export function applyEvents(state: TranscriptState, events: readonly TranscriptE
   return next;
 }
 
+/**
+ * Marks everything up to `seq` as seen: a windowed replay ends at the log's
+ * newest seq even when its last events belong to commands outside the window.
+ */
+export function advanceTo(state: TranscriptState, seq: number): TranscriptState {
+  return seq > state.lastSeq ? { ...state, lastSeq: seq } : state;
+}
+
+/**
+ * Puts a page of older commands (all their events, in seq order) before the
+ * ones already shown. Events of commands already shown are ignored: the
+ * newer state already has them.
+ */
+export function prependHistory(state: TranscriptState, events: readonly TranscriptEvent[]): TranscriptState {
+  const older = applyEvents(emptyTranscript, events);
+  const olderIds = older.order.filter((id) => !(id in state.commands));
+  const commands: Record<string, TranscriptCommand> = { ...state.commands };
+  for (const id of olderIds) commands[id] = older.commands[id]!;
+  return {
+    lastSeq: state.lastSeq,
+    order: [...olderIds, ...state.order],
+    commands,
+    notices: [...older.notices.filter((n) => n.afterCommandId === null || olderIds.includes(n.afterCommandId)), ...state.notices],
+  };
+}
+
 /** Notices to render after `commandId` (null: before the first command). */
 export function noticesAfter(state: TranscriptState, commandId: string | null): TranscriptNotice[] {
   return state.notices.filter((notice) => notice.afterCommandId === commandId);
@@ -123,6 +151,7 @@ function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptS
       exitCode: null,
       output: [],
       truncatedAtBytes: null,
+      truncatedBy: null,
       outputLost: false,
       timings: null,
       error: null,
@@ -174,7 +203,9 @@ function updateCommand(
       return { ...command, output };
     }
     case "command.truncated":
-      return event.reason === "lost_in_transit" ? { ...command, outputLost: true } : { ...command, truncatedAtBytes: event.keptBytes };
+      return event.reason === "lost_in_transit"
+        ? { ...command, outputLost: true }
+        : { ...command, truncatedAtBytes: event.keptBytes, truncatedBy: event.reason };
     case "command.cancel_requested":
       return { ...command, cancelRequestedBy: event.by };
     case "command.approval_requested":

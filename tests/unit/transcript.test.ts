@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyEvents, emptyTranscript, noticesAfter } from "../../app/lib/transcript";
+import { advanceTo, applyEvents, emptyTranscript, noticesAfter, prependHistory } from "../../app/lib/transcript";
 import type { TranscriptEvent } from "../../protocol/messages";
 
 const actor = { userId: "u1", name: "Tom" };
@@ -47,6 +47,8 @@ describe("transcript folding", () => {
     expect(capped.commands.c1).toMatchObject({ truncatedAtBytes: 2048, outputLost: false });
     const lost = applyEvents(base, [{ seq: 6, at: 1004, kind: "command.truncated", commandId: "c1", keptBytes: 3, reason: "lost_in_transit" }]);
     expect(lost.commands.c1).toMatchObject({ truncatedAtBytes: null, outputLost: true });
+    const onEndpoint = applyEvents(base, [{ seq: 6, at: 1004, kind: "command.truncated", commandId: "c1", keptBytes: 4096, reason: "runtime_cap" }]);
+    expect(onEndpoint.commands.c1).toMatchObject({ truncatedAtBytes: 4096, truncatedBy: "runtime_cap" });
   });
 });
 
@@ -154,5 +156,22 @@ describe("refused runtime messages", () => {
     expect(before.order).toEqual([]);
     // Replayed: applied once.
     expect(applyEvents(before, [{ seq: 1, at: 999, kind: "runtime.refused", commandId: "ghost", message: "output", reason: "x" }])).toBe(before);
+  });
+});
+
+describe("windowed history", () => {
+  const queued = (seq: number, id: string): TranscriptEvent => ({
+    seq, at: 1000 + seq, kind: "command.queued", commandId: id, requestId: `r_${id}`, text: `echo ${id}`, shell: "default", requestedBy: actor, sequence: null, notBefore: null, expiresAt: null,
+  });
+
+  it("puts an older page before the commands shown, keeps the newest seq, and ignores what it already has", () => {
+    const window = advanceTo(applyEvents(emptyTranscript, [queued(10, "c3"), queued(12, "c4")]), 15);
+    expect(window.lastSeq).toBe(15);
+    const merged = prependHistory(window, [queued(2, "c1"), { seq: 3, at: 1003, kind: "command.dispatched", commandId: "c1" }, queued(5, "c2"), queued(10, "c3")]);
+    expect(merged.order).toEqual(["c1", "c2", "c3", "c4"]);
+    expect(merged.commands.c1!.status).toBe("dispatched");
+    expect(merged.lastSeq).toBe(15);
+    // Live events continue after the newest seq; history never moves it back.
+    expect(applyEvents(merged, [{ seq: 16, at: 2000, kind: "command.dispatched", commandId: "c4" }]).commands.c4!.status).toBe("dispatched");
   });
 });

@@ -93,7 +93,9 @@ export const CommandEntry = memo(function CommandEntry({
       ) : null}
       {command.truncatedAtBytes !== null ? (
         <p className="mt-1 text-xs text-orange-300" data-testid="truncated">
-          Output truncated after {Math.round(command.truncatedAtBytes / 1024)} KiB; the command kept running.
+          {command.truncatedBy === "runtime_cap"
+            ? `Output truncated on the endpoint by the runtime's limit: ${Math.round(command.truncatedAtBytes / 1024)} KiB kept; the command kept running.`
+            : `Output truncated after ${Math.round(command.truncatedAtBytes / 1024)} KiB; the command kept running.`}
         </p>
       ) : null}
       {command.outputLost ? (

@@ -1,4 +1,4 @@
-import { Fragment, useLayoutEffect, useRef, useState } from "react";
+import { Fragment, useEffect, useLayoutEffect, useRef, useState } from "react";
 import { formatAge } from "~/lib/format";
 import { isFinished, noticesAfter } from "~/lib/transcript";
 import type { Role } from "~/db/schema";
@@ -37,6 +37,7 @@ export function LiveSession({
   const [text, setText] = useState("");
   const [shell, setShell] = useState<Shell>(defaultShell);
   const [privileged, setPrivileged] = useState(false);
+  const [alongside, setAlongside] = useState(false);
   const [reason, setReason] = useState("");
   const [reasonProblem, setReasonProblem] = useState<string | null>(null);
   /** performance.now() at submit, by requestId: the browser's own round-trip clock. */
@@ -83,7 +84,7 @@ export function LiveSession({
     }
     setReasonProblem(null);
     const startedAt = performance.now();
-    const requestId = session.run(command, shell, { privileged, reason });
+    const requestId = session.run(command, shell, { privileged, reason, alongside });
     submittedAtRef.current.set(requestId, startedAt);
     setText("");
     setPrivileged(false);
@@ -119,6 +120,7 @@ export function LiveSession({
         </div>
       ))}
       <div className="max-h-[60vh] min-h-48 overflow-y-auto" data-testid="transcript">
+        {session.history.hasOlder ? <LoadOlder loading={session.history.loading} onLoad={session.loadOlder} /> : null}
         {transcript.order.length === 0 ? <p className="px-4 py-6 text-sm text-slate-500">No commands yet.</p> : null}
         <Notices notices={noticesAfter(transcript, null)} />
         {transcript.order.map((id) => {
@@ -169,6 +171,10 @@ export function LiveSession({
               />
               Needs client approval
             </label>
+            <label className="flex items-center gap-1.5" title="Runs next to whatever is running instead of waiting its turn (e.g. tail -f)">
+              <input type="checkbox" checked={alongside} onChange={(e) => setAlongside(e.target.checked)} />
+              Run alongside
+            </label>
             <input
               value={reason}
               onChange={(e) => {
@@ -204,5 +210,27 @@ function Notices({ notices }: { notices: ReturnType<typeof noticesAfter> }) {
     <div className="border-b border-slate-800 px-4 py-1">
       {notices.map((notice) => <RefusalLine key={notice.seq} refusal={notice} />)}
     </div>
+  );
+}
+
+/**
+ * Older commands stay on the server until asked for: scrolling to the top (or
+ * the button, for keyboards) loads the previous page.
+ */
+function LoadOlder({ loading, onLoad }: { loading: boolean; onLoad: () => void }) {
+  const ref = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    const button = ref.current;
+    if (!button || typeof IntersectionObserver === "undefined") return;
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((entry) => entry.isIntersecting)) onLoad();
+    });
+    observer.observe(button);
+    return () => observer.disconnect();
+  }, [onLoad]);
+  return (
+    <button ref={ref} type="button" onClick={onLoad} disabled={loading} className="w-full px-4 py-2 text-center text-xs text-slate-400 underline" data-testid="load-older">
+      {loading ? "Loading earlier commands…" : "Load earlier commands"}
+    </button>
   );
 }

@@ -1,6 +1,6 @@
 import PartySocket from "partysocket";
 import { useCallback, useEffect, useReducer, useRef, useState } from "react";
-import { applyEvents, emptyTranscript, type TranscriptState } from "~/lib/transcript";
+import { advanceTo, applyEvents, emptyTranscript, prependHistory, type TranscriptState } from "~/lib/transcript";
 import {
   parseMessage,
   viewerBoundMessageSchema,
@@ -20,10 +20,29 @@ export interface SessionError {
 
 export type SocketStatus = "connecting" | "live" | "reconnecting";
 
-type Action = { type: "events"; events: Parameters<typeof applyEvents>[1] };
+type Events = Parameters<typeof applyEvents>[1];
+type Action =
+  | { type: "events"; events: Events; lastSeq: number }
+  /** The first frame of a windowed replay: what the page showed is replaced by the newest commands. */
+  | { type: "window"; events: Events; lastSeq: number }
+  | { type: "history"; events: Events };
 
 function reducer(state: TranscriptState, action: Action): TranscriptState {
-  return applyEvents(state, action.events);
+  switch (action.type) {
+    case "events":
+      return advanceTo(applyEvents(state, action.events), action.lastSeq);
+    case "window":
+      return advanceTo(applyEvents(emptyTranscript, action.events), action.lastSeq);
+    case "history":
+      return prependHistory(state, action.events);
+  }
+}
+
+/** Where the transcript's history stands: older commands exist on the server and can be paged in. */
+export interface HistoryState {
+  hasOlder: boolean;
+  oldestSeq: number;
+  loading: boolean;
 }
 
 /**
@@ -37,6 +56,9 @@ export function useEndpointSession(endpointId: string) {
   const [viewers, setViewers] = useState<Viewer[]>([]);
   const [runtime, setRuntime] = useState<RuntimeState | null>(null);
   const [errors, setErrors] = useState<SessionError[]>([]);
+  const [history, setHistory] = useState<HistoryState>({ hasOlder: false, oldestSeq: 0, loading: false });
+  /** Frames of a history page, applied together once the page's last frame arrives. */
+  const historyFramesRef = useRef<Events[number][]>([]);
   /** Distinct ids for errors that arrive within the same millisecond. */
   const errorIdRef = useRef(0);
   const socketRef = useRef<PartySocket | null>(null);
@@ -66,7 +88,20 @@ export function useEndpointSession(endpointId: string) {
         return;
       }
       const message = parsed.value;
-      if (message.type === "events") dispatch({ type: "events", events: message.events });
+      if (message.type === "events") {
+        if (message.window) {
+          dispatch({ type: "window", events: message.events, lastSeq: message.lastSeq });
+          setHistory({ hasOlder: message.window.hasOlder, oldestSeq: message.window.oldestSeq, loading: false });
+        } else {
+          dispatch({ type: "events", events: message.events, lastSeq: message.lastSeq });
+        }
+      } else if (message.type === "history") {
+        historyFramesRef.current.push(...message.events);
+        if (message.final) {
+          dispatch({ type: "history", events: historyFramesRef.current.splice(0) });
+          setHistory({ hasOlder: message.hasOlder, oldestSeq: message.oldestSeq, loading: false });
+        }
+      }
       else if (message.type === "presence") setViewers(message.viewers);
       else if (message.type === "runtime") setRuntime(message.runtime);
       else if (message.type === "error") {
@@ -92,10 +127,20 @@ export function useEndpointSession(endpointId: string) {
     else pendingRef.current.push(message);
   }, []);
 
+  /** Asks for the page of commands before the oldest one shown. */
+  const historyRef = useRef(history);
+  historyRef.current = history;
+  const loadOlder = useCallback(() => {
+    const current = historyRef.current;
+    if (!current.hasOlder || current.loading || current.oldestSeq <= 0) return;
+    send({ type: "history", beforeSeq: current.oldestSeq });
+    setHistory({ ...current, loading: true });
+  }, [send]);
+
   const run = useCallback(
-    (text: string, shell: Shell, approval: { privileged: boolean; reason: string }) => {
+    (text: string, shell: Shell, options: { privileged: boolean; reason: string; alongside?: boolean }) => {
       const requestId = crypto.randomUUID();
-      send({ type: "run", requestId, text, shell, alongside: false, ...approval });
+      send({ type: "run", requestId, text, shell, alongside: options.alongside ?? false, privileged: options.privileged, reason: options.reason });
       return requestId;
     },
     [send],
@@ -116,5 +161,5 @@ export function useEndpointSession(endpointId: string) {
   const reissue = useCallback((commandId: string) => send({ type: "reissue_approval", commandId }), [send]);
   const dismissError = useCallback((id: number) => setErrors((list) => list.filter((e) => e.id !== id)), []);
 
-  return { transcript, status, viewers, runtime, errors, run, runSequence, cancel, reissue, dismissError };
+  return { transcript, status, viewers, runtime, errors, history, loadOlder, run, runSequence, cancel, reissue, dismissError };
 }
