@@ -21,6 +21,9 @@ export const AUDIT_KINDS = [
   "approval.withdrawn",
   "runtime.refused",
   "policy.updated",
+  "runtime.revoked",
+  "runtime.reinstated",
+  "endpoint.decommissioned",
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 

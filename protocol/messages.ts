@@ -183,6 +183,10 @@ export const runtimeStateSchema = z.object({
   online: z.boolean(),
   lastSeenAt: epochMs.nullable(),
   transport: z.enum(["websocket", "checkin"]).nullable(),
+  /** The runtime's credential was revoked: it is refused until it enrolls again. */
+  revoked: z.boolean().default(false),
+  /** Nothing new runs on this endpoint; its transcript stays readable. */
+  decommissioned: z.boolean().default(false),
 });
 export type RuntimeState = z.infer<typeof runtimeStateSchema>;
 

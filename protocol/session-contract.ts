@@ -50,10 +50,24 @@ export const SESSION_PATHS = {
   approvalDecide: "/approval/decide",
   /** The console replaces the session's copy of the client's approval policy. */
   policy: "/policy",
+  /** The console revokes the runtime's credential, reinstates it after re-enrollment, or decommissions the endpoint. */
+  lifecycle: "/lifecycle",
 } as const;
+
+export const lifecycleRequestSchema = z.object({
+  /**
+   * revoke: the runtime is disconnected now and refused until reinstated;
+   * reinstate: a re-enrolled runtime (new credential, same endpoint) may connect again;
+   * decommission: revoked for good, nothing new runs, transcript and audit stay readable.
+   */
+  action: z.enum(["revoke", "reinstate", "decommission"]),
+});
+export type LifecycleRequest = z.infer<typeof lifecycleRequestSchema>;
 
 export const SESSION_CLOSE_CODES = {
   unauthorized: 4401,
   forbidden: 4403,
   replaced: 4409,
+  /** The runtime's credential was revoked (or the endpoint decommissioned): do not reconnect with it. */
+  revoked: 4410,
 } as const;

@@ -26,12 +26,14 @@ import {
 } from "../../../protocol/messages";
 import { approvalRule, sessionPolicySchema, type SessionPolicy } from "../../../protocol/approvals";
 import {
+  lifecycleRequestSchema,
   readPeerIdentity,
   SESSION_CLOSE_CODES,
   SESSION_PATHS,
   type VerifiedPeerIdentity as PeerIdentity,
 } from "../../../protocol/session-contract";
 import { ApprovalFlow, eligibleApprovers } from "./approval-flow";
+import { TokenBucket } from "./token-bucket";
 import { readSessionPolicy } from "./approvals";
 import { AuditLog } from "./audit-log";
 import type { SessionEnv } from "./env";
@@ -65,6 +67,9 @@ const REPLAY_WINDOW_OUTPUT_BYTES = 1024 * 1024;
 const MAX_CATCHUP_EVENTS = 2_000;
 /** Commands running at once on one endpoint, not counting those marked to run alongside. */
 const MAX_RUNNING_COMMANDS = 1;
+/** Check-ins per endpoint: a burst (a runtime draining its outbox) and then one every few seconds. */
+const CHECKIN_BUCKET = { capacity: 10, refillPerSecond: 0.5 } as const;
+const CHECKIN_RETRY_AFTER_S = 5;
 /** Per viewer connection: a token bucket, in message "costs" (a replay costs more than a run). */
 const VIEWER_BUCKET = { capacity: 40, refillPerSecond: 10 } as const;
 const VIEWER_MESSAGE_COST: Record<ViewerMessage["type"], number> = { sync: 10, history: 10, run: 1, run_sequence: 2, cancel: 1, reissue_approval: 1 };
@@ -120,7 +125,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   private runQueue: Promise<void> = Promise.resolve();
   private readonly refusalsAudited = new Set<string>();
   /** Per viewer connection id: its rate-limit bucket (in memory: a hibernation wake starts it full). */
-  private readonly viewerBuckets = new Map<string, { tokens: number; at: number }>();
+  private readonly viewerBuckets = new Map<string, TokenBucket>();
+  private readonly checkinBucket = new TokenBucket(CHECKIN_BUCKET.capacity, CHECKIN_BUCKET.refillPerSecond);
 
   /** The alarm time last set by this instance, so an unchanged one is not written again. */
   private alarmAt: number | undefined;
@@ -170,15 +176,21 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       return Response.json({ error: "Body must be JSON" }, { status: 400 });
     }
     if (identity.peer === "directory") {
-      if (request.method !== "POST" || path !== SESSION_PATHS.policy) return Response.json({ error: "Not found" }, { status: 404 });
+      if (request.method !== "POST") return Response.json({ error: "Not found" }, { status: 404 });
       if (!this.bindTenant(identity)) return Response.json({ error: "Identity is bound to another tenant" }, { status: 403 });
-      return this.onPolicyRefresh(identity);
+      if (path === SESSION_PATHS.policy) return this.onPolicyRefresh(identity);
+      if (path === SESSION_PATHS.lifecycle) return this.onLifecycle(body, identity);
+      return Response.json({ error: "Not found" }, { status: 404 });
     }
     if (identity.peer === "runtime") {
       if (request.method !== "POST" || path !== SESSION_PATHS.checkin) return Response.json({ error: "Not found" }, { status: 404 });
       const parsed = checkinRequestSchema.safeParse(body);
       if (!parsed.success) return Response.json({ error: `Invalid check-in: ${describeZodError(parsed.error)}` }, { status: 400 });
       if (!this.bindTenant(identity)) return Response.json({ error: "Identity is bound to another tenant" }, { status: 403 });
+      if (this.getRuntimeValue("revoked_at")) return Response.json({ error: "This runtime's credential was revoked; enroll again" }, { status: 403 });
+      if (!this.checkinBucket.take(Date.now())) {
+        return Response.json({ error: "Checking in too often; wait before the next check-in" }, { status: 429, headers: { "Retry-After": String(CHECKIN_RETRY_AFTER_S) } });
+      }
       return Response.json(this.onCheckin(parsed.data, identity));
     }
     if (request.method !== "POST") return Response.json({ error: "Not found" }, { status: 404 });
@@ -226,6 +238,52 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       detail: { mode: policy.mode, version: policy.version, approvers: policy.approvers.length, allowedCommands: policy.allowedCommands.length },
     });
     return Response.json({ version: policy.version });
+  }
+
+  // ---------------------------------------------------------------------------
+  // Endpoint lifecycle, as an admin decided in the console (the directory in D1
+  // stops authenticating a revoked credential; this makes it take effect now).
+
+  private onLifecycle(body: unknown, identity: PeerIdentity): Response {
+    const parsed = lifecycleRequestSchema.safeParse(body);
+    if (!parsed.success) return Response.json({ error: describeZodError(parsed.error) }, { status: 400 });
+    const now = Date.now();
+    const actor = { actorId: identity.userId, actorName: identity.userName, actorAddress: identity.address };
+    const decommissioned = Boolean(this.getRuntimeValue("decommissioned_at"));
+    switch (parsed.data.action) {
+      case "revoke":
+        this.setRuntimeValue("revoked_at", String(now));
+        this.disconnectRuntime("This runtime's credential was revoked");
+        this.audit.append({ kind: "runtime.revoked", ...actor, detail: {} });
+        break;
+      case "reinstate":
+        if (decommissioned) return Response.json({ error: "The endpoint was decommissioned; it cannot take a runtime again" }, { status: 409 });
+        this.setRuntimeValue("revoked_at", "");
+        this.audit.append({ kind: "runtime.reinstated", ...actor, detail: {} });
+        break;
+      case "decommission": {
+        if (decommissioned) break;
+        this.setRuntimeValue("revoked_at", String(now));
+        this.setRuntimeValue("decommissioned_at", String(now));
+        this.disconnectRuntime("The endpoint was decommissioned");
+        const by = { userId: identity.userId ?? "directory", name: identity.userName ?? "an admin" };
+        for (const command of this.sqlAll<CommandRow>("SELECT * FROM commands WHERE status IN ('queued', 'pending_approval') ORDER BY created_at")) {
+          if (command.status === "pending_approval") this.approvals.withdraw(command.id, by, identity.address);
+          this.finishCommand(command, { status: "cancelled", exitCode: null, error: "The endpoint was decommissioned before it ran", timings: null });
+        }
+        this.audit.append({ kind: "endpoint.decommissioned", ...actor, detail: {} });
+        break;
+      }
+    }
+    this.broadcastToViewers({ type: "runtime", runtime: this.runtimeState() });
+    this.scheduleAlarm();
+    return Response.json({ runtime: this.runtimeState() });
+  }
+
+  private disconnectRuntime(reason: string): void {
+    this.setRuntimeValue("checkin_offline_at", "");
+    for (const runtime of this.getConnections<ConnectionState>("runtime")) runtime.close(CLOSE_CODES.revoked, reason);
+    if (this.runtimeState().online || this.getRuntimeValue("online_since")) this.setRuntimeOnline(false, null);
   }
 
   private refreshPolicyInBackground(): void {
@@ -351,6 +409,10 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       connection.close(CLOSE_CODES.forbidden, "Identity is bound to another tenant");
       return;
     }
+    if (identity.peer === "runtime" && this.getRuntimeValue("revoked_at")) {
+      connection.close(CLOSE_CODES.revoked, "This runtime's credential was revoked");
+      return;
+    }
     connection.setState(identity);
     if (identity.peer === "runtime") {
       for (const other of this.getConnections<ConnectionState>("runtime")) {
@@ -375,6 +437,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         this.audit.append({ kind: "runtime.disconnected", actorAddress: connection.state.address, detail: {} });
       }
     } else {
+      this.viewerBuckets.delete(connection.id);
       this.broadcastPresence(connection.id);
     }
   }
@@ -422,14 +485,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
 
   /** A token bucket per viewer connection: one page cannot make the session replay its history in a loop. */
   private takeViewerTokens(connectionId: string, cost: number): boolean {
-    const now = Date.now();
-    const bucket = this.viewerBuckets.get(connectionId) ?? { tokens: VIEWER_BUCKET.capacity, at: now };
-    bucket.tokens = Math.min(VIEWER_BUCKET.capacity, bucket.tokens + ((now - bucket.at) / 1000) * VIEWER_BUCKET.refillPerSecond);
-    bucket.at = now;
-    this.viewerBuckets.set(connectionId, bucket);
-    if (bucket.tokens < cost) return false;
-    bucket.tokens -= cost;
-    return true;
+    let bucket = this.viewerBuckets.get(connectionId);
+    if (!bucket) this.viewerBuckets.set(connectionId, (bucket = new TokenBucket(VIEWER_BUCKET.capacity, VIEWER_BUCKET.refillPerSecond)));
+    return bucket.take(Date.now(), cost);
   }
 
   /**
@@ -559,6 +617,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   private async acceptRun(connection: Connection, identity: PeerIdentity, message: RunRequest): Promise<void> {
     if (!identity.canRun || !identity.userId) {
       return this.sendViewerError(connection, "forbidden", "Your role cannot run commands", message.requestId);
+    }
+    if (this.getRuntimeValue("decommissioned_at")) {
+      return this.sendViewerError(connection, "forbidden", "This endpoint was decommissioned: nothing new runs on it. Its transcript and audit trail stay readable.", message.requestId);
     }
     // A sequence's steps are stored as "<requestId>#<step>"; its first step marks the request as seen.
     const existing = this.sqlOne<{ id: string }>("SELECT id FROM commands WHERE request_id IN (?, ?)", message.requestId, `${message.requestId}#0`);
@@ -1044,11 +1105,13 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   private runtimeState(): RuntimeState {
     const lastSeen = this.getRuntimeValue("last_seen_at");
     const lastSeenAt = lastSeen ? Number(lastSeen) : null;
-    if (this.currentRuntime()) return { online: true, lastSeenAt, transport: "websocket" };
+    const lifecycle = { revoked: Boolean(this.getRuntimeValue("revoked_at")), decommissioned: Boolean(this.getRuntimeValue("decommissioned_at")) };
+    if (this.currentRuntime()) return { online: true, lastSeenAt, transport: "websocket", ...lifecycle };
     const checkinUntil = Number(this.getRuntimeValue("checkin_offline_at") || 0);
     const checkingIn = checkinUntil > Date.now();
-    return { online: checkingIn, lastSeenAt, transport: checkingIn ? "checkin" : null };
+    return { online: checkingIn, lastSeenAt, transport: checkingIn ? "checkin" : null, ...lifecycle };
   }
+
 
   private setRuntimeOnline(online: boolean, transport: RuntimeState["transport"]): void {
     const now = Date.now();

@@ -1,0 +1,85 @@
+// Endpoint lifecycle in the session DO: a revoked runtime is disconnected at
+// once and refused after (socket and check-in) until an admin reinstates it;
+// a decommissioned endpoint runs nothing new and keeps its transcript.
+import { describe, expect, it } from "vitest";
+import { SESSION_CLOSE_CODES, SESSION_PATHS, IDENTITY_HEADERS, type PeerIdentity } from "../../protocol/session-contract";
+import { checkin, connectRuntime, connectViewer, registerEndpoint, replayAll, runInSession, sessionStub, viewerIdentity } from "./socket";
+
+let counter = 0;
+const freshEndpoint = () => `ep_lifecycle_test_${Date.now()}_${counter++}`;
+
+async function lifecycle(endpointId: string, action: string, orgId = "org_test"): Promise<{ status: number; body: any }> {
+  const identity: PeerIdentity = { peer: "directory", endpointId, orgId, userId: "user_admin", userName: "Ada Admin", role: "admin", canRun: false };
+  const response: Response = await sessionStub(endpointId).fetch(`https://session.internal${SESSION_PATHS.lifecycle}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-partykit-room": endpointId, [IDENTITY_HEADERS.identity]: JSON.stringify(identity) },
+    body: JSON.stringify({ action }),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+async function auditKinds(endpointId: string): Promise<string[]> {
+  return (await runInSession(sessionStub(endpointId), (instance: any) => instance.audit.all())).map((e: any) => e.kind);
+}
+
+describe("endpoint lifecycle", () => {
+  it("disconnects a revoked runtime at once, refuses it on both transports, and lets it back after reinstatement", async () => {
+    const endpointId = freshEndpoint();
+    const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
+    const runtime = await connectRuntime(endpointId);
+    await runtime.waitFor((m) => m.type === "clock");
+
+    const revoked = await lifecycle(endpointId, "revoke");
+    expect(revoked).toMatchObject({ status: 200, body: { runtime: { online: false, revoked: true } } });
+    expect((await runtime.waitForClose()).code).toBe(SESSION_CLOSE_CODES.revoked);
+    await viewer.waitFor((m) => m.type === "runtime" && m.runtime.revoked === true && m.runtime.online === false);
+
+    const again = await connectRuntime(endpointId);
+    expect((await again.waitForClose()).code).toBe(SESSION_CLOSE_CODES.revoked);
+    expect((await checkin(endpointId, {})).status).toBe(403);
+
+    expect((await lifecycle(endpointId, "reinstate")).status).toBe(200);
+    const back = await connectRuntime(endpointId);
+    await back.waitFor((m) => m.type === "clock");
+    expect(await auditKinds(endpointId)).toEqual(expect.arrayContaining(["runtime.revoked", "runtime.reinstated"]));
+  });
+
+  it("decommissions: cancels what waits, runs nothing new, keeps the transcript, and cannot be undone by reinstating", async () => {
+    const endpointId = freshEndpoint();
+    const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
+    viewer.send({ type: "run", requestId: "before", text: "echo queued-before", shell: "sh" });
+    await viewer.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.requestId === "before"));
+
+    expect((await lifecycle(endpointId, "decommission")).status).toBe(200);
+    await viewer.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.kind === "command.finished" && e.status === "cancelled"));
+    viewer.send({ type: "run", requestId: "after", text: "echo after", shell: "sh" });
+    const refused = await viewer.waitFor((m) => m.type === "error" && m.requestId === "after");
+    expect(refused.code).toBe("forbidden");
+    expect(refused.message).toMatch(/decommissioned/);
+    expect((await lifecycle(endpointId, "reinstate")).status).toBe(409);
+
+    const runtime = await connectRuntime(endpointId);
+    expect((await runtime.waitForClose()).code).toBe(SESSION_CLOSE_CODES.revoked);
+    const transcript = await replayAll(viewer);
+    expect(transcript.events.find((e: any) => e.kind === "command.queued").text).toBe("echo queued-before");
+    expect(await auditKinds(endpointId)).toContain("endpoint.decommissioned");
+  });
+
+  it("answers only the endpoint's own tenant", async () => {
+    const endpointId = freshEndpoint();
+    await connectViewer(endpointId, viewerIdentity(endpointId));
+    expect((await lifecycle(endpointId, "revoke", "org_intruder")).status).toBe(403);
+    expect((await lifecycle(endpointId, "explode")).status).toBe(400);
+  });
+});
+
+describe("check-in rate limit", () => {
+  it("answers a runtime that checks in in a loop with 429 and Retry-After, changing nothing", async () => {
+    const endpointId = freshEndpoint();
+    await registerEndpoint(endpointId);
+    const statuses: number[] = [];
+    for (let i = 0; i < 15; i++) statuses.push((await checkin(endpointId, {})).status);
+    expect(statuses.slice(0, 10).every((s) => s === 200)).toBe(true);
+    expect(statuses.slice(10).filter((s) => s === 429).length).toBeGreaterThanOrEqual(4);
+  });
+});
