@@ -186,6 +186,8 @@ test("admins edit a client's approval policy; bad lines are named; others cannot
   await signIn(page, "admin", "/clients/cl_cobalt");
   const section = page.getByTestId("approval-policy");
   await expect(section.getByTestId("policy-default-badge")).toHaveText("default");
+  // The default a security reviewer would choose: the allow-list, with nothing on it.
+  await expect(page.getByLabel("Allow-list (recommended)")).toBeChecked();
   await expect(page.getByLabel("Patterns (one per line)")).toHaveValue(/\\bsudo\\b/);
   await expect(page.getByLabel(/^Approvers/)).toHaveValue("Mia Chen <mia@cobalt.test>");
 
@@ -200,14 +202,20 @@ test("admins edit a client's approval policy; bad lines are named; others cannot
   await page.getByLabel(/^Approvers/).fill("Mia Chen <mia@cobalt.test>\nno email here");
   await page.getByRole("button", { name: "Save approval policy" }).click();
   await expect(page.getByTestId("policy-error")).toContainText("line 2");
+  // MSP staff can never approve for the client.
+  await page.getByLabel(/^Approvers/).fill("Mia Chen <mia@cobalt.test>\nTom Technician <TOM@northwind.test>");
+  await page.getByRole("button", { name: "Save approval policy" }).click();
+  await expect(page.getByTestId("policy-error")).toContainText("line 2");
 
+  await page.getByLabel("Deny-list (advisory)").check();
   await page.getByLabel("Patterns (one per line)").fill("\\bformat\\b\nRemove-Item\\s+-Recurse");
   await page.getByLabel(/^Approvers/).fill("Mia Chen <mia@cobalt.test>\nOps Desk <ops@cobalt.test>");
   await page.getByLabel("Link lifetime (hours)").fill("4");
   await page.getByRole("button", { name: "Save approval policy" }).click();
-  await expect(page.getByTestId("policy-saved")).toBeVisible();
+  await expect(page.getByTestId("policy-saved")).toContainText(/Saved\. \d+ endpoint sessions? updated/);
   await page.goto("/clients/cl_cobalt");
   await expect(section.getByTestId("policy-default-badge")).toHaveCount(0);
+  await expect(page.getByLabel("Deny-list (advisory)")).toBeChecked();
   await expect(page.getByLabel("Patterns (one per line)")).toHaveValue("\\bformat\\b\nRemove-Item\\s+-Recurse");
   await expect(page.getByLabel(/^Approvers/)).toHaveValue("Mia Chen <mia@cobalt.test>\nOps Desk <ops@cobalt.test>");
   await expect(page.getByLabel("Link lifetime (hours)")).toHaveValue("4");
@@ -216,6 +224,7 @@ test("admins edit a client's approval policy; bad lines are named; others cannot
   const techContext = await browser.newContext();
   const tech = await techContext.newPage();
   await signIn(tech, "technician", "/clients/cl_cobalt");
+  await expect(tech.getByTestId("policy-mode")).toHaveAttribute("data-mode", "denylist");
   await expect(tech.getByTestId("policy-patterns")).toContainText("Remove-Item");
   await expect(tech.getByTestId("policy-ttl")).toHaveText("4 hours");
   await expect(tech.getByRole("button", { name: "Save approval policy" })).toHaveCount(0);
@@ -227,15 +236,37 @@ test("admins edit a client's approval policy; bad lines are named; others cannot
   await page.goto("/clients/cl_cobalt");
   await expect(page.getByLabel("Link lifetime (hours)")).toHaveValue("4");
 
-  // The runtime's client (Acme): a policy pattern holds a command without the checkbox.
+  // The runtime's client (Acme). Allow-list: only the exact listed line runs; anything else asks.
   await page.goto("/clients/cl_acme");
+  await page.getByLabel("Allow-list (recommended)").check();
+  await page.getByLabel(/^Allowed commands/).fill("echo allow-listed-marker");
+  await page.getByRole("button", { name: "Save approval policy" }).click();
+  await expect(page.getByTestId("policy-saved")).toBeVisible();
+  await openEndpoint(page, runtime().endpointId);
+  const listed = await runCommand(page, "echo allow-listed-marker");
+  await expect(listed).toHaveAttribute("data-status", "succeeded", { timeout: 15_000 });
+  // Unlisted, and no reason for the client: the session refuses it and says why; nothing is queued.
+  await runCommand(page, "echo allow-listed-marker; echo more");
+  await expect(page.getByRole("alert").filter({ hasText: "give a reason the client can read" })).toBeVisible();
+  await expect(page.getByTestId("command-entry").filter({ hasText: "echo allow-listed-marker; echo more" })).toHaveCount(0);
+  const unlisted = await runCommand(page, "echo allow-listed-marker; echo more", { reason: "Check the marker twice" });
+  await expect(unlisted).toHaveAttribute("data-status", "pending_approval");
+  await expect(unlisted.getByTestId("approval-prompt")).toContainText("allow-list");
+  page.once("dialog", (dialog) => void dialog.accept());
+  await unlisted.getByTestId("approval-withdraw").click();
+  await expect(unlisted).toHaveAttribute("data-status", "cancelled");
+
+  // Deny-list: a policy pattern holds a command without the checkbox.
+  await page.goto("/clients/cl_acme");
+  await page.getByLabel("Deny-list (advisory)").check();
   await page.getByLabel("Patterns (one per line)").fill("policy-gated-marker");
   await page.getByRole("button", { name: "Save approval policy" }).click();
   await expect(page.getByTestId("policy-saved")).toBeVisible();
   await openEndpoint(page, runtime().endpointId);
+  await page.getByLabel("Reason").fill("Pattern check"); // a reason for the client, but no checkbox
   const entry = await runCommand(page, "echo policy-gated-marker");
   await expect(entry).toHaveAttribute("data-status", "pending_approval");
-  await expect(entry.getByTestId("approval-prompt")).toContainText("policy-gated-marker");
+  await expect(entry.getByTestId("approval-prompt")).toContainText("matches /policy-gated-marker/");
   await expect(entry.getByTestId("approval-prompt")).toContainText("Priya Patel");
   // Leave Acme on the defaults' behaviour for anything that runs later.
   await page.goto("/clients/cl_acme");

@@ -73,7 +73,12 @@ async function seedAuditSql(): Promise<string> {
   // These endpoints are used by this spec only; starting them over keeps the seed repeatable when Playwright
   // restarts its worker (and re-runs beforeAll) after a failed test.
   const ids = [...chains.keys()].map(sqlValue).join(", ");
-  const reset = [`DELETE FROM audit_reviews WHERE endpoint_id IN (${ids});`, `DELETE FROM audit_events WHERE endpoint_id IN (${ids});`];
+  // A checkpoint another spec's session activity left (e.g. a policy refresh) would no longer match this replica.
+  const reset = [
+    `DELETE FROM audit_reviews WHERE endpoint_id IN (${ids});`,
+    `DELETE FROM audit_events WHERE endpoint_id IN (${ids});`,
+    `DELETE FROM audit_checkpoints WHERE endpoint_id IN (${ids});`,
+  ];
   const inserts = [...chains.values()].flat().map((e) => {
     const values = [e.endpointId, e.seq, e.orgId, e.at, e.kind, e.actorId, e.actorName, e.actorAddress, e.commandId, e.status, e.detail, e.prevHash, e.hash];
     return `INSERT INTO audit_events (${columns}) VALUES (${values.map(sqlValue).join(", ")});`;

@@ -637,7 +637,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     const requestedBy = { userId: identity.userId, name: identity.userName ?? identity.userId };
     const isSequence = message.type === "run_sequence";
     const steps = isSequence ? message.steps : [{ text: message.text, shell: message.shell }];
-    const rules = steps.map(({ text }) => (message.privileged ? "flagged by the technician" : approvalRule(policy, text)));
+    // The policy's reason first (it is what the client agreed to); a flag alone says so.
+    const rules = steps.map(({ text }) => approvalRule(policy, text) ?? (message.privileged ? "flagged by the technician" : null));
     const approvers = eligibleApprovers(policy, identity.userEmail);
     if (rules.some((rule) => rule !== null)) {
       if (!message.reason) {
