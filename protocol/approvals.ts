@@ -3,6 +3,8 @@
 // exchanged between the public approval page and the session Durable Object.
 import { z } from "zod";
 
+export { isValidTimeZone } from "./time";
+
 /** Deny-list patterns offered to clients that choose the advisory mode. */
 export const DEFAULT_APPROVAL_PATTERNS = [
   "\\bRestart-Computer\\b",
@@ -74,15 +76,6 @@ export type SessionPolicy = z.output<typeof sessionPolicySchema>;
 export function isValidPattern(pattern: string): boolean {
   try {
     new RegExp(pattern, "i");
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export function isValidTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat("en-GB", { timeZone: zone });
     return true;
   } catch {
     return false;

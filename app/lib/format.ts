@@ -1,3 +1,5 @@
+import { resolveTimeZone, zonedParts } from "../../protocol/time";
+
 /** "3 min ago"-style age for last-seen columns; absolute time in the title attribute. */
 export function formatAge(timestamp: number | null, now = Date.now()): string {
   if (timestamp === null) return "never";
@@ -25,45 +27,14 @@ export function formatMs(ms: number | null | undefined): string {
 // the browser render the same string, whatever their ICU locale data says.
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"] as const;
-const formatters = new Map<string, Intl.DateTimeFormat>();
 
-/** The zone itself when the runtime knows it, else "UTC", so a bad zone never breaks a page. */
-export function resolveTimeZone(zone: string | null | undefined): string {
-  if (!zone) return "UTC";
-  try {
-    new Intl.DateTimeFormat("en-GB", { timeZone: zone });
-    return zone;
-  } catch {
-    return "UTC";
-  }
-}
-
-function zonedFormatter(zone: string): Intl.DateTimeFormat {
-  let formatter = formatters.get(zone);
-  if (!formatter) {
-    formatter = new Intl.DateTimeFormat("en-GB", {
-      timeZone: zone,
-      year: "numeric",
-      month: "numeric",
-      day: "numeric",
-      hour: "numeric",
-      minute: "numeric",
-      hourCycle: "h23",
-    });
-    formatters.set(zone, formatter);
-  }
-  return formatter;
-}
+export { resolveTimeZone };
 
 /** "24 Nov 2026, 09:15" as the wall clock reads in `zone` (UTC if the zone is unknown). */
 export function formatDateTimeInZone(timestamp: number, zone: string): string {
-  const parts: Record<string, number> = {};
-  for (const part of zonedFormatter(resolveTimeZone(zone)).formatToParts(new Date(timestamp))) {
-    if (part.type !== "literal") parts[part.type] = Number(part.value);
-  }
+  const { year, month, day, hour, minute } = zonedParts(timestamp, zone);
   const pad = (value: number) => String(value).padStart(2, "0");
-  // `% 24`: some ICU builds still say "24" for midnight despite h23.
-  return `${parts.day} ${MONTHS[(parts.month ?? 1) - 1]} ${parts.year}, ${pad((parts.hour ?? 0) % 24)}:${pad(parts.minute ?? 0)}`;
+  return `${day} ${MONTHS[month - 1]} ${year}, ${pad(hour)}:${pad(minute)}`;
 }
 
 /** "24 Nov 2026, 09:15 (America/Chicago)": the zone is always named, so nobody guesses whose clock it is. */

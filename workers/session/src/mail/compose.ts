@@ -7,6 +7,7 @@
 // looks like a URL is defanged ("https[:]//"), so no mail client turns a
 // technician's text into a second link. No images, no tracking.
 import type { Approver, ApprovalEmail } from "../../../../protocol/approvals";
+import { resolveTimeZone, zonedParts } from "../../../../protocol/time";
 
 export interface ApprovalEmailInput {
   approver: Approver;
@@ -107,25 +108,10 @@ const MONTHS = ["January", "February", "March", "April", "May", "June", "July", 
  * so the result does not depend on the runtime's ICU locale data.
  */
 export function formatExpiry(at: number, timeZone: string): string {
-  const zone = isKnownZone(timeZone) ? timeZone : "UTC";
-  const parts: Record<string, number> = {};
-  const formatter = new Intl.DateTimeFormat("en-GB", {
-    timeZone: zone,
-    year: "numeric",
-    month: "numeric",
-    day: "numeric",
-    hour: "numeric",
-    minute: "numeric",
-    hourCycle: "h23",
-  });
-  for (const part of formatter.formatToParts(new Date(at))) {
-    if (part.type !== "literal") parts[part.type] = Number(part.value);
-  }
-  const { year = 1970, month = 1, day = 1, hour = 0, minute = 0 } = parts;
-  const weekday = WEEKDAYS[new Date(Date.UTC(year, month - 1, day)).getUTCDay()];
+  const zone = resolveTimeZone(timeZone);
+  const { year, month, day, hour, minute, weekday } = zonedParts(at, zone);
   const pad = (value: number) => String(value).padStart(2, "0");
-  // `% 24`: some ICU builds say "24" for midnight despite h23.
-  return `${weekday} ${day} ${MONTHS[month - 1]} ${year}, ${pad(hour % 24)}:${pad(minute)} (${zone})`;
+  return `${WEEKDAYS[weekday]} ${day} ${MONTHS[month - 1]} ${year}, ${pad(hour)}:${pad(minute)} (${zone})`;
 }
 
 export function escapeHtml(value: string): string {
@@ -155,16 +141,6 @@ function approvalUrl(value: string): string {
   // The string the caller built, not a re-serialisation: it is what the approval route parses.
   if (/\s/.test(value)) throw new Error("composeApprovalEmail: the approval URL contains whitespace");
   return value;
-}
-
-function isKnownZone(zone: string): boolean {
-  if (!zone) return false;
-  try {
-    new Intl.DateTimeFormat("en-GB", { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Control characters and line breaks collapsed: these values sit inside single lines (and the subject header). */
