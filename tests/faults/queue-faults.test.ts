@@ -115,6 +115,37 @@ describe("queue delivery under faults", () => {
     await runtime.kill();
   }, 120_000);
 
+  for (const transport of ["websocket", "checkin"] as const) {
+    it(`runs an endpoint's commands one at a time in the order accepted, over ${transport}, unless one runs alongside`, async () => {
+      const runtime = newRuntime(stack.origin, `order-${transport}`);
+      const viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
+      await viewer.connect();
+      runtime.start(["--transport", transport, "--checkin-interval", "1"]);
+      const run = async (text: string, alongside = false) => {
+        const requestId = crypto.randomUUID();
+        viewer.send({ type: "run", requestId, text, shell: "sh", alongside });
+        await waitUntil(`${text} to be queued`, () => viewer.events.some((e) => e.requestId === requestId));
+      };
+      const ledger = runtime.ledger;
+      await run(`echo first-start >> ${ledger}; sleep 2; echo first-end >> ${ledger}; echo FIRST`);
+      await run(`echo second >> ${ledger}; echo SECOND`);
+      await waitUntil("both to finish", () => viewer.finished().length === 2, 40_000);
+      expect(runtime.ledgerLines()).toEqual(["first-start", "first-end", "second"]);
+      const output = viewer.events.filter((e) => e.kind === "command.output").map((e) => e.data).join("");
+      expect(output).toBe("FIRST\nSECOND\n");
+      if (transport === "websocket") {
+        // Alongside: starts while a long command still runs.
+        await run(`echo long-start >> ${ledger}; sleep 2; echo long-end >> ${ledger}`);
+        await waitUntil("the long command to start", () => runtime.ledgerLines().includes("long-start"));
+        await run(`echo beside >> ${ledger}`, true);
+        await waitUntil("all four to finish", () => viewer.finished().length === 4, 40_000);
+        expect(runtime.ledgerLines().slice(3)).toEqual(["long-start", "beside", "long-end"]);
+      }
+      viewer.close();
+      await runtime.kill();
+    }, 60_000);
+  }
+
   it("work queued while the runtime is offline for longer than its check-in interval runs in order when it returns", async () => {
     const runtime = newRuntime(stack.origin, "offline");
     const viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
