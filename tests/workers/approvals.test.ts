@@ -1,7 +1,7 @@
 // Client approval inside the session DO, against real workerd, real D1 (the
 // directory and the capture mailbox) and the real DO SQLite: who receives a
 // link, who can decide, and that nothing runs that nobody allowed.
-import { env } from "cloudflare:test";
+import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_APPROVAL_PATTERNS } from "../../protocol/approvals";
 import { IDENTITY_HEADERS, SESSION_PATHS } from "../../protocol/session-contract";
@@ -419,9 +419,34 @@ describe("delivery", () => {
   });
 });
 
+describe("delivery retries", () => {
+  it("retries a failed send with a fresh link, shows each attempt, and only the delivered link works", async () => {
+    const { endpointId, requester } = await setup();
+    await run(requester, "echo warm-up"); // the policy copy is in the session before D1 goes away
+    await breakD1(endpointId); // the capture mailbox lives in D1: the send fails, transiently
+    const { commandId } = await run(requester, "Restart-Computer");
+    const retrying = await requester.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.kind === "command.approval_delivery"));
+    const first = retrying.events.find((e: any) => e.kind === "command.approval_delivery");
+    expect(first).toMatchObject({ commandId, state: "retrying", attempt: 1, nextAttemptAt: expect.any(Number) });
+    expect(first.nextAttemptAt).toBeGreaterThan(Date.now());
+
+    await restoreD1(endpointId);
+    await runInSession(sessionStub(endpointId), (_i, state) => state.storage.sql.exec("UPDATE approval_links SET next_attempt_at = ?", Date.now() - 1));
+    expect(await runDurableObjectAlarm(sessionStub(endpointId))).toBe(true);
+    await requester.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.kind === "command.approval_delivery" && e.state === "sent" && e.attempt === 2));
+    const mail = await waitForMail(TEST_APPROVER.email, endpointId);
+    expect((await mailTo(TEST_APPROVER.email, endpointId))).toHaveLength(1);
+    expect((await approverCall(endpointId, "view", { token: mail.token })).status).toBe(200);
+    const audit = await auditKinds(endpointId);
+    expect(audit.filter((e: any) => e.kind === "approval.delivery_failed")).toHaveLength(1);
+    expect(audit.filter((e: any) => e.kind === "approval.delivered")).toHaveLength(1);
+  });
+});
+
 /** A real outage as the session sees it: every D1 call fails. */
 async function breakD1(endpointId: string): Promise<void> {
   await runInSession(sessionStub(endpointId), (instance: any) => {
+    instance.workingEnv ??= instance.env;
     // Only this instance's binding: the env object itself is shared with the test.
     instance.env = { ...instance.env, DB: {
       prepare() {
@@ -431,5 +456,12 @@ async function breakD1(endpointId: string): Promise<void> {
         return Promise.reject(new Error("D1_ERROR: database unavailable"));
       },
     } };
+  });
+}
+
+/** The outage ends: the instance gets its real bindings back. */
+async function restoreD1(endpointId: string): Promise<void> {
+  await runInSession(sessionStub(endpointId), (instance: any) => {
+    instance.env = instance.workingEnv;
   });
 }
