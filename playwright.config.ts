@@ -22,7 +22,7 @@ export default defineConfig({
   },
   projects: [{ name: "chromium", use: { browserName: "chromium" } }],
   webServer: {
-    command: `node scripts/dev.mjs --port ${E2E_PORT} --state .wrangler/e2e-state --fresh --no-build --no-demo-runtime`,
+    command: `node scripts/dev.mjs --port ${E2E_PORT} --state .wrangler/e2e-state --fresh --no-build --no-demo-runtime --no-rate-limits`,
     url: `${E2E_ORIGIN}/offline/sign-in`,
     timeout: 120_000,
     reuseExistingServer: false,

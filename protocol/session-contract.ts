@@ -24,6 +24,12 @@ export const peerIdentitySchema = z.object({
   canRun: z.boolean(),
   /** The caller's address as the edge saw it, for the audit trail. */
   address: z.string().nullable().default(null),
+  /**
+   * Runtimes: when the edge checked the credential against the directory. A
+   * revoke clears the credential there first, so a check after the session's
+   * revoke can only be a re-enrolled runtime's new credential.
+   */
+  authenticatedAt: z.number().int().nonnegative().nullable().default(null),
 });
 export type PeerIdentity = z.input<typeof peerIdentitySchema>;
 export type VerifiedPeerIdentity = z.output<typeof peerIdentitySchema>;
@@ -70,4 +76,78 @@ export const SESSION_CLOSE_CODES = {
   replaced: 4409,
   /** The runtime's credential was revoked (or the endpoint decommissioned): do not reconnect with it. */
   revoked: 4410,
+} as const;
+
+// ---------------------------------------------------------------------------
+// Edge rate limits (docs/decisions/0011-edge-rate-limits.md). The Pages edge
+// asks the session worker's EdgeRateLimiter Durable Object, one instance per
+// key, over typed RPC (EDGE_RATE_LIMITER binding) before it does any work for
+// an unauthenticated caller. The policies live here so the limiter enforces
+// numbers the caller cannot choose.
+
+export const RATE_LIMIT_POLICIES = {
+  /** Enrollment attempts per caller address. */
+  enroll_address: { limit: 10, windowSeconds: 600 },
+  /** Enrollment attempts per token: a leaked token cannot enroll endpoints in bulk. */
+  enroll_token: { limit: 30, windowSeconds: 3600 },
+  /** Views of approval links per caller address (each view costs a D1 read and a session DO call). */
+  approval_view: { limit: 60, windowSeconds: 60 },
+  /** Approval decisions per caller address. */
+  approval_decide: { limit: 10, windowSeconds: 60 },
+} as const satisfies Record<string, { limit: number; windowSeconds: number }>;
+export type RateLimitPolicy = keyof typeof RATE_LIMIT_POLICIES;
+
+export const rateLimitTakeSchema = z.object({
+  policy: z.enum(Object.keys(RATE_LIMIT_POLICIES) as [RateLimitPolicy, ...RateLimitPolicy[]]),
+});
+export type RateLimitTake = z.infer<typeof rateLimitTakeSchema>;
+
+export const rateLimitVerdictSchema = z.discriminatedUnion("ok", [
+  z.object({ ok: z.literal(true), remaining: z.number().int().nonnegative() }),
+  /** retryAfterSeconds: when the oldest counted request leaves the window, so one more is allowed. */
+  z.object({ ok: z.literal(false), retryAfterSeconds: z.number().int().positive() }),
+]);
+export type RateLimitVerdict = z.infer<typeof rateLimitVerdictSchema>;
+
+/** The EdgeRateLimiter Durable Object's RPC surface (the class implements it; the edge calls it). */
+export interface EdgeRateLimiterRpc {
+  /** Counts one request under `policy` if the window has room; refused requests are not counted. */
+  take(request: RateLimitTake): Promise<RateLimitVerdict>;
+}
+
+/**
+ * The caller's address as a rate-limit key: null (no CF-Connecting-IP: local
+ * dev and tests only; Cloudflare always sets it) becomes "unknown", one shared
+ * bucket; an IPv6 address counts as its /64, the smallest block one subscriber
+ * usually holds, so rotating through it buys nothing.
+ */
+export function rateLimitAddress(address: string | null): string {
+  const trimmed = address?.trim().toLowerCase();
+  if (!trimmed) return "unknown";
+  if (!trimmed.includes(":")) return trimmed;
+  // IPv4-mapped IPv6 (::ffff:192.0.2.1) is one IPv4 caller, not a /64 shared by all of them.
+  if (trimmed.includes(".")) return trimmed.slice(trimmed.lastIndexOf(":") + 1);
+  const prefix = ipv6Prefix64(trimmed);
+  return prefix ? `${prefix}::/64` : trimmed;
+}
+
+function ipv6Prefix64(address: string): string | null {
+  const [head = "", tail, extra] = address.split("%")[0]!.split("::");
+  if (extra !== undefined) return null;
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const missing = 8 - left.length - right.length;
+  if (tail === undefined ? missing !== 0 : missing < 1) return null;
+  const groups = [...left, ...Array<string>(tail === undefined ? 0 : missing).fill("0"), ...right];
+  const first = groups.slice(0, 4);
+  if (first.length < 4 || !first.every((group) => /^[0-9a-f]{1,4}$/.test(group))) return null;
+  return first.map((group) => group.replace(/^0+(?=.)/, "")).join(":");
+}
+
+/** Durable Object instance names (idFromName) of the EdgeRateLimiter: one per key. */
+export const RATE_LIMIT_KEYS = {
+  enrollAddress: (address: string | null) => `enroll:${rateLimitAddress(address)}`,
+  /** tokenHash: hex SHA-256 of the enrollment token, so the token itself never names an object. */
+  enrollToken: (tokenHash: string) => `enroll-token:${tokenHash}`,
+  approvalAddress: (address: string | null) => `approve:${rateLimitAddress(address)}`,
 } as const;

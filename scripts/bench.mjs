@@ -163,7 +163,7 @@ async function measureRelayFloor() {
 
 async function measureProduct() {
   const stack = startChild(process.execPath, [
-    "scripts/dev.mjs", "--port", options.port, "--state", ".wrangler/bench-state", "--fresh", "--no-build", "--no-demo-runtime",
+    "scripts/dev.mjs", "--port", options.port, "--state", ".wrangler/bench-state", "--fresh", "--no-build", "--no-demo-runtime", "--no-rate-limits",
   ]);
   await waitForOutput(stack, /Console ready/);
 

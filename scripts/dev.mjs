@@ -4,7 +4,7 @@
 // demo endpoint runtime enrolled against it.
 //
 //   node scripts/dev.mjs [--port 8788] [--state .wrangler/state] [--fresh]
-//                        [--no-build] [--no-demo-runtime]
+//                        [--no-build] [--no-demo-runtime] [--no-rate-limits]
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -21,6 +21,9 @@ const { values: options } = parseArgs({
     fresh: { type: "boolean", default: false },
     "no-build": { type: "boolean", default: false },
     "no-demo-runtime": { type: "boolean", default: false },
+    // Test stacks only: every local runtime and browser shares 127.0.0.1, so one
+    // suite would exhaust the per-address edge limits (tests/workers/rate-limits.test.ts covers them).
+    "no-rate-limits": { type: "boolean", default: false },
   },
 });
 const port = Number(options.port);
@@ -72,6 +75,7 @@ const server = spawn(
     "--port", String(port),
     "--persist-to", stateDir,
     "--show-interactive-dev-session=false",
+    ...(options["no-rate-limits"] ? ["--binding", "CAISEY_RATE_LIMITS=off"] : []),
   ],
   { cwd: root, stdio: ["ignore", "inherit", "inherit"], env: cleanEnv() },
 );

@@ -5,15 +5,14 @@
 import { createDb } from "~/db/client.server";
 import { authenticateMember, CAN_RUN_COMMANDS } from "~/lib/auth.server";
 import type { Env } from "~/lib/env.server";
+import { sha256Hex } from "~/lib/crypto.server";
+import { takeRateLimits } from "~/lib/rate-limit.server";
 import { callerAddress, guardRequest, isSameOriginRequest } from "~/lib/request.server";
 import { getEndpointForOrg } from "~/models/endpoints.server";
-import {
-  authenticateRuntimeCredential,
-  EnrollmentError,
-  redeemEnrollmentToken,
-} from "~/models/enrollment.server";
+import { enrollRuntime } from "~/models/endpoint-lifecycle.server";
+import { authenticateRuntimeCredential, EnrollmentError } from "~/models/enrollment.server";
 import { describeZodError, enrollRequestSchema, type EnrollResponse } from "../../protocol/messages";
-import { IDENTITY_HEADERS, SESSION_PATHS, type PeerIdentity } from "../../protocol/session-contract";
+import { IDENTITY_HEADERS, RATE_LIMIT_KEYS, SESSION_PATHS, type PeerIdentity } from "../../protocol/session-contract";
 
 export const VIEWER_SOCKET_PREFIX = "/parties/endpoint/";
 
@@ -72,8 +71,21 @@ async function handleEnroll(request: Request, env: Env): Promise<Response> {
   }
   const parsed = enrollRequestSchema.safeParse(body);
   if (!parsed.success) return jsonError(400, `Invalid enrollment request: ${describeZodError(parsed.error)}`);
+  // Before the token is looked up or used: a refused attempt changes nothing.
+  // The address first, so one address cannot make limiter objects for many guessed tokens.
+  const limited = await takeRateLimits(env, [
+    { key: RATE_LIMIT_KEYS.enrollAddress(callerAddress(request)), policy: "enroll_address" },
+    { key: RATE_LIMIT_KEYS.enrollToken(await sha256Hex(parsed.data.token)), policy: "enroll_token" },
+  ]);
+  if (!limited.ok) {
+    if (limited.reason === "unavailable") return jsonError(503, "Enrollment is unavailable right now; nothing was changed. Try again in a minute.");
+    return Response.json(
+      { error: `Too many enrollment attempts; nothing was changed. Try again in ${limited.retryAfterSeconds} seconds.` },
+      { status: 429, headers: { "Retry-After": String(limited.retryAfterSeconds) } },
+    );
+  }
   try {
-    const enrolled = await redeemEnrollmentToken(createDb(env.DB), parsed.data);
+    const enrolled = await enrollRuntime(env, parsed.data, callerAddress(request));
     const response: EnrollResponse = {
       endpointId: enrolled.endpointId,
       credential: enrolled.credential,
@@ -94,6 +106,7 @@ async function handleRuntimeConnect(request: Request, env: Env, sessionPath: typ
   if (!endpoint) return jsonError(401, "Runtime credential rejected; enroll again");
   return forwardToSession(env, request, endpoint.id, sessionPath, {
     peer: "runtime",
+    authenticatedAt: Date.now(),
     endpointId: endpoint.id,
     orgId: endpoint.orgId,
     userId: null,

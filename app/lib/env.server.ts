@@ -1,9 +1,18 @@
 import type { AppLoadContext } from "@remix-run/cloudflare";
+import type { EdgeRateLimiterRpc } from "../../protocol/session-contract";
 
 /** Bindings and variables of the Pages project (wrangler.toml + .dev.vars / secrets). */
 export interface Env {
   DB: D1Database;
   ENDPOINT_SESSION: DurableObjectNamespace;
+  /** The session worker's EdgeRateLimiter (typed RPC); see app/lib/rate-limit.server.ts. */
+  EDGE_RATE_LIMITER: DurableObjectNamespace<EdgeRateLimiterRpc & Rpc.DurableObjectBranded>;
+  /**
+   * "off" disables the edge rate limits, honoured only in offline mode (local
+   * dev and CI, never production): load tests enroll dozens of runtimes from
+   * one address. See docs/decisions/0011-edge-rate-limits.md.
+   */
+  CAISEY_RATE_LIMITS?: string;
   CLERK_PUBLISHABLE_KEY: string;
   CLERK_SECRET_KEY: string;
   CLERK_JWT_KEY?: string;

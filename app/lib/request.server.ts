@@ -4,7 +4,8 @@ import { ConfigurationError, configuredPublicOrigin } from "./public-origin.serv
 
 /** The caller's address as the edge saw it, for the audit trail. */
 export function callerAddress(request: Request): string | null {
-  return request.headers.get("cf-connecting-ip") ?? request.headers.get("x-real-ip");
+  // Only the header Cloudflare sets itself; any other is the caller's to invent.
+  return request.headers.get("cf-connecting-ip");
 }
 
 /**

@@ -6,13 +6,14 @@
 // it minted the link for.
 import { z } from "zod";
 import type { Env } from "~/lib/env.server";
+import { describeWait, takeRateLimits } from "~/lib/rate-limit.server";
 import {
   approvalViewSchema,
   parseApprovalToken,
   type ApprovalDecision,
   type ApprovalView,
 } from "../../protocol/approvals";
-import { IDENTITY_HEADERS, SESSION_PATHS, type PeerIdentity } from "../../protocol/session-contract";
+import { IDENTITY_HEADERS, RATE_LIMIT_KEYS, SESSION_PATHS, type PeerIdentity, type RateLimitPolicy } from "../../protocol/session-contract";
 
 export const INVALID_LINK_MESSAGE = "This approval link is not valid.";
 export const WITHDRAWN_MESSAGE = "The technician withdrew this request before it was decided, so nothing was changed and it will not run.";
@@ -21,7 +22,8 @@ export type ViewApprovalResult =
   /** `mspName`: the MSP whose technician asks, from the directory ("" if unknown). */
   | { ok: true; view: ApprovalView; mspName: string }
   | { ok: false; reason: "invalid"; error: string }
-  | { ok: false; reason: "unavailable"; error: string };
+  | { ok: false; reason: "unavailable"; error: string }
+  | RateLimited;
 
 export type DecideApprovalResult =
   /** Decided by this call. */
@@ -30,13 +32,19 @@ export type DecideApprovalResult =
   | { ok: false; reason: "used" | "withdrawn" | "expired"; error: string; view: ApprovalView }
   | { ok: false; reason: "invalid"; error: string }
   | { ok: false; reason: "bad_request"; error: string }
-  | { ok: false; reason: "unavailable"; error: string };
+  | { ok: false; reason: "unavailable"; error: string }
+  | RateLimited;
+
+/** Too many requests from this address: nothing was looked up or changed. */
+export type RateLimited = { ok: false; reason: "rate_limited"; error: string; retryAfterSeconds: number };
 
 const errorBodySchema = z.object({ error: z.string() });
 const errorWithViewSchema = z.object({ error: z.string(), view: approvalViewSchema });
 const decidedBodySchema = z.object({ view: approvalViewSchema });
 
 export async function viewApproval(env: Env, token: string, address: string | null): Promise<ViewApprovalResult> {
+  const limited = await rateLimit(env, "approval_view", address);
+  if (limited) return limited;
   const link = await routeLink(env, token);
   if ("ok" in link) return link;
   const response = await callSession(env, link.endpointId, SESSION_PATHS.approvalView, { token }, address);
@@ -61,6 +69,8 @@ export async function decideApproval(
   decision: ApprovalDecision["decision"],
   address: string | null,
 ): Promise<DecideApprovalResult> {
+  const limited = await rateLimit(env, "approval_decide", address);
+  if (limited) return limited;
   const link = await routeLink(env, token);
   if ("ok" in link) return link;
   const body: ApprovalDecision = { token, decision };
@@ -93,6 +103,27 @@ export async function decideApproval(
   }
   console.error("approval decide: unexpected response from the session", response.status);
   return unavailable();
+}
+
+/**
+ * Counts this request against the caller's address before any D1 read or
+ * session call. Fails closed for views as well as decisions: see
+ * docs/decisions/0011-edge-rate-limits.md.
+ */
+async function rateLimit(
+  env: Env,
+  policy: Extract<RateLimitPolicy, "approval_view" | "approval_decide">,
+  address: string | null,
+): Promise<RateLimited | ReturnType<typeof unavailable> | null> {
+  const outcome = await takeRateLimits(env, [{ key: RATE_LIMIT_KEYS.approvalAddress(address), policy }]);
+  if (outcome.ok) return null;
+  if (outcome.reason === "unavailable") return unavailable();
+  const wait = describeWait(outcome.retryAfterSeconds);
+  const error =
+    policy === "approval_decide"
+      ? `Too many attempts from your network in a short time, so nothing was changed. Please wait ${wait}, then try again.`
+      : `This page was opened too many times from your network in a short time. Please wait ${wait}, then reload the page.`;
+  return { ok: false, reason: "rate_limited", error, retryAfterSeconds: outcome.retryAfterSeconds };
 }
 
 type Unroutable = { ok: false; reason: "invalid" | "unavailable"; error: string };

@@ -40,11 +40,19 @@ export const meta: MetaFunction = () => [
   { name: "robots", content: "noindex, nofollow" },
 ];
 
-export const headers: HeadersFunction = ({ parentHeaders }) => {
+export const headers: HeadersFunction = ({ parentHeaders, loaderHeaders, actionHeaders }) => {
   const headers = new Headers(parentHeaders);
   for (const [name, value] of Object.entries(PRIVATE_HEADERS)) headers.set(name, value);
+  // A rate-limited document (429) says when to come back.
+  const retryAfter = actionHeaders.get("Retry-After") ?? loaderHeaders.get("Retry-After");
+  if (retryAfter) headers.set("Retry-After", retryAfter);
   return headers;
 };
+
+/** Retry-After on a rate-limited answer (rate_limited results only). */
+function retryHeaders(result: { ok: boolean; reason?: string; retryAfterSeconds?: number }): Record<string, string> {
+  return result.reason === "rate_limited" && result.retryAfterSeconds ? { "Retry-After": String(result.retryAfterSeconds) } : {};
+}
 
 export async function loader({ request, params, context }: LoaderFunctionArgs) {
   const env = getEnv(context);
@@ -58,10 +66,10 @@ export async function loader({ request, params, context }: LoaderFunctionArgs) {
     : await viewApproval(env, token, callerAddress(request));
   // Reuse the browser's value so two open tabs do not invalidate each other.
   const csrf = readCsrfCookie(request) ?? randomToken(32);
-  const status = staffNotice ? 403 : result.ok ? 200 : result.reason === "invalid" ? 404 : 503;
+  const status = staffNotice ? 403 : result.ok ? 200 : { invalid: 404, rate_limited: 429, unavailable: 503 }[result.reason];
   return json(
     { result, csrf, staffNotice },
-    { status, headers: { ...PRIVATE_HEADERS, "Set-Cookie": csrfCookie(csrf, request) } },
+    { status, headers: { ...PRIVATE_HEADERS, ...retryHeaders(result), "Set-Cookie": csrfCookie(csrf, request) } },
   );
 }
 
@@ -103,8 +111,8 @@ export async function action({ request, params, context }: ActionFunctionArgs) {
   const result = await decideApproval(env, token, decision, callerAddress(request));
   const status = result.ok
     ? 200
-    : { used: 409, withdrawn: 409, expired: 410, invalid: 404, bad_request: 400, unavailable: 503 }[result.reason];
-  return respond({ kind: "decided", result }, status);
+    : { used: 409, withdrawn: 409, expired: 410, invalid: 404, bad_request: 400, rate_limited: 429, unavailable: 503 }[result.reason];
+  return json({ kind: "decided", result } satisfies ActionResult, { status, headers: { ...PRIVATE_HEADERS, ...retryHeaders(result) } });
 }
 
 type ConsoleSession = { kind: "none" } | { kind: "console_user"; name: string | null } | { kind: "unknown" };

@@ -37,7 +37,7 @@ export class Stack {
   }
 
   async start(fresh: boolean) {
-    const args = ["scripts/dev.mjs", "--port", String(this.port), "--state", this.stateDir, "--no-build", "--no-demo-runtime"];
+    const args = ["scripts/dev.mjs", "--port", String(this.port), "--state", this.stateDir, "--no-build", "--no-demo-runtime", "--no-rate-limits"];
     if (fresh) args.push("--fresh");
     this.output = "";
     const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], detached: true });

@@ -25,7 +25,7 @@ const vars = offlineAuthVars();
 const MEMBER = { userId: "user_demo_tech", orgId: "org_demo_northwind", orgSlug: "northwind", role: "technician" } as const;
 
 function offlineEnv(overrides: Partial<Env> = {}): Env {
-  return { DB: {} as D1Database, ENDPOINT_SESSION: {} as DurableObjectNamespace, ...vars, ...overrides };
+  return { DB: {} as D1Database, ENDPOINT_SESSION: {} as DurableObjectNamespace, EDGE_RATE_LIMITER: {} as Env["EDGE_RATE_LIMITER"], ...vars, ...overrides } as Env;
 }
 
 function pageRequest(cookie: string, path = "/endpoints") {

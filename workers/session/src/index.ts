@@ -1,3 +1,4 @@
+export { EdgeRateLimiter } from "./edge-rate-limiter";
 export { EndpointSession } from "./endpoint-session";
 
 // No public route: browsers and runtimes reach the Durable Objects only through
