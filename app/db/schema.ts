@@ -90,6 +90,13 @@ export const endpoints = sqliteTable(
     enrolledAt: integer("enrolled_at").notNull().default(now),
     /** SHA-256 of the runtime's bearer credential; the credential itself is never stored. */
     credentialHash: text("credential_hash"),
+    /**
+     * When an admin revoked the runtime's credential (the hash is cleared in the
+     * same statement); null again once a runtime re-enrolls with a bound token.
+     */
+    revokedAt: integer("revoked_at"),
+    /** When the endpoint was decommissioned: revoked for good, kept (never deleted) so its transcript and audit stay readable. */
+    decommissionedAt: integer("decommissioned_at"),
   },
   (t) => [
     index("endpoints_org_hostname_idx").on(t.orgId, t.hostname, t.id),
@@ -132,8 +139,16 @@ export const enrollmentTokens = sqliteTable(
     maxUses: integer("max_uses").notNull(),
     uses: integer("uses").notNull().default(0),
     revokedAt: integer("revoked_at"),
+    /**
+     * Set for a re-enrollment token (credential rotation): redeeming it gives
+     * this existing endpoint a new credential instead of creating an endpoint.
+     */
+    endpointId: text("endpoint_id").references(() => endpoints.id), // no ON DELETE: endpoints are decommissioned, never deleted
   },
-  (t) => [index("enrollment_tokens_client_idx").on(t.orgId, t.clientId, t.createdAt)],
+  (t) => [
+    index("enrollment_tokens_client_idx").on(t.orgId, t.clientId, t.createdAt),
+    index("enrollment_tokens_endpoint_idx").on(t.endpointId),
+  ],
 );
 
 export type Organisation = typeof organisations.$inferSelect;

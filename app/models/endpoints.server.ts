@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, inArray, isNotNull, isNull, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { decodeCursor, encodeCursor } from "~/lib/keyset-cursor";
@@ -11,7 +11,12 @@ export const endpointSearchSchema = z.object({
   client: z.string().max(128).optional().default(""),
   tag: z.string().trim().max(100).optional().default(""),
   os: z.enum(OPERATING_SYSTEMS).or(z.literal("")).optional().default(""),
-  status: z.enum(["online", "offline", ""]).optional().default(""),
+  /**
+   * "" (any), "online", "offline": endpoints in service; "revoked": in service
+   * but refused until re-enrolled; "decommissioned": only those, which every
+   * other choice hides.
+   */
+  status: z.enum(["online", "offline", "revoked", "decommissioned", ""]).optional().default(""),
   group: z.enum(["client", "none"]).optional().default("client"),
   after: z.string().max(600).optional().default(""),
 });
@@ -42,6 +47,8 @@ export interface EndpointListRow {
   lastSeenAt: number | null;
   clientId: string;
   clientName: string;
+  revokedAt: number | null;
+  decommissionedAt: number | null;
   tags: string[];
 }
 
@@ -55,7 +62,14 @@ function filterConditions(orgId: string, search: EndpointSearch): SQL[] {
   const conditions: SQL[] = [eq(endpoints.orgId, orgId)];
   if (search.client) conditions.push(eq(endpoints.clientId, search.client));
   if (search.os) conditions.push(eq(endpoints.os, search.os));
-  if (search.status) conditions.push(eq(endpoints.online, search.status === "online"));
+  if (search.status === "decommissioned") {
+    conditions.push(isNotNull(endpoints.decommissionedAt));
+  } else {
+    // Decommissioned endpoints are kept for their transcript, not listed with the fleet.
+    conditions.push(isNull(endpoints.decommissionedAt));
+    if (search.status === "revoked") conditions.push(isNotNull(endpoints.revokedAt));
+    else if (search.status) conditions.push(eq(endpoints.online, search.status === "online"));
+  }
   if (search.tag) {
     conditions.push(
       inArray(
@@ -124,6 +138,8 @@ const endpointListColumns = {
   lastSeenAt: endpoints.lastSeenAt,
   clientId: endpoints.clientId,
   clientName: clients.name,
+  revokedAt: endpoints.revokedAt,
+  decommissionedAt: endpoints.decommissionedAt,
 };
 
 /** The page query on its own, so tests can check its plan uses an index. */

@@ -1,4 +1,4 @@
-import { and, desc, eq, isNull, sql } from "drizzle-orm";
+import { and, desc, eq, isNull } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { clients, endpoints, enrollmentTokens } from "~/db/schema";
@@ -75,18 +75,41 @@ export class EnrollmentError extends Error {
   }
 }
 
+export interface RedeemedEnrollment {
+  endpointId: string;
+  credential: string;
+  clientName: string;
+  orgId: string;
+  /**
+   * Set when the token was a re-enrollment token (credential rotation): the
+   * existing endpoint got the new credential and its session must be told to
+   * take the runtime back. `issuedBy` is the admin who created the token.
+   */
+  reenrolled: { issuedBy: string; hostname: string } | null;
+}
+
+const REFUSED_TOKEN = "Enrollment token is invalid, expired, revoked or used up";
+
 /**
- * Exchanges an enrollment token for a new endpoint and its runtime credential.
+ * Exchanges an enrollment token for a runtime credential: for a new endpoint,
+ * or, when the token is bound to one (rotation), for that same endpoint.
+ */
+export async function redeemEnrollmentToken(db: Database, request: EnrollRequest, now = Date.now()): Promise<RedeemedEnrollment> {
+  const tokenHash = await sha256Hex(request.token);
+  const [bound] = await db
+    .select({ endpointId: enrollmentTokens.endpointId, createdBy: enrollmentTokens.createdBy })
+    .from(enrollmentTokens)
+    .where(eq(enrollmentTokens.tokenHash, tokenHash));
+  if (bound?.endpointId) return reenroll(db, request, tokenHash, bound.endpointId, bound.createdBy, now);
+  return enrollNew(db, request, tokenHash, now);
+}
+
+/**
  * One D1 batch (a transaction) creates the endpoint only while the token is
  * redeemable and counts the use only if the endpoint was created, so the use
  * limit holds under concurrent redemptions and a failure never burns a use.
  */
-export async function redeemEnrollmentToken(
-  db: Database,
-  request: EnrollRequest,
-  now = Date.now(),
-): Promise<{ endpointId: string; credential: string; clientName: string; orgId: string }> {
-  const tokenHash = await sha256Hex(request.token);
+async function enrollNew(db: Database, request: EnrollRequest, tokenHash: string, now: number): Promise<RedeemedEnrollment> {
   const credential = randomToken(32);
   const credentialHash = await sha256Hex(credential);
   const endpointId = newId("ep");
@@ -97,7 +120,7 @@ export async function redeemEnrollmentToken(
         `INSERT INTO endpoints (id, org_id, client_id, hostname, os, os_version, enrolled_at, credential_hash)
          SELECT ?, org_id, client_id, ?, ?, ?, ?, ?
          FROM enrollment_tokens
-         WHERE token_hash = ? AND revoked_at IS NULL AND expires_at > ? AND uses < max_uses`,
+         WHERE token_hash = ? AND endpoint_id IS NULL AND revoked_at IS NULL AND expires_at > ? AND uses < max_uses`,
       )
       .bind(endpointId, request.hostname, request.os, request.osVersion, now, credentialHash, tokenHash, now),
     d1
@@ -109,18 +132,96 @@ export async function redeemEnrollmentToken(
     .from(endpoints)
     .innerJoin(clients, eq(clients.id, endpoints.clientId))
     .where(eq(endpoints.id, endpointId));
-  if (!enrolled) {
-    throw new EnrollmentError("Enrollment token is invalid, expired, revoked or used up", 401);
-  }
-  return { endpointId, credential, clientName: enrolled.clientName, orgId: enrolled.orgId };
+  if (!enrolled) throw new EnrollmentError(REFUSED_TOKEN, 401);
+  return { endpointId, credential, clientName: enrolled.clientName, orgId: enrolled.orgId, reenrolled: null };
 }
 
-/** The endpoint a runtime credential belongs to, or null. */
+/**
+ * Gives the endpoint a token is bound to a new credential, in one D1 batch:
+ * the credential is set only while the token is redeemable, the endpoint is
+ * not decommissioned and the runtime reports the endpoint's hostname and OS
+ * (so a rotation command pasted on the wrong machine changes nothing); the
+ * use is counted only if the credential was set. The transcript continues
+ * because the endpoint id, and so its session, stays the same.
+ */
+async function reenroll(
+  db: Database,
+  request: EnrollRequest,
+  tokenHash: string,
+  endpointId: string,
+  issuedBy: string,
+  now: number,
+): Promise<RedeemedEnrollment> {
+  const credential = randomToken(32);
+  const credentialHash = await sha256Hex(credential);
+  const d1 = db.$client;
+  await d1.batch([
+    d1
+      .prepare(
+        `UPDATE endpoints SET credential_hash = ?, revoked_at = NULL, os_version = ?
+         WHERE id = ? AND decommissioned_at IS NULL AND hostname = ? COLLATE NOCASE AND os = ?
+           AND EXISTS (SELECT 1 FROM enrollment_tokens t
+                       WHERE t.token_hash = ? AND t.endpoint_id = endpoints.id AND t.org_id = endpoints.org_id
+                         AND t.revoked_at IS NULL AND t.expires_at > ? AND t.uses < t.max_uses)`,
+      )
+      .bind(credentialHash, request.osVersion, endpointId, request.hostname, request.os, tokenHash, now),
+    d1
+      .prepare("UPDATE enrollment_tokens SET uses = uses + 1 WHERE token_hash = ? AND EXISTS (SELECT 1 FROM endpoints WHERE id = ? AND credential_hash = ?)")
+      .bind(tokenHash, endpointId, credentialHash),
+  ]);
+  const [endpoint] = await db
+    .select({
+      orgId: endpoints.orgId,
+      clientName: clients.name,
+      hostname: endpoints.hostname,
+      os: endpoints.os,
+      credentialHash: endpoints.credentialHash,
+      decommissionedAt: endpoints.decommissionedAt,
+    })
+    .from(endpoints)
+    .innerJoin(clients, eq(clients.id, endpoints.clientId))
+    .where(eq(endpoints.id, endpointId));
+  if (endpoint?.credentialHash === credentialHash) {
+    return {
+      endpointId,
+      credential,
+      clientName: endpoint.clientName,
+      orgId: endpoint.orgId,
+      reenrolled: { issuedBy, hostname: endpoint.hostname },
+    };
+  }
+  // Nothing changed; these reads only choose the message.
+  const [token] = await db
+    .select({ revokedAt: enrollmentTokens.revokedAt, expiresAt: enrollmentTokens.expiresAt, uses: enrollmentTokens.uses, maxUses: enrollmentTokens.maxUses })
+    .from(enrollmentTokens)
+    .where(eq(enrollmentTokens.tokenHash, tokenHash));
+  if (!endpoint || !token || token.revokedAt !== null || token.expiresAt <= now || token.uses >= token.maxUses) {
+    throw new EnrollmentError(REFUSED_TOKEN, 401);
+  }
+  if (endpoint.decommissionedAt !== null) throw new EnrollmentError("The endpoint this token re-enrolls was decommissioned; nothing was changed", 409);
+  throw new EnrollmentError(
+    `This token re-enrolls an existing endpoint, and this machine (hostname ${JSON.stringify(request.hostname)}, ${request.os}) is not it; ` +
+      "run the command on that endpoint. Nothing was changed.",
+    409,
+  );
+}
+
+/**
+ * The endpoint a runtime credential belongs to, or null. A revoked or
+ * decommissioned endpoint has no credential hash any more; the checks on its
+ * timestamps refuse it even if a hash were somehow left behind.
+ */
 export async function authenticateRuntimeCredential(db: Database, credential: string) {
   if (credential.length < 32 || credential.length > 128) return null;
   const [row] = await db
     .select({ id: endpoints.id, orgId: endpoints.orgId, hostname: endpoints.hostname })
     .from(endpoints)
-    .where(eq(endpoints.credentialHash, await sha256Hex(credential)));
+    .where(
+      and(
+        eq(endpoints.credentialHash, await sha256Hex(credential)),
+        isNull(endpoints.revokedAt),
+        isNull(endpoints.decommissionedAt),
+      ),
+    );
   return row ?? null;
 }

@@ -3,12 +3,13 @@
 // and keeps its own copy, so commands never wait on D1; this call only says
 // "read it now" and carries no policy, so the session has one reader of the
 // directory and nothing here can hand it a policy of our own making.
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, eq, isNull } from "drizzle-orm";
 import { z } from "zod";
 import { createDb } from "~/db/client.server";
 import { endpoints } from "~/db/schema";
 import type { Env } from "~/lib/env.server";
-import { IDENTITY_HEADERS, SESSION_PATHS, type PeerIdentity } from "../../protocol/session-contract";
+import { SESSION_PATHS } from "../../protocol/session-contract";
+import { callSessionAsDirectory } from "./session-call.server";
 
 /** Sessions asked at once: enough to finish a client's fleet quickly without a burst of DO wake-ups. */
 const CONCURRENCY = 8;
@@ -32,7 +33,8 @@ export async function refreshSessionPolicies(env: Env, orgId: string, clientId: 
   const fleet = await createDb(env.DB)
     .select({ endpointId: endpoints.id, hostname: endpoints.hostname })
     .from(endpoints)
-    .where(and(eq(endpoints.orgId, orgId), eq(endpoints.clientId, clientId)))
+    // A decommissioned endpoint runs nothing, so its session has no use for the policy.
+    .where(and(eq(endpoints.orgId, orgId), eq(endpoints.clientId, clientId), isNull(endpoints.decommissionedAt)))
     .orderBy(asc(endpoints.hostname), asc(endpoints.id));
 
   const failed: SessionPolicyRefresh["failed"] = [];
@@ -51,45 +53,19 @@ export async function refreshSessionPolicies(env: Env, orgId: string, clientId: 
 }
 
 async function refreshOne(env: Env, orgId: string, endpointId: string, actor: PolicyActor): Promise<boolean> {
-  const identity: PeerIdentity = {
-    peer: "directory",
+  const result = await callSessionAsDirectory(env, {
     endpointId,
     orgId,
-    userId: actor.userId,
-    userName: actor.name,
-    userEmail: null,
-    role: "admin",
-    canRun: false,
-    address: null,
-  };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    const stub = env.ENDPOINT_SESSION.get(env.ENDPOINT_SESSION.idFromName(endpointId));
-    const call = stub.fetch(`https://session.internal${SESSION_PATHS.policy}`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-partykit-room": endpointId,
-        [IDENTITY_HEADERS.identity]: JSON.stringify(identity),
-      },
-      body: "{}",
-    });
-    const timeout = new Promise<"timeout">((resolve) => {
-      timer = setTimeout(() => resolve("timeout"), REFRESH_TIMEOUT_MS);
-    });
-    const response = await Promise.race([call, timeout]);
-    if (response === "timeout") {
-      console.error(`policy refresh for ${endpointId}: no answer within ${REFRESH_TIMEOUT_MS} ms`);
-      return false;
-    }
-    const body: unknown = await response.json().catch(() => null);
-    if (response.status === 200 && refreshedBodySchema.safeParse(body).success) return true;
-    console.error(`policy refresh for ${endpointId}: session answered ${response.status}`, body);
+    path: SESSION_PATHS.policy,
+    body: {},
+    actor: { userId: actor.userId, name: actor.name },
+    timeoutMs: REFRESH_TIMEOUT_MS,
+  });
+  if (!result.answered) {
+    console.error(`policy refresh for ${endpointId}: session unreachable (${result.reason})`);
     return false;
-  } catch (error) {
-    console.error(`policy refresh for ${endpointId}: session unreachable`, error);
-    return false;
-  } finally {
-    clearTimeout(timer);
   }
+  if (result.status === 200 && refreshedBodySchema.safeParse(result.body).success) return true;
+  console.error(`policy refresh for ${endpointId}: session answered ${result.status}`, result.body);
+  return false;
 }

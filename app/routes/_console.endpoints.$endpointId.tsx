@@ -1,5 +1,6 @@
 import { json, type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction } from "@remix-run/cloudflare";
-import { Link, useLoaderData } from "@remix-run/react";
+import { Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
+import { LifecycleActions, LifecycleBanner, type LifecycleActionResult } from "~/components/endpoint-lifecycle";
 import { ExportLinks } from "~/components/export-links";
 import { OnlineBadge } from "~/components/status-badge";
 import { LiveSession } from "~/components/transcript/live-session";
@@ -7,6 +8,17 @@ import { createDb } from "~/db/client.server";
 import { CAN_RUN_COMMANDS, requireMember } from "~/lib/auth.server";
 import { getEnv } from "~/lib/env.server";
 import { formatAge, formatTimestamp } from "~/lib/format";
+import { callerAddress } from "~/lib/request.server";
+import {
+  decommissionEndpoint,
+  LIFECYCLE_INTENTS,
+  LIFECYCLE_ROLES,
+  LifecycleError,
+  lifecycleIntentSchema,
+  revokeRuntimeCredential,
+  rotateRuntimeCredential,
+  type LifecycleOutcome,
+} from "~/models/endpoint-lifecycle.server";
 import { getEndpointForOrg } from "~/models/endpoints.server";
 import { listSequenceTemplates, saveSequenceTemplate, saveTemplateSchema } from "~/models/sequence-templates.server";
 import { describeZodError } from "../../protocol/messages";
@@ -23,16 +35,19 @@ async function loadEndpoint(args: LoaderFunctionArgs, roles?: Parameters<typeof 
 
 export async function loader(args: LoaderFunctionArgs) {
   const { member, db, endpoint } = await loadEndpoint(args);
-  const canRun = CAN_RUN_COMMANDS.includes(member.role);
+  // A decommissioned endpoint is read-only for everyone: the session refuses runs too.
+  const canRun = CAN_RUN_COMMANDS.includes(member.role) && endpoint.decommissionedAt === null;
   const templates = canRun ? await listSequenceTemplates(db, member.org.id) : [];
-  return json({ endpoint, canRun, role: member.role, templates, now: Date.now() });
+  return json({ endpoint, canRun, role: member.role, isAdmin: LIFECYCLE_ROLES.includes(member.role), templates, now: Date.now() });
 }
 
-/** Saves a reusable diagnostic sequence for the tenant (from the sequence panel). */
+/** Saves a reusable diagnostic sequence (from the sequence panel), or changes the endpoint's lifecycle (admins). */
 export async function action(args: ActionFunctionArgs) {
-  const { member, db } = await loadEndpoint(args, CAN_RUN_COMMANDS);
   const form = await args.request.formData();
-  if (form.get("intent") !== "save-template") return json({ error: "Unknown action" }, { status: 400 });
+  const intent = form.get("intent");
+  if (typeof intent === "string" && LIFECYCLE_INTENTS.includes(intent)) return lifecycleAction(args, Object.fromEntries(form));
+  const { member, db } = await loadEndpoint(args, CAN_RUN_COMMANDS);
+  if (intent !== "save-template") return json({ error: "Unknown action" }, { status: 400 });
   let raw: unknown;
   try {
     raw = JSON.parse(String(form.get("template") ?? ""));
@@ -45,15 +60,58 @@ export async function action(args: ActionFunctionArgs) {
   return json({ saved: parsed.data.name });
 }
 
+/**
+ * Revoke, rotate or decommission. The role is checked before the form is read
+ * (403), the tenant before anything changes (404, as for any other tenant's id);
+ * the model checks both again so no other caller can skip them.
+ */
+async function lifecycleAction(args: ActionFunctionArgs, form: Record<string, FormDataEntryValue>) {
+  const member = await requireMember(args, LIFECYCLE_ROLES);
+  const parsed = lifecycleIntentSchema.safeParse(form);
+  const intent = String(form.intent) as LifecycleActionResult["intent"];
+  const answer = (result: Partial<LifecycleActionResult>, status = 200) =>
+    json<LifecycleActionResult>({ intent, error: null, sessionWarning: null, rotation: null, ...result }, { status });
+  if (!parsed.success) return answer({ error: describeZodError(parsed.error) }, 400);
+  const env = getEnv(args.context);
+  const endpointId = args.params.endpointId ?? "";
+  const actor = { userId: member.userId, name: member.name, role: member.role, orgId: member.org.id, address: callerAddress(args.request) };
+  const warning = (outcome: LifecycleOutcome) => (outcome.session.reached ? null : outcome.session.message);
+  try {
+    switch (parsed.data.intent) {
+      case "revoke-credential": {
+        const outcome = await revokeRuntimeCredential(env, actor, endpointId);
+        return answer({ sessionWarning: warning(outcome) });
+      }
+      case "rotate-credential": {
+        const outcome = await rotateRuntimeCredential(env, actor, endpointId);
+        return answer({ sessionWarning: warning(outcome), rotation: { token: outcome.token, command: outcome.command, expiresAt: outcome.expiresAt } });
+      }
+      case "decommission": {
+        const outcome = await decommissionEndpoint(env, actor, endpointId, parsed.data.confirmHostname);
+        return answer({ sessionWarning: warning(outcome) });
+      }
+    }
+  } catch (error) {
+    if (!(error instanceof LifecycleError)) throw error;
+    if (error.status === 403 || error.status === 404) {
+      throw new Response(error.message, { status: error.status, statusText: error.status === 403 ? "Forbidden" : "Not Found" });
+    }
+    return answer({ error: error.message }, error.status);
+  }
+}
+
 export default function EndpointPage() {
-  const { endpoint, canRun, role, templates, now } = useLoaderData<typeof loader>();
+  const { endpoint, canRun, role, isAdmin, templates, now } = useLoaderData<typeof loader>();
+  const actionData = useActionData<typeof action>();
+  const lifecycleResult = actionData && "intent" in actionData ? (actionData as LifecycleActionResult) : null;
+  const navigation = useNavigation();
   return (
     <section className="space-y-4">
       <div>
         <Link to={`/endpoints?client=${endpoint.clientId}`} className="text-sm text-indigo-700 hover:underline">← {endpoint.clientName}</Link>
         <div className="mt-1 flex items-center gap-3">
           <h1 className="font-mono text-2xl font-semibold" data-testid="endpoint-hostname">{endpoint.hostname}</h1>
-          <OnlineBadge online={endpoint.online} />
+          {endpoint.decommissionedAt === null ? <OnlineBadge online={endpoint.online} /> : null}
           <div className="ml-auto">
             <ExportLinks endpointId={endpoint.id} />
           </div>
@@ -66,7 +124,9 @@ export default function EndpointPage() {
           <div><dt className="inline font-medium">Tags </dt><dd className="inline">{endpoint.tags.join(", ") || "—"}</dd></div>
         </dl>
       </div>
+      <LifecycleBanner endpoint={endpoint} />
       <LiveSession endpointId={endpoint.id} canRun={canRun} role={role} defaultShell="default" templates={templates} />
+      {isAdmin ? <LifecycleActions endpoint={endpoint} result={lifecycleResult} busy={navigation.state !== "idle"} /> : null}
     </section>
   );
 }

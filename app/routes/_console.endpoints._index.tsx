@@ -72,9 +72,11 @@ export default function EndpointsPage() {
           {OPERATING_SYSTEMS.map((os) => <option key={os} value={os}>{os}</option>)}
         </select>
         <select name="status" defaultValue={search.status} aria-label="Status" className={selectClass}>
-          <option value="">Online or offline</option>
+          <option value="">All in service</option>
           <option value="online">Online</option>
           <option value="offline">Offline</option>
+          <option value="revoked">Credential revoked</option>
+          <option value="decommissioned">Decommissioned</option>
         </select>
         <select name="group" defaultValue={search.group} aria-label="Grouping" className={selectClass}>
           <option value="client">Group by client</option>
@@ -112,7 +114,16 @@ export default function EndpointsPage() {
                   <td className="px-4 py-2 font-mono">
                     <Link to={`/endpoints/${row.id}`} className="text-indigo-700 hover:underline">{row.hostname}</Link>
                   </td>
-                  <td className="px-4 py-2"><OnlineBadge online={row.online} /></td>
+                  <td className="px-4 py-2">
+                    {row.decommissionedAt !== null ? (
+                      <span className="rounded bg-amber-100 px-1.5 py-0.5 text-xs font-medium text-amber-900" data-testid="lifecycle-badge">decommissioned</span>
+                    ) : (
+                      <OnlineBadge online={row.online} />
+                    )}
+                    {row.revokedAt !== null && row.decommissionedAt === null ? (
+                      <span className="ml-1 rounded bg-red-100 px-1.5 py-0.5 text-xs font-medium text-red-800" data-testid="lifecycle-badge">revoked</span>
+                    ) : null}
+                  </td>
                   <td className="px-4 py-2">{row.os} {row.osVersion}</td>
                   {grouped ? null : <td className="px-4 py-2">{row.clientName}</td>}
                   <td className="px-4 py-2">

@@ -3,7 +3,7 @@
 // a decommissioned endpoint runs nothing new and keeps its transcript.
 import { describe, expect, it } from "vitest";
 import { SESSION_CLOSE_CODES, SESSION_PATHS, IDENTITY_HEADERS, type PeerIdentity } from "../../protocol/session-contract";
-import { checkin, connectRuntime, connectViewer, registerEndpoint, replayAll, runInSession, sessionStub, viewerIdentity } from "./socket";
+import { checkin, connectDirect, connectRuntime, connectViewer, registerEndpoint, replayAll, runInSession, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_lifecycle_test_${Date.now()}_${counter++}`;
@@ -41,6 +41,18 @@ describe("endpoint lifecycle", () => {
     expect((await lifecycle(endpointId, "reinstate")).status).toBe(200);
     const back = await connectRuntime(endpointId);
     await back.waitFor((m) => m.type === "clock");
+    expect(await auditKinds(endpointId)).toEqual(expect.arrayContaining(["runtime.revoked", "runtime.reinstated"]));
+  });
+
+  it("takes back a re-enrolled runtime (authenticated after the revoke) even if the console's reinstate never arrived", async () => {
+    const endpointId = freshEndpoint();
+    await connectViewer(endpointId, viewerIdentity(endpointId));
+    await lifecycle(endpointId, "revoke");
+    const stale = await connectDirect(endpointId, { ...runtimeIdentity(endpointId), authenticatedAt: Date.now() - 60_000 });
+    expect((await stale.waitForClose()).code).toBe(SESSION_CLOSE_CODES.revoked);
+    const reenrolled = await connectDirect(endpointId, { ...runtimeIdentity(endpointId), authenticatedAt: Date.now() + 1 });
+    reenrolled.send(runtimeHello);
+    await reenrolled.waitFor((m) => m.type === "clock");
     expect(await auditKinds(endpointId)).toEqual(expect.arrayContaining(["runtime.revoked", "runtime.reinstated"]));
   });
 

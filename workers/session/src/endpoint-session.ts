@@ -187,7 +187,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       const parsed = checkinRequestSchema.safeParse(body);
       if (!parsed.success) return Response.json({ error: `Invalid check-in: ${describeZodError(parsed.error)}` }, { status: 400 });
       if (!this.bindTenant(identity)) return Response.json({ error: "Identity is bound to another tenant" }, { status: 403 });
-      if (this.getRuntimeValue("revoked_at")) return Response.json({ error: "This runtime's credential was revoked; enroll again" }, { status: 403 });
+      if (this.refusesRevoked(identity)) return Response.json({ error: "This runtime's credential was revoked; enroll again" }, { status: 403 });
       if (!this.checkinBucket.take(Date.now())) {
         return Response.json({ error: "Checking in too often; wait before the next check-in" }, { status: 429, headers: { "Retry-After": String(CHECKIN_RETRY_AFTER_S) } });
       }
@@ -278,6 +278,21 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     this.broadcastToViewers({ type: "runtime", runtime: this.runtimeState() });
     this.scheduleAlarm();
     return Response.json({ runtime: this.runtimeState() });
+  }
+
+  /**
+   * Whether a runtime identity falls under a revoke. One the edge authenticated
+   * after the revoke holds a new credential (the old one no longer exists in the
+   * directory): the session takes it back even if the console's "reinstate"
+   * never arrived.
+   */
+  private refusesRevoked(identity: PeerIdentity): boolean {
+    const revokedAt = Number(this.getRuntimeValue("revoked_at") || 0);
+    if (!revokedAt) return false;
+    if (this.getRuntimeValue("decommissioned_at") || !identity.authenticatedAt || identity.authenticatedAt <= revokedAt) return true;
+    this.setRuntimeValue("revoked_at", "");
+    this.audit.append({ kind: "runtime.reinstated", actorAddress: identity.address, detail: { reason: "a re-enrolled runtime connected with a new credential" } });
+    return false;
   }
 
   private disconnectRuntime(reason: string): void {
@@ -409,7 +424,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       connection.close(CLOSE_CODES.forbidden, "Identity is bound to another tenant");
       return;
     }
-    if (identity.peer === "runtime" && this.getRuntimeValue("revoked_at")) {
+    if (identity.peer === "runtime" && this.refusesRevoked(identity)) {
       connection.close(CLOSE_CODES.revoked, "This runtime's credential was revoked");
       return;
     }
