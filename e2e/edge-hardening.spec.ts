@@ -31,6 +31,7 @@ const snapshot = () =>
       "SELECT * FROM approval_policies ORDER BY client_id",
       "SELECT * FROM sequence_templates ORDER BY id",
       "SELECT * FROM audit_reviews ORDER BY 1",
+      "SELECT id, credential_hash, revoked_at, decommissioned_at FROM endpoints ORDER BY id",
     ].join("; "),
   );
 
@@ -46,6 +47,9 @@ const ACTIONS: { name: string; path: string; routeId: string; form: Record<strin
     routeId: "routes/_console.endpoints.$endpointId",
     form: { intent: "save-template", template: JSON.stringify({ name: "csrf-probe", steps: [{ text: "whoami" }] }) },
   },
+  { name: "revoke a runtime credential", path: "/endpoints/ep_acme_02", routeId: "routes/_console.endpoints.$endpointId", form: { intent: "revoke-credential" } },
+  { name: "rotate a runtime credential", path: "/endpoints/ep_acme_02", routeId: "routes/_console.endpoints.$endpointId", form: { intent: "rotate-credential" } },
+  { name: "decommission an endpoint", path: "/endpoints/ep_acme_02", routeId: "routes/_console.endpoints.$endpointId", form: { intent: "decommission", confirmHostname: "any" } },
   { name: "mark rows reviewed", path: "/review", routeId: "routes/_console.review", form: { intent: "mark-reviewed", item: "ep_acme_01:1" } },
   { name: "verify audit chains", path: "/review", routeId: "routes/_console.review", form: { intent: "verify-chains" } },
   { name: "decide an approval", path: "/approve/not-a-real-link", routeId: "routes/approve.$token", form: { csrf: "x".repeat(43), decision: "approve" } },

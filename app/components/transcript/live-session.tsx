@@ -198,7 +198,11 @@ export function LiveSession({
       ) : null}
       {canRun ? <SequencePanel templates={templates} onQueue={session.runSequence} /> : null}
       {canRun ? null : (
-        <p className="border-t border-slate-700 px-4 py-2 text-xs text-slate-400">Your role can watch but not run commands.</p>
+        <p className="border-t border-slate-700 px-4 py-2 text-xs text-slate-400" data-testid="cannot-run">
+          {session.runtime?.decommissioned
+            ? "This endpoint was decommissioned: nothing new runs on it. Its transcript stays readable."
+            : "Your role can watch but not run commands."}
+        </p>
       )}
     </div>
   );
