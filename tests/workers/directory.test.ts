@@ -29,6 +29,34 @@ describe("endpoint directory (D1)", () => {
     expect(clients.every((c) => c.endpointCount === 12)).toBe(true);
   });
 
+  it("pages through endpoints whose hostnames and client names are not Latin-1 (any enrolled runtime picks its hostname)", async () => {
+    const org = "org_unicode";
+    await env.DB.batch([
+      env.DB.prepare("INSERT INTO organisations (id, name, slug) VALUES (?, ?, ?)").bind(org, "Unicode MSP", org),
+      env.DB.prepare("INSERT INTO clients (id, org_id, name) VALUES (?, ?, ?)").bind(`${org}_client`, org, "Acme — North 東京"),
+      ...Array.from({ length: 120 }, (_, i) =>
+        env.DB.prepare("INSERT INTO endpoints (id, org_id, client_id, hostname, os) VALUES (?, ?, ?, ?, 'windows')").bind(
+          `${org}_ep_${i}`,
+          org,
+          `${org}_client`,
+          `東京-pc-${String(i).padStart(3, "0")}`,
+        ),
+      ),
+    ]);
+    const db = createDb(env.DB);
+    for (const group of ["none", "client"] as const) {
+      const seen: string[] = [];
+      let after = "";
+      for (let pages = 0; pages < 10; pages++) {
+        const page = await searchEndpoints(db, org, search({ group, after }));
+        seen.push(...page.rows.map((row) => row.id));
+        if (!page.nextCursor) break;
+        after = page.nextCursor;
+      }
+      expect(new Set(seen).size).toBe(120);
+    }
+  });
+
   it("searches by hostname, client name and tag, and filters by client, tag, OS and status", async () => {
     await seedDemo();
     const db = createDb(env.DB);
