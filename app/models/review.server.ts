@@ -6,6 +6,8 @@ import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { decodeCursor, encodeCursor } from "~/lib/keyset-cursor";
 import { auditEventFromRow, compareReplicaToCheckpoint, GENESIS_HASH, verifyAuditChain, type AuditRow } from "../../protocol/audit";
+import { describeTruncation, type OutputTruncation } from "~/lib/truncation";
+import { TRUNCATION_REASONS } from "../../protocol/messages";
 
 export const REVIEW_PAGE_SIZE = 100;
 export const REVIEW_STATUSES = ["failed", "timed_out", "pending_approval", "succeeded", "cancelled"] as const;
@@ -111,8 +113,17 @@ export interface ReviewRow {
   sentAt: number | null;
   executedAt: number | null;
   returnedAt: number | null;
+  /** Set when output was capped or lost: how much reached the session and why. */
+  outputTruncated: OutputTruncation | null;
   reviewed: boolean;
 }
+
+/** The `truncated` fact the session records on command.finished, or null. */
+function truncationOf(detail: Record<string, unknown>): OutputTruncation | null {
+  const parsed = z.object({ keptBytes: z.number().int().nonnegative(), reason: z.enum(TRUNCATION_REASONS) }).safeParse(detail.truncated);
+  return parsed.success ? parsed.data : null;
+}
+
 
 export interface ReviewPage {
   rows: ReviewRow[];
@@ -247,6 +258,7 @@ function toReviewRow(row: RawActivityRow): ReviewRow {
     sentAt: numberOrNull(detail.sentAt),
     executedAt: numberOrNull(detail.executedAt),
     returnedAt: numberOrNull(detail.returnedAt),
+    outputTruncated: pending ? null : truncationOf(detail),
     reviewed: Boolean(row.reviewed),
   };
 }
@@ -437,6 +449,7 @@ export interface ExportedCommand {
   executedAt: number | null;
   returnedAt: number | null;
   finishedAt: number | null;
+  outputTruncated: OutputTruncation | null;
 }
 
 interface RawExportRow {
@@ -502,6 +515,7 @@ export async function listEndpointCommands(
         executedAt: numberOrNull(finished.executedAt),
         returnedAt: numberOrNull(finished.returnedAt),
         finishedAt: row.finished_at,
+        outputTruncated: truncationOf(finished),
       });
     }
     if (commands.length > limit) return { commands: commands.slice(0, limit), truncated: true };
@@ -514,13 +528,36 @@ const iso = (ms: number | null) => (ms === null ? "" : new Date(ms).toISOString(
 
 export const CSV_COLUMNS = [
   "command_id", "requested_at", "technician", "technician_id", "technician_address", "shell", "command", "status",
-  "exit_code", "sent_at", "dispatched_at", "executed_at", "returned_at", "finished_at",
+  "exit_code", "sent_at", "dispatched_at", "executed_at", "returned_at", "finished_at", "output_truncated",
 ] as const;
 
-/** RFC 4180: a field with a comma, quote, CR or LF is quoted, quotes doubled; records end in CRLF. */
+/**
+ * RFC 4180 (a field with a comma, quote, CR or LF is quoted, quotes doubled;
+ * records end in CRLF), and no formula injection: a text cell a spreadsheet
+ * would evaluate (=, +, -, @, tab, CR first) gets a leading apostrophe, as
+ * OWASP recommends. Numbers stay numbers. Twenty lines of our own rather than
+ * csv-stringify, whose formula escaping is all-or-nothing per export and would
+ * need a streaming API we do not use.
+ */
 export function csvField(value: string | number | null): string {
-  const text = value === null ? "" : String(value);
+  if (typeof value === "number") return String(value);
+  const raw = value ?? "";
+  const text = /^[=+\-@\t\r]/.test(raw) ? `'${raw}` : raw;
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/**
+ * Terminal escape sequences and other control characters made visible (as
+ * Unicode control pictures, ␛[31m) instead of acting on whoever cats the file;
+ * newlines and tabs stay.
+ */
+export function visibleControls(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f\u0080-\u009f]/g, (char) => {
+    const code = char.charCodeAt(0);
+    if (code === 0x7f) return "\u2421";
+    if (code >= 0x80) return `\\x${code.toString(16)}`;
+    return String.fromCharCode(0x2400 + code);
+  });
 }
 
 export function commandsToCsv(commands: readonly ExportedCommand[]): string {
@@ -530,6 +567,7 @@ export function commandsToCsv(commands: readonly ExportedCommand[]): string {
       [
         c.commandId, iso(c.requestedAt), c.technicianName, c.technicianId, c.technicianAddress, c.shell, c.text, c.status,
         c.exitCode, iso(c.sentAt), iso(c.dispatchedAt), iso(c.executedAt), iso(c.returnedAt), iso(c.finishedAt),
+        c.outputTruncated ? describeTruncation(c.outputTruncated) : "",
       ].map(csvField).join(","),
     );
   }
@@ -561,9 +599,10 @@ export function commandsToText(
   for (const c of commands) {
     lines.push(
       "",
-      `[${iso(c.requestedAt)}] ${c.technicianName ?? c.technicianId ?? "unknown"}${c.shell ? ` (${c.shell})` : ""} $ ${c.text}`,
+      visibleControls(`[${iso(c.requestedAt)}] ${c.technicianName ?? c.technicianId ?? "unknown"}${c.shell ? ` (${c.shell})` : ""} $ ${c.text}`),
       `  command ${c.commandId} · status ${c.status ?? "unknown"}${c.exitCode === null ? "" : ` · exit code ${c.exitCode}`}`,
     );
+    if (c.outputTruncated) lines.push(`  ${describeTruncation(c.outputTruncated)}`);
     const timings = [["sent", c.sentAt], ["dispatched", c.dispatchedAt], ["executed", c.executedAt], ["returned", c.returnedAt]] as const;
     const known = timings.filter(([, ms]) => ms !== null);
     if (known.length) lines.push(`  ${known.map(([label, ms]) => `${label} ${iso(ms)}`).join(" · ")}`);

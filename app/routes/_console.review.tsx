@@ -6,6 +6,7 @@ import type { Role } from "~/db/schema";
 import { requireMember } from "~/lib/auth.server";
 import { getEnv } from "~/lib/env.server";
 import { formatTimestamp } from "~/lib/format";
+import { describeTruncation } from "~/lib/truncation";
 import {
   countUnreviewedFailures,
   listReviewActivity,
@@ -247,6 +248,11 @@ export default function ReviewPage() {
                       ) : (
                         <span className="break-words font-mono">{row.text}</span>
                       )}
+                      {row.outputTruncated ? (
+                        <p className="mt-1 text-xs text-orange-800" data-testid="output-truncated">
+                          {describeTruncation(row.outputTruncated)}
+                        </p>
+                      ) : null}
                     </td>
                     <td className="px-3 py-2 font-mono">{row.exitCode ?? "–"}</td>
                     <td className="whitespace-nowrap px-3 py-2 font-mono text-xs text-slate-600">

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { createDb } from "~/db/client.server";
 import {
   commandsToCsv,
+  commandsToText,
   countUnreviewedFailures,
   csvField,
   defaultWindowStart,
@@ -73,7 +74,7 @@ async function appendChain(endpointId: string, orgId: string, events: Seeded[]):
 const TECHS = { user_tech: "Tess Tech", user_tech2: "Theo Two" } as Record<string, string>;
 
 /** A command's requested + dispatched + finished events. */
-function command(opts: { commandId: string; text: string; at: number; status: string; exitCode?: number | null; actorId?: string }): Seeded[] {
+function command(opts: { commandId: string; text: string; at: number; status: string; exitCode?: number | null; actorId?: string; truncated?: { keptBytes: number; reason: string } }): Seeded[] {
   const actorId = opts.actorId ?? "user_tech";
   const actor = { actorId, actorName: TECHS[actorId] ?? actorId, actorAddress: "203.0.113.7", commandId: opts.commandId };
   return [
@@ -84,7 +85,7 @@ function command(opts: { commandId: string; text: string; at: number; status: st
       at: opts.at,
       kind: "command.finished",
       status: opts.status,
-      detail: JSON.stringify({ text: opts.text, exitCode: opts.exitCode ?? null, sentAt: opts.at - 300, dispatchedAt: opts.at - 200, executedAt: opts.at - 150, returnedAt: opts.at - 10 }),
+      detail: JSON.stringify({ text: opts.text, exitCode: opts.exitCode ?? null, sentAt: opts.at - 300, dispatchedAt: opts.at - 200, executedAt: opts.at - 150, returnedAt: opts.at - 10, truncated: opts.truncated ?? null }),
     },
   ];
 }
@@ -321,11 +322,40 @@ describe("transcript export queries (D1)", () => {
 
     const csv = commandsToCsv(commands);
     const lines = csv.split("\r\n");
-    expect(lines[0]).toBe("command_id,requested_at,technician,technician_id,technician_address,shell,command,status,exit_code,sent_at,dispatched_at,executed_at,returned_at,finished_at");
+    expect(lines[0]).toBe("command_id,requested_at,technician,technician_id,technician_address,shell,command,status,exit_code,sent_at,dispatched_at,executed_at,returned_at,finished_at,output_truncated");
     expect(lines[1]).toContain(`,"Write-Output ""a,b"" — ünïcode",failed,3,${new Date(now - 60_300).toISOString()},`);
     expect(csv).toContain('"line1\nline2"');
     expect(csvField(null)).toBe("");
     expect(csvField("plain")).toBe("plain");
     expect(csvField('say "hi"')).toBe('"say ""hi"""');
+  });
+
+  it("neutralises spreadsheet formulas in CSV, shows escape sequences in TXT, and says when output was truncated", async () => {
+    const now = Date.now();
+    const { orgId, endpoints } = await seedTenant(1);
+    const ep = endpoints[0].id;
+    await appendChain(ep, orgId, [
+      ...command({ commandId: "f1", text: '=HYPERLINK("https://evil.example","click")', at: now - 50_000, status: "succeeded", exitCode: 0 }),
+      ...command({ commandId: "f2", text: "printf '\u001b[31mred\u001b[0m\u0007'", at: now - 40_000, status: "succeeded", exitCode: -1, truncated: { keptBytes: 262144, reason: "runtime_cap" } }),
+    ]);
+    const window = resolveWindow({ from: "", to: "" }, now);
+    const { commands } = await listEndpointCommands(db(), orgId, ep, window);
+    expect(commands[1]!.outputTruncated).toEqual({ keptBytes: 262144, reason: "runtime_cap" });
+
+    const csv = commandsToCsv(commands);
+    expect(csv).toContain(`,"'=HYPERLINK(""https://evil.example"",""click"")",succeeded,0,`);
+    expect(csv).toContain(",succeeded,-1,"); // numbers stay numbers
+    expect(csv).toContain(",output truncated: 262144 bytes kept (the runtime's output limit on the endpoint)\r\n");
+    for (const [raw, safe] of [["+1", "'+1"], ["-2", "'-2"], ["@SUM(A1)", "'@SUM(A1)"], ["\tx", "'\tx"], ["\rx", "\"'\rx\""], ["a=b", "a=b"]]) {
+      expect(csvField(raw!)).toBe(safe);
+    }
+
+    const text = commandsToText(commands, { hostname: "h", clientName: "c", window, generatedAt: now, truncated: false });
+    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/);
+    expect(text).toContain("printf '␛[31mred␛[0m␇'");
+    expect(text).toContain("output truncated: 262144 bytes kept (the runtime's output limit on the endpoint)");
+
+    const rows = (await listReviewActivity(db(), orgId, "user_noc", filters({}), { now })).rows;
+    expect(rows.find((row) => row.commandId === "f2")!.outputTruncated).toEqual({ keptBytes: 262144, reason: "runtime_cap" });
   });
 });
