@@ -61,3 +61,32 @@ test("NOC staff can watch but not run commands", async ({ page }) => {
   await expect(page.getByLabel("Command")).toHaveCount(0);
   await expect(page.getByText("Your role can watch but not run commands.")).toBeVisible();
 });
+
+test("a long transcript loads its newest 50 commands and pages back to older ones when scrolled to the top", async ({ page }) => {
+  await signIn(page, "technician");
+  // A seeded Acme endpoint without a runtime: its commands stay queued, which is all this needs.
+  const endpointId = "ep_acme_07";
+  await openEndpoint(page, endpointId, { runtimeOnline: false });
+  // Queue 60 commands over the page's own socket: three 20-step sequences (the session caps a page's message rate).
+  await page.evaluate(async (room) => {
+    const socket = new WebSocket(`${location.origin.replace("http", "ws")}/parties/endpoint/${room}`);
+    await new Promise((resolve) => socket.addEventListener("open", resolve));
+    for (let batch = 0; batch < 3; batch++) {
+      const steps = Array.from({ length: 20 }, (_, i) => ({ text: `echo history-${String(batch * 20 + i).padStart(2, "0")}`, shell: "sh" }));
+      socket.send(JSON.stringify({ type: "run_sequence", requestId: crypto.randomUUID(), name: `history ${batch}`, steps, stopOnFailure: false }));
+    }
+    // Left open: the reload below closes it, after the page has seen the last command arrive.
+  }, endpointId);
+  await expect(page.getByTestId("command-entry").filter({ hasText: "echo history-59" })).toHaveCount(1);
+
+  await page.reload();
+  await expect(page.getByTestId("socket-status")).toHaveAttribute("data-status", "live");
+  const entries = page.getByTestId("command-entry").filter({ hasText: /echo history-\d\d/ });
+  await expect(entries.filter({ hasText: "echo history-59" })).toHaveCount(1);
+  await expect(entries.filter({ hasText: "echo history-00" })).toHaveCount(0);
+  // Scrolled to the top, the earlier page arrives.
+  await page.getByTestId("transcript").evaluate((element) => element.scrollTo(0, 0));
+  await expect(entries.filter({ hasText: "echo history-00" })).toHaveCount(1);
+  await expect(entries).toHaveCount(60);
+  await expect(page.getByTestId("load-older")).toHaveCount(0);
+});
