@@ -16,6 +16,7 @@ import {
   registerEndpoint,
   result,
   runInSession,
+  sessionAudit,
   sessionStub,
   TEST_APPROVER,
   type TestSocket,
@@ -71,9 +72,7 @@ async function commandStatus(endpointId: string, commandId: string): Promise<str
   return runInSession(sessionStub(endpointId), (_instance, state) => state.storage.sql.exec("SELECT status FROM commands WHERE id = ?", commandId).one().status);
 }
 
-async function auditKinds(endpointId: string): Promise<any[]> {
-  return runInSession(sessionStub(endpointId), (instance: any) => instance.audit.all());
-}
+const auditKinds = sessionAudit;
 
 /** Every frame a console socket received, as text: a link secret must never be in it. */
 function everythingSeenBy(...sockets: TestSocket[]): string {

@@ -20,7 +20,7 @@ import { authenticateRuntimeCredential, createEnrollmentToken } from "~/models/e
 import { DEMO_ORG, DEMO_RUNTIME_TOKEN, FOREIGN_ENDPOINT_ID, OTHER_ORG } from "../../scripts/seed.mjs";
 import { SESSION_CLOSE_CODES } from "../../protocol/session-contract";
 import { seedDemo } from "./helpers";
-import { connectDirect, replayAll, runInSession, runtimeHello, sessionStub, TestSocket, viewerIdentity } from "./socket";
+import { connectDirect, replayAll, runtimeHello, sessionAudit, sessionAuditKinds, TestSocket, viewerIdentity } from "./socket";
 
 const ORIGIN = "http://127.0.0.1:8788";
 /** PUBLIC_ORIGIN as vitest.workers.config.ts binds it. */
@@ -87,9 +87,7 @@ async function directoryRow(endpointId: string) {
   return (await env.DB.prepare("SELECT credential_hash, revoked_at, decommissioned_at FROM endpoints WHERE id = ?").bind(endpointId).first<any>())!;
 }
 
-async function auditKinds(endpointId: string): Promise<string[]> {
-  return (await runInSession(sessionStub(endpointId), (instance: any) => instance.audit.all())).map((e: any) => e.kind);
-}
+const auditKinds = sessionAuditKinds;
 
 async function expectLifecycleError(promise: Promise<unknown>, status: number) {
   const error = await promise.then(
@@ -122,7 +120,7 @@ describe("revoke", () => {
     expect(row.credential_hash).toBeNull();
     expect(row.revoked_at).toBe(outcome.revokedAt);
     expect(await auditKinds(runtime.endpointId)).toContain("runtime.revoked");
-    const audited = (await runInSession(sessionStub(runtime.endpointId), (instance: any) => instance.audit.all())).find((e: any) => e.kind === "runtime.revoked");
+    const audited = (await sessionAudit(runtime.endpointId)).find((e: any) => e.kind === "runtime.revoked");
     expect(audited).toMatchObject({ actorId: ADMIN.userId, actorName: ADMIN.name });
   });
 

@@ -2,25 +2,14 @@
 // once and refused after (socket and check-in) until an admin reinstates it;
 // a decommissioned endpoint runs nothing new and keeps its transcript.
 import { describe, expect, it } from "vitest";
-import { SESSION_CLOSE_CODES, SESSION_PATHS, IDENTITY_HEADERS, type PeerIdentity } from "../../protocol/session-contract";
-import { checkin, connectDirect, connectRuntime, connectViewer, registerEndpoint, replayAll, runInSession, runtimeHello, runtimeIdentity, sessionStub, viewerIdentity } from "./socket";
+import { SESSION_CLOSE_CODES, SESSION_PATHS } from "../../protocol/session-contract";
+import { checkin, connectDirect, connectRuntime, connectViewer, directoryCall, registerEndpoint, replayAll, runtimeHello, runtimeIdentity, sessionAuditKinds, viewerIdentity } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_lifecycle_test_${Date.now()}_${counter++}`;
 
-async function lifecycle(endpointId: string, action: string, orgId = "org_test"): Promise<{ status: number; body: any }> {
-  const identity: PeerIdentity = { peer: "directory", endpointId, orgId, userId: "user_admin", userName: "Ada Admin", role: "admin", canRun: false };
-  const response: Response = await sessionStub(endpointId).fetch(`https://session.internal${SESSION_PATHS.lifecycle}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-partykit-room": endpointId, [IDENTITY_HEADERS.identity]: JSON.stringify(identity) },
-    body: JSON.stringify({ action }),
-  });
-  return { status: response.status, body: await response.json() };
-}
-
-async function auditKinds(endpointId: string): Promise<string[]> {
-  return (await runInSession(sessionStub(endpointId), (instance: any) => instance.audit.all())).map((e: any) => e.kind);
-}
+const lifecycle = (endpointId: string, action: string, orgId = "org_test") => directoryCall(endpointId, SESSION_PATHS.lifecycle, { action }, orgId);
+const auditKinds = sessionAuditKinds;
 
 describe("endpoint lifecycle", () => {
   it("disconnects a revoked runtime at once, refuses it on both transports, and lets it back after reinstatement", async () => {

@@ -11,7 +11,7 @@ import { decideApproval, viewApproval } from "~/models/approvals.server";
 import { RATE_LIMIT_KEYS, RATE_LIMIT_POLICIES, rateLimitAddress } from "../../protocol/session-contract";
 import { DEMO_ORG } from "../../scripts/seed.mjs";
 import { seedDemo } from "./helpers";
-import { connectRuntime, connectViewer, registerEndpoint, runInSession, sessionStub, TEST_APPROVER, viewerIdentity, waitForMail } from "./socket";
+import { connectRuntime, connectViewer, registerEndpoint, sessionAuditKinds, TEST_APPROVER, viewerIdentity, waitForMail } from "./socket";
 
 const ORIGIN = "https://console.caisey.test";
 let counter = 0;
@@ -138,10 +138,7 @@ async function pendingApproval(): Promise<{ endpointId: string; token: string; c
   };
 }
 
-const auditKinds = (endpointId: string): Promise<string[]> =>
-  runInSession(sessionStub(endpointId), (_instance, state) =>
-    state.storage.sql.exec<{ kind: string }>("SELECT kind FROM audit_log ORDER BY seq").toArray().map((row) => row.kind),
-  );
+const auditKinds = sessionAuditKinds;
 
 describe("approval page rate limits", () => {
   it("refuses the 11th decision from one address in a minute before the session is asked; another address still decides", async () => {

@@ -167,15 +167,29 @@ export async function registerEndpoint(
   await env.DB.batch(statements);
 }
 
-/** The console's "re-read your policy" call, as an admin's save makes it. */
-export async function refreshSessionPolicy(endpointId: string, orgId = "org_test"): Promise<{ status: number; body: any }> {
+/** A call the console makes to a session as the tenant directory (an admin's action), as the edge forwards it. */
+export async function directoryCall(endpointId: string, path: string, body: unknown, orgId = "org_test"): Promise<{ status: number; body: any }> {
   const identity: PeerIdentity = { peer: "directory", endpointId, orgId, userId: "user_admin", userName: "Ada Admin", role: "admin", canRun: false };
-  const response: Response = await sessionStub(endpointId).fetch(`https://session.internal${SESSION_PATHS.policy}`, {
+  const response: Response = await sessionStub(endpointId).fetch(`https://session.internal${path}`, {
     method: "POST",
     headers: { "content-type": "application/json", "x-partykit-room": endpointId, [IDENTITY_HEADERS.identity]: JSON.stringify(identity) },
-    body: "{}",
+    body: JSON.stringify(body),
   });
   return { status: response.status, body: await response.json() };
+}
+
+/** The console's "re-read your policy" call, as an admin's save makes it. */
+export function refreshSessionPolicy(endpointId: string, orgId = "org_test"): Promise<{ status: number; body: any }> {
+  return directoryCall(endpointId, SESSION_PATHS.policy, {}, orgId);
+}
+
+/** Every event of the session's own audit chain, oldest first. */
+export function sessionAudit(endpointId: string): Promise<any[]> {
+  return runInSession(sessionStub(endpointId), (instance: any) => instance.audit.all());
+}
+
+export async function sessionAuditKinds(endpointId: string): Promise<string[]> {
+  return (await sessionAudit(endpointId)).map((event) => event.kind);
 }
 
 /** Approval emails the capture mailer stored for `email` about `endpointId`'s commands, oldest first, with their links. */
