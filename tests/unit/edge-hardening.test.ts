@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Env } from "../../app/lib/env.server";
 import { ConfigurationError, configuredPublicOrigin, publicOrigin, publicUrl } from "../../app/lib/public-origin.server";
 import { safeRedirectPath } from "../../app/lib/redirect";

@@ -1254,10 +1254,6 @@ function isFinal(status: string): boolean {
   return FINAL.has(status);
 }
 
-function invalidLink(): Response {
-  return Response.json({ error: "This approval link is not valid." }, { status: 404 });
-}
-
 function clamp(value: number, min: number, max: number): number {
   return Math.min(max, Math.max(min, value));
 }
