@@ -14,7 +14,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { computeAuditHash, GENESIS_HASH } from "./audit-verify.mjs";
+import { computeAuditHash, computeCheckpointMac, GENESIS_HASH, loadMacKey } from "./audit-verify.mjs";
 import { machineDescription, summarise, writeBenchmarkSection } from "./bench-report.mjs";
 import { DEMO_ORG, demoEndpoints } from "./seed.mjs";
 
@@ -137,12 +137,18 @@ function seedFile(now) {
   const statements = [];
   let rows = [];
   let total = 0;
+  // Each chain ends in the checkpoint its session would have written, so the verifiers see an intact replica.
+  const { key } = loadMacKey(root);
+  if (!key) throw new Error("no AUDIT_MAC_KEY in workers/session/.dev.vars: start the stack with scripts/dev.mjs first");
+  const checkpoints = [];
   endpoints.forEach((endpoint, index) => {
     let prevHash = GENESIS_HASH;
+    let last = null;
     endpointEvents(endpoint.id, EVENTS_PER_ENDPOINT, now, index).forEach((event, i) => {
       const unhashed = { endpointId: endpoint.id, orgId: DEMO_ORG.id, seq: i + 1, ...event, prevHash };
       const hash = computeAuditHash(unhashed);
       prevHash = hash;
+      last = { seq: unhashed.seq, hash, at: unhashed.at };
       const e = unhashed;
       rows.push(`(${[e.endpointId, e.seq, e.orgId, e.at, e.kind, e.actorId, e.actorName, e.actorAddress, e.commandId, e.status, e.detail, e.prevHash, hash].map(q).join(", ")})`);
       total += 1;
@@ -151,8 +157,14 @@ function seedFile(now) {
         rows = [];
       }
     });
+    if (last) {
+      const checkpoint = { endpointId: endpoint.id, orgId: DEMO_ORG.id, ...last };
+      const values = [checkpoint.endpointId, checkpoint.orgId, checkpoint.seq, checkpoint.hash, checkpoint.at, computeCheckpointMac(key, checkpoint)];
+      checkpoints.push(`INSERT OR REPLACE INTO audit_checkpoints (endpoint_id, org_id, seq, hash, at, mac) VALUES (${values.map(q).join(", ")});`);
+    }
   });
   if (rows.length) statements.push(`INSERT INTO audit_events (${columns}) VALUES\n${rows.join(",\n")};`);
+  statements.push(...checkpoints);
   const file = join(stateDir, "bench-review-audit.sql");
   writeFileSync(file, `${statements.join("\n")}\n`);
   return { file, total, endpoints: endpoints.length };
