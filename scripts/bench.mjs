@@ -241,11 +241,10 @@ Result: p50 ${fmt(productP50)} ms vs floor ${fmt(relayFloor)} ms = **${ratio.toF
 Where the time goes (p50s): ${fmt(product[2].p50)} ms running the command on the endpoint;
 ${fmt(product[1].p50 - product[2].p50)} ms between the DO and the runtime (dispatch, journal fsync, outbox fsync, result, and
 the DO's durable SQLite commit before it may send); ${fmt(productP50 - product[1].p50)} ms between the browser and the DO —
-including the client's approval policy read from D1 for every command (so a policy change applies at once), the commit of
-the queued command before it is dispatched, and React's commit. Bypassing wrangler's local proxy measured no difference. The browser's clock stops when the finished output is committed to the DOM (before the
-next paint). Everything shares 2 cores with Chromium, workerd and wrangler's proxy, so the stack's p50 moves with load
-more than the floors do. No step waits on a timer: the runtime sends a short command's output and exit status in one
-message and the DO sends everything one message caused to the browser in one frame (no Nagle/delayed-ACK stalls).
+the commit of the queued command before it is dispatched, and React's commit (the session decides approval from its own
+copy of the client's policy: no D1 read on the command path). The browser's clock stops when the finished output is
+committed to the DOM (before the next paint). Everything shares 2 cores with Chromium, workerd and wrangler's proxy, so
+the stack's p50 moves with load more than the floors do.
 `;
 
 writeBenchmarkSection("Command round trip", report);
