@@ -18,7 +18,8 @@ export const endpointSearchSchema = z.object({
    */
   status: z.enum(["online", "offline", "revoked", "decommissioned", ""]).optional().default(""),
   group: z.enum(["client", "none"]).optional().default("client"),
-  after: z.string().max(600).optional().default(""),
+  /** A page cursor; the codec (keyset-cursor.ts) judges it, and a bad one is a 400 rather than dropped. */
+  after: z.string().optional().default(""),
 });
 export type EndpointSearch = z.infer<typeof endpointSearchSchema>;
 

@@ -5,9 +5,12 @@ import { sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { decodeCursor, encodeCursor } from "~/lib/keyset-cursor";
+import { getEndpointForOrg } from "~/models/endpoints.server";
 import { auditEventFromRow, compareReplicaToCheckpoint, GENESIS_HASH, verifyAuditChain, type AuditRow } from "../../protocol/audit";
-import { describeTruncation, type OutputTruncation } from "~/lib/truncation";
-import { TRUNCATION_REASONS } from "../../protocol/messages";
+import { csvRecord, visibleControls } from "~/lib/export-format";
+import { describeTruncation, truncationFromDetail, type OutputTruncation } from "~/lib/truncation";
+
+export { csvField, visibleControls } from "~/lib/export-format";
 
 export const REVIEW_PAGE_SIZE = 100;
 export const REVIEW_STATUSES = ["failed", "timed_out", "pending_approval", "succeeded", "cancelled"] as const;
@@ -31,7 +34,8 @@ export const reviewFiltersSchema = z.object({
   technician: z.string().max(128).optional().default(""),
   from: datetimeLocal.or(z.literal("")).optional().default(""),
   to: datetimeLocal.or(z.literal("")).optional().default(""),
-  after: z.string().max(600).optional().default(""),
+  /** A page cursor; the codec (keyset-cursor.ts) judges it, and a bad one is a 400 rather than dropped. */
+  after: z.string().optional().default(""),
 });
 export type ReviewFilters = z.infer<typeof reviewFiltersSchema>;
 
@@ -116,12 +120,6 @@ export interface ReviewRow {
   /** Set when output was capped or lost: how much reached the session and why. */
   outputTruncated: OutputTruncation | null;
   reviewed: boolean;
-}
-
-/** The `truncated` fact the session records on command.finished, or null. */
-function truncationOf(detail: Record<string, unknown>): OutputTruncation | null {
-  const parsed = z.object({ keptBytes: z.number().int().nonnegative(), reason: z.enum(TRUNCATION_REASONS) }).safeParse(detail.truncated);
-  return parsed.success ? parsed.data : null;
 }
 
 
@@ -258,7 +256,7 @@ function toReviewRow(row: RawActivityRow): ReviewRow {
     sentAt: numberOrNull(detail.sentAt),
     executedAt: numberOrNull(detail.executedAt),
     returnedAt: numberOrNull(detail.returnedAt),
-    outputTruncated: pending ? null : truncationOf(detail),
+    outputTruncated: pending ? null : truncationFromDetail(detail),
     reviewed: Boolean(row.reviewed),
   };
 }
@@ -515,7 +513,7 @@ export async function listEndpointCommands(
         executedAt: numberOrNull(finished.executedAt),
         returnedAt: numberOrNull(finished.returnedAt),
         finishedAt: row.finished_at,
-        outputTruncated: truncationOf(finished),
+        outputTruncated: truncationFromDetail(finished),
       });
     }
     if (commands.length > limit) return { commands: commands.slice(0, limit), truncated: true };
@@ -531,44 +529,15 @@ export const CSV_COLUMNS = [
   "exit_code", "sent_at", "dispatched_at", "executed_at", "returned_at", "finished_at", "output_truncated",
 ] as const;
 
-/**
- * RFC 4180 (a field with a comma, quote, CR or LF is quoted, quotes doubled;
- * records end in CRLF), and no formula injection: a text cell a spreadsheet
- * would evaluate (=, +, -, @, tab, CR first) gets a leading apostrophe, as
- * OWASP recommends. Numbers stay numbers. Twenty lines of our own rather than
- * csv-stringify, whose formula escaping is all-or-nothing per export and would
- * need a streaming API we do not use.
- */
-export function csvField(value: string | number | null): string {
-  if (typeof value === "number") return String(value);
-  const raw = value ?? "";
-  const text = /^[=+\-@\t\r]/.test(raw) ? `'${raw}` : raw;
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-/**
- * Terminal escape sequences and other control characters made visible (as
- * Unicode control pictures, ␛[31m) instead of acting on whoever cats the file;
- * newlines and tabs stay.
- */
-export function visibleControls(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f\u0080-\u009f]/g, (char) => {
-    const code = char.charCodeAt(0);
-    if (code === 0x7f) return "\u2421";
-    if (code >= 0x80) return `\\x${code.toString(16)}`;
-    return String.fromCharCode(0x2400 + code);
-  });
-}
-
 export function commandsToCsv(commands: readonly ExportedCommand[]): string {
   const lines = [CSV_COLUMNS.join(",")];
   for (const c of commands) {
     lines.push(
-      [
+      csvRecord([
         c.commandId, iso(c.requestedAt), c.technicianName, c.technicianId, c.technicianAddress, c.shell, c.text, c.status,
         c.exitCode, iso(c.sentAt), iso(c.dispatchedAt), iso(c.executedAt), iso(c.returnedAt), iso(c.finishedAt),
         c.outputTruncated ? describeTruncation(c.outputTruncated) : "",
-      ].map(csvField).join(","),
+      ]),
     );
   }
   return `${lines.join("\r\n")}\r\n`;
@@ -599,7 +568,8 @@ export function commandsToText(
   for (const c of commands) {
     lines.push(
       "",
-      visibleControls(`[${iso(c.requestedAt)}] ${c.technicianName ?? c.technicianId ?? "unknown"}${c.shell ? ` (${c.shell})` : ""} $ ${c.text}`),
+      // A multi-line command is indented past its first line, so no line of it can pass for an entry of its own.
+      `[${iso(c.requestedAt)}] ${c.technicianName ?? c.technicianId ?? "unknown"}${c.shell ? ` (${c.shell})` : ""} $ ${c.text.replace(/\n/g, "\n    ")}`,
       `  command ${c.commandId} · status ${c.status ?? "unknown"}${c.exitCode === null ? "" : ` · exit code ${c.exitCode}`}`,
     );
     if (c.outputTruncated) lines.push(`  ${describeTruncation(c.outputTruncated)}`);
@@ -607,7 +577,8 @@ export function commandsToText(
     const known = timings.filter(([, ms]) => ms !== null);
     if (known.length) lines.push(`  ${known.map(([label, ms]) => `${label} ${iso(ms)}`).join(" · ")}`);
   }
-  return `${lines.join("\n")}\n`;
+  // Every line, not only the command: hostnames, names and ids are other people's text too.
+  return visibleControls(`${lines.join("\n")}\n`);
 }
 
 /** `caisey-<hostname>-<from date>_<to date>.<ext>`, safe for a Content-Disposition filename. */
@@ -615,4 +586,49 @@ export function exportFilename(hostname: string, window: ReviewWindow, now: numb
   const safeHost = hostname.replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 100) || "endpoint";
   const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
   return `caisey-${safeHost}-${day(window.fromMs)}_${day(window.toMs === null ? now : window.toMs - 1)}.${format}`;
+}
+
+const EXPORT_CONTENT_TYPES: Record<ExportFormat, string> = {
+  txt: "text/plain; charset=utf-8",
+  json: "application/json; charset=utf-8",
+  csv: "text/csv; charset=utf-8; header=present",
+};
+
+/**
+ * The export download for a signed-in member of `orgId` (the route checks the
+ * member first): 404 for an endpoint outside the tenant, 400 for a bad query,
+ * otherwise the file. Kept apart from the route so tests can drive it with a
+ * real request URL and real D1.
+ */
+export async function transcriptExportResponse(
+  db: Database,
+  orgId: string,
+  endpointId: string,
+  params: URLSearchParams,
+  now = Date.now(),
+): Promise<Response> {
+  const endpoint = await getEndpointForOrg(db, orgId, endpointId);
+  if (!endpoint) return new Response("No such endpoint in your organisation.", { status: 404, statusText: "Not Found" });
+
+  const parsed = exportQuerySchema.safeParse(Object.fromEntries(params));
+  if (!parsed.success) return new Response("format must be txt, json or csv; from/to must be YYYY-MM-DDTHH:mm (UTC).", { status: 400 });
+  const { format } = parsed.data;
+  const window = resolveWindow(parsed.data, now);
+  const { commands, truncated } = await listEndpointCommands(db, orgId, endpoint.id, window);
+
+  const body =
+    format === "csv"
+      ? commandsToCsv(commands)
+      : format === "json"
+        ? JSON.stringify(commandsToJson(commands), null, 2)
+        : commandsToText(commands, { hostname: endpoint.hostname, clientName: endpoint.clientName, window, generatedAt: now, truncated });
+  return new Response(body, {
+    headers: {
+      "Content-Type": EXPORT_CONTENT_TYPES[format],
+      "Content-Disposition": `attachment; filename="${exportFilename(endpoint.hostname, window, now, format)}"`,
+      "Cache-Control": "no-store",
+      "X-Content-Type-Options": "nosniff",
+      ...(truncated ? { "X-Caisey-Truncated": "true" } : {}),
+    },
+  });
 }

@@ -6,6 +6,7 @@ import { OPERATING_SYSTEMS } from "~/db/schema";
 import { requireMember } from "~/lib/auth.server";
 import { getEnv } from "~/lib/env.server";
 import { formatAge } from "~/lib/format";
+import { rejectInvalidCursor } from "~/lib/keyset-cursor";
 import { listClients } from "~/models/clients.server";
 import { listTagNames, parseEndpointSearch, searchEndpoints, type EndpointListRow } from "~/models/endpoints.server";
 
@@ -17,7 +18,7 @@ export async function loader(args: LoaderFunctionArgs) {
     searchEndpoints(db, member.org.id, search),
     listClients(db, member.org.id),
     listTagNames(db, member.org.id),
-  ]);
+  ]).catch(rejectInvalidCursor);
   return json({ search, page, clients: clients.map(({ id, name }) => ({ id, name })), tagNames, now: Date.now() });
 }
 

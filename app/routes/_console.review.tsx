@@ -6,6 +6,7 @@ import type { Role } from "~/db/schema";
 import { requireMember } from "~/lib/auth.server";
 import { getEnv } from "~/lib/env.server";
 import { formatTimestamp } from "~/lib/format";
+import { rejectInvalidCursor } from "~/lib/keyset-cursor";
 import { describeTruncation } from "~/lib/truncation";
 import {
   countUnreviewedFailures,
@@ -28,7 +29,7 @@ export async function loader(args: LoaderFunctionArgs) {
   const db = createDb(getEnv(args.context).DB);
   const filters = parseReviewFilters(new URL(args.request.url).searchParams);
   const now = Date.now();
-  const page = await listReviewActivity(db, member.org.id, member.userId, filters, { now });
+  const page = await listReviewActivity(db, member.org.id, member.userId, filters, { now }).catch(rejectInvalidCursor);
   const [unreviewedFailures, options] = await Promise.all([
     countUnreviewedFailures(db, member.org.id, member.userId, page.window),
     listReviewFilterOptions(db, member.org.id, filters.client),

@@ -9,6 +9,7 @@ import {
   parseEndpointSearch,
   searchEndpoints,
 } from "~/models/endpoints.server";
+import { encodeCursor, InvalidCursorError, rejectInvalidCursor } from "~/lib/keyset-cursor";
 import { DEMO_ORG, FOREIGN_ENDPOINT_ID, OTHER_ORG } from "../../scripts/seed.mjs";
 import { seedDemo, seedLargeTenant } from "./helpers";
 
@@ -30,13 +31,15 @@ describe("endpoint directory (D1)", () => {
   });
 
   it("pages through endpoints whose hostnames and client names are not Latin-1 (any enrolled runtime picks its hostname)", async () => {
+    // Fails with the old codec: the first page ends on 東京-pc-049 and btoa threw (the list answered 500).
     const org = "org_unicode";
+    const ids = Array.from({ length: 120 }, (_, i) => `${org}_ep_${String(i).padStart(3, "0")}`);
     await env.DB.batch([
       env.DB.prepare("INSERT INTO organisations (id, name, slug) VALUES (?, ?, ?)").bind(org, "Unicode MSP", org),
       env.DB.prepare("INSERT INTO clients (id, org_id, name) VALUES (?, ?, ?)").bind(`${org}_client`, org, "Acme — North 東京"),
-      ...Array.from({ length: 120 }, (_, i) =>
+      ...ids.map((id, i) =>
         env.DB.prepare("INSERT INTO endpoints (id, org_id, client_id, hostname, os) VALUES (?, ?, ?, ?, 'windows')").bind(
-          `${org}_ep_${i}`,
+          id,
           org,
           `${org}_client`,
           `東京-pc-${String(i).padStart(3, "0")}`,
@@ -46,14 +49,44 @@ describe("endpoint directory (D1)", () => {
     const db = createDb(env.DB);
     for (const group of ["none", "client"] as const) {
       const seen: string[] = [];
+      const pageSizes: number[] = [];
       let after = "";
       for (let pages = 0; pages < 10; pages++) {
-        const page = await searchEndpoints(db, org, search({ group, after }));
+        // Through the loader's own parse, as a "Next" link's ?after= arrives.
+        const page = await searchEndpoints(db, org, parseEndpointSearch(new URLSearchParams({ group, after })));
+        pageSizes.push(page.rows.length);
         seen.push(...page.rows.map((row) => row.id));
         if (!page.nextCursor) break;
+        expect(page.nextCursor).toMatch(/^[A-Za-z0-9_-]+$/);
         after = page.nextCursor;
       }
-      expect(new Set(seen).size).toBe(120);
+      expect(pageSizes).toEqual([50, 50, 20]);
+      expect(seen).toEqual(ids); // every endpoint exactly once, in hostname order
+    }
+  });
+
+  it("answers a malformed page cursor with a 400 naming the cursor, not a 500 and not page one", async () => {
+    await seedDemo();
+    const db = createDb(env.DB);
+    const wrongList = encodeCursor([1, "ep", 2]); // a review-list cursor
+    for (const after of ["%%%", "not-a-cursor!", "A", `${encodeCursor(["", "h", "id"])}==`, wrongList, "A".repeat(2000)]) {
+      const search = parseEndpointSearch(new URLSearchParams({ group: "none", after }));
+      expect(search.after, "the lenient parse keeps it for the codec to judge").toBe(after);
+      const error = await searchEndpoints(db, DEMO_ORG.id, search).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error, after).toBeInstanceOf(InvalidCursorError);
+      // What the loader's .catch(rejectInvalidCursor) makes of it.
+      const response = (() => {
+        try {
+          rejectInvalidCursor(error);
+        } catch (thrown) {
+          return thrown as Response;
+        }
+      })()!;
+      expect(response.status).toBe(400);
+      expect(await response.text()).toMatch(/^The page cursor \("after"\) is not valid: /);
     }
   });
 

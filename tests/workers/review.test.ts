@@ -18,9 +18,12 @@ import {
   resolveWindow,
   reviewFiltersSchema,
   toDatetimeLocal,
+  transcriptExportResponse,
   verifyTenantAuditChains,
   type ReviewFilters,
 } from "~/models/review.server";
+import { InvalidCursorError } from "~/lib/keyset-cursor";
+import { describeTruncation } from "~/lib/truncation";
 import { computeAuditHash, GENESIS_HASH, type AuditEvent } from "../../protocol/audit";
 import { seedDemo } from "./helpers";
 
@@ -74,7 +77,7 @@ async function appendChain(endpointId: string, orgId: string, events: Seeded[]):
 const TECHS = { user_tech: "Tess Tech", user_tech2: "Theo Two" } as Record<string, string>;
 
 /** A command's requested + dispatched + finished events. */
-function command(opts: { commandId: string; text: string; at: number; status: string; exitCode?: number | null; actorId?: string; truncated?: { keptBytes: number; reason: string } }): Seeded[] {
+function command(opts: { commandId: string; text: string; at: number; status: string; exitCode?: number | null; actorId?: string; truncated?: unknown }): Seeded[] {
   const actorId = opts.actorId ?? "user_tech";
   const actor = { actorId, actorName: TECHS[actorId] ?? actorId, actorAddress: "203.0.113.7", commandId: opts.commandId };
   return [
@@ -358,4 +361,143 @@ describe("transcript export queries (D1)", () => {
     const rows = (await listReviewActivity(db(), orgId, "user_noc", filters({}), { now })).rows;
     expect(rows.find((row) => row.commandId === "f2")!.outputTruncated).toEqual({ keptBytes: 262144, reason: "runtime_cap" });
   });
+
+  it("serves exports through the route's response: CSV cells neutralised and RFC 4180, TXT controls visible, truncation stated in every format", async () => {
+    // Fails on the code before issue 11: CSV wrote =, +, -, @ cells raw, TXT carried ESC sequences
+    // (the hostname line still does without the whole-file pass), and no format said output was cut.
+    const now = Date.now();
+    const { orgId, endpoints } = await seedTenant(1);
+    const ep = endpoints[0].id;
+    const hostname = "東京-pc-01\u001b]0;pwned\u0007";
+    await env.DB.prepare("UPDATE endpoints SET hostname = ? WHERE id = ?").bind(hostname, ep).run();
+    await appendChain(ep, orgId, [
+      ...command({ commandId: "x_formula", text: "=cmd|' /C calc'!A0", at: now - 60_000, status: "succeeded", exitCode: 0 }),
+      ...command({ commandId: "x_plus", text: "+SUM(1,2)", at: now - 55_000, status: "failed", exitCode: -1 }),
+      ...command({ commandId: "x_at", text: "@import", at: now - 54_000, status: "failed", exitCode: 1 }),
+      ...command({ commandId: "x_ansi", text: "printf '\u001b[2J\u001b[31mred\u001b[0m'\r", at: now - 50_000, status: "succeeded", exitCode: 0, truncated: { keptBytes: 1048576, reason: "output_cap" } }),
+      ...command({ commandId: "x_runtime", text: "Get-Content big.log", at: now - 40_000, status: "succeeded", exitCode: 0, truncated: { keptBytes: 262144, reason: "runtime_cap" } }),
+      ...command({ commandId: "x_lost", text: "dmesg", at: now - 30_000, status: "succeeded", exitCode: 0, truncated: { keptBytes: 4096, reason: "lost_in_transit" } }),
+      ...command({ commandId: "x_multi", text: "echo one\n[2099-01-01T00:00:00.000Z] Ada Admin $ rm -rf /", at: now - 20_000, status: "succeeded", exitCode: 0 }),
+    ]);
+    const exportOf = (query: string, endpointId = ep) =>
+      transcriptExportResponse(db(), orgId, endpointId, new URL(`https://console.caisey.test/endpoints/${endpointId}/export?${query}`).searchParams, now);
+    const cut = {
+      x_ansi: "output truncated: 1048576 bytes kept (the session's output limit)",
+      x_runtime: "output truncated: 262144 bytes kept (the runtime's output limit on the endpoint)",
+      x_lost: "output truncated: 4096 bytes kept (output lost in transit)",
+    } as Record<string, string>;
+
+    const csvResponse = await exportOf("format=csv");
+    expect(csvResponse.status).toBe(200);
+    expect(csvResponse.headers.get("content-type")).toBe("text/csv; charset=utf-8; header=present");
+    expect(csvResponse.headers.get("content-disposition")).toMatch(/^attachment; filename="caisey-_-pc-01_0_pwned_-\d{4}-\d{2}-\d{2}_\d{4}-\d{2}-\d{2}\.csv"$/);
+    const records = readCsv(await csvResponse.text());
+    const [header, ...rows] = records;
+    expect(rows).toHaveLength(7);
+    const column = (name: string) => header!.indexOf(name);
+    for (const row of rows) {
+      expect(row).toHaveLength(header!.length);
+      row.forEach((cell, i) => {
+        if (header![i] !== "exit_code") expect(cell, `${header![i]} ${JSON.stringify(cell)}`).not.toMatch(/^[=+\-@\t\r]/);
+      });
+      const id = row[column("command_id")]!;
+      expect(row[column("output_truncated")]).toBe(cut[id] ?? "");
+    }
+    const byId = (id: string) => rows.find((row) => row[column("command_id")] === id)!;
+    expect(byId("x_formula")[column("command")]).toBe("'=cmd|' /C calc'!A0");
+    expect(byId("x_plus")[column("command")]).toBe("'+SUM(1,2)");
+    expect(byId("x_plus")[column("exit_code")]).toBe("-1");
+    expect(byId("x_at")[column("command")]).toBe("'@import");
+    expect(byId("x_multi")[column("command")]).toBe("echo one\n[2099-01-01T00:00:00.000Z] Ada Admin $ rm -rf /");
+
+    const txtResponse = await exportOf("");
+    expect(txtResponse.status).toBe(200);
+    expect(txtResponse.headers.get("content-type")).toBe("text/plain; charset=utf-8");
+    const txt = await txtResponse.text();
+    expect(txt).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    expect(txt).toContain("Caisey transcript export: 東京-pc-01␛]0;pwned␇ (");
+    expect(txt).toContain("$ printf '␛[2J␛[31mred␛[0m'␍\n");
+    for (const line of Object.values(cut)) expect(txt).toContain(`\n  ${line}\n`);
+    expect(txt.match(/output truncated/g)).toHaveLength(3);
+    // The second line of a multi-line command cannot pass for an entry of its own.
+    expect(txt).toContain("$ echo one\n    [2099-01-01T00:00:00.000Z] Ada Admin $ rm -rf /\n");
+    expect(txt).not.toMatch(/^\[2099/m);
+
+    const jsonResponse = await exportOf("format=json");
+    expect(jsonResponse.status).toBe(200);
+    const json = (await jsonResponse.json()) as { commandId: string; text: string; outputTruncated: unknown }[];
+    expect(json.find((c) => c.commandId === "x_ansi")!.text).toBe("printf '\u001b[2J\u001b[31mred\u001b[0m'\r"); // JSON is data: escaped by JSON itself, unchanged
+    expect(json.find((c) => c.commandId === "x_runtime")!.outputTruncated).toEqual({ keptBytes: 262144, reason: "runtime_cap" });
+    expect(json.find((c) => c.commandId === "x_formula")!.text).toBe("=cmd|' /C calc'!A0");
+    expect(json.find((c) => c.commandId === "x_formula")!.outputTruncated).toBeNull();
+
+    expect((await exportOf("format=xlsx")).status).toBe(400);
+    expect((await exportOf("format=csv", "ep_of_someone_else")).status).toBe(404);
+  });
+
+  it("states truncation on review rows for every reason, and never shows a truncated record as complete", async () => {
+    const now = Date.now();
+    const { orgId, endpoints } = await seedTenant(1);
+    await appendChain(endpoints[0].id, orgId, [
+      ...command({ commandId: "t_session", text: "a", at: now - 50_000, status: "succeeded", exitCode: 0, truncated: { keptBytes: 1048576, reason: "output_cap" } }),
+      ...command({ commandId: "t_runtime", text: "b", at: now - 40_000, status: "failed", exitCode: 1, truncated: { keptBytes: 262144, reason: "runtime_cap" } }),
+      ...command({ commandId: "t_lost", text: "c", at: now - 30_000, status: "succeeded", exitCode: 0, truncated: { keptBytes: 10, reason: "lost_in_transit" } }),
+      ...command({ commandId: "t_newer", text: "d", at: now - 20_000, status: "succeeded", exitCode: 0, truncated: { keptBytes: 7, reason: "some_future_reason" } }),
+      ...command({ commandId: "t_whole", text: "e", at: now - 10_000, status: "succeeded", exitCode: 0 }),
+    ]);
+    const rows = (await listReviewActivity(db(), orgId, "user_noc", filters({}), { now })).rows;
+    const shown = Object.fromEntries(rows.map((row) => [row.commandId, row.outputTruncated ? describeTruncation(row.outputTruncated) : null]));
+    expect(shown).toEqual({
+      t_session: "output truncated: 1048576 bytes kept (the session's output limit)",
+      t_runtime: "output truncated: 262144 bytes kept (the runtime's output limit on the endpoint)",
+      t_lost: "output truncated: 10 bytes kept (output lost in transit)",
+      t_newer: 'output truncated: 7 bytes kept (reason "some_future_reason")',
+      t_whole: null,
+    });
+  });
+
+  it("pages the review list with the shared cursor codec and refuses a malformed cursor", async () => {
+    const now = Date.now();
+    const { orgId, endpoints } = await seedTenant(1);
+    await env.DB.prepare("UPDATE endpoints SET hostname = ? WHERE id = ?").bind("東京-pc-01", endpoints[0].id).run();
+    await appendChain(endpoints[0].id, orgId, Array.from({ length: 5 }, (_, i) => command({ commandId: `p${i}`, text: `Acme — North ${i}`, at: now - (i + 1) * 1000, status: "succeeded", exitCode: 0 })).flat());
+    const seen: string[] = [];
+    let after = "";
+    for (let pages = 0; pages < 5; pages++) {
+      const page = await listReviewActivity(db(), orgId, "user_noc", parseReviewFilters(new URLSearchParams({ after })), { now, pageSize: 2 });
+      seen.push(...page.rows.map((row) => row.commandId!));
+      if (!page.nextCursor) break;
+      after = page.nextCursor;
+    }
+    expect(seen).toEqual(["p0", "p1", "p2", "p3", "p4"]);
+    await expect(listReviewActivity(db(), orgId, "user_noc", parseReviewFilters(new URLSearchParams({ after: "garbage!" })), { now })).rejects.toBeInstanceOf(InvalidCursorError);
+  });
 });
+
+/** RFC 4180 records (CRLF-terminated, quoted fields may hold CR, LF, commas and doubled quotes). */
+function readCsv(text: string): string[][] {
+  const records: string[][] = [];
+  let record: string[] = [];
+  let field = "";
+  let i = 0;
+  let quoted = false;
+  while (i < text.length) {
+    const char = text[i]!;
+    if (quoted) {
+      if (char === '"' && text[i + 1] === '"') { field += '"'; i += 2; continue; }
+      if (char === '"') { quoted = false; i++; continue; }
+      field += char;
+      i++;
+      continue;
+    }
+    if (char === '"' && field === "") { quoted = true; i++; continue; }
+    if (char === '"') throw new Error(`bare quote at ${i}`);
+    if (char === ",") { record.push(field); field = ""; i++; continue; }
+    if (char === "\r" && text[i + 1] === "\n") { record.push(field); records.push(record); record = []; field = ""; i += 2; continue; }
+    if (char === "\r" || char === "\n") throw new Error(`bare line break at ${i}`);
+    field += char;
+    i++;
+  }
+  if (field !== "" || record.length) throw new Error("last record not CRLF-terminated");
+  return records;
+}
