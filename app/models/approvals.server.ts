@@ -7,13 +7,14 @@
 import { z } from "zod";
 import type { Env } from "~/lib/env.server";
 import { describeWait, takeRateLimits } from "~/lib/rate-limit.server";
+import { callSession, type SessionCallResult } from "~/models/session-call.server";
 import {
   approvalViewSchema,
   parseApprovalToken,
   type ApprovalDecision,
   type ApprovalView,
 } from "../../protocol/approvals";
-import { IDENTITY_HEADERS, RATE_LIMIT_KEYS, SESSION_PATHS, type PeerIdentity, type RateLimitPolicy } from "../../protocol/session-contract";
+import { RATE_LIMIT_KEYS, SESSION_PATHS, type PeerIdentity, type RateLimitPolicy } from "../../protocol/session-contract";
 
 export const INVALID_LINK_MESSAGE = "This approval link is not valid.";
 export const WITHDRAWN_MESSAGE = "The technician withdrew this request before it was decided, so nothing was changed and it will not run.";
@@ -47,9 +48,9 @@ export async function viewApproval(env: Env, token: string, address: string | nu
   if (limited) return limited;
   const link = await routeLink(env, token);
   if ("ok" in link) return link;
-  const response = await callSession(env, link.endpointId, SESSION_PATHS.approvalView, { token }, address);
-  if (!response) return unavailable();
-  const body = await readJson(response);
+  const response = await callAsApprover(env, link.endpointId, SESSION_PATHS.approvalView, { token }, address);
+  if (!response.answered) return unavailableBecause("view", response.reason);
+  const body = response.body;
   if (response.status === 200) {
     const view = approvalViewSchema.safeParse(body);
     if (view.success && view.data.endpointId === link.endpointId) return { ok: true, view: view.data, mspName: link.mspName };
@@ -74,9 +75,9 @@ export async function decideApproval(
   const link = await routeLink(env, token);
   if ("ok" in link) return link;
   const body: ApprovalDecision = { token, decision };
-  const response = await callSession(env, link.endpointId, SESSION_PATHS.approvalDecide, body, address);
-  if (!response) return unavailable();
-  const answer = await readJson(response);
+  const response = await callAsApprover(env, link.endpointId, SESSION_PATHS.approvalDecide, body, address);
+  if (!response.answered) return unavailableBecause("decide", response.reason);
+  const answer = response.body;
   switch (response.status) {
     case 200: {
       const decided = decidedBodySchema.safeParse(answer);
@@ -151,48 +152,15 @@ async function routeLink(env: Env, token: string): Promise<{ endpointId: string;
   }
 }
 
-async function callSession(
-  env: Env,
-  endpointId: string,
-  path: typeof SESSION_PATHS.approvalView | typeof SESSION_PATHS.approvalDecide,
-  body: unknown,
-  address: string | null,
-): Promise<Response | null> {
-  // Nobody signed in: the link alone identifies the approver, inside the DO.
-  const identity: PeerIdentity = {
-    peer: "approver",
-    endpointId,
-    orgId: "",
-    userId: null,
-    userName: null,
-    userEmail: null,
-    role: null,
-    canRun: false,
-    address,
-  };
-  try {
-    const stub = env.ENDPOINT_SESSION.get(env.ENDPOINT_SESSION.idFromName(endpointId));
-    return await stub.fetch(`https://session.internal${path}`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-partykit-room": endpointId,
-        [IDENTITY_HEADERS.identity]: JSON.stringify(identity),
-      },
-      body: JSON.stringify(body),
-    });
-  } catch (error) {
-    console.error(`approval ${path}: session unreachable`, error);
-    return null;
-  }
+/** Nobody signed in: the link alone identifies the approver, inside the DO. */
+function callAsApprover(env: Env, endpointId: string, path: string, body: unknown, address: string | null): Promise<SessionCallResult> {
+  const identity: PeerIdentity = { peer: "approver", endpointId, orgId: "", userId: null, userName: null, userEmail: null, role: null, canRun: false, address };
+  return callSession(env, { endpointId, path, body, identity });
 }
 
-async function readJson(response: Response): Promise<unknown> {
-  try {
-    return await response.json();
-  } catch {
-    return null;
-  }
+function unavailableBecause(action: string, reason: string): { ok: false; reason: "unavailable"; error: string } {
+  console.error(`approval ${action}: session unreachable: ${reason}`);
+  return unavailable();
 }
 
 function unavailable(): { ok: false; reason: "unavailable"; error: string } {

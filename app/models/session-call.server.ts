@@ -1,7 +1,7 @@
-// The console calling an endpoint's session Durable Object as the tenant
-// directory (peer "directory"): policy refreshes and lifecycle changes. One
-// place builds the identity header and bounds the wait, so every directory
-// call names its actor the same way and none can hang a page on a stuck DO.
+// The console calling an endpoint's session Durable Object over HTTP: as the
+// tenant directory (policy refreshes, lifecycle changes) or for the public
+// approval page. One place builds the identity header and bounds the wait, so
+// no page can hang on a stuck DO.
 import type { Env } from "~/lib/env.server";
 import { IDENTITY_HEADERS, type PeerIdentity } from "../../protocol/session-contract";
 
@@ -21,21 +21,31 @@ export type SessionCallResult =
   /** No answer: the DO threw, or did not answer within the timeout. */
   | { answered: false; reason: string };
 
-export async function callSessionAsDirectory(
+export function callSessionAsDirectory(
   env: Pick<Env, "ENDPOINT_SESSION">,
   call: { endpointId: string; orgId: string; path: string; body: unknown; actor: DirectoryActor; timeoutMs?: number },
 ): Promise<SessionCallResult> {
-  const identity: PeerIdentity = {
-    peer: "directory",
-    endpointId: call.endpointId,
-    orgId: call.orgId,
-    userId: call.actor.userId,
-    userName: call.actor.name,
-    userEmail: null,
-    role: "admin",
-    canRun: false,
-    address: call.actor.address ?? null,
-  };
+  return callSession(env, {
+    ...call,
+    identity: {
+      peer: "directory",
+      endpointId: call.endpointId,
+      orgId: call.orgId,
+      userId: call.actor.userId,
+      userName: call.actor.name,
+      userEmail: null,
+      role: "admin",
+      canRun: false,
+      address: call.actor.address ?? null,
+    },
+  });
+}
+
+/** One POST to an endpoint's session with the identity the edge vouches for, bounded in time. */
+export async function callSession(
+  env: Pick<Env, "ENDPOINT_SESSION">,
+  call: { endpointId: string; path: string; body: unknown; identity: PeerIdentity; timeoutMs?: number },
+): Promise<SessionCallResult> {
   const timeoutMs = call.timeoutMs ?? SESSION_CALL_TIMEOUT_MS;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
@@ -46,7 +56,7 @@ export async function callSessionAsDirectory(
         "content-type": "application/json",
         // partyserver takes the DO's name from this header; two-process dev loses it otherwise.
         "x-partykit-room": call.endpointId,
-        [IDENTITY_HEADERS.identity]: JSON.stringify(identity),
+        [IDENTITY_HEADERS.identity]: JSON.stringify(call.identity),
       },
       body: JSON.stringify(call.body),
     });
