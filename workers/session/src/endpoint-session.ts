@@ -35,6 +35,7 @@ import {
 import { ApprovalFlow, eligibleApprovers } from "./approval-flow";
 import { TokenBucket } from "./token-bucket";
 import { readSessionPolicy } from "./approvals";
+import { TranscriptReplay } from "./replay";
 import { AuditLog } from "./audit-log";
 import type { SessionEnv } from "./env";
 import { migrate } from "./schema";
@@ -57,14 +58,6 @@ const RESULT_GRACE_MS = 2 * DEFAULT_CHECKIN_INTERVAL_MS + 30_000;
  */
 const RESULT_DEADLINE_SQL = "MAX(COALESCE(dispatched_at, created_at) + timeout_ms, ?) + ?";
 
-/** A frame of replayed events stays under this many bytes of JSON (a Workers WebSocket frame is at most 1 MiB). */
-const REPLAY_FRAME_BYTES = 256 * 1024;
-/** A fresh viewer gets at most this many of the newest commands... */
-const REPLAY_WINDOW_COMMANDS = 50;
-/** ...and stops adding older ones once their stored output passes this; older pages come on request. */
-const REPLAY_WINDOW_OUTPUT_BYTES = 1024 * 1024;
-/** A reconnecting viewer further behind than this gets a fresh window instead of everything it missed. */
-const MAX_CATCHUP_EVENTS = 2_000;
 /** Commands running at once on one endpoint, not counting those marked to run alongside. */
 const MAX_RUNNING_COMMANDS = 1;
 /** Check-ins per endpoint: a burst (a runtime draining its outbox) and then one every few seconds. */
@@ -124,6 +117,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
 
   private runQueue: Promise<void> = Promise.resolve();
   private readonly refusalsAudited = new Set<string>();
+  private readonly replay = new TranscriptReplay(this.ctx.storage.sql);
   /** Per viewer connection id: its rate-limit bucket (in memory: a hibernation wake starts it full). */
   private readonly viewerBuckets = new Map<string, TokenBucket>();
   private readonly checkinBucket = new TokenBucket(CHECKIN_BUCKET.capacity, CHECKIN_BUCKET.refillPerSecond);
@@ -508,106 +502,17 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   /**
    * Replays what the viewer missed, then marks it synced so live events start
    * exactly where the replay ended (withheld until then: applied first, they
-   * would make the viewer skip the replay). A fresh viewer, or one too far
-   * behind, gets a window of the newest commands instead of the whole history.
+   * would make the viewer skip the replay).
    */
   private onViewerSync(connection: Connection<ConnectionState>, afterSeq: number): void {
     this.flushEvents(); // events already broadcast to synced viewers must not be replayed and sent live again
-    const missed = afterSeq > 0 ? (this.sqlOne<{ n: number }>("SELECT COUNT(*) AS n FROM events WHERE seq > ?", afterSeq)?.n ?? 0) : Infinity;
-    if (missed <= MAX_CATCHUP_EVENTS) {
-      const events = this.sqlAll<EventRow>("SELECT seq, at, kind, body FROM events WHERE seq > ? ORDER BY seq", afterSeq).map(toEvent);
-      this.sendEventFrames(connection, events, (batch) => ({ type: "events", events: batch, replay: true, lastSeq: batch.at(-1)?.seq ?? afterSeq }));
-    } else {
-      const page = this.commandPage(null);
-      const lastSeq = this.sqlOne<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM events")?.seq ?? 0;
-      this.sendEventFrames(connection, this.pageEvents(page, lastSeq + 1), (batch, first, final) => ({
-        type: "events",
-        events: batch,
-        replay: true,
-        // The last frame ends at the log's newest seq: live events continue from there, whichever commands the window holds.
-        lastSeq: final ? lastSeq : batch.at(-1)!.seq,
-        ...(first ? { window: { oldestSeq: page.oldestSeq, hasOlder: page.hasOlder } } : {}),
-      }));
-    }
+    for (const frame of this.replay.catchUp(afterSeq)) this.send(connection, frame);
     connection.setState({ ...connection.state!, synced: true });
   }
 
   /** The next page of older commands, for a viewer scrolling back past its window. */
   private onViewerHistory(connection: Connection, beforeSeq: number): void {
-    const page = this.commandPage(beforeSeq);
-    this.sendEventFrames(connection, this.pageEvents(page, beforeSeq), (batch, _first, last) => ({
-      type: "history",
-      events: batch,
-      final: last,
-      oldestSeq: page.oldestSeq,
-      hasOlder: page.hasOlder,
-    }));
-  }
-
-  /**
-   * The newest commands queued before `beforeSeq` (all commands when null), up
-   * to the window's command and output budgets: their ids, the seq of the oldest
-   * one's first event, and whether anything older exists.
-   */
-  private commandPage(beforeSeq: number | null): { commandIds: string[]; oldestSeq: number; hasOlder: boolean } {
-    const rows = this.sqlAll<{ command_id: string; seq: number; output_bytes: number }>(
-      `SELECT e.command_id, e.seq, c.output_bytes FROM events e JOIN commands c ON c.id = e.command_id
-       WHERE e.kind = 'command.queued' AND e.seq < ? ORDER BY e.seq DESC LIMIT ?`,
-      beforeSeq ?? Number.MAX_SAFE_INTEGER,
-      REPLAY_WINDOW_COMMANDS + 1,
-    );
-    const commandIds: string[] = [];
-    let outputBytes = 0;
-    let oldestSeq = beforeSeq ?? 0;
-    for (const row of rows.slice(0, REPLAY_WINDOW_COMMANDS)) {
-      if (commandIds.length > 0 && outputBytes + row.output_bytes > REPLAY_WINDOW_OUTPUT_BYTES) break;
-      commandIds.push(row.command_id);
-      outputBytes += row.output_bytes;
-      oldestSeq = row.seq;
-    }
-    if (commandIds.length === 0) oldestSeq = 0;
-    return { commandIds, oldestSeq, hasOlder: rows.length > commandIds.length };
-  }
-
-  /** Every event of the page's commands, plus events about no command (runtime refusals) between its bounds. */
-  private pageEvents(page: { commandIds: string[]; oldestSeq: number }, beforeSeq: number): TranscriptEvent[] {
-    if (page.commandIds.length === 0 && page.oldestSeq === 0) {
-      return this.sqlAll<EventRow>("SELECT seq, at, kind, body FROM events WHERE command_id IS NULL AND seq < ? ORDER BY seq", beforeSeq).map(toEvent);
-    }
-    return this.sqlAll<EventRow>(
-      `SELECT seq, at, kind, body FROM events
-       WHERE command_id IN (SELECT value FROM json_each(?)) OR (command_id IS NULL AND seq >= ? AND seq < ?)
-       ORDER BY seq`,
-      JSON.stringify(page.commandIds),
-      page.oldestSeq,
-      beforeSeq,
-    ).map(toEvent);
-  }
-
-  /**
-   * Sends events in frames of bounded size, in order; always at least one
-   * frame, so an empty replay still tells the viewer where the log stands.
-   */
-  private sendEventFrames(
-    target: Connection,
-    events: TranscriptEvent[],
-    frame: (batch: TranscriptEvent[], first: boolean, last: boolean) => ViewerBoundMessage,
-  ): void {
-    let batch: TranscriptEvent[] = [];
-    let bytes = 0;
-    let first = true;
-    for (const event of events) {
-      const size = JSON.stringify(event).length;
-      if (batch.length && bytes + size > REPLAY_FRAME_BYTES) {
-        this.send(target, frame(batch, first, false));
-        first = false;
-        batch = [];
-        bytes = 0;
-      }
-      batch.push(event);
-      bytes += size;
-    }
-    this.send(target, frame(batch, first, true));
+    for (const frame of this.replay.history(beforeSeq)) this.send(connection, frame);
   }
 
   /**
@@ -1264,12 +1169,6 @@ function truncateUtf8(text: string, maxBytes: number): string {
   const bytes = new TextEncoder().encode(text);
   if (bytes.byteLength <= maxBytes) return text;
   return new TextDecoder().decode(bytes.slice(0, maxBytes)).replace(/\uFFFD$/, "");
-}
-
-type EventRow = { seq: number; at: number; kind: string; body: string };
-
-function toEvent(row: EventRow): TranscriptEvent {
-  return { ...JSON.parse(row.body), seq: row.seq, at: row.at, kind: row.kind } as TranscriptEvent;
 }
 
 function respond({ status, body }: { status: number; body: unknown }): Response {
