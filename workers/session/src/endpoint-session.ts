@@ -24,7 +24,7 @@ import {
   type ViewerMessage,
   type Viewer,
 } from "../../../protocol/messages";
-import { approvalRule, sessionPolicySchema, type SessionPolicy } from "../../../protocol/approvals";
+import { approvalRule } from "../../../protocol/approvals";
 import {
   lifecycleRequestSchema,
   readPeerIdentity,
@@ -34,14 +34,12 @@ import {
 } from "../../../protocol/session-contract";
 import { ApprovalFlow, eligibleApprovers } from "./approval-flow";
 import { TokenBucket } from "./token-bucket";
-import { readSessionPolicy } from "./approvals";
+import { PolicyCopy } from "./policy-copy";
 import { TranscriptReplay } from "./replay";
 import { AuditLog } from "./audit-log";
 import type { SessionEnv } from "./env";
 import { migrate } from "./schema";
 
-/** A background refresh of the policy copy at most this often (on runtime connects), off the command path. */
-const POLICY_REFRESH_MS = 10 * 60_000;
 /** Refused runtime messages audited per instance, so a misbehaving runtime cannot flood the chain. */
 const MAX_AUDITED_REFUSALS = 200;
 
@@ -118,6 +116,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   private runQueue: Promise<void> = Promise.resolve();
   private readonly refusalsAudited = new Set<string>();
   private readonly replay = new TranscriptReplay(this.ctx.storage.sql);
+  private readonly policyCopy = new PolicyCopy(this.ctx.storage.sql, () => ({ db: this.env.DB, endpointId: this.name }));
   /** Per viewer connection id: its rate-limit bucket (in memory: a hibernation wake starts it full). */
   private readonly viewerBuckets = new Map<string, TokenBucket>();
   private readonly checkinBucket = new TokenBucket(CHECKIN_BUCKET.capacity, CHECKIN_BUCKET.refillPerSecond);
@@ -142,7 +141,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     audit: this.audit,
     appendEvent: (kind, body) => this.appendEvent(kind, body),
     getCommand: (commandId) => this.getCommand(commandId),
-    policy: () => this.policy(),
+    policy: () => this.policyCopy.current(),
     release: (commandId) => {
       this.ctx.storage.sql.exec("UPDATE commands SET status = 'queued' WHERE id = ? AND status = 'pending_approval'", commandId);
       this.dispatchQueued();
@@ -194,36 +193,10 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   }
 
   // ---------------------------------------------------------------------------
-  // The session's copy of the client's approval policy: commands never wait on
-  // D1 for it. Replaced when an admin saves a policy (the console asks the
-  // session to re-read it), refreshed in the background on runtime connects.
-
-  private policy(): SessionPolicy | null {
-    const row = this.sqlOne<{ body: string }>("SELECT body FROM session_policy WHERE id = 1");
-    if (!row) return null;
-    const parsed = sessionPolicySchema.safeParse(JSON.parse(row.body));
-    return parsed.success ? parsed.data : null;
-  }
-
-  /** Reads the policy from the directory into the session's copy; null (copy unchanged) when D1 cannot say. */
-  private async loadPolicy(): Promise<SessionPolicy | null> {
-    try {
-      const policy = await readSessionPolicy(this.env.DB, this.name);
-      if (!policy) return null;
-      this.ctx.storage.sql.exec(
-        "INSERT INTO session_policy (id, body, loaded_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body, loaded_at = excluded.loaded_at",
-        JSON.stringify(policy),
-        Date.now(),
-      );
-      return policy;
-    } catch (error) {
-      console.error("approval policy could not be read from the directory", error);
-      return null;
-    }
-  }
+  // The console's calls as the tenant directory.
 
   private async onPolicyRefresh(identity: PeerIdentity): Promise<Response> {
-    const policy = await this.loadPolicy();
+    const policy = await this.policyCopy.reload();
     if (!policy) return Response.json({ error: "The client's policy could not be read; the session keeps its previous copy" }, { status: 503 });
     this.audit.append({
       kind: "policy.updated",
@@ -294,13 +267,6 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     for (const runtime of this.getConnections<ConnectionState>("runtime")) runtime.close(CLOSE_CODES.revoked, reason);
     if (this.runtimeState().online || this.getRuntimeValue("online_since")) this.setRuntimeOnline(false, null);
   }
-
-  private refreshPolicyInBackground(): void {
-    const loadedAt = this.sqlOne<{ loaded_at: number }>("SELECT loaded_at FROM session_policy WHERE id = 1")?.loaded_at ?? 0;
-    if (Date.now() - loadedAt < POLICY_REFRESH_MS) return;
-    this.ctx.waitUntil(this.loadPolicy());
-  }
-
   /**
    * The HTTPS path for runtimes behind networks that block WebSockets: the same
    * idempotent result handling and due-command rules as the socket.
@@ -429,7 +395,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       }
       this.setRuntimeValue("checkin_offline_at", ""); // the socket now says whether it is online
       this.setRuntimeOnline(true, "websocket");
-      this.refreshPolicyInBackground();
+      const refresh = this.policyCopy.reloadIfStale();
+      if (refresh) this.ctx.waitUntil(refresh);
       this.audit.append({ kind: "runtime.connected", actorAddress: identity.address, detail: { transport: "websocket" } });
       this.send(connection, { type: "clock", serverTime: Date.now() });
     } else {
@@ -545,7 +512,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     const existing = this.sqlOne<{ id: string }>("SELECT id FROM commands WHERE request_id IN (?, ?)", message.requestId, `${message.requestId}#0`);
     if (existing) return; // a resend after reconnect; the first copy is already in the log
     // Fail closed: without the client's policy nobody can say what needs consent.
-    const policy = this.policy() ?? (await this.loadPolicy());
+    const policy = this.policyCopy.current() ?? (await this.policyCopy.reload());
     if (!policy) {
       return this.sendViewerError(
         connection,
