@@ -55,6 +55,19 @@ export function decodePublishableKeyHost(pk: string): string | null {
 }
 
 /**
+ * True only when offline auth is on and valid. A misconfigured offline mode
+ * counts as off: everything that relaxes in offline mode (the capture mailbox,
+ * trusting the request's own origin, the rate-limit switch) stays closed.
+ */
+export function isOfflineMode(env: Env): boolean {
+  try {
+    return resolveAuthMode(env).mode === "offline";
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Decides between real Clerk and offline auth. Fails closed: a request for
  * offline mode that could reach production throws instead of degrading.
  */

@@ -4,7 +4,7 @@
 // an overloaded limiter must not become a way around it.
 // See docs/decisions/0011-edge-rate-limits.md.
 import type { Env } from "./env.server";
-import { resolveAuthMode } from "./offline-auth.server";
+import { isOfflineMode } from "./offline-auth.server";
 import { rateLimitVerdictSchema, type RateLimitPolicy } from "../../protocol/session-contract";
 
 export type RateLimitCheck = {
@@ -45,12 +45,7 @@ export async function takeRateLimits(env: Env, checks: readonly RateLimitCheck[]
 
 /** CAISEY_RATE_LIMITS=off counts only in offline mode, which itself refuses to run in production. */
 function rateLimitsDisabled(env: Env): boolean {
-  if (env.CAISEY_RATE_LIMITS?.trim().toLowerCase() !== "off") return false;
-  try {
-    return resolveAuthMode(env).mode === "offline";
-  } catch {
-    return false;
-  }
+  return env.CAISEY_RATE_LIMITS?.trim().toLowerCase() === "off" && isOfflineMode(env);
 }
 
 /** "about 2 minutes" for people reading a page, not a number of seconds. */

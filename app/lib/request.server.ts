@@ -1,5 +1,5 @@
 import type { Env } from "./env.server";
-import { resolveAuthMode } from "./offline-auth.server";
+import { isOfflineMode } from "./offline-auth.server";
 import { ConfigurationError, configuredPublicOrigin } from "./public-origin.server";
 
 /** The caller's address as the edge saw it, for the audit trail. */
@@ -36,14 +36,6 @@ export function trustedOrigins(request: Request, env: Env): string[] {
     if (!origins.includes(own)) origins.push(own);
   }
   return origins;
-}
-
-function isOfflineMode(env: Env): boolean {
-  try {
-    return resolveAuthMode(env).mode === "offline";
-  } catch {
-    return false; // misconfigured offline mode: fail closed, trust only PUBLIC_ORIGIN
-  }
 }
 
 export type OriginCheck = { ok: true } | { ok: false; status: 403 | 500; reason: string };

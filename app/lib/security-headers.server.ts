@@ -3,7 +3,7 @@
 // with this request's nonce (Remix's hydration scripts, React's streaming
 // scripts), which entry.server.tsx and root.tsx render.
 import type { Env } from "./env.server";
-import { decodePublishableKeyHost, resolveAuthMode } from "./offline-auth.server";
+import { decodePublishableKeyHost, isOfflineMode } from "./offline-auth.server";
 import { configuredPublicOrigin, isProduction } from "./public-origin.server";
 
 /** 128 random bits, base64: a fresh nonce for every response. */
@@ -22,13 +22,7 @@ const CLERK_BOT_PROTECTION = "https://challenges.cloudflare.com";
  * Offline mode loads nothing from Clerk, so nothing is added there.
  */
 function clerkSources(env: Env): string[] {
-  let offline: boolean;
-  try {
-    offline = resolveAuthMode(env).mode === "offline";
-  } catch {
-    offline = false;
-  }
-  if (offline) return [];
+  if (isOfflineMode(env)) return [];
   const sources: string[] = [];
   const host = decodePublishableKeyHost(env.CLERK_PUBLISHABLE_KEY ?? "");
   if (host && /^[a-z0-9.-]+(:\d+)?$/i.test(host)) sources.push(`https://${host}`);

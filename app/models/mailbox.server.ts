@@ -10,7 +10,7 @@ import { and, desc, eq, type SQL } from "drizzle-orm";
 import type { Database } from "~/db/client.server";
 import { captureMailbox } from "~/db/schema";
 import type { Env } from "~/lib/env.server";
-import { resolveAuthMode } from "~/lib/offline-auth.server";
+import { isOfflineMode } from "~/lib/offline-auth.server";
 
 export const MAILBOX_HEADERS = { "Cache-Control": "no-store", "Referrer-Policy": "no-referrer" } as const;
 export const MAILBOX_PAGE_SIZE = 100;
@@ -38,11 +38,7 @@ export function mailboxJson<T>(data: T): TypedResponse<T> {
 
 /** True only when offline auth is on and valid; a misconfigured offline mode counts as off. */
 export function isMailboxEnabled(env: Env): boolean {
-  try {
-    return resolveAuthMode(env).mode === "offline";
-  } catch {
-    return false;
-  }
+  return isOfflineMode(env);
 }
 
 /** Throws a 404 unless offline mode is on, so the page does not even admit to existing elsewhere. */
