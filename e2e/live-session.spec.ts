@@ -1,14 +1,8 @@
-import { expect, test, type Page } from "@playwright/test";
+import { expect, test } from "@playwright/test";
 import { openEndpoint, runtimeForSpec } from "./runtime";
-import { signIn } from "./support";
+import { runCommand, signIn } from "./support";
 
 const runtime = runtimeForSpec("live");
-
-async function runCommand(page: Page, text: string) {
-  await page.getByLabel("Command").fill(text);
-  await page.getByLabel("Command").press("Enter");
-  return page.getByTestId("command-entry").filter({ hasText: text }).last();
-}
 
 test("a technician runs `echo hello` on a real runtime and sees the output and its round-trip time", async ({ page }) => {
   await signIn(page, "technician");

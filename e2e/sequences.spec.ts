@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { openEndpoint, runtimeForSpec } from "./runtime";
+import { runtimeForSpec } from "./runtime";
 import { signIn } from "./support";
 
 const runtime = runtimeForSpec("offline", { start: false });
