@@ -263,3 +263,15 @@ export async function replayAll(viewer: TestSocket, afterSeq = 0): Promise<{ eve
   const frames = viewer.messages.slice(before).filter((m) => m.type === "events" && m.replay);
   return { events: frames.flatMap((m) => m.events), lastSeq: frames.at(-1).lastSeq, frames };
 }
+
+let freshEndpointCounter = 0;
+/** A new endpoint id per test, so tests never share a session. */
+export function freshEndpoint(prefix = "ep_test"): string {
+  freshEndpointCounter += 1;
+  return `${prefix}_${Date.now()}_${freshEndpointCounter}`;
+}
+
+/** Runs SQL inside an endpoint's session (setting up a past the test cannot wait for, or reading state). */
+export function sessionSql(endpointId: string, query: string, ...bindings: unknown[]): Promise<any[]> {
+  return runInSession(sessionStub(endpointId), (_instance, state) => state.storage.sql.exec(query, ...bindings).toArray());
+}
