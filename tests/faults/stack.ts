@@ -162,6 +162,8 @@ export async function signIn(origin: string, userId = "user_demo_tech", orgId = 
 /** A technician's transcript socket: replays from seq 0 and records every event. */
 export class Viewer {
   events: any[] = [];
+  /** The session's latest word on the runtime (undefined until it said anything). */
+  runtimeOnline: boolean | undefined;
   private ws: WebSocket | null = null;
 
   constructor(readonly origin: string, readonly cookie: string, readonly endpointId: string) {}
@@ -172,6 +174,7 @@ export class Viewer {
     ws.on("message", (data) => {
       const message = JSON.parse(String(data));
       if (message.type === "events") for (const event of message.events) if (!this.events.some((e) => e.seq === event.seq)) this.events.push(event);
+      if (message.type === "runtime") this.runtimeOnline = message.runtime.online;
     });
     await new Promise((r, j) => {
       ws.once("open", r);
