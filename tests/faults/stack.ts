@@ -99,8 +99,11 @@ export class CuttableRelay {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  cut() {
+  /** Destroys every open connection through the relay; returns how many there were (0: nothing was cut). */
+  cut(): number {
+    const open = [...this.sockets].filter((socket) => !socket.destroyed);
     for (const socket of this.sockets) socket.destroy();
+    return open.length;
   }
 
   close() {
