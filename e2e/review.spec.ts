@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { computeAuditHash, GENESIS_HASH, type AuditEvent, type UnhashedAuditEvent } from "../protocol/audit";
 import { demoEndpoints, DEMO_ORG, FOREIGN_ENDPOINT_ID, OTHER_ORG } from "../scripts/seed.mjs";
-import { signIn } from "./support";
+import { openEndpoint, runtimeForSpec } from "./runtime";
+import { runCommand, signIn } from "./support";
 
 const RUN = Date.now().toString(36);
 const HOSTNAME = Object.fromEntries(demoEndpoints().map((e: { id: string; hostname: string }) => [e.id, e.hostname])) as Record<string, string>;
@@ -159,6 +160,17 @@ test("a NOC reviewer filters failures, marks them reviewed, and follows a row to
 });
 
 test("another reviewer's count is their own, and the other tenant sees only its own events", async ({ page, browser }) => {
+  // The NOC reviewer marks a row reviewed here, so this test stands on its own.
+  const noc = await browser.newPage();
+  await signIn(noc, "noc", "/review?status=failed");
+  const nocRow = noc.getByTestId("review-row").filter({ hasText: "Get-Service spooler-e2e" });
+  if ((await nocRow.getAttribute("data-reviewed")) !== "true") {
+    await nocRow.getByRole("checkbox").check();
+    await noc.getByRole("button", { name: "Mark reviewed" }).click();
+  }
+  await expect(nocRow).toHaveAttribute("data-reviewed", "true");
+  await noc.close();
+
   await signIn(page, "admin", "/review?status=failed");
   await expect(page.getByTestId("review-row").filter({ hasText: "Get-Service spooler-e2e" })).toHaveAttribute("data-reviewed", "false");
   expect(await unreviewed(page)).toBeGreaterThanOrEqual(3);
@@ -209,4 +221,28 @@ test("the transcript export downloads CSV, JSON and text for the tenant's endpoi
 
   expect((await page.request.get(`/endpoints/${FOREIGN_ENDPOINT_ID}/export?format=csv`)).status()).toBe(404);
   expect((await page.request.get("/endpoints/ep_acme_03/export?format=exe")).status()).toBe(400);
+});
+
+const runtime = runtimeForSpec("review");
+
+test("a failure on a real endpoint reaches the NOC review page through the session and the audit replica", async ({ page, browser }) => {
+  const endpointId = runtime().endpointId;
+  const text = `ls /caisey-review-e2e-${RUN}`;
+  await signIn(page, "technician", `/endpoints/${endpointId}`);
+  await openEndpoint(page, endpointId);
+  const entry = await runCommand(page, text);
+  await expect(entry).toHaveAttribute("data-status", "failed", { timeout: 20_000 });
+
+  const noc = await browser.newPage();
+  await signIn(noc, "noc", `/review?endpoint=${endpointId}`);
+  const row = noc.getByTestId("review-row").filter({ hasText: text });
+  // Replication to D1 runs on the session's alarm, half a second after the events; the page reads the replica.
+  await expect(async () => {
+    await noc.reload();
+    await expect(row).toHaveAttribute("data-status", "failed", { timeout: 1_000 });
+  }).toPass({ timeout: 20_000 });
+  await expect(row).toContainText("Tom Technician");
+  await row.getByTestId("transcript-link").click();
+  await expect(noc).toHaveURL(new RegExp(`/endpoints/${endpointId}#cmd_`));
+  await noc.close();
 });
