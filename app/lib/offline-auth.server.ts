@@ -55,6 +55,20 @@ export function decodePublishableKeyHost(pk: string): string | null {
 }
 
 /**
+ * Loopback names and addresses: the only hosts an offline-mode server answers
+ * on. Offline sign-in lets whoever reaches the server act as any member, so a
+ * development stack exposed on a LAN or a public hostname must refuse, not serve.
+ */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  if (host === "localhost" || host.endsWith(".localhost")) return true;
+  if (host === "::1" || host === "0:0:0:0:0:0:0:1") return true;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(host);
+  const v4 = mapped ? mapped[1]! : host;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+/**
  * True only when offline auth is on and valid. A misconfigured offline mode
  * counts as off: everything that relaxes in offline mode (the capture mailbox,
  * trusting the request's own origin, the rate-limit switch) stays closed.

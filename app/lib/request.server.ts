@@ -1,5 +1,5 @@
 import type { Env } from "./env.server";
-import { isOfflineMode } from "./offline-auth.server";
+import { isLoopbackHost, isOfflineMode } from "./offline-auth.server";
 import { ConfigurationError, configuredPublicOrigin } from "./public-origin.server";
 
 /** The caller's address as the edge saw it, for the audit trail. */
@@ -86,7 +86,8 @@ function isWebSocketUpgrade(request: Request): boolean {
 
 /**
  * The edge guard, run on every request before the edge routes and Remix:
- * fails closed on a production deployment without PUBLIC_ORIGIN, then applies
+ * fails closed on a production deployment without PUBLIC_ORIGIN, refuses any
+ * non-loopback Host while offline auth is switched on, then applies
  * checkRequestOrigin to every non-GET/HEAD/OPTIONS request (documents, Remix
  * `?_data` requests, fetchers) and every WebSocket upgrade, except the
  * runtime's bearer-authenticated routes. Returns the refusal, or null.
@@ -99,6 +100,15 @@ export function guardRequest(request: Request, env: Env): Response | null {
     throw error;
   }
   const url = new URL(request.url);
+  // Checked on the flag alone, valid or not: a half-configured offline mode is still not for the public.
+  if (env.CAISEY_OFFLINE_AUTH === "1" && !isLoopbackHost(url.hostname)) {
+    return refusal(
+      request,
+      url,
+      421,
+      `Refused: this server runs offline (development) sign-in, which only answers on loopback addresses such as 127.0.0.1, not on "${url.hostname}". Use Clerk for anything reachable from elsewhere.`,
+    );
+  }
   if (RUNTIME_BEARER_PATHS.has(url.pathname)) return null;
   if (SAFE_METHODS.has(request.method.toUpperCase()) && !isWebSocketUpgrade(request)) return null;
   const verdict = checkRequestOrigin(request, env);

@@ -127,6 +127,27 @@ describe("edge origin guard: every state-changing request comes from this site",
     }
   });
 
+  it("refuses any request to a non-loopback Host while offline sign-in is switched on, pages, forms and runtime routes included", async () => {
+    const publicHost = "https://caisey.example.com";
+    for (const request of [
+      new Request(`${publicHost}/endpoints`),
+      new Request(`${publicHost}/offline/sign-in?as=user_demo_admin`),
+      post("/clients/cl_acme", { origin: publicHost }, publicHost),
+      new Request(`${publicHost}/agent/checkin`, { method: "POST", body: "{}" }),
+      new Request("http://192.168.1.20:8788/endpoints"),
+    ]) {
+      const refused = await handleEdgeRequest(request, env);
+      expect(refused?.status, request.url).toBe(421);
+      expect(await refused!.text()).toMatch(/offline \(development\) sign-in, which only answers on loopback addresses/);
+    }
+    // A misconfigured offline mode is refused there too; Clerk mode serves any Host it is deployed on.
+    expect((await handleEdgeRequest(new Request(`${publicHost}/endpoints`), { ...(env as unknown as Env), CLERK_JWT_KEY: "" }))?.status).toBe(421);
+    expect(await handleEdgeRequest(new Request(`${publicHost}/endpoints`), clerkEnv())).toBeNull();
+    for (const loopback of ["http://127.0.0.1:8788", "http://localhost:8788", "http://[::1]:8788", "http://app.localhost:8788"]) {
+      expect(await handleEdgeRequest(new Request(`${loopback}/endpoints`), env), loopback).toBeNull();
+    }
+  });
+
   it("refuses same-site and Origin-less browser requests, and opaque origins", async () => {
     const cases: Record<string, string>[] = [
       { origin: PUBLIC, "sec-fetch-site": "same-site" }, // a sibling subdomain: SameSite cookies would ride along
