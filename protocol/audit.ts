@@ -22,6 +22,7 @@ export const AUDIT_KINDS = [
   "runtime.refused",
   "policy.updated",
   "runtime.revoked",
+  "session.placed",
   "runtime.reinstated",
   "endpoint.decommissioned",
 ] as const;

@@ -3,6 +3,7 @@
 // answers. The session worker has no public route, so only the edge can set
 // the identity header; the console imports this, never workers/.
 import { z } from "zod";
+import { sessionPlacementSchema } from "./placement";
 
 export const MEMBER_ROLES = ["admin", "technician", "noc"] as const;
 
@@ -58,7 +59,12 @@ export const SESSION_PATHS = {
   policy: "/policy",
   /** The console revokes the runtime's credential, reinstates it after re-enrollment, or decommissions the endpoint. */
   lifecycle: "/lifecycle",
+  /** The edge creates the session where the runtime's first contact says (enrollment), and tells it where it is. */
+  placement: "/placement",
 } as const;
+
+export const placementRequestSchema = z.object({ placement: sessionPlacementSchema });
+export type PlacementRequest = z.infer<typeof placementRequestSchema>;
 
 export const lifecycleRequestSchema = z.object({
   /**

@@ -70,6 +70,12 @@ export const DEMO_RUNTIME_TOKEN = "cae_local-demo-runtime-token-not-secret";
 
 const TAGS = ["line-1", "line-2", "front-desk", "warehouse", "servers", "laptops", "kiosk"];
 const REGIONS = ["eu-west", "us-east", "ap-south"];
+/** Where each demo endpoint's session was placed, as if its runtime's first contact came through that colo. */
+const PLACEMENTS = [
+  { location_hint: "weur", runtime_colo: "AMS" },
+  { location_hint: "enam", runtime_colo: "DFW" },
+  { location_hint: "oc", runtime_colo: "SYD" },
+];
 const OS = [
   ["windows", "11 23H2"],
   ["windows", "Server 2022"],
@@ -111,6 +117,8 @@ export function demoEndpoints(now = Date.now()) {
         os,
         os_version: osVersion,
         region: REGIONS[n % REGIONS.length],
+        ...PLACEMENTS[n % PLACEMENTS.length],
+        placed_at: now - 90 * 86_400_000,
         online: 0,
         last_seen_at: now - ((n * 7919) % (36 * 3600)) * 1000,
         enrolled_at: now - 90 * 86_400_000,
@@ -126,6 +134,9 @@ export function demoEndpoints(now = Date.now()) {
     os: "windows",
     os_version: "11 23H2",
     region: "eu-west",
+    location_hint: "weur",
+    runtime_colo: "FRA",
+    placed_at: now - 30 * 86_400_000,
     online: 0,
     last_seen_at: now - 3600_000,
     enrolled_at: now - 30 * 86_400_000,

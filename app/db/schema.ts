@@ -10,6 +10,8 @@ import {
   uniqueIndex,
 } from "drizzle-orm/sqlite-core";
 
+import { JURISDICTIONS, LOCATION_HINTS } from "../../protocol/placement";
+
 const now = sql`(unixepoch('subsec') * 1000)`;
 
 export const ROLES = ["admin", "technician", "noc"] as const;
@@ -24,6 +26,8 @@ export const organisations = sqliteTable("organisations", {
   name: text("name").notNull(),
   slug: text("slug").notNull().unique(),
   createdAt: integer("created_at").notNull().default(now),
+  /** Sessions of endpoints enrolled while this is set live only in that jurisdiction (e.g. "eu"). */
+  requiredJurisdiction: text("required_jurisdiction", { enum: JURISDICTIONS }),
 });
 
 export const members = sqliteTable(
@@ -97,6 +101,13 @@ export const endpoints = sqliteTable(
     revokedAt: integer("revoked_at"),
     /** When the endpoint was decommissioned: revoked for good, kept (never deleted) so its transcript and audit stay readable. */
     decommissionedAt: integer("decommissioned_at"),
+    /** Placement of the session (protocol/placement.ts): fixed when the runtime's first contact created it. */
+    locationHint: text("location_hint", { enum: LOCATION_HINTS }),
+    jurisdiction: text("jurisdiction", { enum: JURISDICTIONS }),
+    /** Null until the runtime's first contact created the session; viewers and approvals never create it. */
+    placedAt: integer("placed_at"),
+    /** The Cloudflare data centre the runtime last connected through. */
+    runtimeColo: text("runtime_colo"),
   },
   (t) => [
     index("endpoints_org_hostname_idx").on(t.orgId, t.hostname, t.id),

@@ -11,6 +11,9 @@ import { callerAddress, guardRequest, isSameOriginRequest } from "~/lib/request.
 import { getEndpointForOrg } from "~/models/endpoints.server";
 import { enrollRuntime } from "~/models/endpoint-lifecycle.server";
 import { authenticateRuntimeCredential, EnrollmentError } from "~/models/enrollment.server";
+import { NOT_PLACED_REASON, sessionStubFor, type SessionAddress } from "~/models/session-call.server";
+import { placeSession, recordRuntimeColo, sessionAddress } from "~/models/session-placement.server";
+import { edgeOriginOf, locationHintFor } from "../../protocol/placement";
 import { describeZodError, enrollRequestSchema, type EnrollResponse } from "../../protocol/messages";
 import { IDENTITY_HEADERS, RATE_LIMIT_KEYS, SESSION_PATHS, type PeerIdentity } from "../../protocol/session-contract";
 
@@ -48,7 +51,9 @@ async function handleViewerSocket(request: Request, env: Env, url: URL): Promise
   }
   const endpoint = await getEndpointForOrg(createDb(env.DB), member.org.id, endpointId);
   if (!endpoint) return jsonError(404, "Unknown endpoint");
-  return forwardToSession(env, request, endpointId, SESSION_PATHS.viewer, {
+  // Watching must not create the session here, near the technician: it is created near the endpoint.
+  if (endpoint.placedAt === null) return jsonError(409, `Nothing to watch yet: ${NOT_PLACED_REASON}.`);
+  return forwardToSession(env, request, sessionAddress(endpoint), SESSION_PATHS.viewer, {
     peer: "viewer",
     endpointId,
     orgId: member.org.id,
@@ -85,7 +90,7 @@ async function handleEnroll(request: Request, env: Env): Promise<Response> {
     );
   }
   try {
-    const enrolled = await enrollRuntime(env, parsed.data, callerAddress(request));
+    const enrolled = await enrollRuntime(env, parsed.data, callerAddress(request), edgeOriginOf(request.cf));
     const response: EnrollResponse = {
       endpointId: enrolled.endpointId,
       credential: enrolled.credential,
@@ -104,7 +109,17 @@ async function handleRuntimeConnect(request: Request, env: Env, sessionPath: typ
   if (!credential) return jsonError(401, "Missing runtime credential");
   const endpoint = await authenticateRuntimeCredential(createDb(env.DB), credential);
   if (!endpoint) return jsonError(401, "Runtime credential rejected; enroll again");
-  return forwardToSession(env, request, endpoint.id, sessionPath, {
+  const origin = edgeOriginOf(request.cf);
+  if (endpoint.placedAt === null) {
+    // Enrollment could not create the session; this contact is the runtime's too, so it may.
+    const placement = { ...endpoint, locationHint: endpoint.locationHint ?? locationHintFor(origin) };
+    if (!(await placeSession(env, placement, origin.colo))) return jsonError(503, "The endpoint's session could not be created yet; try again shortly");
+    endpoint.locationHint = placement.locationHint;
+    endpoint.placedAt = Date.now();
+  } else if (sessionPath === SESSION_PATHS.runtime) {
+    await recordRuntimeColo(env, endpoint, origin.colo);
+  }
+  return forwardToSession(env, request, sessionAddress(endpoint), sessionPath, {
     peer: "runtime",
     authenticatedAt: Date.now(),
     endpointId: endpoint.id,
@@ -117,7 +132,8 @@ async function handleRuntimeConnect(request: Request, env: Env, sessionPath: typ
 }
 
 /** Forwards with a fresh header set so no client-supplied x-caisey-* header survives. */
-export function forwardToSession(env: Env, request: Request, endpointId: string, sessionPath: string, identity: PeerIdentity): Promise<Response> {
+export function forwardToSession(env: Env, request: Request, session: SessionAddress, sessionPath: string, identity: PeerIdentity): Promise<Response> {
+  const endpointId = session.endpointId;
   const headers = new Headers();
   for (const name of ["upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "content-type"]) {
     const value = request.headers.get(name);
@@ -125,7 +141,7 @@ export function forwardToSession(env: Env, request: Request, endpointId: string,
   }
   headers.set("x-partykit-room", endpointId);
   headers.set(IDENTITY_HEADERS.identity, JSON.stringify(identity));
-  const stub = env.ENDPOINT_SESSION.get(env.ENDPOINT_SESSION.idFromName(endpointId));
+  const stub = sessionStubFor(env, session);
   const target = new URL(request.url);
   target.pathname = sessionPath;
   return stub.fetch(target.toString(), {

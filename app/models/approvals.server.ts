@@ -7,7 +7,8 @@
 import { z } from "zod";
 import type { Env } from "~/lib/env.server";
 import { describeWait, takeRateLimits } from "~/lib/rate-limit.server";
-import { callSession, type SessionCallResult } from "~/models/session-call.server";
+import { callSession, type SessionAddress, type SessionCallResult } from "~/models/session-call.server";
+import { sessionAddress, type SessionPlacementColumns } from "~/models/session-placement.server";
 import {
   approvalViewSchema,
   parseApprovalToken,
@@ -48,7 +49,7 @@ export async function viewApproval(env: Env, token: string, address: string | nu
   if (limited) return limited;
   const link = await routeLink(env, token);
   if ("ok" in link) return link;
-  const response = await callAsApprover(env, link.endpointId, SESSION_PATHS.approvalView, { token }, address);
+  const response = await callAsApprover(env, link.session, SESSION_PATHS.approvalView, { token }, address);
   if (!response.answered) return unavailableBecause("view", response.reason);
   const body = response.body;
   if (response.status === 200) {
@@ -75,7 +76,7 @@ export async function decideApproval(
   const link = await routeLink(env, token);
   if ("ok" in link) return link;
   const body: ApprovalDecision = { token, decision };
-  const response = await callAsApprover(env, link.endpointId, SESSION_PATHS.approvalDecide, body, address);
+  const response = await callAsApprover(env, link.session, SESSION_PATHS.approvalDecide, body, address);
   if (!response.answered) return unavailableBecause("decide", response.reason);
   const answer = response.body;
   switch (response.status) {
@@ -134,17 +135,22 @@ type Unroutable = { ok: false; reason: "invalid" | "unavailable"; error: string 
  * that was never enrolled, stops here, so public requests cannot create
  * Durable Objects for made-up ids.
  */
-async function routeLink(env: Env, token: string): Promise<{ endpointId: string; mspName: string } | Unroutable> {
+async function routeLink(env: Env, token: string): Promise<{ endpointId: string; mspName: string; session: SessionAddress } | Unroutable> {
   const parsed = parseApprovalToken(token);
   if (!parsed) return { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE };
   try {
     const known = await env.DB.prepare(
-      "SELECT o.name AS msp_name FROM endpoints e JOIN organisations o ON o.id = e.org_id WHERE e.id = ?",
+      "SELECT o.name AS msp_name, e.jurisdiction, e.location_hint, e.placed_at FROM endpoints e JOIN organisations o ON o.id = e.org_id WHERE e.id = ?",
     )
       .bind(parsed.endpointId)
-      .first<{ msp_name: string }>();
-    return known
-      ? { endpointId: parsed.endpointId, mspName: known.msp_name }
+      .first<{ msp_name: string; jurisdiction: SessionPlacementColumns["jurisdiction"]; location_hint: SessionPlacementColumns["locationHint"]; placed_at: number | null }>();
+    // An unplaced session cannot hold an approval request, and the page must not create it where the approver is.
+    return known && known.placed_at !== null
+      ? {
+          endpointId: parsed.endpointId,
+          mspName: known.msp_name,
+          session: sessionAddress({ id: parsed.endpointId, jurisdiction: known.jurisdiction, locationHint: known.location_hint, placedAt: known.placed_at }),
+        }
       : { ok: false, reason: "invalid", error: INVALID_LINK_MESSAGE };
   } catch (error) {
     console.error("approval link: endpoint lookup failed", error);
@@ -153,9 +159,9 @@ async function routeLink(env: Env, token: string): Promise<{ endpointId: string;
 }
 
 /** Nobody signed in: the link alone identifies the approver, inside the DO. */
-function callAsApprover(env: Env, endpointId: string, path: string, body: unknown, address: string | null): Promise<SessionCallResult> {
-  const identity: PeerIdentity = { peer: "approver", endpointId, orgId: "", userId: null, userName: null, userEmail: null, role: null, canRun: false, address };
-  return callSession(env, { endpointId, path, body, identity });
+function callAsApprover(env: Env, session: SessionAddress, path: string, body: unknown, address: string | null): Promise<SessionCallResult> {
+  const identity: PeerIdentity = { peer: "approver", endpointId: session.endpointId, orgId: "", userId: null, userName: null, userEmail: null, role: null, canRun: false, address };
+  return callSession(env, { session, path, body, identity });
 }
 
 function unavailableBecause(action: string, reason: string): { ok: false; reason: "unavailable"; error: string } {

@@ -20,6 +20,8 @@ import { redeemEnrollmentToken, TOKEN_PREFIX, type RedeemedEnrollment } from "~/
 import type { EnrollRequest } from "../../protocol/messages";
 import { SESSION_PATHS, type LifecycleRequest } from "../../protocol/session-contract";
 import { callSessionAsDirectory, type DirectoryActor } from "./session-call.server";
+import { placeSession, sessionAddress, sessionPlacementColumns, type SessionPlacementColumns } from "./session-placement.server";
+import { edgeOriginOf, locationHintFor, type EdgeOrigin } from "../../protocol/placement";
 
 /** Only admins change whether an endpoint's runtime may connect. */
 export const LIFECYCLE_ROLES: readonly Role[] = ["admin"];
@@ -80,7 +82,7 @@ export const SESSION_UNREACHABLE = {
     "Endpoint decommissioned; the live connection will close, and waiting commands will be cancelled, when the session is reachable. No new connection or check-in is accepted. Decommission again to retry.",
 } as const;
 
-type EndpointRow = { id: string; orgId: string; hostname: string; revokedAt: number | null; decommissionedAt: number | null };
+type EndpointRow = { id: string; orgId: string; hostname: string; revokedAt: number | null; decommissionedAt: number | null } & SessionPlacementColumns;
 
 /** Role first (a forbidden caller learns nothing about the id), then tenant: another tenant's endpoint is "not found". */
 async function loadForAdmin(env: Env, actor: LifecycleActor, endpointId: string): Promise<EndpointRow> {
@@ -92,6 +94,7 @@ async function loadForAdmin(env: Env, actor: LifecycleActor, endpointId: string)
       hostname: endpoints.hostname,
       revokedAt: endpoints.revokedAt,
       decommissionedAt: endpoints.decommissionedAt,
+      ...sessionPlacementColumns,
     })
     .from(endpoints)
     .where(and(eq(endpoints.orgId, actor.orgId), eq(endpoints.id, endpointId)));
@@ -214,13 +217,15 @@ export async function decommissionEndpoint(
 
 async function tellSession(
   env: Env,
-  endpoint: Pick<EndpointRow, "id" | "orgId">,
+  endpoint: Pick<EndpointRow, "id" | "orgId"> & SessionPlacementColumns,
   actor: DirectoryActor,
   action: LifecycleRequest["action"],
   unreachable: string,
 ): Promise<SessionNotice> {
   const body: LifecycleRequest = { action };
-  const result = await callSessionAsDirectory(env, { endpointId: endpoint.id, orgId: endpoint.orgId, path: SESSION_PATHS.lifecycle, body, actor });
+  // A session that was never created has nothing to revoke or reinstate: the directory decides at its creation.
+  if (endpoint.placedAt === null) return { reached: true };
+  const result = await callSessionAsDirectory(env, { session: sessionAddress(endpoint), orgId: endpoint.orgId, path: SESSION_PATHS.lifecycle, body, actor });
   if (result.answered && result.status === 200) return { reached: true };
   const why = result.answered ? `session answered ${result.status}: ${JSON.stringify(result.body)}` : result.reason;
   console.error(`lifecycle ${action} for ${endpoint.id}: the session was not told (${why})`);
@@ -233,12 +238,21 @@ async function tellSession(
  * the enrollment still stands (D1 holds the new credential), and the session
  * keeps refusing the runtime until it is told; the error log says so.
  */
-export async function enrollRuntime(env: Env, request: EnrollRequest, address: string | null, now = Date.now()): Promise<RedeemedEnrollment & { session: SessionNotice | null }> {
-  const enrolled = await redeemEnrollmentToken(createDb(env.DB), request, now);
+export async function enrollRuntime(
+  env: Env,
+  request: EnrollRequest,
+  address: string | null,
+  origin: EdgeOrigin = edgeOriginOf(undefined),
+  now = Date.now(),
+): Promise<RedeemedEnrollment & { session: SessionNotice | null }> {
+  const enrolled = await redeemEnrollmentToken(createDb(env.DB), request, now, locationHintFor(origin));
+  const endpoint = { id: enrolled.endpointId, orgId: enrolled.orgId, ...enrolled.placement };
+  // Enrollment is the runtime's first contact: its session is created now, near it.
+  if (await placeSession(env, endpoint, origin.colo, now)) endpoint.placedAt ??= now;
   if (!enrolled.reenrolled) return { ...enrolled, session: null };
   const session = await tellSession(
     env,
-    { id: enrolled.endpointId, orgId: enrolled.orgId },
+    endpoint,
     // No member acts here: the runtime redeemed a token an admin issued; the audit names both.
     { userId: null, name: `runtime on ${enrolled.reenrolled.hostname}, re-enrolled with a token from ${enrolled.reenrolled.issuedBy}`, address },
     "reinstate",

@@ -1,6 +1,8 @@
 import { and, asc, eq, inArray, isNotNull, isNull, sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
+import { sessionPlacementColumns } from "./session-placement.server";
+import type { Jurisdiction, LocationHint } from "../../protocol/placement";
 import { decodeCursor, encodeCursor } from "~/lib/keyset-cursor";
 import { clients, endpoints, endpointTags, OPERATING_SYSTEMS, tags } from "~/db/schema";
 
@@ -44,6 +46,10 @@ export interface EndpointListRow {
   os: (typeof OPERATING_SYSTEMS)[number];
   osVersion: string;
   region: string;
+  locationHint: LocationHint | null;
+  jurisdiction: Jurisdiction | null;
+  placedAt: number | null;
+  runtimeColo: string | null;
   online: boolean;
   lastSeenAt: number | null;
   clientId: string;
@@ -135,6 +141,8 @@ const endpointListColumns = {
   os: endpoints.os,
   osVersion: endpoints.osVersion,
   region: endpoints.region,
+  ...sessionPlacementColumns,
+  runtimeColo: endpoints.runtimeColo,
   online: endpoints.online,
   lastSeenAt: endpoints.lastSeenAt,
   clientId: endpoints.clientId,

@@ -4,6 +4,8 @@ import type { Database } from "~/db/client.server";
 import { clients, endpoints, enrollmentTokens } from "~/db/schema";
 import { newId, randomToken, sha256Hex } from "~/lib/crypto.server";
 import type { EnrollRequest } from "../../protocol/messages";
+import type { LocationHint } from "../../protocol/placement";
+import { sessionPlacementColumns, type SessionPlacementColumns } from "./session-placement.server";
 
 export const TOKEN_PREFIX = "cae_";
 
@@ -86,6 +88,8 @@ export interface RedeemedEnrollment {
    * take the runtime back. `issuedBy` is the admin who created the token.
    */
   reenrolled: { issuedBy: string; hostname: string } | null;
+  /** Where the endpoint's session is (re-enrolled) or is to be created (new: near this runtime). */
+  placement: SessionPlacementColumns;
 }
 
 const REFUSED_TOKEN = "Enrollment token is invalid, expired, revoked or used up";
@@ -94,14 +98,19 @@ const REFUSED_TOKEN = "Enrollment token is invalid, expired, revoked or used up"
  * Exchanges an enrollment token for a runtime credential: for a new endpoint,
  * or, when the token is bound to one (rotation), for that same endpoint.
  */
-export async function redeemEnrollmentToken(db: Database, request: EnrollRequest, now = Date.now()): Promise<RedeemedEnrollment> {
+export async function redeemEnrollmentToken(
+  db: Database,
+  request: EnrollRequest,
+  now = Date.now(),
+  locationHint: LocationHint | null = null,
+): Promise<RedeemedEnrollment> {
   const tokenHash = await sha256Hex(request.token);
   const [bound] = await db
     .select({ endpointId: enrollmentTokens.endpointId, createdBy: enrollmentTokens.createdBy })
     .from(enrollmentTokens)
     .where(eq(enrollmentTokens.tokenHash, tokenHash));
   if (bound?.endpointId) return reenroll(db, request, tokenHash, bound.endpointId, bound.createdBy, now);
-  return enrollNew(db, request, tokenHash, now);
+  return enrollNew(db, request, tokenHash, now, locationHint);
 }
 
 /**
@@ -109,7 +118,7 @@ export async function redeemEnrollmentToken(db: Database, request: EnrollRequest
  * redeemable and counts the use only if the endpoint was created, so the use
  * limit holds under concurrent redemptions and a failure never burns a use.
  */
-async function enrollNew(db: Database, request: EnrollRequest, tokenHash: string, now: number): Promise<RedeemedEnrollment> {
+async function enrollNew(db: Database, request: EnrollRequest, tokenHash: string, now: number, locationHint: LocationHint | null): Promise<RedeemedEnrollment> {
   const credential = randomToken(32);
   const credentialHash = await sha256Hex(credential);
   const endpointId = newId("ep");
@@ -117,23 +126,25 @@ async function enrollNew(db: Database, request: EnrollRequest, tokenHash: string
   await d1.batch([
     d1
       .prepare(
-        `INSERT INTO endpoints (id, org_id, client_id, hostname, os, os_version, enrolled_at, credential_hash)
-         SELECT ?, org_id, client_id, ?, ?, ?, ?, ?
-         FROM enrollment_tokens
-         WHERE token_hash = ? AND endpoint_id IS NULL AND revoked_at IS NULL AND expires_at > ? AND uses < max_uses`,
+        // The tenant's required jurisdiction is fixed on the endpoint now: its session is created in it, once.
+        `INSERT INTO endpoints (id, org_id, client_id, hostname, os, os_version, enrolled_at, credential_hash, location_hint, jurisdiction)
+         SELECT ?, t.org_id, t.client_id, ?, ?, ?, ?, ?, ?, o.required_jurisdiction
+         FROM enrollment_tokens t JOIN organisations o ON o.id = t.org_id
+         WHERE t.token_hash = ? AND t.endpoint_id IS NULL AND t.revoked_at IS NULL AND t.expires_at > ? AND t.uses < t.max_uses`,
       )
-      .bind(endpointId, request.hostname, request.os, request.osVersion, now, credentialHash, tokenHash, now),
+      .bind(endpointId, request.hostname, request.os, request.osVersion, now, credentialHash, locationHint, tokenHash, now),
     d1
       .prepare("UPDATE enrollment_tokens SET uses = uses + 1 WHERE token_hash = ? AND EXISTS (SELECT 1 FROM endpoints WHERE id = ?)")
       .bind(tokenHash, endpointId),
   ]);
   const [enrolled] = await db
-    .select({ orgId: endpoints.orgId, clientName: clients.name })
+    .select({ orgId: endpoints.orgId, clientName: clients.name, ...sessionPlacementColumns })
     .from(endpoints)
     .innerJoin(clients, eq(clients.id, endpoints.clientId))
     .where(eq(endpoints.id, endpointId));
   if (!enrolled) throw new EnrollmentError(REFUSED_TOKEN, 401);
-  return { endpointId, credential, clientName: enrolled.clientName, orgId: enrolled.orgId, reenrolled: null };
+  const { orgId, clientName, ...placement } = enrolled;
+  return { endpointId, credential, clientName, orgId, reenrolled: null, placement };
 }
 
 /**
@@ -177,6 +188,7 @@ async function reenroll(
       os: endpoints.os,
       credentialHash: endpoints.credentialHash,
       decommissionedAt: endpoints.decommissionedAt,
+      ...sessionPlacementColumns,
     })
     .from(endpoints)
     .innerJoin(clients, eq(clients.id, endpoints.clientId))
@@ -188,6 +200,7 @@ async function reenroll(
       clientName: endpoint.clientName,
       orgId: endpoint.orgId,
       reenrolled: { issuedBy, hostname: endpoint.hostname },
+      placement: { jurisdiction: endpoint.jurisdiction, locationHint: endpoint.locationHint, placedAt: endpoint.placedAt },
     };
   }
   // Nothing changed; these reads only choose the message.
@@ -214,7 +227,7 @@ async function reenroll(
 export async function authenticateRuntimeCredential(db: Database, credential: string) {
   if (credential.length < 32 || credential.length > 128) return null;
   const [row] = await db
-    .select({ id: endpoints.id, orgId: endpoints.orgId, hostname: endpoints.hostname })
+    .select({ id: endpoints.id, orgId: endpoints.orgId, hostname: endpoints.hostname, runtimeColo: endpoints.runtimeColo, ...sessionPlacementColumns })
     .from(endpoints)
     .where(
       and(

@@ -3,13 +3,14 @@
 // and keeps its own copy, so commands never wait on D1; this call only says
 // "read it now" and carries no policy, so the session has one reader of the
 // directory and nothing here can hand it a policy of our own making.
-import { and, asc, eq, isNull } from "drizzle-orm";
+import { and, asc, eq, isNotNull, isNull } from "drizzle-orm";
 import { z } from "zod";
 import { createDb } from "~/db/client.server";
 import { endpoints } from "~/db/schema";
 import type { Env } from "~/lib/env.server";
 import { SESSION_PATHS } from "../../protocol/session-contract";
-import { callSessionAsDirectory } from "./session-call.server";
+import { callSessionAsDirectory, type SessionAddress } from "./session-call.server";
+import { sessionAddress, sessionPlacementColumns } from "./session-placement.server";
 
 /** Sessions asked at once: enough to finish a client's fleet quickly without a burst of DO wake-ups. */
 const CONCURRENCY = 8;
@@ -31,10 +32,12 @@ export interface PolicyActor {
 
 export async function refreshSessionPolicies(env: Env, orgId: string, clientId: string, actor: PolicyActor): Promise<SessionPolicyRefresh> {
   const fleet = await createDb(env.DB)
-    .select({ endpointId: endpoints.id, hostname: endpoints.hostname })
+    .select({ endpointId: endpoints.id, hostname: endpoints.hostname, ...sessionPlacementColumns })
     .from(endpoints)
-    // A decommissioned endpoint runs nothing, so its session has no use for the policy.
-    .where(and(eq(endpoints.orgId, orgId), eq(endpoints.clientId, clientId), isNull(endpoints.decommissionedAt)))
+    // A decommissioned endpoint runs nothing, so its session has no use for the policy. A session not created
+    // yet has no copy to refresh (it loads the policy when its runtime's first contact creates it), and asking
+    // it would create it here instead of near the endpoint.
+    .where(and(eq(endpoints.orgId, orgId), eq(endpoints.clientId, clientId), isNull(endpoints.decommissionedAt), isNotNull(endpoints.placedAt)))
     .orderBy(asc(endpoints.hostname), asc(endpoints.id));
 
   const failed: SessionPolicyRefresh["failed"] = [];
@@ -43,8 +46,8 @@ export async function refreshSessionPolicies(env: Env, orgId: string, clientId: 
   const worker = async () => {
     while (next < fleet.length) {
       const endpoint = fleet[next++]!;
-      if (await refreshOne(env, orgId, endpoint.endpointId, actor)) refreshed++;
-      else failed.push(endpoint);
+      if (await refreshOne(env, orgId, sessionAddress({ id: endpoint.endpointId, ...endpoint }), actor)) refreshed++;
+      else failed.push({ endpointId: endpoint.endpointId, hostname: endpoint.hostname });
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, fleet.length) }, worker));
@@ -52,9 +55,10 @@ export async function refreshSessionPolicies(env: Env, orgId: string, clientId: 
   return { refreshed, failed };
 }
 
-async function refreshOne(env: Env, orgId: string, endpointId: string, actor: PolicyActor): Promise<boolean> {
+async function refreshOne(env: Env, orgId: string, session: SessionAddress, actor: PolicyActor): Promise<boolean> {
+  const endpointId = session.endpointId;
   const result = await callSessionAsDirectory(env, {
-    endpointId,
+    session,
     orgId,
     path: SESSION_PATHS.policy,
     body: {},

@@ -1,4 +1,5 @@
 import { json, type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction } from "@remix-run/cloudflare";
+import { describePlacement } from "../../protocol/placement";
 import { Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
 import { LifecycleActions, LifecycleBanner, type LifecycleActionResult } from "~/components/endpoint-lifecycle";
 import { ExportLinks } from "~/components/export-links";
@@ -118,7 +119,7 @@ export default function EndpointPage() {
         </div>
         <dl className="mt-2 flex flex-wrap gap-x-6 gap-y-1 text-sm text-slate-600">
           <div><dt className="inline font-medium">OS </dt><dd className="inline">{endpoint.os} {endpoint.osVersion}</dd></div>
-          <div><dt className="inline font-medium">Region </dt><dd className="inline">{endpoint.region || "—"}</dd></div>
+          <div><dt className="inline font-medium">Region </dt><dd className="inline" data-testid="endpoint-placement">{describePlacement({ jurisdiction: endpoint.jurisdiction, locationHint: endpoint.locationHint, placedAt: endpoint.placedAt, colo: endpoint.runtimeColo })}</dd></div>
           <div><dt className="inline font-medium">Last seen </dt><dd className="inline">{formatAge(endpoint.lastSeenAt, now)}</dd></div>
           <div><dt className="inline font-medium">Enrolled </dt><dd className="inline">{formatTimestamp(endpoint.enrolledAt)}</dd></div>
           <div><dt className="inline font-medium">Tags </dt><dd className="inline">{endpoint.tags.join(", ") || "—"}</dd></div>

@@ -1,4 +1,5 @@
 import { json, type LoaderFunctionArgs } from "@remix-run/cloudflare";
+import { LOCATION_HINT_LABELS } from "../../protocol/placement";
 import { Form, Link, useLoaderData, useNavigation, useSearchParams } from "@remix-run/react";
 import { OnlineBadge } from "~/components/status-badge";
 import { createDb } from "~/db/client.server";
@@ -132,7 +133,9 @@ export default function EndpointsPage() {
                       <span key={t} className="mr-1 rounded bg-slate-100 px-1.5 py-0.5 text-xs text-slate-700">{t}</span>
                     ))}
                   </td>
-                  <td className="px-4 py-2">{row.region}</td>
+                  <td className="px-4 py-2" title={row.locationHint ? LOCATION_HINT_LABELS[row.locationHint] : undefined}>
+                    {row.placedAt === null ? "not placed" : [row.locationHint ?? "—", row.runtimeColo, row.jurisdiction?.toUpperCase()].filter(Boolean).join(" · ")}
+                  </td>
                   <td className="px-4 py-2 text-slate-600">{formatAge(row.lastSeenAt, now)}</td>
                 </tr>
               ))}

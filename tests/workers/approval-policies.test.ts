@@ -41,11 +41,12 @@ async function freshClient(
       contact?.email ?? null,
       options.timeZone ?? "UTC",
     ),
-    env.DB.prepare("INSERT INTO endpoints (id, org_id, client_id, hostname, os) VALUES (?, ?, ?, ?, 'linux')").bind(
+    env.DB.prepare("INSERT INTO endpoints (id, org_id, client_id, hostname, os, placed_at) VALUES (?, ?, ?, ?, 'linux', ?)").bind(
       endpointId,
       options.orgId ?? DEMO_ORG.id,
       clientId,
       `host-${endpointId}`,
+      Date.now(),
     ),
   ]);
   return { clientId, endpointId };

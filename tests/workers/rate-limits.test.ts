@@ -13,7 +13,7 @@ import { DEMO_ORG } from "../../scripts/seed.mjs";
 import { seedDemo } from "./helpers";
 import { connectRuntime, connectViewer, registerEndpoint, sessionAuditKinds, TEST_APPROVER, viewerIdentity, waitForMail } from "./socket";
 
-const ORIGIN = "https://console.caisey.test";
+const ORIGIN = "http://127.0.0.1:8788";
 let counter = 0;
 const unique = (label: string) => `${label}_${Date.now()}_${counter++}`;
 

@@ -34,7 +34,7 @@ async function clientWithEndpoints(count: number): Promise<{ clientId: string; e
   await env.DB.batch([
     env.DB.prepare("INSERT INTO clients (id, org_id, name, contact_name, contact_email) VALUES (?, ?, ?, ?, ?)").bind(clientId, DEMO_ORG.id, `Client ${clientId}`, APPROVER.name, APPROVER.email),
     ...endpoints.map((endpoint) =>
-      env.DB.prepare("INSERT INTO endpoints (id, org_id, client_id, hostname, os) VALUES (?, ?, ?, ?, 'linux')").bind(endpoint.id, DEMO_ORG.id, clientId, endpoint.hostname),
+      env.DB.prepare("INSERT INTO endpoints (id, org_id, client_id, hostname, os, placed_at) VALUES (?, ?, ?, ?, 'linux', ?)").bind(endpoint.id, DEMO_ORG.id, clientId, endpoint.hostname, Date.now()),
     ),
   ]);
   return { clientId, endpoints };

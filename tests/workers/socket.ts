@@ -154,7 +154,8 @@ export async function registerEndpoint(
       TEST_APPROVER.email,
       options.timeZone ?? "UTC",
     ),
-    env.DB.prepare("INSERT OR IGNORE INTO endpoints (id, org_id, client_id, hostname, os) VALUES (?, ?, ?, ?, 'linux')").bind(endpointId, orgId, clientId, `host-${endpointId}`),
+    // Placed: these tests stand for endpoints whose runtime's first contact created the session.
+    env.DB.prepare("INSERT OR IGNORE INTO endpoints (id, org_id, client_id, hostname, os, placed_at) VALUES (?, ?, ?, ?, 'linux', ?)").bind(endpointId, orgId, clientId, `host-${endpointId}`, Date.now()),
   ];
   if (policy !== "defaults") {
     statements.push(

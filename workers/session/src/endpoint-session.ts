@@ -34,6 +34,7 @@ import {
 } from "../../../protocol/session-contract";
 import { ApprovalFlow, eligibleApprovers } from "./approval-flow";
 import { TokenBucket } from "./token-bucket";
+import { onPlacement, type PlacementHost } from "./placement";
 import { PolicyCopy } from "./policy-copy";
 import { TranscriptReplay } from "./replay";
 import { AuditLog } from "./audit-log";
@@ -151,6 +152,14 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     scheduleAlarm: () => this.scheduleAlarm(),
   });
 
+  private readonly placementHost: PlacementHost = {
+    getRuntimeValue: (key) => this.getRuntimeValue(key) ?? undefined,
+    setRuntimeValue: (key, value) => this.setRuntimeValue(key, value),
+    audit: (entry) => this.audit.append(entry),
+    platformJurisdiction: () => (this.ctx.id as { jurisdiction?: string }).jurisdiction,
+    preloadPolicy: () => this.policyCopy.current() ? Promise.resolve(null) : this.policyCopy.reload(),
+  };
+
   onStart(): void {
     migrate(this.ctx.storage.sql);
   }
@@ -173,6 +182,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       if (!this.bindTenant(identity)) return Response.json({ error: "Identity is bound to another tenant" }, { status: 403 });
       if (path === SESSION_PATHS.policy) return this.onPolicyRefresh(identity);
       if (path === SESSION_PATHS.lifecycle) return this.onLifecycle(body, identity);
+      if (path === SESSION_PATHS.placement) return onPlacement(this.placementHost, body, identity);
       return Response.json({ error: "Not found" }, { status: 404 });
     }
     if (identity.peer === "runtime") {
@@ -280,6 +290,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     this.setRuntimeValue("checkin_at", String(now));
     if (!wasOnline) {
       this.setRuntimeOnline(true, "checkin");
+      // As on a socket connect: refresh the policy copy now, in the background, so no command waits for it.
+      const refresh = this.policyCopy.reloadIfStale();
+      if (refresh) this.ctx.waitUntil(refresh);
       this.audit.append({ kind: "runtime.connected", actorAddress: identity.address, detail: { transport: "checkin" } });
     } else {
       this.touchLastSeen();
@@ -1009,15 +1022,17 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     this.updateDirectory(online, now);
   }
 
+  /**
+   * The session's own record only. The directory learns "last seen" when the
+   * runtime goes offline (updateDirectory): while it is online the console
+   * shows "online", and no message a command sends waits on, or shares its
+   * invocation with, a D1 call (tests/workers/no-central-round-trips.test.ts).
+   */
   private touchLastSeen(): void {
-    const now = Date.now();
-    const previous = Number(this.getRuntimeValue("last_seen_at") ?? 0);
-    this.setRuntimeValue("last_seen_at", String(now));
-    // The directory only needs minute resolution; don't write D1 per message.
-    if (now - previous > 60_000) this.updateDirectory(true, now);
+    this.setRuntimeValue("last_seen_at", String(Date.now()));
   }
 
-  /** Off the interactive path: a slow or failing D1 never delays a command. */
+  /** Presence changes only (connect, disconnect, missed check-ins): never while a command is handled. */
   private updateDirectory(online: boolean, at: number): void {
     const write = this.env.DB.prepare("UPDATE endpoints SET online = ?, last_seen_at = ? WHERE id = ?")
       .bind(online ? 1 : 0, at, this.name)
