@@ -126,7 +126,15 @@ export default function EndpointPage() {
         </dl>
       </div>
       <LifecycleBanner endpoint={endpoint} />
-      <LiveSession endpointId={endpoint.id} canRun={canRun} role={role} defaultShell="default" templates={templates} />
+      {endpoint.placedAt === null ? (
+        // Opening the socket would create the session here, near this browser; it is created near the endpoint.
+        <p className="rounded border border-amber-300 bg-amber-50 p-3 text-sm text-amber-900" data-testid="session-not-placed">
+          This endpoint's session does not exist yet. It is created near the endpoint when its runtime first connects; the transcript and
+          command input appear then.
+        </p>
+      ) : (
+        <LiveSession endpointId={endpoint.id} canRun={canRun} role={role} defaultShell="default" templates={templates} />
+      )}
       {isAdmin ? <LifecycleActions endpoint={endpoint} result={lifecycleResult} busy={navigation.state !== "idle"} /> : null}
     </section>
   );
