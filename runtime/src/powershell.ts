@@ -7,10 +7,12 @@
  * not be written at all: redirected, they arrive as noise on stderr.
  * Setting [Console]::OutputEncoding also switches the console code page
  * (SetConsoleOutputCP), which is what native programs like ipconfig follow.
- * It can fail without a console; the command must still run then.
+ * It can fail without a console; the command must still run then. pwsh 7.2+
+ * is told to write plain text, not ANSI colour codes, which the console would show raw.
  */
 export const POWERSHELL_PREAMBLE = [
   "$ProgressPreference = 'SilentlyContinue'",
+  "if ($PSStyle) { $PSStyle.OutputRendering = 'PlainText' }",
   "try { [Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false } catch { }",
   "$OutputEncoding = New-Object System.Text.UTF8Encoding $false",
 ].join("\n");
