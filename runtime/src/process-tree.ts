@@ -4,18 +4,25 @@ import { windowsTreeKill, type ShellInvocation } from "./platform";
 /** The OS facts killProcessTree depends on; tests pass their own to exercise the Windows path. */
 export interface ProcessTreeHost {
   platform: NodeJS.Platform;
-  /** Starts a helper program (taskkill) and reports whether it could not be started. */
-  run(invocation: ShellInvocation, onError: () => void): void;
+  /** Starts a helper program (taskkill); `onFailure` when it cannot start or exits non-zero. */
+  run(invocation: ShellInvocation, onFailure: () => void): void;
   /** kill(2): a negative pid signals the process group. */
   signal(pid: number, signal: NodeJS.Signals): void;
 }
 
+/** Runs a helper program in the background; `onFailure` once if it cannot start or exits non-zero. */
+export function runHelper(invocation: ShellInvocation, onFailure: () => void): ChildProcess {
+  const helper = spawn(invocation.file, invocation.args, { stdio: "ignore", windowsHide: true });
+  helper.once("error", onFailure);
+  helper.once("exit", (code) => {
+    if (code !== 0) onFailure();
+  });
+  return helper;
+}
+
 export const nodeProcessTreeHost: ProcessTreeHost = {
   platform: process.platform,
-  run(invocation, onError) {
-    const killer = spawn(invocation.file, invocation.args, { stdio: "ignore", windowsHide: true });
-    killer.on("error", onError);
-  },
+  run: (invocation, onFailure) => void runHelper(invocation, onFailure),
   signal: (pid, signal) => process.kill(pid, signal),
 };
 
@@ -32,6 +39,8 @@ export function killProcessTree(child: ChildProcess, signal: NodeJS.Signals = "S
     // once the shell is gone its pid may name someone else's process, so leave it alone.
     if (child.exitCode !== null || child.signalCode !== null) return;
     // No gentle stage: console programs ignore taskkill without /F (it only posts WM_CLOSE).
+    // If taskkill fails (a process in the tree refused, or a taskkill without /T as in wine),
+    // at least the root goes: Node's kill() uses the process handle, so it cannot hit a reused pid.
     host.run(windowsTreeKill(pid), () => {
       try {
         child.kill();

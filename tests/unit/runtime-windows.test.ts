@@ -33,7 +33,7 @@ import {
   type ShellInvocation,
 } from "../../runtime/src/platform";
 import { POWERSHELL_PREAMBLE, PowershellErrorDecoder } from "../../runtime/src/powershell";
-import { killProcessTree, type ProcessTreeHost } from "../../runtime/src/process-tree";
+import { killProcessTree, runHelper, type ProcessTreeHost } from "../../runtime/src/process-tree";
 
 const scratch = mkdtempSync(join(tmpdir(), "caisey-win-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -204,14 +204,14 @@ describe("process tree kill on Windows", () => {
     const child = { pid, exitCode: exited ? 0 : null, signalCode: null, kill: (s?: unknown) => kills.push(s ?? "default") };
     return { child: child as unknown as ChildProcess, kills };
   }
-  function windowsHost(failToStart = false) {
+  function windowsHost(taskkillFails = false) {
     const runs: ShellInvocation[] = [];
     const signals: [number, string][] = [];
     const host: ProcessTreeHost = {
       platform: "win32",
-      run: (invocation, onError) => {
+      run: (invocation, onFailure) => {
         runs.push(invocation);
-        if (failToStart) onError();
+        if (taskkillFails) onFailure();
       },
       signal: (pid, signal) => signals.push([pid, signal]),
     };
@@ -229,7 +229,7 @@ describe("process tree kill on Windows", () => {
     expect(windowsTreeKill(7, { SystemRoot: "D:\\W" })).toEqual({ file: "D:\\W\\System32\\taskkill.exe", args: ["/PID", "7", "/T", "/F"] });
   });
 
-  it("leaves a pid alone once its process has exited (Windows reuses pids), and falls back to kill() when taskkill cannot start", () => {
+  it("leaves a pid alone once its process has exited (Windows reuses pids), and falls back to kill() when taskkill fails", () => {
     const exited = windowsHost();
     killProcessTree(fakeChild(4242, true).child, "SIGKILL", exited.host);
     killProcessTree(fakeChild(undefined).child, "SIGKILL", exited.host);
@@ -239,6 +239,19 @@ describe("process tree kill on Windows", () => {
     const { child, kills } = fakeChild(99);
     killProcessTree(child, "SIGTERM", broken.host);
     expect(kills).toEqual(["default"]);
+  });
+
+  it.runIf(process.platform !== "win32")("notices a taskkill that fails as well as one that cannot start (real processes)", async () => {
+    const outcome = (invocation: ShellInvocation) =>
+      new Promise<string>((resolve) => {
+        let failed = false;
+        const helper = runHelper(invocation, () => (failed = true));
+        helper.once("close", () => setImmediate(() => resolve(failed ? "failure" : "ok")));
+        helper.once("error", () => setImmediate(() => resolve(failed ? "failure" : "ok")));
+      });
+    expect(await outcome({ file: "/bin/sh", args: ["-c", "exit 0"] })).toBe("ok");
+    expect(await outcome({ file: "/bin/sh", args: ["-c", "exit 1"] })).toBe("failure");
+    expect(await outcome({ file: join(scratch, "no-such-taskkill.exe"), args: [] })).toBe("failure");
   });
 
   it("signals the process group elsewhere", () => {
