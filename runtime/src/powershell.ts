@@ -65,29 +65,23 @@ function unescapeClixmlString(text: string): string {
 
 /**
  * Windows PowerShell 5.1, started with -EncodedCommand and a redirected stderr,
- * writes its error stream as CLIXML ("#< CLIXML" then <Objs> documents)
+ * writes its error stream as CLIXML ("#< CLIXML" then an <Objs> document)
  * whatever -OutputFormat says. This turns that back into the text a console
- * would show; anything that is not CLIXML passes through untouched, so a
- * pwsh that already writes text, or a half-written document at exit, loses nothing.
+ * would show. Native programs write to the same stderr directly, before and
+ * between the serialized errors, so plain text passes through untouched
+ * wherever it appears, and so does a half-written document at exit: nothing is lost.
  */
 export class PowershellErrorDecoder implements TextFilter {
   private pending = "";
-  private mode: "undecided" | "raw" | "clixml" = "undecided";
+  private inClixml = false;
 
   write(text: string): string {
     this.pending += text;
-    if (this.mode === "undecided") {
-      const start = this.pending.trimStart();
-      if (start.length < CLIXML_HEADER.length && CLIXML_HEADER.startsWith(start)) return "";
-      this.mode = start.startsWith(CLIXML_HEADER) ? "clixml" : "raw";
-    }
-    if (this.mode === "raw") return this.take(this.pending.length);
-    return this.decodeComplete();
+    return this.drain(false);
   }
 
   end(): string {
-    const decoded = this.mode === "clixml" ? this.decodeComplete() : "";
-    return decoded + this.take(this.pending.length);
+    return this.drain(true) + this.take(this.pending.length);
   }
 
   private take(length: number): string {
@@ -96,12 +90,33 @@ export class PowershellErrorDecoder implements TextFilter {
     return taken;
   }
 
+  private drain(final: boolean): string {
+    if (this.inClixml) return this.decodeComplete();
+    const header = this.pending.indexOf(CLIXML_HEADER);
+    if (header === -1) {
+      // Hold back what could be the start of a header split across two reads.
+      let keep = 0;
+      if (!final) {
+        for (let n = Math.min(CLIXML_HEADER.length - 1, this.pending.length); n > 0; n -= 1) {
+          if (CLIXML_HEADER.startsWith(this.pending.slice(-n))) {
+            keep = n;
+            break;
+          }
+        }
+      }
+      return this.take(this.pending.length - keep);
+    }
+    const before = this.take(header);
+    this.inClixml = true;
+    return before + this.decodeComplete();
+  }
+
   /** Decodes every complete element at the front of `pending`; keeps an incomplete one for later. */
   private decodeComplete(): string {
     let out = "";
     for (;;) {
       const rest = this.pending;
-      const skip = /^(?:\s+|#< CLIXML|<\?xml[^>]*\?>|<Objs\b[^>]*>|<\/Objs>|<Obj\b[^>]*\/>|<S\b[^>]*\/>)/.exec(rest);
+      const skip = /^(?:#< CLIXML\r?\n|<\?xml[^>]*\?>|<Objs\b[^>]*>|<\/Objs>|<Obj\b[^>]*\/>|<S\b[^>]*\/>)/.exec(rest);
       if (skip) {
         this.take(skip[0].length);
         continue;
@@ -122,8 +137,9 @@ export class PowershellErrorDecoder implements TextFilter {
         this.take(close);
         continue;
       }
-      if (rest.length === 0 || /^<[^>]*$/.test(rest) || /^<S\b/.test(rest)) return out; // wait for the rest
-      // Not CLIXML after all (or something this decoder does not know): show it as it is.
+      // Wait for the rest of an element, or of the header's line.
+      if (rest.length === 0 || /^<[^>]*$/.test(rest) || /^<S\b/.test(rest) || /^#< CLIXML\r?$/.test(rest)) return out;
+      // Text between the serialized errors: a native program's own stderr. Shown as it is.
       const next = rest.indexOf("<", 1);
       out += this.take(next === -1 ? rest.length : next);
     }

@@ -127,6 +127,13 @@ describe("PowerShell's CLIXML error stream", () => {
     }
   });
 
+  it("passes a native program's own stderr through, before and between the serialized errors", () => {
+    const native = "robocopy: ERROR 5 (0x00000005) Access is denied.\r\n";
+    const open = '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">';
+    const mixed = `${native}${open}<S S="Error">first_x000D__x000A_</S>${native}<S S="Error">second_x000D__x000A_</S></Objs>`;
+    for (const size of [1, 3, 10, mixed.length]) expect(decodeInPieces(mixed, size)).toBe(`${native}first\r\n${native}second\r\n`);
+  });
+
   it("keeps a document cut off at exit instead of losing it", () => {
     const cut = clixml.slice(0, clixml.indexOf("At line"));
     expect(decodeInPieces(cut, 5)).toBe("boom <Grüße> & snake_case\r\n<S S=\"Error\">");
