@@ -10,6 +10,7 @@ import type { CommandResult, DispatchedCommand, FinalStatus, OutputChunk, Output
 import { errorText, silentLogger, type Logger } from "./log";
 import { CHUNK_BYTES, MAX_HELD_BYTES, MAX_TAIL_CHUNKS, OutputBuffer } from "./output-buffer";
 import { resolveShell } from "./platform";
+import type { TextFilter } from "./powershell";
 import { killProcessTree } from "./process-tree";
 
 export interface MessageSink {
@@ -76,6 +77,8 @@ class CommandExecution implements Execution {
   private quietTimer: NodeJS.Timeout | undefined;
   private maxWaitTimer: NodeJS.Timeout | undefined;
   private readonly decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
+  /** The shell's own stderr format turned back into text (PowerShell's CLIXML errors). */
+  private stderrFilter: TextFilter | undefined;
 
   constructor(
     private readonly command: DispatchedCommand,
@@ -107,6 +110,7 @@ class CommandExecution implements Execution {
     let child: ChildProcess;
     try {
       const shell = resolveShell(command.shell, command.text);
+      this.stderrFilter = shell.stderrFilter?.();
       this.startedAt = Date.now();
       this.startedMono = performance.now();
       child = spawn(shell.file, shell.args, {
@@ -136,8 +140,8 @@ class CommandExecution implements Execution {
     });
     for (const stream of ["stdout", "stderr"] as const) {
       const pipe = child[stream]!;
-      pipe.on("data", (data: Buffer) => this.onData(stream, this.decoders[stream].write(data)));
-      pipe.on("end", () => this.onData(stream, this.decoders[stream].end()));
+      pipe.on("data", (data: Buffer) => this.onData(stream, this.filtered(stream, this.decoders[stream].write(data))));
+      pipe.on("end", () => this.onData(stream, this.filtered(stream, this.decoders[stream].end(), true)));
       pipe.on("error", () => {}); // destroyed on purpose after exit; nothing to report
     }
     child.once("exit", (code, signal) => {
@@ -151,6 +155,12 @@ class CommandExecution implements Execution {
       this.finish();
     });
     this.timeoutTimer = setTimeout(() => this.kill({ status: "timed_out" }), command.timeoutMs);
+  }
+
+  private filtered(stream: OutputStream, text: string, end = false): string {
+    const filter = stream === "stderr" ? this.stderrFilter : undefined;
+    if (!filter) return text;
+    return end ? filter.write(text) + filter.end() : filter.write(text);
   }
 
   private onData(stream: OutputStream, text: string): void {
@@ -209,7 +219,7 @@ class CommandExecution implements Execution {
         const pipe = this.child[stream];
         pipe?.removeAllListeners("data");
         pipe?.destroy();
-        this.buffer.push(stream, this.decoders[stream].end());
+        this.buffer.push(stream, this.filtered(stream, this.decoders[stream].end(), true));
       }
     }
     const tail = this.takeTail();

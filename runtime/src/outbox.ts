@@ -31,7 +31,7 @@ export class Outbox {
       const file = path.join(dir, name);
       if (name.startsWith(TEMP_PREFIX)) {
         // A write interrupted before its rename; the result was never sent from it.
-        await fsp.rm(file, { force: true });
+        await removeDurable(file);
         continue;
       }
       if (!name.endsWith(".json")) continue;

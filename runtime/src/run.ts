@@ -4,6 +4,7 @@ import { loadIdentity } from "./identity";
 import { acquireLock } from "./lock";
 import type { Logger } from "./log";
 import type { StatePaths } from "./paths";
+import { stopSignals } from "./platform";
 
 /** Exit status when the server rejects the credential: retrying cannot fix it, a supervisor should not restart-loop. */
 export const EXIT_CREDENTIAL_REJECTED = 2;
@@ -42,8 +43,9 @@ export async function runRuntime({ paths, log, hostname, transport, checkinInter
     stopping = true;
     signalled(name);
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  // Service stop on Windows (Ctrl+C, Ctrl+Break, console close) and a closed terminal end like SIGTERM.
+  const signals = stopSignals();
+  for (const name of signals) process.on(name, onSignal);
 
   agent.start();
   const outcome = await Promise.race([
@@ -61,7 +63,6 @@ export async function runRuntime({ paths, log, hostname, transport, checkinInter
     return EXIT_CREDENTIAL_REJECTED;
   } finally {
     releaseLock();
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    for (const name of signals) process.off(name, onSignal);
   }
 }
