@@ -211,3 +211,49 @@ export class Viewer {
     return map;
   }
 }
+
+/**
+ * A WAN hop on loopback: every chunk is held for the hop's one-way delay in
+ * its direction, in order (tc netem is not available in this kernel). Both
+ * sides run with Nagle off, as the real endpoints do.
+ */
+export class DelayingRelay {
+  private server: net.Server;
+  private sockets = new Set<net.Socket>();
+  port = 0;
+
+  constructor(
+    private readonly targetPort: number,
+    private readonly oneWayDelayMs: number,
+  ) {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.targetPort, "127.0.0.1");
+      for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+        from.setNoDelay(true);
+        let releaseAt = 0;
+        from.on("data", (chunk) => {
+          // Never earlier than the chunk before it: a hop delays, it does not reorder.
+          releaseAt = Math.max(performance.now() + this.oneWayDelayMs, releaseAt);
+          const wait = releaseAt - performance.now();
+          if (wait <= 0) to.write(chunk);
+          else setTimeout(() => to.destroyed || to.write(chunk), wait);
+        });
+        from.on("close", () => setTimeout(() => to.destroy(), this.oneWayDelayMs));
+        from.on("error", () => to.destroy());
+        this.sockets.add(from);
+        from.on("close", () => this.sockets.delete(from));
+      }
+    });
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", () => r()));
+    this.port = (this.server.address() as net.AddressInfo).port;
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  close() {
+    for (const socket of this.sockets) socket.destroy();
+    this.server.close();
+  }
+}
