@@ -45,6 +45,20 @@ export const members = sqliteTable(
   (t) => [primaryKey({ columns: [t.orgId, t.userId] }), index("members_user_idx").on(t.userId)],
 );
 
+/**
+ * Members Clerk removed from an organisation, and when. Just-in-time
+ * provisioning refuses a session token issued before the removal.
+ */
+export const memberRemovals = sqliteTable(
+  "member_removals",
+  {
+    orgId: text("org_id").notNull(),
+    userId: text("user_id").notNull(),
+    removedAt: integer("removed_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.userId] })],
+);
+
 export const clients = sqliteTable(
   "clients",
   {

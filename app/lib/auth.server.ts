@@ -4,6 +4,7 @@ import { and, eq } from "drizzle-orm";
 import { createDb } from "~/db/client.server";
 import { members, organisations, type Role } from "~/db/schema";
 import { getEnv, type Env } from "./env.server";
+import { CLERK_ROLE_TO_ROLE, provisionFromToken } from "~/models/member-sync.server";
 import { resolveAuthMode } from "./offline-auth.server";
 
 export interface SignedInMember {
@@ -20,11 +21,6 @@ export interface AuthArgs {
   context: { cloudflare: { env: Env } } | Record<string, unknown>;
 }
 
-const CLERK_ROLE_TO_ROLE: Record<string, Role> = {
-  "org:admin": "admin",
-  "org:technician": "technician",
-  "org:noc": "noc",
-};
 
 export const CAN_RUN_COMMANDS: readonly Role[] = ["admin", "technician"];
 export const CAN_MANAGE_ENROLLMENT: readonly Role[] = ["admin", "technician"];
@@ -48,17 +44,32 @@ export async function authenticateMember(args: AuthArgs): Promise<SignedInMember
   if (!role) return { kind: "forbidden", message: "Your organisation role has no access to Caisey." };
 
   const db = createDb(env.DB);
-  const [row] = await db
-    .select({
-      name: members.name,
-      email: members.email,
-      orgName: organisations.name,
-      orgSlug: organisations.slug,
-    })
-    .from(members)
-    .innerJoin(organisations, eq(organisations.id, members.orgId))
-    .where(and(eq(members.orgId, auth.orgId), eq(members.userId, auth.userId)));
-  if (!row) return { kind: "forbidden", message: "Your account is not provisioned for this organisation." };
+  const lookup = () =>
+    db
+      .select({
+        name: members.name,
+        email: members.email,
+        orgName: organisations.name,
+        orgSlug: organisations.slug,
+      })
+      .from(members)
+      .innerJoin(organisations, eq(organisations.id, members.orgId))
+      .where(and(eq(members.orgId, auth.orgId!), eq(members.userId, auth.userId!)));
+  let [row] = await lookup();
+  if (!row) {
+    // First sign-in of this member (or of the whole organisation): provision from the verified token.
+    const outcome = await provisionFromToken(db, {
+      userId: auth.userId,
+      orgId: auth.orgId,
+      orgSlug: auth.orgSlug,
+      role,
+      issuedAtMs: Number(auth.sessionClaims?.iat ?? 0) * 1000,
+      claims: auth.sessionClaims,
+    });
+    if (!outcome.provisioned) return { kind: "forbidden", message: outcome.message };
+    [row] = await lookup();
+    if (!row) return { kind: "forbidden", message: "Your account is not provisioned for this organisation." };
+  }
 
   return {
     userId: auth.userId,

@@ -18,6 +18,8 @@ export interface Env {
   CLERK_JWT_KEY?: string;
   CLERK_PROXY_URL?: string;
   CLERK_SIGN_IN_URL?: string;
+  /** Verifies Clerk's organisation and membership webhooks (whsec_…); see app/models/member-sync.server.ts. */
+  CLERK_WEBHOOK_SIGNING_SECRET?: string;
   /** "1" turns on offline auth (local dev and CI only); see docs/decisions/0002-auth.md. */
   CAISEY_OFFLINE_AUTH?: string;
   /** PKCS#8 PEM private key that mints offline session tokens; never set in production. */

@@ -125,6 +125,8 @@ export interface OfflineTokenInput {
   orgId: string;
   orgSlug: string;
   role: Role;
+  /** The custom session claims Clerk is configured to add (docs/deploy.md): email, name, org_name. */
+  profile: { email: string; name: string; orgName: string };
   /** Defaults to OFFLINE_TOKEN_TTL_SECONDS (8 hours). */
   ttlSeconds?: number;
   /** Milliseconds since the epoch (like Date.now()); defaults to now. */
@@ -160,6 +162,9 @@ export async function mintOfflineSessionToken(input: OfflineTokenInput): Promise
     exp: iat + ttl,
     jti: randomId(),
     o: { id: input.orgId, rol: input.role, slg: input.orgSlug },
+    email: input.profile.email,
+    name: input.profile.name,
+    org_name: input.profile.orgName,
   };
   const header = { alg: "RS256", typ: "JWT", kid };
   const signingInput = `${base64UrlEncodeJson(header)}.${base64UrlEncodeJson(claims)}`;

@@ -17,6 +17,9 @@ export function callerAddress(request: Request): string | null {
  */
 export const RUNTIME_BEARER_PATHS: ReadonlySet<string> = new Set(["/agent/enroll", "/agent/connect", "/agent/checkin"]);
 
+/** Webhooks authenticated by their signature; like the runtime's routes they carry no cookie authority. */
+export const SIGNED_WEBHOOK_PATHS: ReadonlySet<string> = new Set(["/webhooks/clerk"]);
+
 const SAFE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /**
@@ -109,7 +112,7 @@ export function guardRequest(request: Request, env: Env): Response | null {
       `Refused: this server runs offline (development) sign-in, which only answers on loopback addresses such as 127.0.0.1, not on "${url.hostname}". Use Clerk for anything reachable from elsewhere.`,
     );
   }
-  if (RUNTIME_BEARER_PATHS.has(url.pathname)) return null;
+  if (RUNTIME_BEARER_PATHS.has(url.pathname) || SIGNED_WEBHOOK_PATHS.has(url.pathname)) return null;
   if (SAFE_METHODS.has(request.method.toUpperCase()) && !isWebSocketUpgrade(request)) return null;
   const verdict = checkRequestOrigin(request, env);
   if (verdict.ok) return null;

@@ -1,5 +1,6 @@
 import type { LoaderFunctionArgs } from "@remix-run/cloudflare";
 import { json } from "@remix-run/cloudflare";
+import { OrganizationSwitcher, UserButton } from "@clerk/remix";
 import { Form, NavLink, Outlet, useLoaderData } from "@remix-run/react";
 import { requireMember } from "~/lib/auth.server";
 import { getEnv } from "~/lib/env.server";
@@ -35,7 +36,11 @@ export default function ConsoleLayout() {
                 <button className="rounded border border-slate-600 px-2 py-1 hover:text-white">Sign out</button>
               </Form>
             ) : (
-              <a className="rounded border border-slate-600 px-2 py-1 hover:text-white" href="/sign-in">Account</a>
+              // Clerk's own controls: switch organisation (tenant), account and sign-out.
+              <>
+                <OrganizationSwitcher hidePersonal afterSelectOrganizationUrl="/endpoints" afterCreateOrganizationUrl="/clients" />
+                <UserButton />
+              </>
             )}
           </div>
         </div>

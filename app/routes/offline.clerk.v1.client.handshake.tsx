@@ -42,7 +42,7 @@ export async function loader({ request, context }: LoaderFunctionArgs) {
   if (claims && orgId) {
     const db = createDb(env.DB);
     const [member] = await db
-      .select({ userId: members.userId, orgId: members.orgId, role: members.role, orgSlug: organisations.slug })
+      .select({ userId: members.userId, orgId: members.orgId, role: members.role, orgSlug: organisations.slug, name: members.name, email: members.email, orgName: organisations.name })
       .from(members)
       .innerJoin(organisations, eq(organisations.id, members.orgId))
       .where(and(eq(members.orgId, orgId), eq(members.userId, claims.sub)));
@@ -53,6 +53,7 @@ export async function loader({ request, context }: LoaderFunctionArgs) {
         orgId: member.orgId,
         orgSlug: member.orgSlug,
         role: member.role, // the current role in D1, not the one in the old token
+        profile: { email: member.email, name: member.name, orgName: member.orgName },
       });
       for (const cookie of sessionCookieHeaders(fresh, iat, isSecureRequest(request))) headers.append("Set-Cookie", cookie);
       headers.set("Location", back);

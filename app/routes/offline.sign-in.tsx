@@ -57,7 +57,7 @@ export async function action({ request, context }: ActionFunctionArgs) {
 
   const db = createDb(getEnv(context).DB);
   const [member] = await db
-    .select({ userId: members.userId, orgId: members.orgId, role: members.role, orgSlug: organisations.slug })
+    .select({ userId: members.userId, orgId: members.orgId, role: members.role, orgSlug: organisations.slug, name: members.name, email: members.email, orgName: organisations.name })
     .from(members)
     .innerJoin(organisations, eq(organisations.id, members.orgId))
     .where(and(eq(members.orgId, orgId), eq(members.userId, userId)));
@@ -69,6 +69,7 @@ export async function action({ request, context }: ActionFunctionArgs) {
     orgId: member.orgId,
     orgSlug: member.orgSlug,
     role: member.role,
+    profile: { email: member.email, name: member.name, orgName: member.orgName },
   });
   const requested = String(form.get("redirect_url") ?? "") || new URL(request.url).searchParams.get("redirect_url");
   const headers = new Headers({ "Cache-Control": "no-store" });

@@ -22,7 +22,13 @@ import { ensureDevVars, generateOfflineKeyPair, offlineAuthVars, parseDotenv } f
 
 const ORIGIN = "http://127.0.0.1:8788";
 const vars = offlineAuthVars();
-const MEMBER = { userId: "user_demo_tech", orgId: "org_demo_northwind", orgSlug: "northwind", role: "technician" } as const;
+const MEMBER = {
+  userId: "user_demo_tech",
+  orgId: "org_demo_northwind",
+  orgSlug: "northwind",
+  role: "technician",
+  profile: { email: "tom@northwind.test", name: "Tom Technician", orgName: "Northwind IT" },
+} as const;
 
 function offlineEnv(overrides: Partial<Env> = {}): Env {
   return { DB: {} as D1Database, ENDPOINT_SESSION: {} as DurableObjectNamespace, EDGE_RATE_LIMITER: {} as Env["EDGE_RATE_LIMITER"], ...vars, ...overrides } as Env;

@@ -198,6 +198,10 @@ describe("audit trail", () => {
 
   it("refuses to replicate without a usable key: nothing unsigned reaches D1, the events wait in the session", async () => {
     const endpointId = freshEndpoint();
+    // The session's own alarm replicates too; here it must run without a key as well (a slow run would race it).
+    await runInSession(sessionStub(endpointId), (instance: any) => {
+      instance.env = { ...instance.env, AUDIT_MAC_KEY: undefined };
+    });
     await runCommandThroughSession(endpointId, "uptime");
     const local = await waitForLocalCount(endpointId, 4);
     for (const key of [undefined, "", "too-short-to-be-a-secret"]) {
