@@ -15,6 +15,7 @@ import {
   sessionCookieHeaders,
 } from "~/lib/offline-auth.server";
 import { safeRedirectPath } from "~/lib/redirect";
+import { z } from "zod";
 import { trustedOrigins } from "~/lib/request.server";
 
 export const meta: MetaFunction = () => [{ title: "Offline sign-in · Caisey" }];
@@ -51,6 +52,7 @@ export async function loader({ request, context }: LoaderFunctionArgs) {
 export async function action({ request, context }: ActionFunctionArgs) {
   const { signingKeyPem } = requireOffline(context);
   const form = await request.formData();
+  if (form.get("intent") === "new-organisation") return signInAsNewOrganisation(request, context, signingKeyPem, form);
   const userId = String(form.get("userId") ?? "");
   const orgId = String(form.get("orgId") ?? "");
   if (!userId || !orgId) return json({ error: "Choose a member to sign in as." }, { status: 400 });
@@ -75,6 +77,35 @@ export async function action({ request, context }: ActionFunctionArgs) {
   const headers = new Headers({ "Cache-Control": "no-store" });
   for (const cookie of sessionCookieHeaders(token, iat, isSecureRequest(request))) headers.append("Set-Cookie", cookie);
   return redirect(safeRedirectPath(requested, "/", trustedOrigins(request, getEnv(context))), { headers });
+}
+
+/**
+ * What Clerk would mint for the first admin of an organisation that has never
+ * used Caisey: the directory knows neither, and provisions both on the first
+ * request (app/models/member-sync.server.ts), exactly as with Clerk.
+ */
+const newOrganisationSchema = z.object({
+  orgName: z.string().trim().min(2, "Name the organisation").max(200),
+  name: z.string().trim().min(1, "Enter your name").max(200),
+  email: z.email("Enter an email address").max(320),
+});
+
+async function signInAsNewOrganisation(request: Request, context: ActionFunctionArgs["context"], signingKeyPem: string, form: FormData) {
+  const parsed = newOrganisationSchema.safeParse(Object.fromEntries(form));
+  if (!parsed.success) return json({ error: parsed.error.issues.map((i) => i.message).join("; ") }, { status: 400 });
+  const slug = parsed.data.orgName.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "").slice(0, 40) || "org";
+  const suffix = crypto.randomUUID().slice(0, 8);
+  const { token, iat } = await mintOfflineSessionToken({
+    signingKeyPem,
+    userId: `user_offline_${suffix}`,
+    orgId: `org_offline_${suffix}`,
+    orgSlug: `${slug}-${suffix}`,
+    role: "admin",
+    profile: { email: parsed.data.email, name: parsed.data.name, orgName: parsed.data.orgName },
+  });
+  const headers = new Headers({ "Cache-Control": "no-store" });
+  for (const cookie of sessionCookieHeaders(token, iat, isSecureRequest(request))) headers.append("Set-Cookie", cookie);
+  return redirect(safeRedirectPath(String(form.get("redirect_url") ?? ""), "/clients", trustedOrigins(request, getEnv(context))), { headers });
 }
 
 const ROLE_BADGE: Record<string, string> = {
@@ -135,6 +166,32 @@ export default function OfflineSignIn() {
             ))}
           </ul>
         )}
+        <section className="mt-8 rounded-md border border-slate-200 bg-white p-4" aria-labelledby="new-organisation">
+          <h2 id="new-organisation" className="mb-1 font-medium">A new organisation</h2>
+          <p className="mb-3 text-xs text-slate-600">
+            Sign in as the first admin of an organisation Caisey has never seen, as Clerk would after sign-up: the tenant and you are
+            created on the first page you open.
+          </p>
+          <Form method="post" reloadDocument className="grid gap-2 sm:grid-cols-3">
+            <input type="hidden" name="intent" value="new-organisation" />
+            {redirectUrl ? <input type="hidden" name="redirect_url" value={redirectUrl} /> : null}
+            <label className="text-sm">
+              Organisation
+              <input name="orgName" required className="mt-1 w-full rounded border border-slate-300 px-2 py-1" />
+            </label>
+            <label className="text-sm">
+              Your name
+              <input name="name" required className="mt-1 w-full rounded border border-slate-300 px-2 py-1" />
+            </label>
+            <label className="text-sm">
+              Email
+              <input name="email" type="email" required className="mt-1 w-full rounded border border-slate-300 px-2 py-1" />
+            </label>
+            <button type="submit" className="rounded bg-slate-900 px-3 py-1.5 text-sm font-medium text-white sm:col-span-3">
+              Create and sign in as admin
+            </button>
+          </Form>
+        </section>
       </div>
     </main>
   );
