@@ -24,6 +24,9 @@ export const AUDIT_KINDS = [
   "runtime.revoked",
   "runtime.reinstated",
   "endpoint.decommissioned",
+  "sequence.paused",
+  "sequence.resumed",
+  "sequence.action_refused",
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
