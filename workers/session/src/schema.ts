@@ -128,7 +128,6 @@ export const SESSION_MIGRATIONS: readonly string[] = [
   ALTER TABLE commands ADD COLUMN idempotent INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE commands ADD COLUMN retry_of TEXT;
   ALTER TABLE commands ADD COLUMN resolution TEXT;
-  CREATE INDEX commands_sequence_idx ON commands (sequence_id, step_index);
   `,
 ];
 
