@@ -55,7 +55,7 @@ describe("queue delivery under faults", () => {
     runtime.start();
     await waitUntil("both commands to finish", () => viewer.finished().length === 2, 30_000);
     const [interrupted, after] = viewer.finished();
-    expect(interrupted).toMatchObject({ status: "failed", error: expect.stringMatching(/not run again/) });
+    expect(interrupted).toMatchObject({ status: "interrupted", error: expect.stringMatching(/not run again/) });
     expect(after).toMatchObject({ status: "succeeded" });
     expect(runtime.ledgerLines()).toEqual(["long", "after"]);
     expectCompleteTranscript(viewer, 2);
