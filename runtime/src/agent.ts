@@ -75,6 +75,8 @@ export class Agent {
   private outboxAtRequest = new Set<string>();
   private lastContactWrite: { transport: Transport; at: number } | undefined;
   private rejectedReported = false;
+  /** Possible survivors of a dead run that could not be verified (and were left alone), by command id. */
+  private readonly unverifiedOrphans = new Map<string, string>();
 
   private constructor(
     private readonly options: AgentOptions,
@@ -110,7 +112,10 @@ export class Agent {
     });
     for (const report of reports) {
       log.warn(`command ${report.commandId} was running when the runtime last stopped: ${report.note}`);
-      if (!report.killed) continue;
+      if (!report.killed) {
+        this.unverifiedOrphans.set(report.commandId, report.note);
+        continue;
+      }
       const startedAt = this.journal.startedAt(report.commandId) ?? Date.now();
       const now = Date.now();
       await this.outbox.put({
@@ -302,7 +307,10 @@ export class Agent {
       } else {
         log.warn(`command ${id} was interrupted by a runtime restart; reporting it interrupted without running it again`);
         this.active.set(id, { cancelRequested: false });
-        return this.track(this.completeWithoutRunning(id, "interrupted", NOT_RERUN_ERROR, this.journal.startedAt(id)));
+        const orphan = this.unverifiedOrphans.get(id);
+        // A possible survivor is named, so nobody retries it believing it is gone.
+        const error = orphan ? `${NOT_RERUN_ERROR}; ${orphan}` : NOT_RERUN_ERROR;
+        return this.track(this.completeWithoutRunning(id, "interrupted", error, this.journal.startedAt(id)));
       }
       return undefined;
     }
