@@ -93,13 +93,14 @@ export async function killOrphans(
   const victims: OrphanReport[] = [];
   for (const [commandId, spawn] of spawns) {
     if (!unsettled(commandId)) continue;
-    const now = host.identity(spawn.pid);
-    if (now === undefined) continue; // gone (or unknowable here): nothing of it to kill
     if (spawn.identity === undefined) {
-      reports.push({ commandId, pid: spawn.pid, killed: false, note: `process ${spawn.pid} may be left over from the previous run, but this platform cannot verify it is the same process, so it was left alone` });
+      // This platform could not identify the process when it started: a live pid may be it, or a stranger.
+      if (host.alive(spawn.pid)) {
+        reports.push({ commandId, pid: spawn.pid, killed: false, note: `process ${spawn.pid} may be left over from the previous run, but this platform cannot verify it is the same process, so it was left alone` });
+      }
       continue;
     }
-    if (now !== spawn.identity) continue; // the pid now names another process
+    if (host.identity(spawn.pid) !== spawn.identity) continue; // gone, or the pid now names another process
     const report = { commandId, pid: spawn.pid, killed: true, note: `its processes left over from the previous run (process group ${spawn.pid}) were killed` };
     host.killTree(spawn.pid, "SIGTERM");
     victims.push(report);

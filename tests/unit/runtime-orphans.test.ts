@@ -55,4 +55,24 @@ describe("orphan sweep", () => {
     expect(reports[1]!.note).toMatch(/cannot verify/);
     expect(alive.has(11) && alive.has(12) && alive.has(13)).toBe(true);
   });
+
+  it("on a platform that cannot identify processes, reports a live recorded pid as a possible orphan and kills nothing", async () => {
+    const killed: number[] = [];
+    const host: ProcessHost = {
+      platform: "win32",
+      identity: () => undefined,
+      killTree: (pid) => killed.push(pid),
+      alive: (pid) => pid === 20,
+    };
+    const reports = await killOrphans(
+      [
+        ["cmd-live", { pid: 20, identity: undefined, at: 1 }],
+        ["cmd-dead", { pid: 21, identity: undefined, at: 1 }],
+      ],
+      () => true,
+      { host, graceMs: 10 },
+    );
+    expect(killed).toEqual([]);
+    expect(reports).toEqual([{ commandId: "cmd-live", pid: 20, killed: false, note: expect.stringMatching(/may be left over .* left alone/) }]);
+  });
 });
