@@ -25,6 +25,9 @@ export const AUDIT_KINDS = [
   "session.placed",
   "runtime.reinstated",
   "endpoint.decommissioned",
+  "sequence.paused",
+  "sequence.resumed",
+  "sequence.action_refused",
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 

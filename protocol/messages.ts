@@ -39,10 +39,15 @@ export const commandStatusSchema = z.enum([
   "denied",
   "expired",
   "skipped",
+  "interrupted",
 ]);
 export type CommandStatus = z.infer<typeof commandStatusSchema>;
-/** How a runtime can end a command. */
-export const FINAL_STATUSES = ["succeeded", "failed", "timed_out", "cancelled"] as const;
+/**
+ * How a runtime can end a command. `interrupted`: the runtime itself stopped or
+ * crashed while the command ran (or before it started); it is never run again
+ * under the same id (ADR 0018).
+ */
+export const FINAL_STATUSES = ["succeeded", "failed", "timed_out", "cancelled", "interrupted"] as const;
 export type FinalStatus = (typeof FINAL_STATUSES)[number];
 export const finalStatusSchema = z.enum(FINAL_STATUSES);
 /**
@@ -104,6 +109,12 @@ export const transcriptEventSchema = z.discriminatedUnion("kind", [
       .default(null),
     notBefore: epochMs.nullable().default(null),
     expiresAt: epochMs.nullable().default(null),
+    /** Runs next to whatever is running instead of waiting its turn (not counted in the queue). */
+    alongside: z.boolean().optional(),
+    /** A sequence step the session may retry on its own, once, after an interruption. */
+    idempotent: z.boolean().optional(),
+    /** A new attempt of an interrupted step: the interrupted command's id. */
+    retryOf: id.optional(),
   }),
   z.object({ ...eventBase, kind: z.literal("command.dispatched"), commandId: id }),
   z.object({ ...eventBase, kind: z.literal("command.started"), commandId: id, startedAt: epochMs }),
@@ -133,8 +144,30 @@ export const transcriptEventSchema = z.discriminatedUnion("kind", [
     exitCode: z.number().int().nullable(),
     timings: timingsSchema.nullable(),
     error: z.string().nullable(),
+    /** Who ended it, for outcomes a person decided (a cancel, an aborted sequence). */
+    by: actorSchema.optional(),
   }),
   z.object({ ...eventBase, kind: z.literal("command.cancel_requested"), commandId: id, by: actorSchema }),
+  /** A step was interrupted: the sequence waits for a technician to retry it, skip it or abort the rest. */
+  z.object({
+    ...eventBase,
+    kind: z.literal("sequence.paused"),
+    sequenceId: id,
+    name: z.string(),
+    commandId: id,
+    step: z.number().int().nonnegative(),
+  }),
+  /** How a paused (or auto-retried) sequence went on; `retryCommandId` is the step's new attempt. */
+  z.object({
+    ...eventBase,
+    kind: z.literal("sequence.resumed"),
+    sequenceId: id,
+    commandId: id,
+    step: z.number().int().nonnegative(),
+    action: z.enum(["retry", "skip", "abort", "auto_retry"]),
+    by: actorSchema.nullable(),
+    retryCommandId: id.nullable(),
+  }),
   z.object({
     ...eventBase,
     kind: z.literal("command.approval_requested"),
@@ -221,7 +254,14 @@ export const viewerMessageSchema = z.discriminatedUnion("type", [
       requestId: id,
       name: z.string().trim().min(1).max(100),
       steps: z
-        .array(z.object({ text: z.string().trim().min(1, "Step is empty").max(MAX_COMMAND_LENGTH), shell: shellSchema.default("default") }))
+        .array(
+          z.object({
+            text: z.string().trim().min(1, "Step is empty").max(MAX_COMMAND_LENGTH),
+            shell: shellSchema.default("default"),
+            /** Safe to run twice: after an interruption the session retries it once without asking. */
+            idempotent: z.boolean().default(false),
+          }),
+        )
         .min(1)
         .max(MAX_SEQUENCE_STEPS),
       stopOnFailure: z.boolean().default(true),
@@ -237,6 +277,8 @@ export const viewerMessageSchema = z.discriminatedUnion("type", [
       message: "expiry must be after the maintenance window start",
       path: ["expiresAt"],
     }),
+  /** Answers a paused sequence: run the interrupted step again (as a new command), skip it, or end the rest. */
+  z.object({ type: z.literal("sequence_action"), sequenceId: id, action: z.enum(["retry", "skip", "abort"]) }),
 ]);
 export type ViewerMessage = z.infer<typeof viewerMessageSchema>;
 

@@ -70,6 +70,20 @@ export interface TranscriptCommand {
   approval: TranscriptApproval | null;
   /** Runtime messages about this command that the session refused (nothing changed). */
   refusals: RuntimeRefusal[];
+  /** Runs next to the queue instead of waiting its turn. */
+  alongside: boolean;
+  /** A sequence step the session retries once on its own after an interruption. */
+  idempotent: boolean;
+  /** A new attempt of the interrupted command with this id. */
+  retryOf: string | null;
+  /** When it ended, whoever ended it (the runtime's return time is `returnedAt`, set only when it ran). */
+  finishedAt: number | null;
+  /** Who ended it, for a cancel or an aborted sequence. */
+  finishedBy: Actor | null;
+  /** Its sequence waits on this interrupted step for a technician's decision. */
+  paused: boolean;
+  /** How the sequence went on after this interrupted step. */
+  resumed: { action: "retry" | "skip" | "abort" | "auto_retry"; by: Actor | null; at: number; retryCommandId: string | null } | null;
 }
 
 export interface RuntimeRefusal {
@@ -161,6 +175,13 @@ function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptS
       expiresAt: event.expiresAt ?? null,
       approval: null,
       refusals: [],
+      alongside: event.alongside ?? false,
+      idempotent: event.idempotent ?? false,
+      retryOf: event.retryOf ?? null,
+      finishedAt: null,
+      finishedBy: null,
+      paused: false,
+      resumed: null,
     };
     return {
       ...state,
@@ -265,8 +286,15 @@ function updateCommand(
         exitCode: event.exitCode,
         timings: event.timings,
         error: event.error,
-        returnedAt: event.at,
+        // Only a command that ran came back from the endpoint; a cancel before sending or a skip did not.
+        returnedAt: event.timings ? event.at : null,
+        finishedAt: event.at,
+        finishedBy: event.by ?? (event.status === "cancelled" ? command.cancelRequestedBy : null),
       };
+    case "sequence.paused":
+      return { ...command, paused: true };
+    case "sequence.resumed":
+      return { ...command, paused: false, resumed: { action: event.action, by: event.by, at: event.at, retryCommandId: event.retryCommandId } };
   }
 }
 
@@ -283,6 +311,38 @@ function findRecipient(approvers: readonly ApprovalRecipient[], label: ApproverL
 }
 
 const FINISHED: ReadonlySet<string> = new Set(COMMAND_OUTCOMES);
+
+/** Whether the command ran on the endpoint, i.e. whether a round trip means anything for it. */
+export function ranOnEndpoint(command: TranscriptCommand): boolean {
+  return command.timings !== null && command.startedAt !== null;
+}
+
+/**
+ * How many commands are ahead of each waiting one: commands run one at a time
+ * in the order accepted (ADR 0018), so that is the number of earlier commands
+ * still queued or running. Commands running alongside are not
+ * in the line; steps of a paused sequence wait for a decision, not their turn.
+ */
+export function queuePositions(state: TranscriptState): Map<string, number> {
+  const positions = new Map<string, number>();
+  const pausedSequences = new Set<string>();
+  for (const id of state.order) {
+    const command = state.commands[id]!;
+    if (command.paused && command.sequence) pausedSequences.add(command.sequence.id);
+  }
+  let ahead = 0;
+  for (const id of state.order) {
+    const command = state.commands[id]!;
+    if (command.alongside) continue;
+    if (command.status === "dispatched" || command.status === "running") ahead += 1;
+    else if (command.status === "queued") {
+      if (command.sequence && pausedSequences.has(command.sequence.id)) continue;
+      positions.set(id, ahead);
+      ahead += 1;
+    }
+  }
+  return positions;
+}
 
 export function isFinished(command: TranscriptCommand): boolean {
   return FINISHED.has(command.status);

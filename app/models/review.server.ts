@@ -13,7 +13,7 @@ import { describeTruncation, truncationFromDetail, type OutputTruncation } from 
 export { csvField, visibleControls } from "~/lib/export-format";
 
 export const REVIEW_PAGE_SIZE = 100;
-export const REVIEW_STATUSES = ["failed", "timed_out", "pending_approval", "succeeded", "cancelled"] as const;
+export const REVIEW_STATUSES = ["failed", "timed_out", "pending_approval", "succeeded", "cancelled", "interrupted"] as const;
 export type ReviewStatus = (typeof REVIEW_STATUSES)[number];
 /** The statuses the headline counts as failures. */
 export const FAILURE_STATUSES = ["failed", "timed_out"] as const;

@@ -6,7 +6,7 @@ import { newId } from "~/lib/crypto.server";
 import { MAX_COMMAND_LENGTH, MAX_SEQUENCE_STEPS, shellSchema } from "../../protocol/messages";
 
 export const sequenceStepsSchema = z
-  .array(z.object({ text: z.string().trim().min(1).max(MAX_COMMAND_LENGTH), shell: shellSchema }))
+  .array(z.object({ text: z.string().trim().min(1).max(MAX_COMMAND_LENGTH), shell: shellSchema, idempotent: z.boolean().default(false) }))
   .min(1, "A sequence needs at least one step")
   .max(MAX_SEQUENCE_STEPS);
 

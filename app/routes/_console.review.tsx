@@ -59,7 +59,7 @@ export async function action(args: ActionFunctionArgs) {
 }
 
 // Values of a .server module are not in the browser bundle: the status list is restated here (type-checked).
-const STATUS_OPTIONS = ["failed", "timed_out", "pending_approval", "succeeded", "cancelled"] as const satisfies readonly ReviewStatus[];
+const STATUS_OPTIONS = ["failed", "timed_out", "pending_approval", "succeeded", "cancelled", "interrupted"] as const satisfies readonly ReviewStatus[];
 
 const STATUS_LABEL: Record<string, string> = {
   failed: "failed",
@@ -67,6 +67,7 @@ const STATUS_LABEL: Record<string, string> = {
   pending_approval: "pending approval",
   succeeded: "succeeded",
   cancelled: "cancelled",
+  interrupted: "interrupted",
 };
 
 const STATUS_STYLE: Record<string, string> = {
@@ -75,6 +76,7 @@ const STATUS_STYLE: Record<string, string> = {
   pending_approval: "bg-violet-100 text-violet-800",
   succeeded: "bg-emerald-100 text-emerald-800",
   cancelled: "bg-slate-200 text-slate-700",
+  interrupted: "bg-fuchsia-100 text-fuchsia-900",
 };
 
 const inputClass = "rounded border border-slate-300 bg-white px-2 py-1.5 text-sm";

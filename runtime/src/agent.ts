@@ -20,13 +20,14 @@ import { execute, type Execution, type ExecutorOptions } from "./executor";
 import { writeFileDurable } from "./fs-durable";
 import { connectUrl, type Identity } from "./identity";
 import { AckedList, Journal } from "./journal";
+import { killOrphans, nodeProcessHost, type ProcessHost } from "./orphans";
 import { errorText, type Logger } from "./log";
 import { Outbox } from "./outbox";
 import type { StatePaths } from "./paths";
 import { runtimeOs } from "./platform";
 import { RUNTIME_VERSION } from "./version";
 
-export const NOT_RERUN_ERROR = "runtime restarted while this command was running; it was not run again";
+export const NOT_RERUN_ERROR = "interrupted: the runtime stopped or crashed while this command was running; it was not run again";
 
 export type TransportChoice = "auto" | "websocket" | "checkin";
 export type Transport = "websocket" | "checkin";
@@ -48,6 +49,8 @@ export interface AgentOptions {
   transport?: TransportChoice;
   /** Check-in interval until the server suggests one. */
   checkinIntervalMs?: number;
+  /** How processes are identified and killed (the orphan sweep); the real OS unless a test injects one. */
+  processHost?: ProcessHost;
   /** Called once when the server rejects the credential; the agent has already stopped reconnecting. */
   onRejected(reason: string): void;
 }
@@ -72,6 +75,8 @@ export class Agent {
   private outboxAtRequest = new Set<string>();
   private lastContactWrite: { transport: Transport; at: number } | undefined;
   private rejectedReported = false;
+  /** Possible survivors of a dead run that could not be verified (and were left alone), by command id. */
+  private readonly unverifiedOrphans = new Map<string, string>();
 
   private constructor(
     private readonly options: AgentOptions,
@@ -86,10 +91,45 @@ export class Agent {
     const outbox = await Outbox.open(paths.outbox, log);
     const acked = await AckedList.open(paths.acked);
     const agent = new Agent(options, journal, outbox, acked);
+    await agent.settleOrphans();
     const { server, credential } = options.identity;
     agent.connection = new ReconnectingConnection(connectUrl(server), credential, agent, log);
     agent.checkin = new CheckinLoop(checkinUrl(server), credential, agent, log, options.checkinIntervalMs ?? DEFAULT_CHECKIN_INTERVAL_MS);
     return agent;
+  }
+
+  /**
+   * Before any work is taken: commands of a previous run that died under them
+   * may still be running as orphans. Kill them and report each command
+   * interrupted now, so a retry the technician starts can never run next to it.
+   */
+  private async settleOrphans(): Promise<void> {
+    const { log } = this.options;
+    const host = this.options.processHost ?? nodeProcessHost;
+    const reports = await killOrphans(this.journal.spawned(), (id) => !this.outbox.get(id) && !this.acked.has(id), {
+      host,
+      graceMs: this.options.executor?.killGraceMs,
+    });
+    for (const report of reports) {
+      log.warn(`command ${report.commandId} was running when the runtime last stopped: ${report.note}`);
+      if (!report.killed) {
+        this.unverifiedOrphans.set(report.commandId, report.note);
+        continue;
+      }
+      const startedAt = this.journal.startedAt(report.commandId) ?? Date.now();
+      const now = Date.now();
+      await this.outbox.put({
+        commandId: report.commandId,
+        status: "interrupted",
+        exitCode: null,
+        startedAt,
+        finishedAt: now,
+        durationMs: Math.max(0, now - startedAt),
+        tail: [],
+        truncated: false,
+        error: `${NOT_RERUN_ERROR}; ${report.note}`,
+      });
+    }
   }
 
   get outboxSize(): number {
@@ -265,9 +305,12 @@ export class Agent {
       } else if (this.acked.has(id)) {
         log.info(`command ${id} already ran and its result was acknowledged; ignoring`);
       } else {
-        log.warn(`command ${id} was interrupted by a runtime restart; reporting it failed without running it again`);
+        log.warn(`command ${id} was interrupted by a runtime restart; reporting it interrupted without running it again`);
         this.active.set(id, { cancelRequested: false });
-        return this.track(this.completeWithoutRunning(id, "failed", NOT_RERUN_ERROR));
+        const orphan = this.unverifiedOrphans.get(id);
+        // A possible survivor is named, so nobody retries it believing it is gone.
+        const error = orphan ? `${NOT_RERUN_ERROR}; ${orphan}` : NOT_RERUN_ERROR;
+        return this.track(this.completeWithoutRunning(id, "interrupted", error, this.journal.startedAt(id)));
       }
       return undefined;
     }
@@ -318,23 +361,33 @@ export class Agent {
     }
     if (entry.cancelRequested || this.stopping) {
       const cancelled = entry.cancelRequested;
-      await this.completeWithoutRunning(id, cancelled ? "cancelled" : "failed", cancelled ? null : "runtime stopped before the command started");
+      await this.completeWithoutRunning(id, cancelled ? "cancelled" : "interrupted", cancelled ? null : "interrupted: the runtime stopped before the command started; it did not run");
       return;
     }
     log.info(`running command ${id} (${command.shell}): ${preview(command.text)}`);
-    const execution = execute(command, this, { ...this.options.executor, log });
+    const host = this.options.processHost ?? nodeProcessHost;
+    const onSpawn = (pid: number) => {
+      this.track(this.journal.recordSpawn(id, { pid, identity: host.identity(pid), at: Date.now() }));
+    };
+    const execution = execute(command, this, { ...this.options.executor, log, onSpawn });
     entry.execution = execution;
-    const result = await execution.result;
+    let result = await execution.result;
+    if (this.stopping && result.status === "failed" && result.exitCode === null) {
+      // A service manager stopping the runtime signals the whole group (systemd's control-group kill):
+      // the command died of the same stop, before the runtime could stop it itself.
+      result = { ...result, status: "interrupted", error: `interrupted: the runtime was stopping (${result.error ?? "killed"})` };
+    }
     log.info(`command ${id} ${result.status}${result.exitCode === null ? "" : ` (exit ${result.exitCode})`} in ${Math.round(result.durationMs)} ms`);
     // Still "active" until the result is in the outbox, so a redelivery meanwhile is not mistaken for a crash.
     await this.complete(result);
     this.active.delete(id);
   }
 
-  private async completeWithoutRunning(id: string, status: CommandResult["status"], error: string | null): Promise<void> {
+  private async completeWithoutRunning(id: string, status: CommandResult["status"], error: string | null, startedAt?: number): Promise<void> {
     const now = Date.now();
+    const started = Math.min(startedAt ?? now, now);
     try {
-      await this.complete({ commandId: id, status, exitCode: null, startedAt: now, finishedAt: now, durationMs: 0, tail: [], truncated: false, error });
+      await this.complete({ commandId: id, status, exitCode: null, startedAt: started, finishedAt: now, durationMs: now - started, tail: [], truncated: false, error });
     } finally {
       this.active.delete(id);
     }
@@ -447,7 +500,7 @@ export class Agent {
     clearInterval(this.websocketRetryTimer);
     this.dropQueue();
     if (this.active.size) log.info(`stopping ${this.active.size} running command(s)`);
-    for (const entry of this.active.values()) entry.execution?.stop(`runtime stopped (${reason}) while this command was running`);
+    for (const entry of this.active.values()) entry.execution?.stop(`interrupted: the runtime stopped (${reason}) while this command was running; it was not run again`);
     await this.settle();
     if (this.checkin.isRunning) {
       this.checkin.stop();
@@ -478,7 +531,7 @@ export class Agent {
     this.checkin.stop();
     this.checkin.abortInFlight();
     this.dropQueue();
-    for (const entry of this.active.values()) entry.execution?.stop("runtime stopped: credential rejected");
+    for (const entry of this.active.values()) entry.execution?.stop("interrupted: the runtime stopped (its credential was rejected) while this command was running");
     await this.settle();
     await this.checkin.idle();
     await Promise.all([this.journal.close(), this.acked.close()]);

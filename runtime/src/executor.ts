@@ -24,6 +24,8 @@ export interface ExecutorOptions {
   /** After SIGTERM, how long the process tree gets before SIGKILL. */
   killGraceMs?: number;
   log?: Logger;
+  /** The command's process exists (its pid leads its process group on POSIX): for the journal's orphan sweep. */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface Execution {
@@ -31,7 +33,11 @@ export interface Execution {
   readonly result: Promise<CommandResult>;
   /** A technician's cancel: kill the tree, report "cancelled". */
   cancel(): void;
-  /** The runtime is shutting down: kill the tree, report "failed" with `reason`. */
+  /**
+   * The runtime is shutting down: kill the tree, report "interrupted" with
+   * `reason` and the output so far. The result comes only after the tree was
+   * SIGKILLed too, so nothing of the command outlives the runtime.
+   */
   stop(reason: string): void;
 }
 
@@ -49,7 +55,7 @@ const PIPE_QUIET_AFTER_EXIT_MS = 200;
 const PIPE_MAX_WAIT_AFTER_EXIT_MS = 2000;
 const MAX_ERROR_LENGTH = 2000;
 
-type KillReason = { status: "timed_out" | "cancelled" } | { status: "failed"; error: string };
+type KillReason = { status: "timed_out" | "cancelled" } | { status: "interrupted"; error: string };
 
 export function execute(command: DispatchedCommand, sink: MessageSink, options: ExecutorOptions = {}): Execution {
   return new CommandExecution(command, sink, options);
@@ -69,6 +75,9 @@ class CommandExecution implements Execution {
   private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private spawnError: string | undefined;
   private killReason: KillReason | undefined;
+  /** Settles once the SIGKILL escalation has run. */
+  private escalated: Promise<void> | undefined;
+  private readonly onSpawn: ((pid: number) => void) | undefined;
   private finished = false;
   private flushTimer: NodeJS.Timeout | undefined;
   private startedTimer: NodeJS.Timeout | undefined;
@@ -89,6 +98,7 @@ class CommandExecution implements Execution {
     this.flushIntervalMs = options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
     this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
     this.log = options.log ?? silentLogger;
+    this.onSpawn = options.onSpawn;
     this.result = new Promise((resolve) => (this.resolveResult = resolve));
     this.start();
   }
@@ -102,7 +112,7 @@ class CommandExecution implements Execution {
   }
 
   stop(reason: string): void {
-    this.kill({ status: "failed", error: reason });
+    this.kill({ status: "interrupted", error: reason });
   }
 
   private start(): void {
@@ -128,6 +138,7 @@ class CommandExecution implements Execution {
     // A command that ends within one flush interval reports nothing until its
     // result, which carries startedAt: one message instead of three small ones.
     child.once("spawn", () => {
+      if (child.pid !== undefined) this.onSpawn?.(child.pid);
       this.startedTimer = setTimeout(() => this.announceStarted(), this.flushIntervalMs);
     });
     child.on("error", (error) => {
@@ -205,7 +216,14 @@ class CommandExecution implements Execution {
     if (!child) return;
     killProcessTree(child, "SIGTERM");
     // Escalate even if the shell already exited: group members that ignore SIGTERM must not linger.
-    setTimeout(() => killProcessTree(child, "SIGKILL"), this.killGraceMs).unref();
+    // On a runtime stop the timer must hold the process open, or the runtime could exit first.
+    this.escalated = new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        killProcessTree(child, "SIGKILL");
+        resolve();
+      }, this.killGraceMs);
+      if (reason.status !== "interrupted") timer.unref();
+    });
   }
 
   private finish(): void {
@@ -224,7 +242,7 @@ class CommandExecution implements Execution {
     }
     const tail = this.takeTail();
     const { status, exitCode, error } = this.outcome();
-    this.resolveResult({
+    const result: CommandResult = {
       commandId: this.command.commandId,
       status,
       exitCode,
@@ -235,7 +253,9 @@ class CommandExecution implements Execution {
       tailStartIndex: this.nextIndex,
       truncated: this.buffer.truncated || tail.dropped,
       error: error === null ? null : error.slice(0, MAX_ERROR_LENGTH),
-    });
+    };
+    if (status === "interrupted" && this.escalated) void this.escalated.then(() => this.resolveResult(result));
+    else this.resolveResult(result);
   }
 
   /** Everything unsent, as the tail; only what does not fit the tail's limits is streamed ahead of it. */
@@ -255,7 +275,7 @@ class CommandExecution implements Execution {
       return { status: "timed_out", exitCode, error: `Timed out after ${this.command.timeoutMs} ms; the command and its child processes were killed` };
     }
     if (this.killReason?.status === "cancelled") return { status: "cancelled", exitCode, error: null };
-    if (this.killReason?.status === "failed") return { status: "failed", exitCode, error: this.killReason.error };
+    if (this.killReason?.status === "interrupted") return { status: "interrupted", exitCode, error: this.killReason.error };
     if (exitCode === 0) return { status: "succeeded", exitCode, error: null };
     if (exitCode !== null) return { status: "failed", exitCode, error: null };
     const signal = this.exit?.signal;

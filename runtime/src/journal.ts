@@ -1,24 +1,83 @@
 // The journal is what makes "never run a command twice" hold across reconnects
 // AND restarts: a command id is fsynced here before its process is spawned, so
 // after a crash we can tell "started but no result" from "never seen".
-import { DurableLineLog } from "./fs-durable";
+import { promises as fsp } from "node:fs";
+import { DurableLineLog, PRIVATE_FILE_MODE } from "./fs-durable";
 
-type JournalEntry = { id: string; at: number };
+/**
+ * A claim (`{id, at}`, before the spawn) or, once the process exists, its
+ * spawn record: pid (= process group on POSIX) and an identity that tells the
+ * process apart from a later one reusing the pid (ADR 0018).
+ */
+type JournalEntry = { id: string; at: number; pid?: number; identity?: string };
+
+/** A command's process as the journal knows it: enough to find its survivors after a crash. */
+export type SpawnRecord = { pid: number; identity: string | undefined; at: number };
 
 function parseEntry(value: unknown): JournalEntry | undefined {
-  if (value && typeof value === "object" && typeof (value as JournalEntry).id === "string") return value as JournalEntry;
-  return undefined;
+  if (!value || typeof value !== "object") return undefined;
+  const entry = value as JournalEntry;
+  if (typeof entry.id !== "string" || typeof entry.at !== "number") return undefined;
+  if (entry.pid !== undefined && !(Number.isInteger(entry.pid) && entry.pid > 0)) return undefined;
+  if (entry.identity !== undefined && typeof entry.identity !== "string") return undefined;
+  return entry;
 }
 
 export class Journal {
+  private spawnWrites: Promise<unknown> = Promise.resolve();
+
   private constructor(
     private readonly log: DurableLineLog<JournalEntry>,
-    private readonly started: Set<string>,
+    private readonly spawnFile: string,
+    private readonly started: Map<string, number>,
+    private readonly spawns: Map<string, SpawnRecord>,
   ) {}
 
   static async open(file: string): Promise<Journal> {
     const { log, entries } = await DurableLineLog.open(file, parseEntry);
-    return new Journal(log, new Set(entries.map((e) => e.id)));
+    const started = new Map<string, number>();
+    for (const entry of entries) started.set(entry.id, entry.at);
+    const spawnFile = `${file}.spawns`;
+    const spawns = new Map<string, SpawnRecord>();
+    let text = "";
+    try {
+      text = await fsp.readFile(spawnFile, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    }
+    for (const line of text.split("\n")) {
+      try {
+        const entry = line ? parseEntry(JSON.parse(line)) : undefined;
+        if (entry?.pid !== undefined) spawns.set(entry.id, { pid: entry.pid, identity: entry.identity, at: entry.at });
+      } catch {
+        // a torn last line: that spawn is simply not known
+      }
+    }
+    return new Journal(log, spawnFile, started, spawns);
+  }
+
+  /** When the command was claimed (its spawn time if it got that far): the best "started at" after a crash. */
+  startedAt(commandId: string): number | undefined {
+    return this.spawns.get(commandId)?.at ?? this.started.get(commandId);
+  }
+
+  /** Every spawn recorded, for the orphan sweep at start-up. */
+  spawned(): [string, SpawnRecord][] {
+    return [...this.spawns.entries()];
+  }
+
+  /**
+   * Notes the running process, in a side file next to the journal. Written but
+   * not fsynced: it only has to survive the runtime's own death (the kernel
+   * keeps the write), and a power loss that could drop it kills the orphan too.
+   * An fsync here would stall the event loop right as the command starts.
+   */
+  recordSpawn(commandId: string, spawn: SpawnRecord): Promise<void> {
+    this.spawns.set(commandId, spawn);
+    const line = `${JSON.stringify({ id: commandId, at: spawn.at, pid: spawn.pid, ...(spawn.identity ? { identity: spawn.identity } : {}) })}\n`;
+    const next = this.spawnWrites.then(() => fsp.appendFile(this.spawnFile, line, { mode: PRIVATE_FILE_MODE }));
+    this.spawnWrites = next.catch(() => {});
+    return next;
   }
 
   has(commandId: string): boolean {
@@ -35,12 +94,13 @@ export class Journal {
    * then may the command be spawned.
    */
   record(commandId: string): Promise<void> {
-    this.started.add(commandId);
+    this.started.set(commandId, Date.now());
     return this.log.append({ id: commandId, at: Date.now() });
   }
 
-  close(): Promise<void> {
-    return this.log.close();
+  async close(): Promise<void> {
+    await this.spawnWrites;
+    await this.log.close();
   }
 }
 

@@ -257,3 +257,17 @@ export class DelayingRelay {
     this.server.close();
   }
 }
+
+/** Alive and not a zombie: a killed orphan may wait a while for whoever adopted it to reap it. */
+export function processRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) [ZX]/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false; // gone between the two checks
+  }
+}

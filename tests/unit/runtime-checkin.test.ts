@@ -28,7 +28,7 @@ const bin = join(repo, "runtime/bin/caisey-runtime.mjs");
 const posix = process.platform !== "win32";
 const TOKEN = "enroll-token-0123456789";
 const CREDENTIAL = "credential-".padEnd(48, "c");
-const NOT_RERUN = "runtime restarted while this command was running; it was not run again";
+const NOT_RERUN = "interrupted: the runtime stopped or crashed while this command was running; it was not run again";
 
 const scratch = mkdtempSync(join(tmpdir(), "caisey-checkin-"));
 const children = new Set<ChildProcess>();
@@ -377,20 +377,23 @@ describe.runIf(posix)("caisey-runtime HTTPS check-in", () => {
     expect(await stopRuntime(runtime)).toBe(0);
   }, 30_000);
 
-  it("reports a command interrupted by SIGKILL as failed-not-rerun after a restart", async () => {
+  it("reports a command cut short by SIGKILL of the runtime as interrupted after a restart, killing its orphan, never rerunning it", async () => {
     const stateDir = await enrolledStateDir(server, "crash");
     const counter = join(stateDir, "runs.txt");
     const crashed = startRuntime(stateDir, CHECKIN);
     await waitFor("first check-in", () => server.checkins.length >= 1);
-    server.batch = [command("crash-1", `echo run >> ${counter}; sleep 2; echo finished`)];
+    server.batch = [command("crash-1", `echo run >> ${counter}; sleep 2; echo orphan-finished >> ${counter}`)];
     await waitFor("command running", () => fileLines(counter).length === 1);
     crashed.child.kill("SIGKILL");
     await crashed.exited;
 
     const runtime = startRuntime(stateDir, CHECKIN); // the server offers crash-1 again: it has no result
     const result = await waitFor("result", () => server.stored.get("crash-1"));
-    expect(result).toMatchObject({ status: "failed", exitCode: null, error: NOT_RERUN });
-    await sleep(2500); // the orphaned first run finishes; no second run appears
+    expect(result).toMatchObject({ status: "interrupted", exitCode: null });
+    expect(result.error).toContain(NOT_RERUN);
+    expect(result.error).toMatch(/left over from the previous run \(process group \d+\) were killed/);
+    expect(runtime.stderr()).toMatch(/crash-1 was running when the runtime last stopped/);
+    await sleep(2500); // the orphan was killed: it never finishes, and no second run appears
     expect(fileLines(counter)).toEqual(["run"]);
     expect(outboxFiles(stateDir)).toHaveLength(0);
     expect(await stopRuntime(runtime)).toBe(0);
@@ -406,7 +409,7 @@ describe.runIf(posix)("caisey-runtime HTTPS check-in", () => {
     const started = Date.now();
     expect(await stopRuntime(runtime)).toBe(0);
     expect(Date.now() - started).toBeLessThan(5000);
-    expect(server.stored.get("term-1")).toMatchObject({ status: "failed", error: expect.stringMatching(/runtime stopped/) });
+    expect(server.stored.get("term-1")).toMatchObject({ status: "interrupted", error: expect.stringMatching(/runtime stopped/) });
     expect(server.checkins).toHaveLength(2); // the one that dispatched it and the final one
     expect(outboxFiles(stateDir)).toHaveLength(0);
   }, 30_000);

@@ -186,12 +186,12 @@ describe.runIf(posix)("caisey-runtime CLI", () => {
     expect(await stopRuntime(runtime)).toBe(0);
   }, 45_000);
 
-  it("reports a command interrupted by a runtime crash (SIGKILL) as failed, without running it again", async () => {
+  it("reports a command cut short by a runtime crash (SIGKILL) as interrupted, kills its orphan, never runs it again", async () => {
     const stateDir = await enrolledStateDir(server, "crash");
     const counter = join(stateDir, "runs.txt");
     const crashed = startRuntime(stateDir);
     await waitFor("hello", () => hellos(server) === 1);
-    const command = { commandId: "crash-1", text: `echo run >> ${counter}; sleep 2; echo finished` };
+    const command = { commandId: "crash-1", text: `echo run >> ${counter}; sleep 2; echo orphan-finished >> ${counter}` };
     server.dispatch(command);
     await waitFor("command running", () => lines(counter) === 1);
     crashed.child.kill("SIGKILL");
@@ -201,12 +201,9 @@ describe.runIf(posix)("caisey-runtime CLI", () => {
     await waitFor("hello after restart", () => hellos(server) === 2);
     server.dispatch(command);
     const [result] = await waitFor("result", () => server.results("crash-1").length > 0 && server.results("crash-1"));
-    expect(result).toMatchObject({
-      status: "failed",
-      exitCode: null,
-      error: "runtime restarted while this command was running; it was not run again",
-    });
-    await new Promise((r) => setTimeout(r, 2500)); // the orphaned first run finishes; no second run appears
+    expect(result).toMatchObject({ status: "interrupted", exitCode: null });
+    expect(result.error).toMatch(/^interrupted: the runtime stopped or crashed while this command was running; it was not run again; its processes left over from the previous run \(process group \d+\) were killed$/);
+    await new Promise((r) => setTimeout(r, 2500)); // the orphan was killed (it never finishes); no second run appears
     expect(lines(counter)).toBe(1);
     expect(await stopRuntime(runtime)).toBe(0);
   }, 30_000);
@@ -222,7 +219,7 @@ describe.runIf(posix)("caisey-runtime CLI", () => {
     expect(await stopRuntime(runtime)).toBe(0);
     expect(Date.now() - started).toBeLessThan(5000);
     const [result] = server.results("long-1");
-    expect(result).toMatchObject({ status: "failed", error: expect.stringMatching(/runtime stopped/) });
+    expect(result).toMatchObject({ status: "interrupted", error: expect.stringMatching(/runtime stopped/) });
     expect(outboxFiles(stateDir)).toHaveLength(0); // acked before exiting
     const pid = Number(readFileSync(pidFile, "utf8"));
     expect(() => process.kill(pid, 0)).toThrow();

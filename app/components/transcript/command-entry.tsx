@@ -1,6 +1,6 @@
 import { memo } from "react";
 import { formatMs, formatTimestamp } from "~/lib/format";
-import { isFinished, type ApprovalRecipient, type RuntimeRefusal, type TranscriptCommand } from "~/lib/transcript";
+import { isFinished, ranOnEndpoint, type ApprovalRecipient, type RuntimeRefusal, type TranscriptCommand } from "~/lib/transcript";
 
 const STATUS_STYLE: Record<string, string> = {
   queued: "bg-slate-200 text-slate-700",
@@ -14,6 +14,7 @@ const STATUS_STYLE: Record<string, string> = {
   expired: "bg-slate-300 text-slate-700",
   skipped: "bg-slate-300 text-slate-600",
   denied: "bg-red-200 text-red-900",
+  interrupted: "bg-fuchsia-100 text-fuchsia-900",
 };
 
 /** Memoised: a new event re-renders only the command it belongs to. */
@@ -24,6 +25,8 @@ export const CommandEntry = memo(function CommandEntry({
   canReissue,
   onCancel,
   onReissue,
+  queueAhead,
+  onSequenceAction,
 }: {
   command: TranscriptCommand;
   browserRttMs: number | undefined;
@@ -33,6 +36,9 @@ export const CommandEntry = memo(function CommandEntry({
   canReissue: boolean;
   onCancel: (commandId: string) => void;
   onReissue: (commandId: string) => void;
+  /** Commands ahead of this queued one (undefined when it is not waiting in line). */
+  queueAhead?: number;
+  onSequenceAction?: (sequenceId: string, action: "retry" | "skip" | "abort") => void;
 }) {
   const finished = isFinished(command);
   const pendingApproval = command.status === "pending_approval";
@@ -61,6 +67,13 @@ export const CommandEntry = memo(function CommandEntry({
         {command.dispatchedAt ? <span title="dispatched to the runtime">dispatched {formatTimestamp(command.dispatchedAt)}</span> : null}
         {command.startedAt ? <span title="executed on the endpoint">executed {formatTimestamp(command.startedAt)}</span> : null}
         {command.returnedAt ? <span title="result returned">returned {formatTimestamp(command.returnedAt)}</span> : null}
+        {command.status === "queued" && queueAhead !== undefined ? (
+          <span className="rounded bg-slate-700 px-1.5 py-0.5 text-slate-200" data-testid="queue-position" data-ahead={queueAhead}>
+            {queueAhead === 0 ? "next in line" : `${queueAhead} ahead in line`}
+          </span>
+        ) : null}
+        {command.alongside ? <span className="text-slate-300">runs alongside</span> : null}
+        {command.retryOf ? <span className="text-fuchsia-300" data-testid="retry-of">retry of an interrupted attempt</span> : null}
         {finished && command.exitCode !== null ? <span>exit {command.exitCode}</span> : null}
         {/* A request waiting for the client is withdrawn from its prompt, with a confirmation. */}
         {canCancel && !finished && !pendingApproval ? (
@@ -103,12 +116,81 @@ export const CommandEntry = memo(function CommandEntry({
           Part of the output was lost on the way from the endpoint; what arrived is shown.
         </p>
       ) : null}
+      {command.status === "interrupted" ? (
+        <p className="mt-1 text-xs text-fuchsia-300" data-testid="interrupted">
+          Interrupted: runtime stopped
+          {command.startedAt ? ` · started ${formatTimestamp(command.startedAt)}` : " before it started"}
+          {command.output.length ? " · the output above is what it printed so far" : " · no output arrived"}
+        </p>
+      ) : null}
+      {command.status === "cancelled" && command.finishedBy ? (
+        <p className="mt-1 text-xs text-slate-300" data-testid="cancelled-by">
+          Cancelled by {command.finishedBy.name} at {formatTimestamp(command.finishedAt)}
+        </p>
+      ) : null}
       {command.error ? <p className="mt-1 text-xs text-red-300">{command.error}</p> : null}
       {command.refusals.map((refusal) => <RefusalLine key={refusal.seq} refusal={refusal} />)}
-      {finished ? <TimingLine command={command} browserRttMs={browserRttMs} /> : null}
+      {command.sequence && (command.paused || command.resumed) ? (
+        <SequencePause command={command} canAct={canCancel} onAction={onSequenceAction} />
+      ) : null}
+      {finished && ranOnEndpoint(command) ? <TimingLine command={command} browserRttMs={browserRttMs} /> : null}
     </article>
   );
 });
+
+const RESUMED_TEXT = { retry: "Retried", skip: "Skipped", abort: "Aborted the rest" } as const;
+
+/** A sequence waiting on this interrupted step: the technician decides how it goes on. */
+function SequencePause({
+  command,
+  canAct,
+  onAction,
+}: {
+  command: TranscriptCommand;
+  canAct: boolean;
+  onAction?: (sequenceId: string, action: "retry" | "skip" | "abort") => void;
+}) {
+  const sequence = command.sequence!;
+  const resumed = command.resumed;
+  if (resumed) {
+    return (
+      <p className="mt-1 text-xs text-fuchsia-200" data-testid="sequence-resumed" data-action={resumed.action}>
+        {resumed.action === "auto_retry"
+          ? `The step is safe to run twice: retried automatically at ${formatTimestamp(resumed.at)}.`
+          : `${RESUMED_TEXT[resumed.action]} by ${resumed.by?.name ?? "someone"} at ${formatTimestamp(resumed.at)}.`}
+      </p>
+    );
+  }
+  return (
+    <div className="mt-2 rounded border border-fuchsia-400/40 bg-fuchsia-950/40 p-2 text-xs text-fuchsia-100" data-testid="sequence-paused" role="group" aria-label="Sequence paused">
+      <p className="font-medium">
+        “{sequence.name}” is paused: step {sequence.step + 1} of {sequence.steps} was interrupted. It may have partly run.
+      </p>
+      {canAct && onAction ? (
+        <p className="mt-2 flex flex-wrap gap-2">
+          <button type="button" onClick={() => onAction(sequence.id, "retry")} className="rounded border border-fuchsia-400/60 px-2 py-0.5 hover:bg-fuchsia-900" data-testid="sequence-retry">
+            Retry step
+          </button>
+          <button type="button" onClick={() => onAction(sequence.id, "skip")} className="rounded border border-fuchsia-400/60 px-2 py-0.5 hover:bg-fuchsia-900" data-testid="sequence-skip">
+            Skip step
+          </button>
+          <button
+            type="button"
+            onClick={() => {
+              if (window.confirm("Abort the rest of this sequence? Its remaining steps will not run.")) onAction(sequence.id, "abort");
+            }}
+            className="rounded border border-fuchsia-400/60 px-2 py-0.5 hover:bg-fuchsia-900"
+            data-testid="sequence-abort"
+          >
+            Abort sequence
+          </button>
+        </p>
+      ) : (
+        <p className="mt-1 text-fuchsia-300">A technician who can run commands decides whether to retry, skip or abort.</p>
+      )}
+    </div>
+  );
+}
 
 const DELIVERY_TEXT: Record<ApprovalRecipient["delivery"], string> = {
   pending: "sending…",

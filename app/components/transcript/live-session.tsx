@@ -1,6 +1,6 @@
-import { Fragment, useEffect, useLayoutEffect, useRef, useState } from "react";
+import { Fragment, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { formatAge } from "~/lib/format";
-import { isFinished, noticesAfter } from "~/lib/transcript";
+import { isFinished, noticesAfter, queuePositions } from "~/lib/transcript";
 import type { Role } from "~/db/schema";
 import type { Shell } from "../../../protocol/messages";
 import type { SequenceTemplate } from "~/models/sequence-templates.server";
@@ -34,6 +34,7 @@ export function LiveSession({
 }) {
   const session = useEndpointSession(endpointId);
   const { transcript } = session;
+  const positions = useMemo(() => queuePositions(transcript), [transcript]);
   const [text, setText] = useState("");
   const [shell, setShell] = useState<Shell>(defaultShell);
   const [privileged, setPrivileged] = useState(false);
@@ -134,6 +135,8 @@ export function LiveSession({
                 canReissue={role === "admin"}
                 onCancel={session.cancel}
                 onReissue={session.reissue}
+                queueAhead={positions.get(id)}
+                onSequenceAction={session.sequenceAction}
               />
               <Notices notices={noticesAfter(transcript, id)} />
             </Fragment>

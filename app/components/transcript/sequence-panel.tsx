@@ -30,6 +30,7 @@ export function SequencePanel({
   const [stepsText, setStepsText] = useState("");
   const [shell, setShell] = useState<Shell>("default");
   const [stopOnFailure, setStopOnFailure] = useState(true);
+  const [idempotent, setIdempotent] = useState(false);
   const [notBefore, setNotBefore] = useState("");
   const [expiresAt, setExpiresAt] = useState("");
   const [privileged, setPrivileged] = useState(false);
@@ -37,7 +38,7 @@ export function SequencePanel({
   const [problem, setProblem] = useState<string | null>(null);
   const saver = useFetcher<{ error?: string; saved?: string }>();
 
-  const steps = stepsText.split("\n").map((line) => line.trim()).filter(Boolean).map((text) => ({ text, shell }));
+  const steps = stepsText.split("\n").map((line) => line.trim()).filter(Boolean).map((text) => ({ text, shell, idempotent }));
 
   const loadTemplate = (id: string) => {
     const template = templates.find((t) => t.id === id);
@@ -46,6 +47,7 @@ export function SequencePanel({
     setStepsText(template.steps.map((s) => s.text).join("\n"));
     setShell(template.steps[0]?.shell ?? "default");
     setStopOnFailure(template.stopOnFailure);
+    setIdempotent(template.steps.length > 0 && template.steps.every((s) => s.idempotent));
   };
 
   const queue = (event: React.FormEvent) => {
@@ -97,6 +99,9 @@ export function SequencePanel({
       <div className="flex flex-wrap items-center gap-3">
         <label className="flex items-center gap-1.5">
           <input type="checkbox" checked={stopOnFailure} onChange={(e) => setStopOnFailure(e.target.checked)} /> Stop on failure
+        </label>
+        <label className="flex items-center gap-1.5" title="If the runtime stops or crashes during a step, that step is run again once without asking">
+          <input type="checkbox" checked={idempotent} onChange={(e) => setIdempotent(e.target.checked)} data-testid="sequence-idempotent" /> Steps are safe to run twice
         </label>
         <label className="flex items-center gap-1.5">Not before <input type="datetime-local" value={notBefore} onChange={(e) => setNotBefore(e.target.value)} aria-label="Not before" className={inputClass} /></label>
         <label className="flex items-center gap-1.5">Expires <input type="datetime-local" value={expiresAt} onChange={(e) => setExpiresAt(e.target.value)} aria-label="Expires" className={inputClass} /></label>

@@ -160,6 +160,11 @@ export function useEndpointSession(endpointId: string) {
   /** Admins only (the session checks): new links for every approver, the old ones die. */
   const reissue = useCallback((commandId: string) => send({ type: "reissue_approval", commandId }), [send]);
   const dismissError = useCallback((id: number) => setErrors((list) => list.filter((e) => e.id !== id)), []);
+  /** Answers a sequence paused on an interrupted step. */
+  const sequenceAction = useCallback(
+    (sequenceId: string, action: "retry" | "skip" | "abort") => send({ type: "sequence_action", sequenceId, action }),
+    [send],
+  );
 
-  return { transcript, status, viewers, runtime, errors, history, loadOlder, run, runSequence, cancel, reissue, dismissError };
+  return { transcript, status, viewers, runtime, errors, history, loadOlder, run, runSequence, cancel, reissue, dismissError, sequenceAction };
 }

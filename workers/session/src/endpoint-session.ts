@@ -40,6 +40,7 @@ import { TranscriptReplay } from "./replay";
 import { AuditLog } from "./audit-log";
 import type { SessionEnv } from "./env";
 import { migrate } from "./schema";
+import { SequenceFlow, type SequenceStepRow } from "./sequence-flow";
 
 /** Refused runtime messages audited per instance, so a misbehaving runtime cannot flood the chain. */
 const MAX_AUDITED_REFUSALS = 200;
@@ -64,7 +65,7 @@ const CHECKIN_BUCKET = { capacity: 10, refillPerSecond: 0.5 } as const;
 const CHECKIN_RETRY_AFTER_S = 5;
 /** Per viewer connection: a token bucket, in message "costs" (a replay costs more than a run). */
 const VIEWER_BUCKET = { capacity: 40, refillPerSecond: 10 } as const;
-const VIEWER_MESSAGE_COST: Record<ViewerMessage["type"], number> = { sync: 10, history: 10, run: 1, run_sequence: 2, cancel: 1, reissue_approval: 1 };
+const VIEWER_MESSAGE_COST: Record<ViewerMessage["type"], number> = { sync: 10, history: 10, run: 1, run_sequence: 2, cancel: 1, reissue_approval: 1, sequence_action: 1 };
 
 export const CLOSE_CODES = SESSION_CLOSE_CODES;
 
@@ -100,6 +101,10 @@ type CommandRow = {
   output_bytes: number;
   truncated: number;
   alongside: number;
+  error: string | null;
+  idempotent: number;
+  retry_of: string | null;
+  resolution: SequenceStepRow["resolution"];
 };
 
 type RunRequest = Extract<ViewerMessage, { type: "run" | "run_sequence" }>;
@@ -159,6 +164,12 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     platformJurisdiction: () => (this.ctx.id as { jurisdiction?: string }).jurisdiction,
     preloadPolicy: () => this.policyCopy.current() ? Promise.resolve(null) : this.policyCopy.reload(),
   };
+  private readonly sequences = new SequenceFlow({
+    sql: this.ctx.storage.sql,
+    appendEvent: (kind, body) => this.appendEvent(kind, body),
+    audit: (entry) => this.audit.append(entry),
+    skip: (commandId, error, by) => this.finishCommand(this.getCommand(commandId)!, { status: "skipped", exitCode: null, error, timings: null, ...(by ? { by } : {}) }),
+  });
 
   onStart(): void {
     migrate(this.ctx.storage.sql);
@@ -469,6 +480,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         return this.onViewerReissue(connection, identity, message.commandId);
       case "run_sequence":
         return this.onViewerRun(connection, identity, message);
+      case "sequence_action":
+        return this.onViewerSequenceAction(connection, identity, message.sequenceId, message.action);
     }
   }
 
@@ -536,7 +549,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     }
     const requestedBy = { userId: identity.userId, name: identity.userName ?? identity.userId };
     const isSequence = message.type === "run_sequence";
-    const steps = isSequence ? message.steps : [{ text: message.text, shell: message.shell }];
+    const steps = isSequence ? message.steps : [{ text: message.text, shell: message.shell, idempotent: false }];
     // The policy's reason first (it is what the client agreed to); a flag alone says so.
     const rules = steps.map(({ text }) => approvalRule(policy, text) ?? (message.privileged ? "flagged by the technician" : null));
     const approvers = eligibleApprovers(policy, identity.userEmail);
@@ -562,14 +575,14 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     const expiresAt = isSequence ? message.expiresAt : null;
     const now = Date.now();
 
-    for (const [step, { text, shell }] of steps.entries()) {
+    for (const [step, { text, shell, idempotent }] of steps.entries()) {
       const rule = rules[step] ?? null;
       const commandId = `cmd_${crypto.randomUUID()}`;
       const requestId = isSequence ? `${message.requestId}#${step}` : message.requestId;
       this.ctx.storage.sql.exec(
         `INSERT INTO commands (id, request_id, text, shell, timeout_ms, requested_by_id, requested_by_name, status, created_at,
-                               sequence_id, sequence_name, step_index, step_count, stop_on_failure, not_before, expires_at, alongside)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                               sequence_id, sequence_name, step_index, step_count, stop_on_failure, not_before, expires_at, alongside, idempotent)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         commandId,
         requestId,
         text,
@@ -587,6 +600,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         notBefore,
         expiresAt,
         !isSequence && message.alongside ? 1 : 0,
+        isSequence && idempotent ? 1 : 0,
       );
       this.appendEvent("command.queued", {
         commandId,
@@ -597,6 +611,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         sequence: sequence ? { ...sequence, step } : null,
         notBefore,
         expiresAt,
+        ...(!isSequence && message.alongside ? { alongside: true } : {}),
+        ...(isSequence && idempotent ? { idempotent: true } : {}),
       });
       this.audit.append({
         kind: "command.requested",
@@ -624,6 +640,17 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     this.dispatchQueued();
   }
 
+  /** Retry / skip / abort for a sequence paused on an interrupted step; anything else is refused and audited. */
+  private onViewerSequenceAction(connection: Connection, identity: PeerIdentity, sequenceId: string, action: "retry" | "skip" | "abort"): void {
+    if (!identity.canRun || !identity.userId) {
+      return this.sendViewerError(connection, "forbidden", "Your role cannot change a sequence");
+    }
+    const by = { userId: identity.userId, name: identity.userName ?? identity.userId };
+    const refused = this.sequences.act(sequenceId, action, by, identity.address);
+    if (refused) return this.sendViewerError(connection, refused.refused, refused.message);
+    this.dispatchQueued();
+  }
+
   private onViewerReissue(connection: Connection, identity: PeerIdentity, commandId: string): void {
     if (identity.role !== "admin" || !identity.userId) {
       return this.sendViewerError(connection, "forbidden", "Only an admin can re-issue approval links");
@@ -644,11 +671,11 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     }
     if (command.status === "pending_approval") {
       this.approvals.withdraw(commandId, by, identity.address);
-      this.finishCommand(command, { status: "cancelled", exitCode: null, error: `Approval request withdrawn by ${by.name}`, timings: null });
+      this.finishCommand(command, { status: "cancelled", exitCode: null, error: `Approval request withdrawn by ${by.name}`, timings: null, by });
       return;
     }
     if (command.status === "queued") {
-      this.finishCommand(command, { status: "cancelled", exitCode: null, error: "Cancelled before it was sent", timings: null });
+      this.finishCommand(command, { status: "cancelled", exitCode: null, error: `Cancelled by ${by.name} before it was sent`, timings: null, by });
       return;
     }
     if (command.status === "dispatched" || command.status === "running") {
@@ -791,7 +818,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       exitCode: result.exitCode,
       error: result.error,
       timings: this.computeTimings(command, result, receivedAt),
+      ...(result.status === "cancelled" ? this.cancelledBy(command.id) : {}),
     });
+    if (result.status === "interrupted") this.sequences.onInterrupted(this.getCommand(command.id)!);
     return true;
   }
 
@@ -851,17 +880,11 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         this.finishCommand(command, { status: "expired", exitCode: null, error: "Its expiry passed before it could run", timings: null });
         continue;
       }
-      if (command.sequence_id !== null && command.step_index > 0) {
-        const previous = this.sqlOne<{ status: string }>(
-          "SELECT status FROM commands WHERE sequence_id = ? AND step_index = ?",
-          command.sequence_id,
-          command.step_index - 1,
-        );
-        if (!previous || !isFinal(previous.status)) continue;
-        if (command.stop_on_failure && previous.status !== "succeeded") {
-          this.finishCommand(command, { status: "skipped", exitCode: null, error: `Skipped: step ${command.step_index} ended ${previous.status}`, timings: null });
-          continue;
-        }
+      const gate = this.sequences.gate(command);
+      if (gate.kind === "wait") continue;
+      if (gate.kind === "skip") {
+        this.finishCommand(command, { status: "skipped", exitCode: null, error: gate.reason, timings: null });
+        continue;
       }
       if (command.not_before !== null && now < command.not_before) continue;
       due.push(command);
@@ -936,6 +959,16 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   private nextChunkIndex(commandId: string): number {
     const row = this.sqlOne<{ next: number | null }>("SELECT MAX(chunk_index) + 1 AS next FROM events WHERE command_id = ?", commandId);
     return row?.next ?? 0;
+  }
+
+  /** Who asked for a cancel the runtime then carried out, from the cancel request in the log. */
+  private cancelledBy(commandId: string): { by?: { userId: string; name: string } } {
+    const request = this.sqlOne<{ body: string }>(
+      "SELECT body FROM events WHERE command_id = ? AND kind = 'command.cancel_requested' ORDER BY seq LIMIT 1",
+      commandId,
+    );
+    const by = request ? (JSON.parse(request.body) as { by?: { userId: string; name: string } }).by : undefined;
+    return by ? { by } : {};
   }
 
   private finishCommand(command: CommandRow, outcome: EventBody<"command.finished"> extends infer B ? Omit<B, "commandId"> : never): void {

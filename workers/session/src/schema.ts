@@ -123,6 +123,12 @@ export const SESSION_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE commands ADD COLUMN alongside INTEGER NOT NULL DEFAULT 0;
   `,
+  // Interrupted sequence steps (ADR 0018): retries are new rows pointing at the step they repeat.
+  `
+  ALTER TABLE commands ADD COLUMN idempotent INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE commands ADD COLUMN retry_of TEXT;
+  ALTER TABLE commands ADD COLUMN resolution TEXT;
+  `,
 ];
 
 export function migrate(sql: SqlStorage): void {
