@@ -9,7 +9,7 @@ import { errorText, stderrLogger } from "./log";
 import { defaultStateDir, statePaths } from "./paths";
 import { runRuntime } from "./run";
 import { statusReport } from "./status";
-import { RUNTIME_VERSION } from "./version";
+import { describeBuild, RUNTIME_VERSION } from "./version";
 
 const USAGE = `caisey-runtime ${RUNTIME_VERSION}: lets technicians run commands on this machine from the Caisey console.
 
@@ -23,6 +23,8 @@ Usage:
       WebSockets cannot connect (e.g. a proxy blocks them), retrying the WebSocket every 5 minutes.
       --checkin-interval is the check-in period until the server suggests one
       (default 30, or $CAISEY_CHECKIN_INTERVAL; 1 to 600).
+  caisey-runtime version
+      Show the version, platform and update-key fingerprint of this build (--version: the version alone).
   caisey-runtime status [--state-dir DIR]
       Show the enrollment (without the credential), the number of undelivered results,
       and the last transport used and last contact with the server.
@@ -46,8 +48,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return command ? 0 : 1;
   }
-  if (command === "--version" || command === "version") {
+  if (command === "--version") {
     process.stdout.write(`${RUNTIME_VERSION}\n`);
+    return 0;
+  }
+  if (command === "version") {
+    process.stdout.write(`${describeBuild()}\n`);
     return 0;
   }
   switch (command) {

@@ -1,6 +1,7 @@
 // What this runtime build is. scripts/build-runtime.mjs replaces the
 // __CAISEY_*__ identifiers with literals through esbuild's `define`; run from
 // source (tests, tsx) they are undeclared and `typeof` keeps that safe.
+import { createHash } from "node:crypto";
 import type { RuntimePlatform } from "../../protocol/runtime-release";
 
 declare const __CAISEY_RUNTIME_VERSION__: string | undefined;
@@ -38,3 +39,15 @@ export function runtimePlatformOf(platform: NodeJS.Platform, arch: string): Runt
  */
 export const RUNTIME_PLATFORM: RuntimePlatform | undefined =
   typeof __CAISEY_RUNTIME_PLATFORM__ === "string" ? __CAISEY_RUNTIME_PLATFORM__ : runtimePlatformOf(process.platform, process.arch);
+
+/** Short fingerprint of the update key (SHA-256 of the DER), to compare with a release manifest's publicKey. */
+export function updateKeyFingerprint(publicKey: string): string {
+  return createHash("sha256").update(Buffer.from(publicKey, "base64")).digest("hex").slice(0, 16);
+}
+
+/** One line for `caisey-runtime version` and support: which build this is and which releases it will accept. */
+export function describeBuild(): string {
+  const kind = RUNTIME_EXECUTABLE ? "executable" : "Node script";
+  const key = UPDATE_PUBLIC_KEY ? `update key ${updateKeyFingerprint(UPDATE_PUBLIC_KEY)}` : "no update key (built from source)";
+  return `caisey-runtime ${RUNTIME_VERSION} (${RUNTIME_PLATFORM ?? `${process.platform}-${process.arch}`} ${kind}, ${key})`;
+}
