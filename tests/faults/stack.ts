@@ -20,10 +20,13 @@ export function runtimeExecutablePath(platform: string): string {
 
 /**
  * The shipped artifact for this machine, so the fault suite tests what endpoints run rather than the
- * Node script. CAISEY_TEST_RUNTIME=script runs runtime/bin with this Node instead (for debugging only).
+ * Node script. CAISEY_TEST_RUNTIME=script runs runtime/bin with this Node instead (for debugging only);
+ * CAISEY_TEST_RUNTIME=/path/to/executable runs another build (e.g. a Bun one: build-runtime.mjs --engine bun).
  */
 function runtimeCommand(): { file: string; prefix: string[] } {
-  if (process.env.CAISEY_TEST_RUNTIME === "script") return { file: process.execPath, prefix: [join(root, "runtime/bin/caisey-runtime.mjs")] };
+  const override = process.env.CAISEY_TEST_RUNTIME;
+  if (override === "script") return { file: process.execPath, prefix: [join(root, "runtime/bin/caisey-runtime.mjs")] };
+  if (override) return { file: resolve(override), prefix: [] };
   const platform = `${process.platform === "win32" ? "windows" : process.platform}-${process.arch}`;
   const file = runtimeExecutablePath(platform);
   if (!existsSync(file)) throw new Error(`${file} is missing: run npm run build (or node scripts/build-runtime.mjs --platforms host)`);
