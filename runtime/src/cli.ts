@@ -10,7 +10,7 @@ import { errorText, stderrLogger } from "./log";
 import { defaultStateDir, statePaths } from "./paths";
 import { runRuntime } from "./run";
 import { statusReport } from "./status";
-import { RUNTIME_VERSION } from "./version";
+import { describeBuild, RUNTIME_VERSION } from "./version";
 
 const USAGE = `caisey-runtime ${RUNTIME_VERSION}: lets technicians run commands on this machine from the Caisey console.
 
@@ -27,6 +27,8 @@ Usage:
       --checkin-interval is the check-in period until the server suggests one
       (default 30, or $CAISEY_CHECKIN_INTERVAL; 1 to 600).
       Settings not given as flags come from <state dir>/config.json.
+  caisey-runtime version
+      Show the version, platform and update-key fingerprint of this build (--version: the version alone).
   caisey-runtime status [--state-dir DIR]
       Show the enrollment (without the credential), the number of undelivered results,
       and the last transport used and last contact with the server.
@@ -52,8 +54,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return command ? 0 : 1;
   }
-  if (command === "--version" || command === "version") {
+  if (command === "--version") {
     process.stdout.write(`${RUNTIME_VERSION}\n`);
+    return 0;
+  }
+  if (command === "version") {
+    process.stdout.write(`${describeBuild()}\n`);
     return 0;
   }
   switch (command) {

@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Shell } from "../../protocol/messages";
+import { cmdShell } from "./shell-cmd";
 
 export type RuntimeOs = "windows" | "linux" | "macos";
 
@@ -19,6 +20,8 @@ export function osVersion(): string {
 export interface ShellInvocation {
   file: string;
   args: string[];
+  /** Pass args to CreateProcess as they are (cmd.exe parses its own command line). */
+  windowsVerbatimArguments?: boolean;
 }
 
 export class ShellUnavailableError extends Error {}
@@ -51,6 +54,8 @@ export function resolveShell(shell: Shell, text: string, platform: NodeJS.Platfo
       return { file: windows ? "sh" : "/bin/sh", args: ["-c", text] };
     case "bash":
       return { file: "bash", args: ["-c", text] };
+    case "cmd":
+      return cmdShell(text, platform);
     case "powershell": {
       if (windows) return { file: "powershell.exe", args: [...POWERSHELL_ARGS, text] };
       const pwsh = findOnPath("pwsh") ?? findOnPath("powershell");
