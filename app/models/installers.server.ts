@@ -1,10 +1,10 @@
 // The one-line installers: the scripts the console serves (with its own
 // origin in them) and the commands the client page shows. See
 // docs/decisions/0013-runtime-install-and-service.md.
-import { INSTALL_PS1 } from "~/installers/install-ps1.server";
-import { INSTALL_SH } from "~/installers/install-sh.server";
-import type { Env } from "~/lib/env.server";
-import { ConfigurationError, publicOrigin } from "~/lib/public-origin.server";
+import { INSTALL_PS1 } from "../installers/install-ps1.server";
+import { INSTALL_SH } from "../installers/install-sh.server";
+import type { Env } from "../lib/env.server";
+import { ConfigurationError, publicOrigin } from "../lib/public-origin.server";
 
 const SERVER_PLACEHOLDER = "@@CAISEY_SERVER@@";
 

@@ -227,3 +227,26 @@ export class Viewer {
     return map;
   }
 }
+
+/** Resolves when the console's session reports the endpoint's runtime online (or offline, when asked). */
+export async function waitForRuntimeOnline(origin: string, cookie: string, endpointId: string, online = true, timeoutMs = 30_000): Promise<void> {
+  const ws = new WebSocket(`${origin.replace("http", "ws")}/parties/endpoint/${endpointId}`, { headers: { cookie } });
+  try {
+    await new Promise<void>((resolvePromise, reject) => {
+      const timer = setTimeout(() => reject(new Error(`runtime of ${endpointId} not ${online ? "online" : "offline"} within ${timeoutMs} ms`)), timeoutMs);
+      ws.on("message", (data) => {
+        const message = JSON.parse(String(data));
+        if (message.type === "runtime" && message.runtime.online === online) {
+          clearTimeout(timer);
+          resolvePromise();
+        }
+      });
+      ws.once("error", (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+  } finally {
+    ws.close();
+  }
+}
