@@ -99,7 +99,7 @@ $WrapperConfig = @'
   <arguments>run --state-dir "@@STATE_DIR@@"</arguments>
   <startmode>Automatic</startmode>
   <env name="CAISEY_RUNTIME_SERVICE" value="1"/>
-  <onfailure action="restart" delay="5 sec"/>
+  <onfailure action="restart" delay="10 sec"/>
   <resetfailure>1 hour</resetfailure>
   <stopparentprocessfirst>true</stopparentprocessfirst>
   <stoptimeout>30 sec</stoptimeout>

@@ -271,6 +271,9 @@ ExecStart=/usr/local/bin/caisey-runtime run --state-dir /var/lib/caisey-runtime
 Environment=CAISEY_RUNTIME_SERVICE=1
 Restart=always
 RestartSec=5
+# Exit status 2: the console refused this runtime's credential (revoked). Stay
+# stopped instead of knocking every few seconds; a rotation's command restarts it.
+RestartPreventExitStatus=2
 # SIGTERM to the runtime only: it records the commands it interrupts in its
 # journal, stops their process trees and flushes its outbox itself; whatever
 # is left after TimeoutStopSec is killed.
@@ -313,7 +316,7 @@ write_launchd_plist() {
   <key>KeepAlive</key>
   <true/>
   <key>ThrottleInterval</key>
-  <integer>5</integer>
+  <integer>10</integer>
   <key>ExitTimeOut</key>
   <integer>30</integer>
   <key>Umask</key>

@@ -180,13 +180,14 @@ export async function rotateRuntimeCredential(env: Env, actor: LifecycleActor, e
 
 /**
  * Run as root / an elevated administrator on the endpoint: the installed
- * runtime then defaults to the service's state directory, and the service,
- * which keeps restarting while its credential is refused, picks the new one up.
+ * runtime then defaults to the service's state directory; the service (which
+ * a refused credential stopped, or left retrying) is restarted to use it.
  */
 export function reenrollmentCommand(origin: string, token: string, os: string): string {
   const args = `enroll --server ${origin} --token ${token} --force`;
-  if (os === "windows") return `& "$env:ProgramFiles\\Caisey\\caisey-runtime.exe" ${args}`;
-  return `sudo caisey-runtime ${args}`;
+  if (os === "windows") return `& "$env:ProgramFiles\\Caisey\\caisey-runtime.exe" ${args}; Restart-Service caisey-runtime`;
+  if (os === "macos") return `sudo caisey-runtime ${args} && sudo launchctl kickstart -k system/com.caisey.runtime`;
+  return `sudo caisey-runtime ${args} && sudo systemctl restart caisey-runtime`;
 }
 
 /**

@@ -78,7 +78,7 @@ describe("install.sh (Linux)", () => {
 
     const unit = join(root, "etc/systemd/system/caisey-runtime.service");
     const unitText = readFileSync(unit, "utf8");
-    for (const line of ["Restart=always", "KillMode=mixed", "KillSignal=SIGTERM", "TimeoutStopSec=30", "StartLimitIntervalSec=0", "WantedBy=multi-user.target"]) {
+    for (const line of ["Restart=always", "RestartPreventExitStatus=2", "KillMode=mixed", "KillSignal=SIGTERM", "TimeoutStopSec=30", "StartLimitIntervalSec=0", "WantedBy=multi-user.target"]) {
       expect(unitText).toContain(`${line}\n`);
     }
     expect(unitText).toContain("ExecStart=/usr/local/bin/caisey-runtime run --state-dir /var/lib/caisey-runtime\n");

@@ -153,7 +153,7 @@ describe("install.ps1 (static: no PowerShell here)", () => {
     }
     expect(stack).toEqual([]);
     expect(xml).toContain("<startmode>Automatic</startmode>");
-    expect(xml).toContain('<onfailure action="restart" delay="5 sec"/>');
+    expect(xml).toContain('<onfailure action="restart" delay="10 sec"/>');
     expect(xml).toContain("<stoptimeout>30 sec</stoptimeout>");
     expect(xml).toContain('<arguments>run --state-dir "@@STATE_DIR@@"</arguments>');
     expect(xml).not.toContain("<serviceaccount>");
