@@ -200,6 +200,10 @@ if [ -n "$PROXY" ]; then
   http_proxy=$PROXY
   export https_proxy http_proxy
 fi
+if [ -n "$NO_PROXY_HOSTS" ]; then
+  no_proxy=$NO_PROXY_HOSTS
+  export no_proxy
+fi
 URL="$SERVER/runtime/download/$PLATFORM"
 if [ -n "$VERSION" ]; then URL="$URL?version=$VERSION"; fi
 say "downloading the $PLATFORM runtime from $URL"

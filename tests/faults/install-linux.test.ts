@@ -36,10 +36,19 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-/** `curl … | sh -s -- ARGS`, as the one-liner runs it (sh reads the script from standard input). */
-function installer(args: string[]) {
-  const result = spawnSync("sh", ["-s", "--", ...args], { input: readFileSync(script), encoding: "utf8", timeout: 120_000 });
-  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+/**
+ * `curl … | sh -s -- ARGS`, as the one-liner runs it (sh reads the script from standard input).
+ * Asynchronous: a relay in this process must keep serving while the script downloads through it.
+ */
+function installer(args: string[]): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolvePromise) => {
+    const child = spawn("sh", ["-s", "--", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    child.stderr.on("data", (d) => (output += d));
+    child.on("close", (status) => resolvePromise({ status, output }));
+    child.stdin.end(readFileSync(script));
+  });
 }
 
 const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
@@ -59,7 +68,7 @@ describe("install.sh (Linux)", () => {
   it("installs: downloads from the console, verifies the SHA-256, enrolls, writes config and a valid systemd unit; the runtime comes online and again after a restart", async () => {
     const root = join(scratch, "root");
     const hostname = `install-linux-${Date.now()}`;
-    const run = installer(["--token", DEMO_RUNTIME_TOKEN, "--root", root, "--hostname", hostname, "--proxy", "http://proxy.invalid:3128", "--no-proxy", "127.0.0.1,localhost"]);
+    const run = await installer(["--token", DEMO_RUNTIME_TOKEN, "--root", root, "--hostname", hostname, "--proxy", "http://proxy.invalid:3128", "--no-proxy", "127.0.0.1,localhost"]);
     expect(run.status, run.output).toBe(0);
     expect(run.output).toContain(`downloading the linux-x64 runtime from ${stack.origin}/runtime/download/linux-x64`);
     const artifact = runtimeExecutablePath("linux-x64");
@@ -102,18 +111,18 @@ describe("install.sh (Linux)", () => {
     await waitForRuntimeOnline(stack.origin, cookie, identity.endpointId, true);
 
     // Reinstalling over an enrolled machine keeps its identity (no token needed).
-    const again = installer(["--root", root]);
+    const again = await installer(["--root", root]);
     expect(again.status, again.output).toBe(0);
     expect(again.output).toContain("already enrolled");
     expect(JSON.parse(readFileSync(join(state, "identity.json"), "utf8")).endpointId).toBe(identity.endpointId);
 
     // Uninstall keeps the state; --purge removes it.
-    const removed = installer(["--uninstall", "--root", root]);
+    const removed = await installer(["--uninstall", "--root", root]);
     expect(removed.status, removed.output).toBe(0);
     expect(existsSync(bin)).toBe(false);
     expect(existsSync(unit)).toBe(false);
     expect(existsSync(join(state, "identity.json"))).toBe(true);
-    const purged = installer(["--uninstall", "--purge", "--root", root]);
+    const purged = await installer(["--uninstall", "--purge", "--root", root]);
     expect(purged.status, purged.output).toBe(0);
     expect(existsSync(state)).toBe(false);
   });
@@ -140,7 +149,7 @@ describe("install.sh (Linux)", () => {
     try {
       const root = join(scratch, "tampered");
       const server = `http://127.0.0.1:${(relay.address() as AddressInfo).port}`;
-      const run = installer(["--token", DEMO_RUNTIME_TOKEN, "--root", root, "--server", server]);
+      const run = await installer(["--token", DEMO_RUNTIME_TOKEN, "--root", root, "--server", server]);
       expect(run.status).not.toBe(0);
       expect(run.output).toContain("SHA-256 mismatch");
       expect(run.output).toContain("nothing was installed");
@@ -151,16 +160,16 @@ describe("install.sh (Linux)", () => {
     }
   });
 
-  it("--dry-run downloads and verifies but changes nothing; a missing token is refused before enrolling", () => {
+  it("--dry-run downloads and verifies but changes nothing; a missing token is refused before enrolling", async () => {
     const root = join(scratch, "dry");
     mkdirSync(root);
-    const dry = installer(["--token", DEMO_RUNTIME_TOKEN, "--root", root, "--dry-run"]);
+    const dry = await installer(["--token", DEMO_RUNTIME_TOKEN, "--root", root, "--dry-run"]);
     expect(dry.status, dry.output).toBe(0);
     expect(dry.output).toContain("verified SHA-256");
     expect(dry.output).toContain("dry run: would enroll");
     expect(spawnSync("find", [root, "-mindepth", "1"], { encoding: "utf8" }).stdout).toBe("");
 
-    const noToken = installer(["--root", join(scratch, "no-token")]);
+    const noToken = await installer(["--root", join(scratch, "no-token")]);
     expect(noToken.status).not.toBe(0);
     expect(noToken.output).toContain("--token is required");
   });
