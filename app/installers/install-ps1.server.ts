@@ -158,7 +158,8 @@ try {
   Say "downloading the windows-x64 runtime from $url"
   $download = Get-VerifiedDownload $url (Join-Path $work 'caisey-runtime.exe')
   Get-VerifiedDownload "$Server/runtime/service-wrapper/windows-x64" (Join-Path $work 'caisey-service.exe') | Out-Null
-  $ran = & (Join-Path $work 'caisey-runtime.exe') --version 2>&1
+  # No 2>&1: with ErrorActionPreference Stop, Windows PowerShell 5.1 turns a native program's stderr into a terminating error.
+  $ran = & (Join-Path $work 'caisey-runtime.exe') --version
   if ($LASTEXITCODE -ne 0) { Fail "the downloaded runtime does not run on this computer: $ran" }
   $identityFile = Join-Path $StateDir 'identity.json'
   $enrolled = (Test-Path -LiteralPath $identityFile) -and -not $Force
