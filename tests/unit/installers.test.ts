@@ -1,7 +1,10 @@
 // Static checks of the one-line installers the console serves (the Linux one
 // also runs end to end in tests/faults/install-linux.test.ts). There is no
 // PowerShell on this machine, so install.ps1 is checked statically only.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -74,6 +77,45 @@ describe("install.sh", () => {
     const badServer = spawnSync("sh", [path, "--server", "ftp://x", "--dry-run"], { encoding: "utf8" });
     expect(badServer.status).not.toBe(0);
     expect(badServer.stderr).toContain("--server must be an http(s) URL");
+  });
+
+  it.runIf(process.platform === "linux" && has("curl"))("checks the download against X-Caisey-Sha256 and refuses a mismatch or a missing hash", async () => {
+    const executable = Buffer.from("#!/bin/sh\necho 9.9.9\n");
+    const good = createHash("sha256").update(executable).digest("hex");
+    let published: string | null = good;
+    const server = createServer((request, response) => {
+      const headers: Record<string, string> = { "content-type": "application/octet-stream", "x-caisey-version": "9.9.9" };
+      if (published) headers["x-caisey-sha256"] = published;
+      response.writeHead(request.url === "/runtime/download/linux-x64" || request.url === "/runtime/download/linux-arm64" ? 200 : 404, headers);
+      response.end(executable);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const path = written("install-hash.sh", installerScript("sh", origin));
+    // Asynchronous: the server above runs in this process.
+    const run = () =>
+      new Promise<{ status: number | null; output: string }>((resolvePromise) => {
+        const child = spawn("sh", [path, "--dry-run", "--root", join(scratch, "hash-root")]);
+        let output = "";
+        child.stdout.on("data", (d) => (output += d));
+        child.stderr.on("data", (d) => (output += d));
+        child.on("close", (status) => resolvePromise({ status, output }));
+      });
+    try {
+      const ok = await run();
+      expect(ok.status, ok.output).toBe(0);
+      expect(ok.output).toContain(`verified SHA-256 ${good}`);
+      published = "0".repeat(64);
+      const mismatch = await run();
+      expect(mismatch.status).not.toBe(0);
+      expect(mismatch.output).toContain(`SHA-256 mismatch: the console published ${published} but the download is ${good}`);
+      published = null;
+      const missing = await run();
+      expect(missing.status).not.toBe(0);
+      expect(missing.output).toContain("no X-Caisey-Sha256 header");
+    } finally {
+      server.close();
+    }
   });
 
   it.runIf(has("python3"))("carries a launchd plist that parses, keeps the runtime alive and starts it at load", () => {
