@@ -6,7 +6,7 @@
 // restart is stood in for by starting the installed executable again).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -91,7 +91,9 @@ describe("install.sh (Linux)", () => {
       expect(unitText).toContain(`${line}\n`);
     }
     expect(unitText).toContain("ExecStart=/usr/local/bin/caisey-runtime run --state-dir /var/lib/caisey-runtime\n");
-    // systemd's own checker, on the staged root (so ExecStart resolves to the installed executable).
+    // systemd's own checker, on the staged root (so ExecStart resolves to the installed executable); the root
+    // gets this machine's stock units, which the unit's default dependencies (sysinit.target…) need.
+    cpSync("/usr/lib/systemd/system", join(root, "usr/lib/systemd/system"), { recursive: true });
     const verify = spawnSync("systemd-analyze", ["verify", `--root=${root}`, "/etc/systemd/system/caisey-runtime.service"], { encoding: "utf8" });
     expect(verify.status, `${verify.stdout}${verify.stderr}`).toBe(0);
     expect(`${verify.stdout}${verify.stderr}`).not.toMatch(/caisey-runtime\.service:\d+/);
