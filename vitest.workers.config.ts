@@ -13,6 +13,8 @@ export default defineConfig({
       main: "./workers/session/src/index.ts",
       wrangler: { configPath: "./workers/session/wrangler.toml" },
       miniflare: {
+        // The Pages project's runtime release bucket (wrangler.toml), for the download routes.
+        r2Buckets: ["RUNTIME_RELEASES"],
         bindings: {
           TEST_MIGRATIONS: await readD1Migrations(fromRoot("./migrations")),
           ...offlineAuthVars(),

@@ -24,7 +24,7 @@ export const MAX_TAIL_CHUNKS = 64;
 const id = z.string().min(1).max(128);
 const epochMs = z.number().int().nonnegative();
 
-export const shellSchema = z.enum(["default", "sh", "bash", "powershell"]);
+export const shellSchema = z.enum(["default", "sh", "bash", "powershell", "cmd"]);
 export type Shell = z.infer<typeof shellSchema>;
 
 export const commandStatusSchema = z.enum([

@@ -11,6 +11,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { SESSION_DEV_VARS_PATH, ensureDevVars, ensureSessionDevVars } from "./dev-keys.mjs";
+import { hostPlatform } from "./build-runtime.mjs";
+import { publishRuntime } from "./publish-runtime.mjs";
 import { DEMO_MEMBERS, DEMO_RUNTIME_TOKEN, seedSql } from "./seed.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -57,6 +59,19 @@ ensureSessionDevVars(join(root, SESSION_DEV_VARS_PATH), { origin });
 if (!options["no-build"]) {
   run(bin("remix"), ["build"], "Building the console (remix build)");
   run(process.execPath, [join(root, "scripts/build-runtime.mjs")], "Building the endpoint runtime");
+}
+
+// The console serves runtime downloads and the one-line installers from local R2, as from R2 in production.
+const release = join(root, ".cache", "runtime-release");
+if (!options["no-build"] && !existsSync(join(release, "latest.json"))) {
+  const platforms = [...new Set([hostPlatform(), "windows-x64"])].join(",");
+  run(process.execPath, [join(root, "scripts/build-runtime.mjs"), "--platforms", platforms], `Building runtime executables (${platforms}; once, kept in .cache)`);
+}
+if (existsSync(join(release, "latest.json"))) {
+  log("Publishing the runtime release to local R2");
+  publishRuntime({ release, target: { local: true, persistTo: stateDir } });
+} else {
+  log("No runtime release in .cache/runtime-release: /runtime/download and the installers answer 503 (npm run build:runtime builds one).");
 }
 
 run(bin("wrangler"), ["d1", "migrations", "apply", "caisey-db", "--local", "--persist-to", stateDir], "Applying D1 migrations");

@@ -13,6 +13,8 @@ export interface Env {
    * one address. See docs/decisions/0011-edge-rate-limits.md.
    */
   CAISEY_RATE_LIMITS?: string;
+  /** Runtime executables and manifests (scripts/publish-runtime.mjs); see app/models/runtime-releases.server.ts. */
+  RUNTIME_RELEASES?: R2Bucket;
   CLERK_PUBLISHABLE_KEY: string;
   CLERK_SECRET_KEY: string;
   CLERK_JWT_KEY?: string;

@@ -82,7 +82,7 @@ export const SESSION_UNREACHABLE = {
     "Endpoint decommissioned; the live connection will close, and waiting commands will be cancelled, when the session is reachable. No new connection or check-in is accepted. Decommission again to retry.",
 } as const;
 
-type EndpointRow = { id: string; orgId: string; hostname: string; revokedAt: number | null; decommissionedAt: number | null } & SessionPlacementColumns;
+type EndpointRow = { id: string; orgId: string; hostname: string; os: string; revokedAt: number | null; decommissionedAt: number | null } & SessionPlacementColumns;
 
 /** Role first (a forbidden caller learns nothing about the id), then tenant: another tenant's endpoint is "not found". */
 async function loadForAdmin(env: Env, actor: LifecycleActor, endpointId: string): Promise<EndpointRow> {
@@ -92,6 +92,7 @@ async function loadForAdmin(env: Env, actor: LifecycleActor, endpointId: string)
       id: endpoints.id,
       orgId: endpoints.orgId,
       hostname: endpoints.hostname,
+      os: endpoints.os,
       revokedAt: endpoints.revokedAt,
       decommissionedAt: endpoints.decommissionedAt,
       ...sessionPlacementColumns,
@@ -176,12 +177,20 @@ export async function rotateRuntimeCredential(env: Env, actor: LifecycleActor, e
     token,
     tokenId,
     expiresAt,
-    command: reenrollmentCommand(origin, token),
+    command: reenrollmentCommand(origin, token, endpoint.os),
   };
 }
 
-export function reenrollmentCommand(origin: string, token: string): string {
-  return `npx caisey-runtime enroll --server ${origin} --token ${token} --force`;
+/**
+ * Run as root / an elevated administrator on the endpoint: the installed
+ * runtime then defaults to the service's state directory; the service (which
+ * a refused credential stopped, or left retrying) is restarted to use it.
+ */
+export function reenrollmentCommand(origin: string, token: string, os: string): string {
+  const args = `enroll --server ${origin} --token ${token} --force`;
+  if (os === "windows") return `& "$env:ProgramFiles\\Caisey\\caisey-runtime.exe" ${args}; Restart-Service caisey-runtime`;
+  if (os === "macos") return `sudo caisey-runtime ${args} && sudo launchctl kickstart -k system/com.caisey.runtime`;
+  return `sudo caisey-runtime ${args} && sudo systemctl restart caisey-runtime`;
 }
 
 /**

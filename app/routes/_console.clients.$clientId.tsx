@@ -1,5 +1,6 @@
 import { json, type ActionFunctionArgs, type LoaderFunctionArgs, type SerializeFrom } from "@remix-run/cloudflare";
 import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
+import { useState } from "react";
 import { createDb } from "~/db/client.server";
 import { CAN_MANAGE_ENROLLMENT, requireMember, type SignedInMember } from "~/lib/auth.server";
 import { getEnv, type Env } from "~/lib/env.server";
@@ -13,6 +14,7 @@ import {
 } from "~/models/approval-policies.server";
 import { CAN_EDIT_APPROVAL_POLICY, clientActionSchema, rolesForIntent } from "~/models/client-actions.server";
 import { getClientForOrg, setClientTimeZone } from "~/models/clients.server";
+import { installCommands, type InstallCommands } from "~/models/installers.server";
 import {
   createEnrollmentToken,
   listEnrollmentTokens,
@@ -44,8 +46,6 @@ export async function loader(args: LoaderFunctionArgs) {
     canManage: CAN_MANAGE_ENROLLMENT.includes(member.role),
     canEditPolicy: CAN_EDIT_APPROVAL_POLICY.includes(member.role),
     now: Date.now(),
-    // The console's configured address, never the Host this request named.
-    origin: publicOrigin(getEnv(args.context)),
   });
 }
 
@@ -55,6 +55,8 @@ type RefreshOutcome = SessionPolicyRefresh | null;
 type ActionData = {
   error: string | null;
   created: Awaited<ReturnType<typeof createEnrollmentToken>> | null;
+  /** The one-line installers carrying the token just created. */
+  install?: InstallCommands;
   policyError?: string | null;
   policySaved?: boolean;
   timeZoneError?: string | null;
@@ -105,7 +107,8 @@ export async function action(args: ActionFunctionArgs) {
     clientId: client.id,
     createdBy: member.name,
   });
-  return json<ActionData>({ error: null, created });
+  // The console's configured address, never the Host this request named.
+  return json<ActionData>({ error: null, created, install: installCommands(publicOrigin(env), created.token) });
 }
 
 /** The change is saved either way; sessions that miss it re-read the policy when their runtime next connects. */
@@ -119,7 +122,7 @@ async function tellSessions(env: Env, member: SignedInMember, clientId: string):
 }
 
 export default function ClientPage() {
-  const { client, tokens, policy, canManage, canEditPolicy, now, origin } = useLoaderData<typeof loader>();
+  const { client, tokens, policy, canManage, canEditPolicy, now } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const navigation = useNavigation();
   return (
@@ -135,18 +138,28 @@ export default function ClientPage() {
       </div>
 
       <div className="rounded-lg bg-white p-4 shadow">
-        <h2 className="text-lg font-semibold">Enrollment tokens</h2>
+        <h2 className="text-lg font-semibold">Install the runtime on an endpoint</h2>
         <p className="text-sm text-slate-600">
-          A runtime enrolls with <code className="font-mono">caisey-runtime enroll --server URL --token TOKEN</code>. Tokens are stored hashed and shown once.
+          Create an enrollment token, then run its one-line installer on the endpoint as root (Linux, macOS) or in
+          PowerShell started as Administrator (Windows). It downloads the runtime from this console, checks its SHA-256,
+          enrolls the machine and installs a service that starts at boot and restarts if it stops. Tokens are stored
+          hashed and shown once.
         </p>
         {actionData?.error ? <p className="mt-2 text-sm text-red-700" role="alert">{actionData.error}</p> : null}
-        {actionData?.created ? (
-          <div className="mt-3 rounded border border-emerald-300 bg-emerald-50 p-3" data-testid="new-token">
-            <p className="text-sm font-medium text-emerald-900">Copy this token now; it will not be shown again.</p>
-            <code className="mt-1 block break-all font-mono text-sm" data-testid="new-token-value">{actionData.created.token}</code>
-            <code className="mt-2 block break-all font-mono text-xs text-slate-600">
-              npx caisey-runtime enroll --server {origin || "<console URL>"} --token {actionData.created.token}
-            </code>
+        {actionData?.created && actionData.install ? (
+          <div className="mt-3 space-y-2 rounded border border-emerald-300 bg-emerald-50 p-3" data-testid="new-token">
+            <p className="text-sm font-medium text-emerald-900">Copy these now; the token will not be shown again.</p>
+            <p className="text-sm">
+              Token: <code className="break-all font-mono" data-testid="new-token-value">{actionData.created.token}</code>
+            </p>
+            <CopyableCommand label="Linux (as root)" testId="install-linux" command={actionData.install.unix} />
+            <CopyableCommand label="macOS (as root)" testId="install-macos" command={actionData.install.unix} />
+            <CopyableCommand label="Windows (PowerShell as Administrator)" testId="install-windows" command={actionData.install.windows} />
+            <p className="text-xs text-slate-600" data-testid="uninstall-commands">
+              Uninstall: <code className="font-mono">{actionData.install.uninstallUnix}</code> or{" "}
+              <code className="font-mono">{actionData.install.uninstallWindows}</code> (add <code className="font-mono">--purge</code> /{" "}
+              <code className="font-mono">-Purge</code> to delete the endpoint&apos;s identity and journal too).
+            </p>
           </div>
         ) : null}
         {canManage ? (
@@ -206,6 +219,33 @@ export default function ClientPage() {
         busy={navigation.state !== "idle"}
       />
     </section>
+  );
+}
+
+/** A command line with a button that copies it (the text stays selectable where the clipboard is unavailable). */
+function CopyableCommand({ label, command, testId }: { label: string; command: string; testId: string }) {
+  const [copied, setCopied] = useState(false);
+  return (
+    <div data-testid={testId}>
+      <div className="flex items-center justify-between text-xs font-medium text-slate-700">
+        <span>{label}</span>
+        <button
+          type="button"
+          className="rounded border border-slate-300 bg-white px-2 py-0.5 hover:bg-slate-100"
+          onClick={() => {
+            void navigator.clipboard?.writeText(command).then(
+              () => setCopied(true),
+              () => setCopied(false),
+            );
+          }}
+        >
+          {copied ? "Copied" : "Copy"}
+        </button>
+      </div>
+      <code className="mt-1 block break-all rounded bg-slate-900 p-2 font-mono text-xs text-slate-100" data-testid="install-command">
+        {command}
+      </code>
+    </div>
   );
 }
 

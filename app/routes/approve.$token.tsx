@@ -274,6 +274,8 @@ function shellName(shell: string): string {
   switch (shell) {
     case "powershell":
       return "Windows PowerShell";
+    case "cmd":
+      return "the Windows Command Prompt";
     case "sh":
     case "bash":
       return "the shell";

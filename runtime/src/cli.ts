@@ -1,21 +1,24 @@
 // Entry point of the headless endpoint runtime: `caisey-runtime <command>`.
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { DEFAULT_CHECKIN_INTERVAL_MS } from "../../protocol/messages";
+import { DEFAULT_CHECKIN_INTERVAL_MS, describeZodError } from "../../protocol/messages";
 import type { TransportChoice } from "./agent";
 import { MAX_CHECKIN_INTERVAL_MS, MIN_CHECKIN_INTERVAL_MS } from "./checkin";
+import { readRuntimeConfig, runtimeConfigSchema, updateRuntimeConfig, type RuntimeConfig } from "./config";
 import { enroll } from "./enroll";
 import { UserError } from "./identity";
 import { errorText, stderrLogger } from "./log";
 import { defaultStateDir, statePaths } from "./paths";
 import { runRuntime } from "./run";
 import { statusReport } from "./status";
-import { RUNTIME_VERSION } from "./version";
+import { describeBuild, RUNTIME_VERSION } from "./version";
 
 const USAGE = `caisey-runtime ${RUNTIME_VERSION}: lets technicians run commands on this machine from the Caisey console.
 
 Usage:
   caisey-runtime enroll --server URL --token TOKEN [--state-dir DIR] [--hostname NAME] [--force]
-      Register this machine with the server and store its credential.
+                        [--proxy URL] [--no-proxy HOSTS]
+      Register this machine with the server and store its credential; --proxy / --no-proxy
+      are saved in <state dir>/config.json for "run".
   caisey-runtime run [--state-dir DIR] [--transport auto|websocket|checkin] [--checkin-interval SECONDS]
       Connect to the server and run dispatched commands until stopped (Ctrl-C / SIGTERM).
       Exits with status 2 if the server rejects the credential.
@@ -23,11 +26,16 @@ Usage:
       WebSockets cannot connect (e.g. a proxy blocks them), retrying the WebSocket every 5 minutes.
       --checkin-interval is the check-in period until the server suggests one
       (default 30, or $CAISEY_CHECKIN_INTERVAL; 1 to 600).
+      Settings not given as flags come from <state dir>/config.json.
+  caisey-runtime version
+      Show the version, platform and update-key fingerprint of this build (--version: the version alone).
   caisey-runtime status [--state-dir DIR]
       Show the enrollment (without the credential), the number of undelivered results,
       and the last transport used and last contact with the server.
 
-The state directory defaults to $CAISEY_RUNTIME_STATE_DIR or ~/.caisey-runtime.`;
+The state directory defaults to $CAISEY_RUNTIME_STATE_DIR; else, for root / an elevated administrator /
+the service, the installed runtime's (/var/lib/caisey-runtime, /Library/Application Support/Caisey,
+%ProgramData%\\Caisey); else ~/.caisey-runtime.`;
 
 const stateDirOption = { "state-dir": { type: "string" } } as const;
 const helpOption = { help: { type: "boolean", short: "h" } } as const;
@@ -46,8 +54,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return command ? 0 : 1;
   }
-  if (command === "--version" || command === "version") {
+  if (command === "--version") {
     process.stdout.write(`${RUNTIME_VERSION}\n`);
+    return 0;
+  }
+  if (command === "version") {
+    process.stdout.write(`${describeBuild()}\n`);
     return 0;
   }
   switch (command) {
@@ -58,10 +70,19 @@ export async function main(argv: string[]): Promise<number> {
         token: { type: "string" },
         hostname: { type: "string" },
         force: { type: "boolean" },
+        proxy: { type: "string" },
+        "no-proxy": { type: "string" },
       });
       if (values.help) return printUsage();
       if (!values.server || !values.token) throw new UserError(`enroll needs --server and --token\n\n${USAGE}`);
       const paths = statePaths(values["state-dir"] ?? defaultStateDir());
+      const network: RuntimeConfig = {
+        ...(values.proxy !== undefined ? { proxy: values.proxy } : {}),
+        ...(values["no-proxy"] !== undefined ? { noProxy: values["no-proxy"] } : {}),
+      };
+      // Validate the settings before the token is spent on an enrollment.
+      const current = await readRuntimeConfig(paths);
+      validateConfig({ ...current, ...network });
       const { identity, response } = await enroll({
         server: values.server,
         token: values.token,
@@ -69,6 +90,7 @@ export async function main(argv: string[]): Promise<number> {
         hostname: values.hostname,
         force: values.force,
       });
+      if (Object.keys(network).length > 0) await updateRuntimeConfig(paths, network);
       process.stdout.write(
         `Enrolled as endpoint ${identity.endpointId} for ${response.clientName}.\nIdentity saved to ${paths.identity}.\nStart the runtime with: caisey-runtime run --state-dir ${paths.dir}\n`,
       );
@@ -82,12 +104,16 @@ export async function main(argv: string[]): Promise<number> {
         "checkin-interval": { type: "string" },
       });
       if (values.help) return printUsage();
+      const paths = statePaths(values["state-dir"] ?? defaultStateDir());
+      const config = await readRuntimeConfig(paths);
       return runRuntime({
-        paths: statePaths(values["state-dir"] ?? defaultStateDir()),
+        paths,
         log: stderrLogger,
         hostname: values.hostname,
-        transport: parseTransport(values.transport ?? "auto"),
-        checkinIntervalMs: parseCheckinInterval(values["checkin-interval"] ?? process.env.CAISEY_CHECKIN_INTERVAL),
+        transport: parseTransport(values.transport ?? config.transport ?? "auto"),
+        checkinIntervalMs: parseCheckinInterval(
+          values["checkin-interval"] ?? process.env.CAISEY_CHECKIN_INTERVAL ?? config.checkinIntervalSeconds?.toString(),
+        ),
       });
     }
     case "status": {
@@ -116,6 +142,11 @@ function parseCheckinInterval(value: string | undefined): number {
     );
   }
   return Math.round(secs * 1000);
+}
+
+function validateConfig(config: RuntimeConfig): void {
+  const parsed = runtimeConfigSchema.safeParse(config);
+  if (!parsed.success) throw new UserError(`invalid --proxy / --no-proxy: ${describeZodError(parsed.error)}`);
 }
 
 function printUsage(): number {

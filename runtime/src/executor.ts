@@ -128,6 +128,7 @@ class CommandExecution implements Execution {
         detached: process.platform !== "win32",
         stdio: ["ignore", "pipe", "pipe"],
         windowsHide: true,
+        windowsVerbatimArguments: shell.windowsVerbatimArguments,
       });
     } catch (error) {
       this.spawnError = `Could not start the command: ${errorText(error)}`;

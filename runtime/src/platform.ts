@@ -3,6 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { Shell } from "../../protocol/messages";
 import { PowershellErrorDecoder, powershellArgs, type TextFilter } from "./powershell";
+import { cmdShell } from "./shell-cmd";
 
 export type RuntimeOs = "windows" | "linux" | "macos";
 
@@ -22,6 +23,8 @@ export interface ShellInvocation {
   args: string[];
   /** Applied to the decoded stderr text before it is buffered (PowerShell's CLIXML error stream). */
   stderrFilter?: () => TextFilter;
+  /** Pass args to CreateProcess as they are (cmd.exe parses its own command line). */
+  windowsVerbatimArguments?: boolean;
 }
 
 export class ShellUnavailableError extends Error {}
@@ -142,6 +145,8 @@ export function resolveShell(
       return { file: windows ? "sh" : "/bin/sh", args: ["-c", text] };
     case "bash":
       return { file: "bash", args: ["-c", text] };
+    case "cmd":
+      return cmdShell(text, platform);
     case "powershell": {
       if (windows) return powershell(windowsPowershellPath(env), text, true);
       const pwsh = findOnPath("pwsh", platform, env) ?? findOnPath("powershell", platform, env);

@@ -1,6 +1,6 @@
 // Real processes for fault-injection tests: the local stack (wrangler pages dev
-// via scripts/dev.mjs), endpoint runtimes (the built CLI), a viewer socket, and
-// a TCP relay the test can cut.
+// via scripts/dev.mjs), endpoint runtimes (the single-file executable we ship,
+// built by `npm run build`), a viewer socket, and a TCP relay the test can cut.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
@@ -11,7 +11,27 @@ import { DEMO_RUNTIME_TOKEN } from "../../scripts/seed.mjs";
 
 // Tests and benches run from the repository root.
 const root = resolve(process.cwd());
-const CLI = join(root, "runtime/bin/caisey-runtime.mjs");
+const packageVersion: string = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version;
+
+/** Where scripts/build-runtime.mjs puts the executable for a platform (its default --out and --version). */
+export function runtimeExecutablePath(platform: string): string {
+  return join(root, ".cache/runtime-release", packageVersion, platform, platform.startsWith("windows-") ? "caisey-runtime.exe" : "caisey-runtime");
+}
+
+/**
+ * The shipped artifact for this machine, so the fault suite tests what endpoints run rather than the
+ * Node script. CAISEY_TEST_RUNTIME=script runs runtime/bin with this Node instead (for debugging only);
+ * CAISEY_TEST_RUNTIME=/path/to/executable runs another build (e.g. a Bun one: build-runtime.mjs --engine bun).
+ */
+function runtimeCommand(): { file: string; prefix: string[] } {
+  const override = process.env.CAISEY_TEST_RUNTIME;
+  if (override === "script") return { file: process.execPath, prefix: [join(root, "runtime/bin/caisey-runtime.mjs")] };
+  if (override) return { file: resolve(override), prefix: [] };
+  const platform = `${process.platform === "win32" ? "windows" : process.platform}-${process.arch}`;
+  const file = runtimeExecutablePath(platform);
+  if (!existsSync(file)) throw new Error(`${file} is missing: run npm run build (or node scripts/build-runtime.mjs --platforms host)`);
+  return { file, prefix: [] };
+}
 
 export async function waitUntil<T>(what: string, check: () => T | Promise<T>, timeoutMs = 20_000): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
@@ -121,7 +141,8 @@ export class Runtime {
   log = "";
 
   enroll(server: string, hostname: string) {
-    const result = spawnSync(process.execPath, [CLI, "enroll", "--server", server, "--token", DEMO_RUNTIME_TOKEN, "--state-dir", this.dir, "--hostname", hostname], { encoding: "utf8" });
+    const { file, prefix } = runtimeCommand();
+    const result = spawnSync(file, [...prefix, "enroll", "--server", server, "--token", DEMO_RUNTIME_TOKEN, "--state-dir", this.dir, "--hostname", hostname], { encoding: "utf8" });
     if (result.status !== 0) throw new Error(`enroll failed: ${result.stderr}${result.stdout}`);
     this.endpointId = JSON.parse(readFileSync(join(this.dir, "identity.json"), "utf8")).endpointId;
   }
@@ -133,7 +154,8 @@ export class Runtime {
   }
 
   start(extraArgs: string[] = []) {
-    this.child = spawn(process.execPath, [CLI, "run", "--state-dir", this.dir, ...extraArgs], { stdio: ["ignore", "pipe", "pipe"] });
+    const { file, prefix } = runtimeCommand();
+    this.child = spawn(file, [...prefix, "run", "--state-dir", this.dir, ...extraArgs], { stdio: ["ignore", "pipe", "pipe"] });
     this.child.stdout!.on("data", (d) => (this.log += d));
     this.child.stderr!.on("data", (d) => (this.log += d));
   }
@@ -269,5 +291,28 @@ export function processRunning(pid: number): boolean {
     return !/^\d+ \(.*\) [ZX]/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
   } catch {
     return false; // gone between the two checks
+  }
+}
+
+/** Resolves when the console's session reports the endpoint's runtime online (or offline, when asked). */
+export async function waitForRuntimeOnline(origin: string, cookie: string, endpointId: string, online = true, timeoutMs = 30_000): Promise<void> {
+  const ws = new WebSocket(`${origin.replace("http", "ws")}/parties/endpoint/${endpointId}`, { headers: { cookie } });
+  try {
+    await new Promise<void>((resolvePromise, reject) => {
+      const timer = setTimeout(() => reject(new Error(`runtime of ${endpointId} not ${online ? "online" : "offline"} within ${timeoutMs} ms`)), timeoutMs);
+      ws.on("message", (data) => {
+        const message = JSON.parse(String(data));
+        if (message.type === "runtime" && message.runtime.online === online) {
+          clearTimeout(timer);
+          resolvePromise();
+        }
+      });
+      ws.once("error", (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+  } finally {
+    ws.close();
   }
 }

@@ -164,7 +164,7 @@ describe("rotate", () => {
     const rotation = await rotateRuntimeCredential(env, ADMIN, runtime.endpointId);
     expect(rotation.session).toEqual({ reached: true });
     expect(rotation.token).toMatch(/^cae_/);
-    expect(rotation.command).toBe(`npx caisey-runtime enroll --server ${PUBLIC} --token ${rotation.token} --force`);
+    expect(rotation.command).toBe(`sudo caisey-runtime enroll --server ${PUBLIC} --token ${rotation.token} --force && sudo systemctl restart caisey-runtime`);
     expect((await connected.socket!.waitForClose()).code).toBe(SESSION_CLOSE_CODES.revoked);
     expect((await connectThroughEdge(runtime.credential)).status).toBe(401);
     const stored = await env.DB.prepare("SELECT token_hash, endpoint_id, max_uses, uses FROM enrollment_tokens WHERE id = ?").bind(rotation.tokenId).first<any>();

@@ -151,6 +151,7 @@ export function LiveSession({
             <option value="sh">sh</option>
             <option value="bash">bash</option>
             <option value="powershell">PowerShell</option>
+            <option value="cmd">cmd (Windows)</option>
           </select>
           <input
             value={text}

@@ -85,6 +85,7 @@ export function SequencePanel({
           <option value="sh">sh</option>
           <option value="bash">bash</option>
           <option value="powershell">PowerShell</option>
+            <option value="cmd">cmd (Windows)</option>
         </select>
       </div>
       <textarea
