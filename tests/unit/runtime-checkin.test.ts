@@ -33,9 +33,6 @@ const NOT_RERUN = "interrupted: the runtime stopped or crashed while this comman
 const scratch = mkdtempSync(join(tmpdir(), "caisey-checkin-"));
 const children = new Set<ChildProcess>();
 
-beforeAll(() => {
-  execFileSync(process.execPath, [join(repo, "scripts/build-runtime.mjs")], { cwd: repo, stdio: "pipe" });
-}, 60_000);
 afterEach(() => {
   for (const child of children) child.kill("SIGKILL");
   children.clear();

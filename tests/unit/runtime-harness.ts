@@ -201,11 +201,6 @@ export function fullOutput(server: FakeServer, result: CommandResult): string {
   return streamed.join("") + result.tail.map((c) => c.data).join("");
 }
 
-/** Builds runtime/dist/cli.js, which runtime/bin launches (call in beforeAll). */
-export function buildRuntime(): void {
-  execFileSync(process.execPath, [join(repo, "scripts/build-runtime.mjs")], { cwd: repo, stdio: "pipe" });
-}
-
 /** Kills every runtime a test started (call in afterEach). */
 export function killChildren(): void {
   for (const child of children) child.kill("SIGKILL");

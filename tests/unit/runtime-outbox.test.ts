@@ -6,7 +6,6 @@ import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
-  buildRuntime,
   cli,
   CREDENTIAL,
   enrolledStateDir,
@@ -24,7 +23,6 @@ import {
   waitFor,
 } from "./runtime-harness";
 
-beforeAll(() => buildRuntime(), 60_000);
 afterEach(() => killChildren());
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 

@@ -7,7 +7,6 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
-  buildRuntime,
   enrolledStateDir,
   FakeServer,
   hellos,
@@ -20,7 +19,6 @@ import {
   waitFor,
 } from "./runtime-harness";
 
-beforeAll(() => buildRuntime(), 60_000);
 afterEach(() => killChildren());
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -64,7 +62,7 @@ describe.runIf(posix)("caisey-runtime stopped like a Windows service", () => {
       const files = outboxFiles(stateDir);
       expect(files).toHaveLength(1);
       const saved = JSON.parse(readFileSync(join(stateDir, "outbox", files[0]!), "utf8"));
-      expect(saved).toMatchObject({ commandId, status: "failed", error: expect.stringContaining(`runtime stopped (${signal})`) });
+      expect(saved).toMatchObject({ commandId, status: "interrupted", error: expect.stringContaining(`runtime stopped (${signal})`) });
       expect(existsSync(join(stateDir, "runtime.lock"))).toBe(false);
 
       server.received = [];
