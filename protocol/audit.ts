@@ -24,6 +24,11 @@ export const AUDIT_KINDS = [
   "runtime.revoked",
   "runtime.reinstated",
   "endpoint.decommissioned",
+  /** Runtime self-update (docs/decisions/0016-runtime-updates.md). */
+  "runtime.update_target",
+  "runtime.update_offered",
+  "runtime.update_status",
+  "runtime.update_refused",
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 

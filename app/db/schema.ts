@@ -24,6 +24,10 @@ export const organisations = sqliteTable("organisations", {
   name: text("name").notNull(),
   slug: text("slug").notNull().unique(),
   createdAt: integer("created_at").notNull().default(now),
+  /** The runtime version an admin wants on every endpoint of the tenant (null: no updates offered). */
+  runtimeTargetVersion: text("runtime_target_version"),
+  /** JSON RuntimeTarget (protocol/session-contract.ts): version, downgrade consent and per-platform artifacts. */
+  runtimeTarget: text("runtime_target"),
 });
 
 export const members = sqliteTable(
@@ -97,6 +101,11 @@ export const endpoints = sqliteTable(
     revokedAt: integer("revoked_at"),
     /** When the endpoint was decommissioned: revoked for good, kept (never deleted) so its transcript and audit stay readable. */
     decommissionedAt: integer("decommissioned_at"),
+    /** As the runtime last reported it in `hello` / check-in (replicated by its session). */
+    runtimeVersion: text("runtime_version"),
+    runtimePlatform: text("runtime_platform"),
+    /** JSON {version, phase, detail, at} of the latest update step the session recorded. */
+    runtimeUpdate: text("runtime_update"),
   },
   (t) => [
     index("endpoints_org_hostname_idx").on(t.orgId, t.hostname, t.id),
