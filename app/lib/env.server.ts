@@ -30,6 +30,13 @@ export interface Env {
    * Host; required in production. See app/lib/public-origin.server.ts.
    */
   PUBLIC_ORIGIN?: string;
+  /** R2 bucket with the runtime releases (protocol/runtime-release.ts runtimeObjectKeys). */
+  RUNTIME_RELEASES?: R2Bucket;
+  /**
+   * Local dev and tests without R2: a URL serving a build's --out directory
+   * (<url>/<version>/manifest.json, <url>/<version>/<platform>/<file>). Runtimes then download from it.
+   */
+  CAISEY_RUNTIME_RELEASES_URL?: string;
 }
 
 export function getEnv(context: AppLoadContext): Env {

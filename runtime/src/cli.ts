@@ -23,6 +23,10 @@ Usage:
       WebSockets cannot connect (e.g. a proxy blocks them), retrying the WebSocket every 5 minutes.
       --checkin-interval is the check-in period until the server suggests one
       (default 30, or $CAISEY_CHECKIN_INTERVAL; 1 to 600).
+      Updates: when the console's target version differs, the runtime downloads it, checks its
+      SHA-256 and Ed25519 signature, runs it on trial (--update-trial, internal) and keeps it only if
+      it reaches the server within 60 s ($CAISEY_UPDATE_TRIAL_SECONDS); then it exits with status 75
+      so the service manager starts the new version. Otherwise the old version carries on.
   caisey-runtime status [--state-dir DIR]
       Show the enrollment (without the credential), the number of undelivered results,
       and the last transport used and last contact with the server.
@@ -80,6 +84,7 @@ export async function main(argv: string[]): Promise<number> {
         hostname: { type: "string" },
         transport: { type: "string" },
         "checkin-interval": { type: "string" },
+        "update-trial": { type: "string" },
       });
       if (values.help) return printUsage();
       return runRuntime({
@@ -88,6 +93,7 @@ export async function main(argv: string[]): Promise<number> {
         hostname: values.hostname,
         transport: parseTransport(values.transport ?? "auto"),
         checkinIntervalMs: parseCheckinInterval(values["checkin-interval"] ?? process.env.CAISEY_CHECKIN_INTERVAL),
+        updateTrial: values["update-trial"],
       });
     }
     case "status": {
