@@ -141,6 +141,9 @@ export class Agent {
     }
     this.mode = "websocket";
     this.noteContact("websocket");
+    // Update reports go before hello: the session decides on an offer when it handles hello, and must
+    // already know that a version just rolled back (or failed) so it does not offer it again.
+    for (const status of this.pendingUpdateStatus.splice(0)) this.send({ type: "update_status", status });
     this.send({
       type: "hello",
       protocol: PROTOCOL_VERSION,
@@ -151,7 +154,6 @@ export class Agent {
       ...(RUNTIME_PLATFORM ? { platform: RUNTIME_PLATFORM } : {}),
     });
     this.helloSent = true;
-    for (const status of this.pendingUpdateStatus.splice(0)) this.send({ type: "update_status", status });
     // Commands that started while on check-in and still run: the transcript should show them running.
     const started = this.pendingStarted.filter((s) => this.active.has(s.commandId));
     this.pendingStarted = [];

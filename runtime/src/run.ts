@@ -101,6 +101,7 @@ export async function runRuntime({ paths, log, hostname, transport, checkinInter
       }
       for (const status of carried.splice(0)) agent.reportUpdate(status);
       if (TEST_BROKEN_START !== "no-connect") agent.start();
+      else setInterval(() => {}, 60_000); // the test build that never connects just stays up
 
       const outcome: Outcome = await Promise.race([
         signal.then((name) => ({ kind: "signal" as const, name })),

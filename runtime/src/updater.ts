@@ -237,7 +237,8 @@ export async function runTrial(update: StagedUpdate, paths: StatePaths, log: Log
     if (abort.aborted) return { ok: false, reason: "the runtime was stopped during the trial" };
     return { ok: false, reason: `version ${update.version} did not connect within ${Math.round(trialMs / 1000)} s` };
   }
-  const lastLine = tail.trim().split("\n").filter(Boolean).at(-1) ?? "";
+  // The last line that says something (not a stack frame).
+  const lastLine = tail.trim().split("\n").filter((line) => line.trim() && !/^\s+at /.test(line)).at(-1) ?? "";
   return {
     ok: false,
     reason: `version ${update.version} exited (${finished.signal ?? `code ${finished.code}`}) before connecting${lastLine ? `: ${lastLine.slice(0, 300)}` : ""}`,

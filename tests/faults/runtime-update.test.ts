@@ -129,7 +129,9 @@ async function setTarget(version: string) {
   });
   const body = (await response.json()) as any;
   expect(response.status, JSON.stringify(body)).toBe(200);
-  expect(body.saved).toMatchObject({ version, pushed: 1, failed: [] });
+  // Every live session of the demo tenant is told, this endpoint's among them.
+  expect(body.saved).toMatchObject({ version, failed: [] });
+  expect(body.saved.pushed).toBeGreaterThan(0);
 }
 
 async function endpointRuntime(): Promise<{ version: string | null; platform: string | null; update: { version: string; phase: string; detail: string } | null }> {

@@ -144,13 +144,18 @@ describe("runtime updates (session side)", () => {
     const first = await runtimeAt(endpointId, "0.9.0");
     await setTarget(endpointId, target("0.9.1"));
     await first.waitFor((m) => m.type === "update");
-    first.send({ type: "update_status", status: { version: "0.9.1", phase: "rolled_back", detail: "did not connect within 60 s" } });
-    await waitForRow(endpointId, (r) => r.runtime_update?.includes("rolled_back"));
     first.close();
-    const again = await runtimeAt(endpointId, "0.9.0");
+    // The old version, back after the failed trial, reports the rollback before its hello (as the runtime does).
+    const again = await connectDirect(endpointId, identityOf(endpointId));
+    again.send({ type: "update_status", status: { version: "0.9.1", phase: "rolled_back", detail: "did not connect within 60 s" } });
+    again.send({ ...runtimeHello, runtimeVersion: "0.9.0", platform: "linux-x64" });
+    // Handled in order: once this refusal is back, the hello was handled and any offer would have been sent.
+    again.send({ type: "update_status", status: { version: "0.0.1", phase: "failed", detail: "" } });
+    await again.waitFor((m) => m.type === "error" && /not 0\.0\.1/.test(m.message));
+    expect(again.messages.some((m) => m.type === "update")).toBe(false);
+    await waitForRow(endpointId, (r) => r.runtime_update?.includes("rolled_back"));
     const answer = await checkin(endpointId, { runtimeVersion: "0.9.0", platform: "linux-x64" }, identityOf(endpointId));
     expect(answer.body.update).toBeUndefined();
-    expect(again.messages.some((m) => m.type === "update")).toBe(false);
     await setTarget(endpointId, target("0.9.1"));
     expect((await again.waitFor((m) => m.type === "update")).offer.version).toBe("0.9.1");
     again.close();
