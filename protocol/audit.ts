@@ -28,6 +28,11 @@ export const AUDIT_KINDS = [
   "sequence.paused",
   "sequence.resumed",
   "sequence.action_refused",
+  /** Runtime self-update (docs/decisions/0016-runtime-updates.md). */
+  "runtime.update_target",
+  "runtime.update_offered",
+  "runtime.update_status",
+  "runtime.update_refused",
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 

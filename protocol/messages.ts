@@ -3,6 +3,7 @@
 // with these schemas; anything that does not parse is answered with an error
 // and changes nothing.
 import { z } from "zod";
+import { runtimePlatformSchema, runtimeVersionSchema } from "./runtime-release";
 
 export const PROTOCOL_VERSION = 1;
 
@@ -315,6 +316,42 @@ export const viewerBoundMessageSchema = z.discriminatedUnion("type", [
 export type ViewerBoundMessage = z.infer<typeof viewerBoundMessageSchema>;
 
 // ---------------------------------------------------------------------------
+// Runtime self-update (docs/decisions/0016-runtime-updates.md). The session
+// offers the tenant's target version; the runtime downloads it, checks the
+// SHA-256 and the build's Ed25519 signature, runs it on trial and keeps it only
+// if it connects within the trial window.
+
+/** Largest runtime executable a runtime will download (the Node-based builds are ~120 MiB). */
+export const MAX_RUNTIME_ARTIFACT_BYTES = 256 * 1024 * 1024;
+
+export const runtimeUpdateOfferSchema = z.object({
+  version: runtimeVersionSchema,
+  platform: runtimePlatformSchema,
+  size: z.number().int().positive().max(MAX_RUNTIME_ARTIFACT_BYTES),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Base64 Ed25519 signature over runtimeSignatureMessage(version, platform, sha256). */
+  signature: z.string().min(1).max(200),
+  /** Absolute, or relative to the runtime's server (the console's /runtime/download route). */
+  url: z.string().min(1).max(2000),
+});
+export type RuntimeUpdateOffer = z.infer<typeof runtimeUpdateOfferSchema>;
+
+/**
+ * downloading → verified → trial → committed (the new version runs), or
+ * rolled_back (the trial did not connect in time; the old version runs again), or
+ * failed (refused before the trial: download, size, hash, signature, no update key).
+ */
+export const UPDATE_PHASES = ["downloading", "verified", "trial", "committed", "rolled_back", "failed"] as const;
+export type UpdatePhase = (typeof UPDATE_PHASES)[number];
+
+export const runtimeUpdateStatusSchema = z.object({
+  version: runtimeVersionSchema,
+  phase: z.enum(UPDATE_PHASES),
+  detail: z.string().max(2000).default(""),
+});
+export type RuntimeUpdateStatus = z.infer<typeof runtimeUpdateStatusSchema>;
+
+// ---------------------------------------------------------------------------
 // Endpoint runtime <-> session Durable Object
 
 export const dispatchedCommandSchema = z.object({
@@ -356,11 +393,15 @@ export const runtimeMessageSchema = z.discriminatedUnion("type", [
     os: z.enum(["windows", "linux", "macos"]),
     /** The runtime's wall clock, so the server can split network time from run time. */
     clock: epochMs,
+    /** Which release artifact this runtime is; absent from runtimes run from source on an unsupported host (never updated). */
+    platform: runtimePlatformSchema.optional(),
   }),
   z.object({ type: z.literal("started"), commandId: id, startedAt: epochMs }),
   z.object({ type: z.literal("output"), commandId: id, index: z.number().int().nonnegative(), chunk: outputChunkSchema }),
   z.object({ type: z.literal("result"), result: commandResultSchema }),
   z.object({ type: z.literal("clock"), serverTime: epochMs, runtimeTime: epochMs }),
+  /** Progress of an offered update (docs/decisions/0016-runtime-updates.md). */
+  z.object({ type: z.literal("update_status"), status: runtimeUpdateStatusSchema }),
 ]);
 export type RuntimeMessage = z.infer<typeof runtimeMessageSchema>;
 
@@ -371,6 +412,8 @@ export const runtimeBoundMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("ack"), commandId: id }),
   z.object({ type: z.literal("clock"), serverTime: epochMs }),
   z.object({ type: z.literal("error"), code: z.string(), message: z.string() }),
+  /** Install this version: the runtime verifies hash and signature against the key it was built with. */
+  z.object({ type: z.literal("update"), offer: runtimeUpdateOfferSchema }),
 ]);
 export type RuntimeBoundMessage = z.infer<typeof runtimeBoundMessageSchema>;
 
@@ -390,6 +433,9 @@ export const checkinRequestSchema = z.object({
   /** Commands started since the last check-in, so the transcript shows when they ran. */
   started: z.array(z.object({ commandId: id, startedAt: epochMs })).max(100).default([]),
   results: z.array(commandResultSchema).max(20).default([]),
+  platform: runtimePlatformSchema.optional(),
+  /** Update progress not yet delivered (the socket sends it as `update_status`). */
+  updateStatus: z.array(runtimeUpdateStatusSchema).max(10).default([]),
 });
 export type CheckinRequest = z.infer<typeof checkinRequestSchema>;
 
@@ -401,6 +447,7 @@ export const checkinResponseSchema = z.object({
   cancel: z.array(id),
   nextCheckinMs: z.number().int().positive(),
   serverTime: epochMs,
+  update: runtimeUpdateOfferSchema.optional(),
 });
 export type CheckinResponse = z.infer<typeof checkinResponseSchema>;
 

@@ -4,6 +4,7 @@
 // the identity header; the console imports this, never workers/.
 import { z } from "zod";
 import { sessionPlacementSchema } from "./placement";
+import { runtimePlatformSchema, runtimeVersionSchema } from "./runtime-release";
 
 export const MEMBER_ROLES = ["admin", "technician", "noc"] as const;
 
@@ -61,6 +62,8 @@ export const SESSION_PATHS = {
   lifecycle: "/lifecycle",
   /** The edge creates the session where the runtime's first contact says (enrollment), and tells it where it is. */
   placement: "/placement",
+  /** The console tells the session the tenant's runtime target version changed: it re-reads it from the directory. */
+  runtimeTarget: "/runtime-target",
 } as const;
 
 export const placementRequestSchema = z.object({ placement: sessionPlacementSchema });
@@ -75,6 +78,35 @@ export const lifecycleRequestSchema = z.object({
   action: z.enum(["revoke", "reinstate", "decommission"]),
 });
 export type LifecycleRequest = z.infer<typeof lifecycleRequestSchema>;
+
+/**
+ * The tenant's runtime target (docs/decisions/0016-runtime-updates.md), as the console stores it in
+ * `organisations.runtime_target` and each session reads it: the version and, per platform, what a runtime
+ * needs to fetch and verify it. Null in the directory: no target, nothing is offered.
+ */
+export const runtimeTargetSchema = z.object({
+  version: runtimeVersionSchema,
+  /** Offered to runtimes newer than it only when the admin said so explicitly. */
+  allowDowngrade: z.boolean(),
+  setAt: z.number().int().nonnegative(),
+  setBy: z.string().max(200),
+  artifacts: z
+    .array(
+      z.object({
+        platform: runtimePlatformSchema,
+        size: z.number().int().positive(),
+        sha256: z.string().regex(/^[0-9a-f]{64}$/),
+        signature: z.string().min(1).max(200),
+        /** Absolute, or relative to the runtime's server. */
+        url: z.string().min(1).max(2000),
+      }),
+    )
+    .min(1),
+});
+export type RuntimeTarget = z.infer<typeof runtimeTargetSchema>;
+
+/** The session's answer to a runtimeTarget push. */
+export const runtimeTargetReloadedSchema = z.object({ version: runtimeVersionSchema.nullable() });
 
 export const SESSION_CLOSE_CODES = {
   unauthorized: 4401,

@@ -105,6 +105,13 @@ function defines({ version, publicKey, platform }) {
     __CAISEY_RUNTIME_VERSION__: JSON.stringify(version),
     __CAISEY_UPDATE_PUBLIC_KEY__: JSON.stringify(publicKey),
   };
+  // Test builds only (tests/faults/runtime-update.test.ts): a version that crashes at start or never
+  // connects, to prove an update rolls back. Never set for a release.
+  const broken = process.env.CAISEY_BUILD_TEST_BROKEN_START;
+  if (broken) {
+    if (!["crash", "no-connect"].includes(broken)) throw new Error(`CAISEY_BUILD_TEST_BROKEN_START must be crash or no-connect (got "${broken}")`);
+    define.__CAISEY_TEST_BROKEN_START__ = JSON.stringify(broken);
+  }
   if (platform) {
     define.__CAISEY_RUNTIME_PLATFORM__ = JSON.stringify(platform);
     define.__CAISEY_RUNTIME_EXECUTABLE__ = "true";

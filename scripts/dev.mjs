@@ -91,6 +91,8 @@ const server = spawn(
     "--persist-to", stateDir,
     "--show-interactive-dev-session=false",
     ...(options["no-rate-limits"] ? ["--binding", "CAISEY_RATE_LIMITS=off"] : []),
+    // Runtime releases from a plain HTTP directory instead of R2 (tests/faults/runtime-update.test.ts).
+    ...(process.env.CAISEY_RUNTIME_RELEASES_URL ? ["--binding", `CAISEY_RUNTIME_RELEASES_URL=${process.env.CAISEY_RUNTIME_RELEASES_URL}`] : []),
   ],
   { cwd: root, stdio: ["ignore", "inherit", "inherit"], env: cleanEnv() },
 );

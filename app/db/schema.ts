@@ -28,6 +28,10 @@ export const organisations = sqliteTable("organisations", {
   createdAt: integer("created_at").notNull().default(now),
   /** Sessions of endpoints enrolled while this is set live only in that jurisdiction (e.g. "eu"). */
   requiredJurisdiction: text("required_jurisdiction", { enum: JURISDICTIONS }),
+  /** The runtime version an admin wants on every endpoint of the tenant (null: no updates offered). */
+  runtimeTargetVersion: text("runtime_target_version"),
+  /** JSON RuntimeTarget (protocol/session-contract.ts): version, downgrade consent and per-platform artifacts. */
+  runtimeTarget: text("runtime_target"),
 });
 
 export const members = sqliteTable(
@@ -122,6 +126,11 @@ export const endpoints = sqliteTable(
     placedAt: integer("placed_at"),
     /** The Cloudflare data centre the runtime last connected through. */
     runtimeColo: text("runtime_colo"),
+    /** As the runtime last reported it in `hello` / check-in (replicated by its session). */
+    runtimeVersion: text("runtime_version"),
+    runtimePlatform: text("runtime_platform"),
+    /** JSON {version, phase, detail, at} of the latest update step the session recorded. */
+    runtimeUpdate: text("runtime_update"),
   },
   (t) => [
     index("endpoints_org_hostname_idx").on(t.orgId, t.hostname, t.id),

@@ -13,8 +13,6 @@ export interface Env {
    * one address. See docs/decisions/0011-edge-rate-limits.md.
    */
   CAISEY_RATE_LIMITS?: string;
-  /** Runtime executables and manifests (scripts/publish-runtime.mjs); see app/models/runtime-releases.server.ts. */
-  RUNTIME_RELEASES?: R2Bucket;
   CLERK_PUBLISHABLE_KEY: string;
   CLERK_SECRET_KEY: string;
   CLERK_JWT_KEY?: string;
@@ -34,6 +32,16 @@ export interface Env {
    * Host; required in production. See app/lib/public-origin.server.ts.
    */
   PUBLIC_ORIGIN?: string;
+  /**
+   * R2 bucket with the runtime releases (protocol/runtime-release.ts runtimeObjectKeys), published by
+   * scripts/publish-runtime.mjs; see app/models/runtime-releases.server.ts.
+   */
+  RUNTIME_RELEASES?: R2Bucket;
+  /**
+   * Local dev and tests without R2: a URL serving a build's --out directory
+   * (<url>/<version>/manifest.json, <url>/<version>/<platform>/<file>). Runtimes then download from it.
+   */
+  CAISEY_RUNTIME_RELEASES_URL?: string;
 }
 
 export function getEnv(context: AppLoadContext): Env {

@@ -21,6 +21,7 @@ import {
   type LifecycleOutcome,
 } from "~/models/endpoint-lifecycle.server";
 import { getEndpointForOrg } from "~/models/endpoints.server";
+import { getEndpointRuntime } from "~/models/runtime-updates.server";
 import { listSequenceTemplates, saveSequenceTemplate, saveTemplateSchema } from "~/models/sequence-templates.server";
 import { describeZodError } from "../../protocol/messages";
 
@@ -39,7 +40,8 @@ export async function loader(args: LoaderFunctionArgs) {
   // A decommissioned endpoint is read-only for everyone: the session refuses runs too.
   const canRun = CAN_RUN_COMMANDS.includes(member.role) && endpoint.decommissionedAt === null;
   const templates = canRun ? await listSequenceTemplates(db, member.org.id) : [];
-  return json({ endpoint, canRun, role: member.role, isAdmin: LIFECYCLE_ROLES.includes(member.role), templates, now: Date.now() });
+  const runtime = await getEndpointRuntime(getEnv(args.context), member.org.id, endpoint.id);
+  return json({ endpoint, canRun, role: member.role, isAdmin: LIFECYCLE_ROLES.includes(member.role), templates, runtime, now: Date.now() });
 }
 
 /** Saves a reusable diagnostic sequence (from the sequence panel), or changes the endpoint's lifecycle (admins). */
@@ -102,7 +104,7 @@ async function lifecycleAction(args: ActionFunctionArgs, form: Record<string, Fo
 }
 
 export default function EndpointPage() {
-  const { endpoint, canRun, role, isAdmin, templates, now } = useLoaderData<typeof loader>();
+  const { endpoint, canRun, role, isAdmin, templates, runtime, now } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const lifecycleResult = actionData && "intent" in actionData ? (actionData as LifecycleActionResult) : null;
   const navigation = useNavigation();
@@ -123,6 +125,19 @@ export default function EndpointPage() {
           <div><dt className="inline font-medium">Last seen </dt><dd className="inline">{formatAge(endpoint.lastSeenAt, now)}</dd></div>
           <div><dt className="inline font-medium">Enrolled </dt><dd className="inline">{formatTimestamp(endpoint.enrolledAt)}</dd></div>
           <div><dt className="inline font-medium">Tags </dt><dd className="inline">{endpoint.tags.join(", ") || "—"}</dd></div>
+          <div data-testid="runtime-version">
+            <dt className="inline font-medium">Runtime </dt>
+            <dd className="inline">{runtime?.version ? `${runtime.version} (${runtime.platform ?? "platform not reported"})` : "not reported yet"}</dd>
+          </div>
+          {runtime?.update ? (
+            <div data-testid="runtime-update" title={runtime.update.detail}>
+              <dt className="inline font-medium">Update </dt>
+              <dd className="inline">{runtime.update.version}: {runtime.update.phase.replace("_", " ")} {formatTimestamp(runtime.update.at)}{runtime.update.detail && (runtime.update.phase === "rolled_back" || runtime.update.phase === "failed") ? ` (${runtime.update.detail})` : ""}</dd>
+            </div>
+          ) : null}
+          {runtime?.target && runtime.target !== runtime.version ? (
+            <div><dt className="inline font-medium">Target </dt><dd className="inline">{runtime.target}</dd></div>
+          ) : null}
         </dl>
       </div>
       <LifecycleBanner endpoint={endpoint} />

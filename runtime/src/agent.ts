@@ -13,6 +13,8 @@ import {
   type DispatchedCommand,
   type RuntimeBoundMessage,
   type RuntimeMessage,
+  type RuntimeUpdateOffer,
+  type RuntimeUpdateStatus,
 } from "../../protocol/messages";
 import { CheckinLoop, checkinUrl, MAX_RESULTS_PER_CHECKIN, MAX_STARTED_PER_CHECKIN } from "./checkin";
 import { ReconnectingConnection } from "./connection";
@@ -25,7 +27,7 @@ import { errorText, type Logger } from "./log";
 import { Outbox } from "./outbox";
 import type { StatePaths } from "./paths";
 import { runtimeOs } from "./platform";
-import { RUNTIME_VERSION } from "./version";
+import { RUNTIME_PLATFORM, RUNTIME_VERSION } from "./version";
 
 export const NOT_RERUN_ERROR = "interrupted: the runtime stopped or crashed while this command was running; it was not run again";
 
@@ -53,6 +55,13 @@ export interface AgentOptions {
   processHost?: ProcessHost;
   /** Called once when the server rejects the credential; the agent has already stopped reconnecting. */
   onRejected(reason: string): void;
+  /** The server offered an update (socket or check-in); the updater decides what to do with it. */
+  onUpdateOffer?(offer: RuntimeUpdateOffer): void;
+  /**
+   * An update trial (updater.ts): the agent only proves it can reach the server. It claims no
+   * work (the server redelivers it to whichever version stays) and calls this once connected.
+   */
+  onTrialConnected?(): void;
 }
 
 type Active = { execution?: Execution; cancelRequested: boolean; queued?: DispatchedCommand };
@@ -77,6 +86,11 @@ export class Agent {
   private rejectedReported = false;
   /** Possible survivors of a dead run that could not be verified (and were left alone), by command id. */
   private readonly unverifiedOrphans = new Map<string, string>();
+  /** Update progress not yet delivered: sent on the socket when it opens, or with the next check-in. */
+  private pendingUpdateStatus: RuntimeUpdateStatus[] = [];
+  /** Set while an update waits to take over: new work is left with the server, which redelivers it. */
+  private holdingNewWork = false;
+  private helloSent = false;
 
   private constructor(
     private readonly options: AgentOptions,
@@ -167,6 +181,9 @@ export class Agent {
     }
     this.mode = "websocket";
     this.noteContact("websocket");
+    // Update reports go before hello: the session decides on an offer when it handles hello, and must
+    // already know that a version just rolled back (or failed) so it does not offer it again.
+    for (const status of this.pendingUpdateStatus.splice(0)) this.send({ type: "update_status", status });
     this.send({
       type: "hello",
       protocol: PROTOCOL_VERSION,
@@ -174,7 +191,9 @@ export class Agent {
       hostname: this.hostname,
       os: runtimeOs(),
       clock: Date.now(),
+      ...(RUNTIME_PLATFORM ? { platform: RUNTIME_PLATFORM } : {}),
     });
+    this.helloSent = true;
     // Commands that started while on check-in and still run: the transcript should show them running.
     const started = this.pendingStarted.filter((s) => this.active.has(s.commandId));
     this.pendingStarted = [];
@@ -186,6 +205,7 @@ export class Agent {
 
   onMessage(message: RuntimeBoundMessage): void {
     this.noteContact("websocket");
+    if (this.helloSent) this.options.onTrialConnected?.();
     switch (message.type) {
       case "dispatch":
         return this.onDispatch(message.command);
@@ -199,6 +219,9 @@ export class Agent {
         return;
       case "error":
         this.options.log.warn(`server reported ${message.code}: ${message.message}`);
+        return;
+      case "update":
+        this.options.onUpdateOffer?.(message.offer);
         return;
     }
   }
@@ -249,11 +272,17 @@ export class Agent {
       clock: Date.now(),
       started: this.pendingStarted.slice(0, MAX_STARTED_PER_CHECKIN),
       results: [...first, ...rest].slice(0, MAX_RESULTS_PER_CHECKIN),
+      ...(RUNTIME_PLATFORM ? { platform: RUNTIME_PLATFORM } : {}),
+      updateStatus: this.pendingUpdateStatus.slice(0, 10),
     };
   }
 
   async onCheckinResponse(request: CheckinRequest, response: CheckinResponse): Promise<boolean> {
     this.noteContact("checkin");
+    this.options.onTrialConnected?.();
+    const deliveredStatus = new Set(request.updateStatus);
+    this.pendingUpdateStatus = this.pendingUpdateStatus.filter((s) => !deliveredStatus.has(s));
+    if (response.update) this.options.onUpdateOffer?.(response.update);
     const delivered = new Set(request.started);
     this.pendingStarted = this.pendingStarted.filter((s) => !delivered.has(s));
     for (const id of request.results.map((r) => r.commandId)) this.resendFirst.delete(id);
@@ -296,6 +325,9 @@ export class Agent {
     const { log } = this.options;
     const id = command.commandId;
     if (this.stopping) return undefined; // the server redelivers it after we reconnect
+    if (this.holdingNewWork || this.options.onTrialConnected) {
+      if (!this.journal.has(id)) return undefined; // left with the server: it redelivers it to the version that stays
+    }
     if (this.active.has(id)) return undefined; // a redelivery of what is running (or queued) now; its result will follow
     if (this.journal.has(id)) {
       const stored = this.outbox.get(id);
@@ -436,6 +468,30 @@ export class Agent {
     await this.acked.add(commandId);
     await this.outbox.remove(commandId);
     this.resendFirst.delete(commandId);
+  }
+
+  // Updates (updater.ts) ----------------------------------------------------------
+
+  /** Reports update progress now if the socket is up, else with the next check-in or socket hello. */
+  reportUpdate(status: RuntimeUpdateStatus): void {
+    if (this.helloSent && this.connection.isOpen && this.send({ type: "update_status", status })) return;
+    this.pendingUpdateStatus.push(status);
+    if (this.pendingUpdateStatus.length > 10) this.pendingUpdateStatus.shift();
+    if (this.mode === "checkin" && !this.stopping) this.checkin.wake();
+  }
+
+  /** Stops taking new work and resolves once nothing runs: an update never interrupts a command. */
+  async drainForUpdate(): Promise<void> {
+    this.holdingNewWork = true;
+    while (this.active.size > 0 || this.queue.length > 0 || this.draining) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await this.settle();
+    }
+  }
+
+  /** Update reports not yet delivered, for a clean shutdown before an update trial to hand on. */
+  undeliveredUpdateStatus(): RuntimeUpdateStatus[] {
+    return [...this.pendingUpdateStatus];
   }
 
   // Plumbing --------------------------------------------------------------------

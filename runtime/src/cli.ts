@@ -27,6 +27,10 @@ Usage:
       --checkin-interval is the check-in period until the server suggests one
       (default 30, or $CAISEY_CHECKIN_INTERVAL; 1 to 600).
       Settings not given as flags come from <state dir>/config.json.
+      Updates: when the console's target version differs, the runtime downloads it, checks its
+      SHA-256 and Ed25519 signature, runs it on trial (--update-trial, internal) and keeps it only if
+      it reaches the server within 60 s ($CAISEY_UPDATE_TRIAL_SECONDS); then it exits with status 75
+      so the service manager starts the new version. Otherwise the old version carries on.
   caisey-runtime version
       Show the version, platform and update-key fingerprint of this build (--version: the version alone).
   caisey-runtime status [--state-dir DIR]
@@ -102,6 +106,7 @@ export async function main(argv: string[]): Promise<number> {
         hostname: { type: "string" },
         transport: { type: "string" },
         "checkin-interval": { type: "string" },
+        "update-trial": { type: "string" },
       });
       if (values.help) return printUsage();
       const paths = statePaths(values["state-dir"] ?? defaultStateDir());
@@ -114,6 +119,7 @@ export async function main(argv: string[]): Promise<number> {
         checkinIntervalMs: parseCheckinInterval(
           values["checkin-interval"] ?? process.env.CAISEY_CHECKIN_INTERVAL ?? config.checkinIntervalSeconds?.toString(),
         ),
+        updateTrial: values["update-trial"],
       });
     }
     case "status": {

@@ -38,6 +38,7 @@ import { onPlacement, type PlacementHost } from "./placement";
 import { PolicyCopy } from "./policy-copy";
 import { TranscriptReplay } from "./replay";
 import { AuditLog } from "./audit-log";
+import { RuntimeUpdates } from "./runtime-updates";
 import type { SessionEnv } from "./env";
 import { migrate } from "./schema";
 import { SequenceFlow, type SequenceStepRow } from "./sequence-flow";
@@ -140,6 +141,13 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     () => this.scheduleAlarm(),
   );
 
+  private readonly runtimeUpdates = new RuntimeUpdates({
+    sql: this.ctx.storage.sql,
+    audit: this.audit,
+    directory: () => ({ db: this.env.DB, endpointId: this.name, orgId: this.getRuntimeValue("org_id") ?? null }),
+    waitUntil: (promise) => this.ctx.waitUntil(promise),
+  });
+
   private readonly approvals = new ApprovalFlow({
     endpointId: () => this.name,
     sql: this.ctx.storage.sql,
@@ -194,6 +202,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       if (path === SESSION_PATHS.policy) return this.onPolicyRefresh(identity);
       if (path === SESSION_PATHS.lifecycle) return this.onLifecycle(body, identity);
       if (path === SESSION_PATHS.placement) return onPlacement(this.placementHost, body, identity);
+      if (path === SESSION_PATHS.runtimeTarget) return this.onRuntimeTargetRefresh(identity);
       return Response.json({ error: "Not found" }, { status: 404 });
     }
     if (identity.peer === "runtime") {
@@ -226,6 +235,23 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       detail: { mode: policy.mode, version: policy.version, approvers: policy.approvers.length, allowedCommands: policy.allowedCommands.length },
     });
     return Response.json({ version: policy.version });
+  }
+
+  /** An admin saved the tenant's runtime target: re-read it, audit a change, offer it now if the runtime is idle. */
+  private async onRuntimeTargetRefresh(identity: PeerIdentity): Promise<Response> {
+    const reloaded = await this.runtimeUpdates.reload();
+    if (!reloaded) return Response.json({ error: "The runtime target could not be read; the session keeps its previous copy" }, { status: 503 });
+    if (reloaded.changed) {
+      this.audit.append({
+        kind: "runtime.update_target",
+        actorId: identity.userId,
+        actorName: identity.userName,
+        actorAddress: identity.address,
+        detail: { version: reloaded.target?.version ?? null, allowDowngrade: reloaded.target?.allowDowngrade ?? false },
+      });
+    }
+    this.offerRuntimeUpdate();
+    return Response.json({ version: reloaded.target?.version ?? null });
   }
 
   // ---------------------------------------------------------------------------
@@ -299,6 +325,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     this.setRuntimeValue("clock_offset_ms", String(checkin.clock - now));
     this.setRuntimeValue("checkin_offline_at", String(now + intervalMs * 2.5));
     this.setRuntimeValue("checkin_at", String(now));
+    this.runtimeUpdates.report(checkin.runtimeVersion, checkin.platform);
+    for (const status of checkin.updateStatus) this.runtimeUpdates.onStatus(status, identity.address);
     if (!wasOnline) {
       this.setRuntimeOnline(true, "checkin");
       // As on a socket connect: refresh the policy copy now, in the background, so no command waits for it.
@@ -320,12 +348,14 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     const due = this.currentRuntime() ? [] : this.takeDueCommands(now);
     const cancel = this.sqlAll<{ id: string }>("SELECT id FROM commands WHERE cancel_requested = 1 AND status IN ('dispatched', 'running')").map((r) => r.id);
     this.scheduleAlarm();
+    const update = this.currentRuntime() ? null : this.runtimeUpdates.offer(this.hasUnfinishedDispatch(), "checkin", identity.address);
     return {
       acks,
       dispatch: [...redeliver, ...due].map((command) => this.toDispatched(command)),
       cancel,
       nextCheckinMs: intervalMs,
       serverTime: now,
+      ...(update ? { update } : {}),
     };
   }
 
@@ -421,6 +451,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       this.setRuntimeOnline(true, "websocket");
       const refresh = this.policyCopy.reloadIfStale();
       if (refresh) this.ctx.waitUntil(refresh);
+      const targetRefresh = this.runtimeUpdates.reloadIfStale();
+      if (targetRefresh) this.ctx.waitUntil(targetRefresh.then(() => this.offerRuntimeUpdate()));
       this.audit.append({ kind: "runtime.connected", actorAddress: identity.address, detail: { transport: "websocket" } });
       this.send(connection, { type: "clock", serverTime: Date.now() });
     } else {
@@ -694,7 +726,12 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   private handleRuntimeMessage(connection: Connection<ConnectionState>, message: RuntimeMessage): void {
     switch (message.type) {
       case "hello":
-        return this.onRuntimeHello(connection);
+        return this.onRuntimeHello(connection, message);
+      case "update_status": {
+        const refused = this.runtimeUpdates.onStatus(message.status, connection.state?.address ?? null);
+        if (refused) this.send(connection, { type: "error", code: "refused", message: `Update status refused: ${refused}` });
+        return;
+      }
       case "clock":
         return this.onRuntimeClock(message);
       case "started":
@@ -706,8 +743,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     }
   }
 
-  private onRuntimeHello(connection: Connection<ConnectionState>): void {
+  private onRuntimeHello(connection: Connection<ConnectionState>, hello: Extract<RuntimeMessage, { type: "hello" }>): void {
     connection.setState({ ...connection.state!, helloAt: Date.now() });
+    this.runtimeUpdates.report(hello.runtimeVersion, hello.platform);
     this.touchLastSeen();
     // Redeliver everything not yet finished: the runtime's journal turns a
     // repeat into a resend of the stored result, never a second run.
@@ -715,6 +753,19 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       this.send(connection, { type: "dispatch", command: this.toDispatched(command) });
     }
     this.dispatchQueued();
+    this.offerRuntimeUpdate();
+  }
+
+  /** Offers the tenant's target to the socket runtime when it differs and nothing is running (runtime-updates.ts decides). */
+  private offerRuntimeUpdate(): void {
+    const runtime = this.currentRuntime();
+    if (!runtime?.state?.helloAt) return;
+    const offer = this.runtimeUpdates.offer(this.hasUnfinishedDispatch(), runtime.id, runtime.state.address ?? null);
+    if (offer) this.send(runtime, { type: "update", offer });
+  }
+
+  private hasUnfinishedDispatch(): boolean {
+    return (this.sqlOne<{ n: number }>("SELECT COUNT(*) AS n FROM commands WHERE status IN ('dispatched', 'running')")?.n ?? 0) > 0;
   }
 
   private onRuntimeClock(message: Extract<RuntimeMessage, { type: "clock" }>): void {
@@ -776,6 +827,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     }
     this.touchLastSeen();
     this.dispatchQueued(); // the next step of a sequence may now be due
+    this.offerRuntimeUpdate(); // held back while the command ran
   }
 
   /**

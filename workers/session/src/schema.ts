@@ -129,6 +129,25 @@ export const SESSION_MIGRATIONS: readonly string[] = [
   ALTER TABLE commands ADD COLUMN retry_of TEXT;
   ALTER TABLE commands ADD COLUMN resolution TEXT;
   `,
+  // Runtime self-update (runtime-updates.ts): what the runtime reported, the
+  // session's copy of the tenant's target, and the one offer in progress.
+  `
+  CREATE TABLE runtime_update (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    target TEXT,
+    target_loaded_at INTEGER NOT NULL DEFAULT 0,
+    reported_version TEXT,
+    reported_platform TEXT,
+    offered_version TEXT,
+    offered_target_at INTEGER,
+    offered_to TEXT,
+    phase TEXT,
+    detail TEXT,
+    phase_at INTEGER,
+    given_up TEXT
+  );
+  INSERT INTO runtime_update (id) VALUES (1);
+  `,
 ];
 
 export function migrate(sql: SqlStorage): void {
