@@ -15,7 +15,7 @@
 import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
@@ -85,8 +85,17 @@ export function loadSigningKey({ production }) {
     if (!existsSync(path)) {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       const { privateKey: pem } = generateKeyPairSync("ed25519", { privateKeyEncoding: { type: "pkcs8", format: "pem" } });
-      writeFileSync(path, pem, { mode: 0o600 });
-      log(`created a development signing key at ${relative(root, path)} (never use it for a release)`);
+      // Parallel builds (unit test files) must agree on one key: write aside, then link, which fails if one exists.
+      const temp = `${path}.${process.pid}.tmp`;
+      writeFileSync(temp, pem, { mode: 0o600 });
+      try {
+        linkSync(temp, path);
+        log(`created a development signing key at ${relative(root, path)} (never use it for a release)`);
+      } catch (error) {
+        if (error.code !== "EEXIST") throw error;
+      } finally {
+        rmSync(temp, { force: true });
+      }
     }
     privateKey = createPrivateKey(readFileSync(path, "utf8"));
   }

@@ -109,7 +109,8 @@ export class ReconnectingConnection {
 
     socket.on("upgrade", (response: IncomingMessage) => {
       // ws sets this too; being explicit because small result frames must never wait for an ACK.
-      response.socket.setNoDelay(true);
+      // Under Bun (the darwin-arm64 executable, ADR 0012) the upgrade response has no socket.
+      response.socket?.setNoDelay(true);
     });
     socket.on("unexpected-response", (_request, response: IncomingMessage) => {
       const status = response.statusCode ?? 0;

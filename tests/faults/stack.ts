@@ -23,7 +23,8 @@ export function runtimeExecutablePath(platform: string): string {
  * Node script. CAISEY_TEST_RUNTIME=script runs runtime/bin with this Node instead (for debugging only);
  * CAISEY_TEST_RUNTIME=/path/to/executable runs another build (e.g. a Bun one: build-runtime.mjs --engine bun).
  */
-function runtimeCommand(): { file: string; prefix: string[] } {
+function runtimeCommand(executable?: string): { file: string; prefix: string[] } {
+  if (executable) return { file: executable, prefix: [] };
   const override = process.env.CAISEY_TEST_RUNTIME;
   if (override === "script") return { file: process.execPath, prefix: [join(root, "runtime/bin/caisey-runtime.mjs")] };
   if (override) return { file: resolve(override), prefix: [] };
@@ -133,6 +134,9 @@ export class CuttableRelay {
 }
 
 export class Runtime {
+  /** `executable`: another build of the runtime to run (default: this machine's executable from npm run build). */
+  constructor(readonly executable?: string) {}
+
   readonly dir = mkdtempSync(join(tmpdir(), "caisey-fault-runtime-"));
   /** Commands append here, so the test counts runs on the endpoint itself. */
   readonly ledger = join(this.dir, "ledger.txt");
@@ -141,7 +145,7 @@ export class Runtime {
   log = "";
 
   enroll(server: string, hostname: string) {
-    const { file, prefix } = runtimeCommand();
+    const { file, prefix } = runtimeCommand(this.executable);
     const result = spawnSync(file, [...prefix, "enroll", "--server", server, "--token", DEMO_RUNTIME_TOKEN, "--state-dir", this.dir, "--hostname", hostname], { encoding: "utf8" });
     if (result.status !== 0) throw new Error(`enroll failed: ${result.stderr}${result.stdout}`);
     this.endpointId = JSON.parse(readFileSync(join(this.dir, "identity.json"), "utf8")).endpointId;
@@ -154,7 +158,7 @@ export class Runtime {
   }
 
   start(extraArgs: string[] = []) {
-    const { file, prefix } = runtimeCommand();
+    const { file, prefix } = runtimeCommand(this.executable);
     this.child = spawn(file, [...prefix, "run", "--state-dir", this.dir, ...extraArgs], { stdio: ["ignore", "pipe", "pipe"] });
     this.child.stdout!.on("data", (d) => (this.log += d));
     this.child.stderr!.on("data", (d) => (this.log += d));

@@ -40,12 +40,12 @@ const output = (viewer: Viewer, commandId: string) =>
   viewer.events.filter((e) => e.kind === "command.output" && e.commandId === commandId).map((e) => e.data).join("");
 
 it("the windows-x64 executable enrolls, runs cmd, and keeps journal and outbox across a kill during an outage", async () => {
-  const version = wine.runSync(exe, ["--version"], join(dir, "version.log"));
+  const version = await wine.run(exe, ["--version"], join(dir, "version.log"));
   expect(version.output.trim()).toBe(JSON.parse(readFileSync("package.json", "utf8")).version);
 
   const relay = new CuttableRelay(stack.port);
   const viaRelay = await relay.listen();
-  const enroll = wine.runSync(exe, ["enroll", "--server", viaRelay, "--token", DEMO_RUNTIME_TOKEN, "--state-dir", windowsPath(stateDir), "--hostname", `wine-${Date.now()}`], join(dir, "enroll.log"));
+  const enroll = await wine.run(exe, ["enroll", "--server", viaRelay, "--token", DEMO_RUNTIME_TOKEN, "--state-dir", windowsPath(stateDir), "--hostname", `wine-${Date.now()}`], join(dir, "enroll.log"));
   expect(enroll.status, enroll.output).toBe(0);
   const identityPath = join(stateDir, "identity.json");
   const { endpointId } = JSON.parse(readFileSync(identityPath, "utf8"));

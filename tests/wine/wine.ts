@@ -30,6 +30,9 @@ export class Wine {
     WINEDEBUG: "-all",
     // No Mono or Gecko install prompts; the runtime needs neither.
     WINEDLLOVERRIDES: "mscoree,mshtml=",
+    // See the shim: a wine gap in TCP keep-alive options, not a runtime behaviour.
+    // NODE_OPTIONS treats backslashes in quotes as escapes; Windows takes forward slashes.
+    NODE_OPTIONS: `--require "Z:${join(root, "tests/wine/wine-keepalive-shim.cjs")}"`,
   };
 
   /** Node refuses to start on what wine reports by default ("Windows 8.1 or higher" needed). */
@@ -42,15 +45,19 @@ export class Wine {
     writeFileSync(marker, "");
   }
 
-  /** Runs a Windows program to completion; its stdout/stderr land in `logFile`. */
-  runSync(exe: string, args: string[], logFile: string, timeoutMs = 60_000): { status: number | null; output: string } {
+  /**
+   * Runs a Windows program to completion; its stdout/stderr land in `logFile`. Asynchronous on purpose:
+   * the relay the program talks to lives in this process and must keep forwarding meanwhile.
+   */
+  async run(exe: string, args: string[], logFile: string, timeoutMs = 90_000): Promise<{ status: number | null; output: string }> {
     const fd = openSync(logFile, "w");
-    try {
-      const result = spawnSync(this.wine, [exe, ...args], { env: this.env, stdio: ["ignore", fd, fd], timeout: timeoutMs });
-      return { status: result.status, output: readFileSync(logFile, "utf8") };
-    } finally {
-      closeSync(fd);
-    }
+    const child = spawn(this.wine, [exe, ...args], { env: this.env, stdio: ["ignore", fd, fd], timeout: timeoutMs, killSignal: "SIGKILL" });
+    closeSync(fd);
+    const status = await new Promise<number | null>((resolvePromise, reject) => {
+      child.once("error", reject);
+      child.once("exit", (code) => resolvePromise(code));
+    });
+    return { status, output: readFileSync(logFile, "utf8") };
   }
 
   /** Starts a Windows program; the returned process IS the program (wine execs into it), so SIGKILL kills it. */
