@@ -17,6 +17,7 @@ import {
   type RuntimeUpdateStatus,
 } from "../../protocol/messages";
 import { CheckinLoop, checkinUrl, MAX_RESULTS_PER_CHECKIN, MAX_STARTED_PER_CHECKIN } from "./checkin";
+import { websocketRetryDelay } from "./backoff";
 import { ReconnectingConnection } from "./connection";
 import { execute, type Execution, type ExecutorOptions } from "./executor";
 import { writeFileDurable } from "./fs-durable";
@@ -36,8 +37,6 @@ export type Transport = "websocket" | "checkin";
 
 /** In auto mode, this many failed WebSocket connection attempts in a row switch to check-in. */
 export const WEBSOCKET_FAILURES_BEFORE_CHECKIN = 2;
-/** While on check-in (auto mode), how often the WebSocket is tried again. */
-export const WEBSOCKET_RETRY_MS = 5 * 60 * 1000;
 /** `status` shows the last contact; on the socket it is refreshed at most this often. */
 const CONTACT_WRITE_INTERVAL_MS = 60_000;
 
@@ -74,6 +73,9 @@ export class Agent {
   private stopping = false;
   private mode: Transport = "websocket";
   private websocketRetryTimer: NodeJS.Timeout | undefined;
+  private websocketRetries = 0;
+  /** Check-ins failed since the last one that got through (the network may be down). */
+  private checkinFailures = 0;
   /** Commands from check-in waiting for their turn: a batch runs one after another, never concurrently. */
   private queue: { command: DispatchedCommand; entry: Active }[] = [];
   private draining = false;
@@ -247,8 +249,25 @@ export class Agent {
     this.mode = "checkin";
     this.options.log.warn(`WebSocket unavailable (${reason}); using HTTPS check-in every ${seconds(this.checkin.interval)}`);
     this.checkin.start();
-    this.websocketRetryTimer = setInterval(() => this.connection.probe(), WEBSOCKET_RETRY_MS);
+    this.websocketRetries = 0;
+    this.scheduleWebsocketRetry();
     return false;
+  }
+
+  /**
+   * While check-ins carry the work, the WebSocket is tried again 5-10 s after
+   * the fallback, then with jittered backoff capped at 60 s: a short outage
+   * must not leave an interactive endpoint on 30 s check-ins for minutes.
+   */
+  private scheduleWebsocketRetry(): void {
+    clearTimeout(this.websocketRetryTimer);
+    const delay = websocketRetryDelay(this.websocketRetries);
+    this.websocketRetries += 1;
+    this.websocketRetryTimer = setTimeout(() => {
+      if (this.mode !== "checkin" || this.stopping) return;
+      this.connection.probe();
+      this.scheduleWebsocketRetry();
+    }, delay);
   }
 
   private leaveCheckin(): void {
@@ -279,6 +298,9 @@ export class Agent {
 
   async onCheckinResponse(request: CheckinRequest, response: CheckinResponse): Promise<boolean> {
     this.noteContact("checkin");
+    // The network is back after an outage: the WebSocket may be too, so try it now rather than at the next retry.
+    if (this.checkinFailures > 0 && this.choice === "auto" && this.mode === "checkin" && !this.stopping) this.connection.probe();
+    this.checkinFailures = 0;
     this.options.onTrialConnected?.();
     const deliveredStatus = new Set(request.updateStatus);
     this.pendingUpdateStatus = this.pendingUpdateStatus.filter((s) => !deliveredStatus.has(s));
@@ -306,6 +328,7 @@ export class Agent {
   }
 
   onCheckinFailed(): void {
+    this.checkinFailures += 1;
     // Maybe the network changed (or the server lacks check-in): try the socket too, it may work again.
     if (this.choice === "auto" && this.mode === "checkin" && !this.stopping) this.connection.probe();
   }

@@ -23,7 +23,8 @@ Usage:
       Connect to the server and run dispatched commands until stopped (Ctrl-C / SIGTERM).
       Exits with status 2 if the server rejects the credential.
       --transport auto (default) uses the WebSocket and falls back to HTTPS check-in when
-      WebSockets cannot connect (e.g. a proxy blocks them), retrying the WebSocket every 5 minutes.
+      WebSockets cannot connect (e.g. a proxy blocks them), retrying the WebSocket 5-10 s later, then
+      with backoff up to once a minute, and at once when a check-in gets through after an outage.
       --checkin-interval is the check-in period until the server suggests one
       (default 30, or $CAISEY_CHECKIN_INTERVAL; 1 to 600).
       Settings not given as flags come from <state dir>/config.json.

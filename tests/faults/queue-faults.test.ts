@@ -173,4 +173,33 @@ describe("queue delivery under faults", () => {
     viewer.close();
     await runtime.kill();
   }, 60_000);
+
+  it("after a 20 s network cut in auto mode, the next command completes over the WebSocket within 20 s of the network returning", async () => {
+    const relay = new CuttableRelay(stack.port);
+    const runtime = newRuntime(stack.origin, "recovery");
+    runtime.useServer(await relay.listen());
+    const viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
+    await viewer.connect();
+    runtime.start(["--transport", "auto", "--checkin-interval", "30"]);
+    await waitUntil("the runtime to connect over the WebSocket", () => viewer.runtimeOnline && viewer.runtimeTransport === "websocket");
+
+    relay.block();
+    await waitUntil("the runtime to fall back to check-in", () => runtime.log.includes("using HTTPS check-in"), 15_000);
+    await new Promise((r) => setTimeout(r, 20_000)); // the outage itself: 20 s without a network
+    relay.unblock();
+    const networkBack = Date.now();
+
+    viewer.send({ type: "run", requestId: crypto.randomUUID(), text: `echo back >> ${runtime.ledger}`, shell: "sh" });
+    await waitUntil("the command to finish", () => viewer.finished().length === 1, 25_000);
+    const finishedAt = Date.now();
+    expect(viewer.finished()[0]).toMatchObject({ status: "succeeded" });
+    expect(finishedAt - networkBack).toBeLessThan(20_000);
+    // It went over the WebSocket, not a 30 s check-in: the runtime left check-in mode.
+    expect(runtime.log).toContain("WebSocket connected; leaving HTTPS check-in");
+    expect(viewer.runtimeTransport).toBe("websocket");
+    expect(runtime.ledgerLines()).toEqual(["back"]);
+    viewer.close();
+    relay.close();
+    await runtime.kill();
+  }, 90_000);
 });

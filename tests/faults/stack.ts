@@ -103,6 +103,10 @@ export class CuttableRelay {
 
   constructor(private readonly targetPort: number) {
     this.server = net.createServer((client) => {
+      if (this.blocked) {
+        client.destroy(); // the network is down: nothing gets through
+        return;
+      }
       const upstream = net.connect(this.targetPort, "127.0.0.1");
       for (const [a, b] of [[client, upstream], [upstream, client]] as const) {
         a.on("data", (d) => b.write(d));
@@ -118,6 +122,18 @@ export class CuttableRelay {
     await new Promise<void>((r) => this.server.listen(0, "127.0.0.1", () => r()));
     this.port = (this.server.address() as net.AddressInfo).port;
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  private blocked = false;
+
+  /** A network outage: open connections are cut and new ones refused until unblock(). */
+  block(): void {
+    this.blocked = true;
+    this.cut();
+  }
+
+  unblock(): void {
+    this.blocked = false;
   }
 
   /** Destroys every open connection through the relay; returns how many there were (0: nothing was cut). */
@@ -193,6 +209,7 @@ export class Viewer {
   events: any[] = [];
   /** The session's latest word on the runtime (undefined until it said anything). */
   runtimeOnline: boolean | undefined;
+  runtimeTransport: "websocket" | "checkin" | null | undefined;
   private ws: WebSocket | null = null;
 
   constructor(readonly origin: string, readonly cookie: string, readonly endpointId: string) {}
@@ -203,7 +220,10 @@ export class Viewer {
     ws.on("message", (data) => {
       const message = JSON.parse(String(data));
       if (message.type === "events") for (const event of message.events) if (!this.events.some((e) => e.seq === event.seq)) this.events.push(event);
-      if (message.type === "runtime") this.runtimeOnline = message.runtime.online;
+      if (message.type === "runtime") {
+        this.runtimeOnline = message.runtime.online;
+        this.runtimeTransport = message.runtime.transport;
+      }
     });
     await new Promise((r, j) => {
       ws.once("open", r);
