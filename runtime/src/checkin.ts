@@ -10,6 +10,7 @@ import {
   type CheckinResponse,
 } from "../../protocol/messages";
 import { backoffDelay } from "./backoff";
+import { runtimeFetch } from "./http";
 import { errorText, formatDelay, type Logger } from "./log";
 
 export const CHECKIN_TIMEOUT_MS = 15_000;
@@ -183,7 +184,7 @@ export class CheckinLoop {
     let status: number;
     let text: string;
     try {
-      const response = await fetch(this.url, {
+      const response = await runtimeFetch(this.url, {
         method: "POST",
         headers: { authorization: `Bearer ${this.credential}`, "content-type": "application/json" },
         body: JSON.stringify(request),
@@ -192,7 +193,7 @@ export class CheckinLoop {
       status = response.status;
       text = await response.text();
     } catch (error) {
-      return { kind: "failed", reason: abort.signal.aborted ? errorText(abort.signal.reason) : networkErrorText(error) };
+      return { kind: "failed", reason: abort.signal.aborted ? errorText(abort.signal.reason) : errorText(error) };
     } finally {
       clearTimeout(timer);
       if (this.abort === abort) this.abort = undefined;
@@ -223,13 +224,6 @@ export class CheckinLoop {
     }
     return { kind: "ok", response: parsed.data, sendNow };
   }
-}
-
-function networkErrorText(error: unknown): string {
-  // undici reports "fetch failed" and hides the useful part in `cause`.
-  const cause = error instanceof Error ? (error as Error & { cause?: unknown }).cause : undefined;
-  const causeText = cause instanceof Error ? ((cause as NodeJS.ErrnoException).code ?? cause.message) : undefined;
-  return causeText ? `${errorText(error)}: ${causeText}` : errorText(error);
 }
 
 export function serverErrorText(body: string): string | undefined {

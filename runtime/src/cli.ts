@@ -4,6 +4,7 @@ import { DEFAULT_CHECKIN_INTERVAL_MS } from "../../protocol/messages";
 import type { TransportChoice } from "./agent";
 import { MAX_CHECKIN_INTERVAL_MS, MIN_CHECKIN_INTERVAL_MS } from "./checkin";
 import { enroll } from "./enroll";
+import { configureNetwork } from "./http";
 import { UserError } from "./identity";
 import { errorText, stderrLogger } from "./log";
 import { defaultStateDir, statePaths } from "./paths";
@@ -14,9 +15,9 @@ import { RUNTIME_VERSION } from "./version";
 const USAGE = `caisey-runtime ${RUNTIME_VERSION}: lets technicians run commands on this machine from the Caisey console.
 
 Usage:
-  caisey-runtime enroll --server URL --token TOKEN [--state-dir DIR] [--hostname NAME] [--force]
+  caisey-runtime enroll --server URL --token TOKEN [--state-dir DIR] [--hostname NAME] [--force] [--proxy URL] [--no-proxy HOSTS]
       Register this machine with the server and store its credential.
-  caisey-runtime run [--state-dir DIR] [--transport auto|websocket|checkin] [--checkin-interval SECONDS]
+  caisey-runtime run [--state-dir DIR] [--transport auto|websocket|checkin] [--checkin-interval SECONDS] [--proxy URL] [--no-proxy HOSTS]
       Connect to the server and run dispatched commands until stopped (Ctrl-C / SIGTERM).
       Exits with status 2 if the server rejects the credential.
       --transport auto (default) uses the WebSocket and falls back to HTTPS check-in when
@@ -27,10 +28,15 @@ Usage:
       Show the enrollment (without the credential), the number of undelivered results,
       and the last transport used and last contact with the server.
 
-The state directory defaults to $CAISEY_RUNTIME_STATE_DIR or ~/.caisey-runtime.`;
+The state directory defaults to $CAISEY_RUNTIME_STATE_DIR or ~/.caisey-runtime.
+
+Proxies: the runtime honours HTTPS_PROXY, HTTP_PROXY and NO_PROXY (any case). --proxy
+http://[user:password@]host:port overrides them (WebSocket, check-in and enroll all use it);
+--no-proxy takes a comma-separated host list (".example.com" for subdomains, "*" for all).`;
 
 const stateDirOption = { "state-dir": { type: "string" } } as const;
 const helpOption = { help: { type: "boolean", short: "h" } } as const;
+const proxyOptions = { proxy: { type: "string" }, "no-proxy": { type: "string" } } as const;
 
 function parse<O extends NonNullable<ParseArgsConfig["options"]>>(args: string[], options: O) {
   try {
@@ -58,8 +64,10 @@ export async function main(argv: string[]): Promise<number> {
         token: { type: "string" },
         hostname: { type: "string" },
         force: { type: "boolean" },
+        ...proxyOptions,
       });
       if (values.help) return printUsage();
+      configureNetwork({ proxy: values.proxy, noProxy: values["no-proxy"] });
       if (!values.server || !values.token) throw new UserError(`enroll needs --server and --token\n\n${USAGE}`);
       const paths = statePaths(values["state-dir"] ?? defaultStateDir());
       const { identity, response } = await enroll({
@@ -80,8 +88,10 @@ export async function main(argv: string[]): Promise<number> {
         hostname: { type: "string" },
         transport: { type: "string" },
         "checkin-interval": { type: "string" },
+        ...proxyOptions,
       });
       if (values.help) return printUsage();
+      configureNetwork({ proxy: values.proxy, noProxy: values["no-proxy"] });
       return runRuntime({
         paths: statePaths(values["state-dir"] ?? defaultStateDir()),
         log: stderrLogger,
