@@ -10,7 +10,7 @@ import {
   type CheckinResponse,
 } from "../../protocol/messages";
 import { backoffDelay } from "./backoff";
-import { runtimeFetch } from "./http";
+import { runtimePost } from "./http";
 import { errorText, formatDelay, type Logger } from "./log";
 
 export const CHECKIN_TIMEOUT_MS = 15_000;
@@ -184,14 +184,11 @@ export class CheckinLoop {
     let status: number;
     let text: string;
     try {
-      const response = await runtimeFetch(this.url, {
-        method: "POST",
+      ({ status, text } = await runtimePost(this.url, {
         headers: { authorization: `Bearer ${this.credential}`, "content-type": "application/json" },
-        body: JSON.stringify(request),
+        body: checkinBody(request),
         signal: abort.signal,
-      });
-      status = response.status;
-      text = await response.text();
+      }));
     } catch (error) {
       return { kind: "failed", reason: abort.signal.aborted ? errorText(abort.signal.reason) : errorText(error) };
     } finally {
@@ -224,6 +221,15 @@ export class CheckinLoop {
     }
     return { kind: "ok", response: parsed.data, sendNow };
   }
+}
+
+/**
+ * The request as JSON without the empty `started` and `results` lists: the
+ * schema defaults them to [], and an idle check-in repeats all day on metered links.
+ */
+export function checkinBody(request: CheckinRequest): string {
+  const { started, results, ...rest } = request;
+  return JSON.stringify({ ...rest, ...(started.length ? { started } : {}), ...(results.length ? { results } : {}) });
 }
 
 export function serverErrorText(body: string): string | undefined {

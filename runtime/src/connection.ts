@@ -98,6 +98,7 @@ export class ReconnectingConnection {
     this.reconnectTimer = undefined;
     clearInterval(this.pingTimer);
     clearTimeout(this.pongTimer);
+    this.pongTimer = undefined;
     const socket = this.socket;
     if (socket && socket.readyState === WebSocket.OPEN) socket.close(code, reason);
     else if (socket && socket.readyState === WebSocket.CONNECTING) socket.terminate();
@@ -146,10 +147,13 @@ export class ReconnectingConnection {
       openedAt = Date.now();
       this.failures = 0;
       this.log.info("connected");
-      socket.on("pong", () => clearTimeout(this.pongTimer));
-      this.pingTimer = setInterval(() => {
+      socket.on("pong", () => {
         clearTimeout(this.pongTimer);
-        this.pongTimer = setTimeout(() => {
+        this.pongTimer = undefined;
+      });
+      this.pingTimer = setInterval(() => {
+        // The deadline runs from the oldest unanswered ping; a later ping does not extend it.
+        this.pongTimer ??= setTimeout(() => {
           this.log.warn(`no answer to ping within ${formatDelay(PONG_TIMEOUT_MS)}; dropping the connection`);
           socket.terminate();
         }, PONG_TIMEOUT_MS);
@@ -171,6 +175,7 @@ export class ReconnectingConnection {
     socket.on("close", (code, reasonBuffer) => {
       clearInterval(this.pingTimer);
       clearTimeout(this.pongTimer);
+      this.pongTimer = undefined;
       resolveClosed();
       if (this.socket === socket) this.socket = undefined;
       const reason = reasonBuffer.toString();
