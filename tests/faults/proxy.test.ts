@@ -3,7 +3,10 @@
 // http://caisey-console.invalid:<port>, a name that never resolves, and only
 // the proxy knows where that is, so direct egress is impossible: whatever
 // works here went through the proxy (docs/decisions/0015-runtime-network.md).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkinResponseSchema, PROTOCOL_VERSION } from "../../protocol/messages";
 import { MappingProxy, NO_PROXY_ENV, Runtime, runAndWait, signIn, Stack, Viewer, waitUntil, withEnv } from "./stack";
 
 const stack = new Stack(Number(process.env.FAULTS_PORT ?? 8797), ".wrangler/faults-state");
@@ -134,4 +137,17 @@ describe("the runtime behind an explicit proxy", () => {
     await runtime.kill();
     expect(runtime.log).not.toMatch(/s3cret-pw|wrong-pw/);
   }, 90_000);
+
+  it("the runtime's check-in answer carries no browser security headers (bytes on every check-in); pages keep them", async () => {
+    const runtime = newRuntime();
+    withEnv(NO_PROXY_ENV, () => runtime.enroll(stack.origin, `proxy-headers-${Date.now()}`));
+    const { credential } = JSON.parse(readFileSync(join(runtime.dir, "identity.json"), "utf8"));
+    const body = JSON.stringify({ protocol: PROTOCOL_VERSION, runtimeVersion: "0.1.0", hostname: "h", os: "linux", clock: Date.now() });
+    const checkin = await fetch(`${stack.origin}/agent/checkin`, { method: "POST", headers: { authorization: `Bearer ${credential}`, "content-type": "application/json" }, body });
+    expect(checkin.status).toBe(200);
+    expect(checkinResponseSchema.safeParse(await checkin.json()).success).toBe(true);
+    for (const name of ["content-security-policy", "x-frame-options", "referrer-policy", "x-content-type-options"]) expect(checkin.headers.get(name)).toBeNull();
+    const page = await fetch(`${stack.origin}/offline/sign-in`);
+    expect(page.headers.get("content-security-policy")).toContain("default-src 'self'");
+  });
 });
