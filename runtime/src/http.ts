@@ -39,9 +39,11 @@ export function configureNetwork(next: NetworkSettings): void {
 }
 
 function env(name: string): string | undefined {
-  // Lower case first, like curl: it is the spelling every tool agrees on.
-  const value = process.env[name.toLowerCase()] ?? process.env[name.toUpperCase()];
-  return value?.trim() ? value.trim() : undefined;
+  // Lower case first, like curl: it is the spelling every tool agrees on. Empty counts as unset.
+  for (const value of [process.env[name.toLowerCase()], process.env[name.toUpperCase()]]) {
+    if (value?.trim()) return value.trim();
+  }
+  return undefined;
 }
 
 function parseProxyUrl(value: string, source: string): URL {

@@ -5,7 +5,11 @@
 // detected by the missing pong.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync as exec } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer as createTlsServer } from "node:https";
+import { createProxy } from "proxy";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -48,6 +52,8 @@ describe("the proxy decision (one for fetch and the WebSocket)", () => {
     expect(proxyFor("ws://caisey.example.com/agent/connect")).toBe("http://plain-proxy:8080/");
     setEnv({ http_proxy: "proxy.plant.local:3128" });
     expect(proxyFor("wss://caisey.example.com/agent/connect")).toBe("http://proxy.plant.local:3128/");
+    setEnv({ https_proxy: "", HTTPS_PROXY: "http://upper:3128" });
+    expect(proxyFor("wss://caisey.example.com/agent/connect")).toBe("http://upper:3128/");
     setEnv({});
     expect(proxyFor("wss://caisey.example.com/agent/connect")).toBeUndefined();
   });
@@ -102,17 +108,17 @@ class StandIn {
   private wss: WebSocketServer;
   private sockets = new Set<WebSocket>();
 
-  constructor(answerPings: boolean) {
+  constructor(answerPings: boolean, private readonly tls?: { key: string; cert: string }) {
     // autoPong off stands for a half-open connection: the socket stays up, nothing comes back.
     this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, autoPong: answerPings });
   }
 
   get url() {
-    return `http://127.0.0.1:${this.port}`;
+    return this.tls ? `https://localhost:${this.port}` : `http://127.0.0.1:${this.port}`;
   }
 
   async start() {
-    const http = createServer((req, res) => this.onHttp(req, res));
+    const http = this.tls ? createTlsServer(this.tls, (req, res) => this.onHttp(req, res)) : createServer((req, res) => this.onHttp(req, res));
     let connectionNumber = 0;
     http.on("connection", (socket) => {
       this.connections += 1;
@@ -211,6 +217,40 @@ describe.runIf(process.platform !== "win32")("caisey-runtime on a metered link",
         expect(checkinRequestSchema.safeParse(body).success).toBe(true);
       }
     } finally {
+      await server.stop();
+    }
+  }, 30_000);
+
+  it("reaches an https server through a CONNECT proxy: enroll, wss and check-ins on one TLS connection", async () => {
+    // A self-signed certificate for localhost, trusted by the runtime through NODE_EXTRA_CA_CERTS.
+    const dir = mkdtempSync(join(scratch, "tls-"));
+    exec("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"], { stdio: "pipe" });
+    const tls = { key: readFileSync(join(dir, "key.pem"), "utf8"), cert: readFileSync(join(dir, "cert.pem"), "utf8") };
+    const server = new StandIn(true, tls);
+    await server.start();
+    const proxy = createProxy(createServer());
+    const tunnels: string[] = [];
+    proxy.on("connect", (req: IncomingMessage) => tunnels.push(req.url ?? ""));
+    await new Promise<void>((done) => proxy.listen(0, "127.0.0.1", done));
+    const env = { HTTPS_PROXY: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, NODE_EXTRA_CA_CERTS: join(dir, "cert.pem") };
+    try {
+      const stateDir = join(scratch, "tls-runtime");
+      const enroll = runCli(["enroll", "--server", server.url, "--token", "enroll-token-0123456789", "--state-dir", stateDir, "--hostname", "net-host"], env);
+      expect(await enroll.exited, enroll.stderr()).toBe(0);
+      expect(tunnels).toEqual([`localhost:${server.port}`]);
+      const socketRuntime = runCli(["run", "--state-dir", stateDir, "--transport", "websocket"], env);
+      await waitFor("the wss connection", () => server.socketsOpened >= 1);
+      expect(socketRuntime.stderr()).toContain(`connecting to wss://localhost:${server.port}/agent/connect via proxy http://127.0.0.1:`);
+      socketRuntime.child.kill("SIGKILL");
+      await socketRuntime.exited;
+      const before = server.connections;
+      runCli(["run", "--state-dir", stateDir, "--transport", "checkin", "--checkin-interval", "1"], env);
+      await waitFor("three check-ins", () => server.checkins.length >= 3);
+      expect(server.connections - before).toBe(1);
+      expect(tunnels.every((t) => t === `localhost:${server.port}`)).toBe(true);
+      expect(tunnels).toHaveLength(3);
+    } finally {
+      proxy.close();
       await server.stop();
     }
   }, 30_000);
