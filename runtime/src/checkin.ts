@@ -65,6 +65,8 @@ export class CheckinLoop {
   private wakeRequested = false;
   private failures = 0;
   private intervalMs: number;
+  /** Until a check-in of this process succeeded, each one says who we are. */
+  private describedSelf = false;
 
   constructor(
     private readonly url: string,
@@ -186,7 +188,7 @@ export class CheckinLoop {
     try {
       ({ status, text } = await runtimePost(this.url, {
         headers: { authorization: `Bearer ${this.credential}`, "content-type": "application/json" },
-        body: checkinBody(request),
+        body: checkinBody(request, !this.describedSelf),
         signal: abort.signal,
       }));
     } catch (error) {
@@ -211,6 +213,7 @@ export class CheckinLoop {
     }
     const parsed = checkinResponseSchema.safeParse(data);
     if (!parsed.success) return { kind: "failed", reason: `invalid check-in answer: ${describeZodError(parsed.error)}` };
+    this.describedSelf = true;
     let sendNow: boolean;
     try {
       sendNow = await this.handlers.onCheckinResponse(request, parsed.data);
@@ -224,12 +227,19 @@ export class CheckinLoop {
 }
 
 /**
- * The request as JSON without the empty `started` and `results` lists: the
- * schema defaults them to [], and an idle check-in repeats all day on metered links.
+ * The request as JSON for a metered link, where an idle check-in repeats all
+ * day: without the empty `started` and `results` lists (the schema defaults
+ * them to []), and without hostname, os and version once the server has had
+ * them from this process (`describeSelf` false).
  */
-export function checkinBody(request: CheckinRequest): string {
-  const { started, results, ...rest } = request;
-  return JSON.stringify({ ...rest, ...(started.length ? { started } : {}), ...(results.length ? { results } : {}) });
+export function checkinBody(request: CheckinRequest, describeSelf: boolean): string {
+  const { started, results, runtimeVersion, hostname, os, ...rest } = request;
+  return JSON.stringify({
+    ...rest,
+    ...(describeSelf ? { runtimeVersion, hostname, os } : {}),
+    ...(started.length ? { started } : {}),
+    ...(results.length ? { results } : {}),
+  });
 }
 
 export function serverErrorText(body: string): string | undefined {
