@@ -28,9 +28,19 @@ let directDispatcher: Agent | undefined;
 const proxyDispatchers = new Map<string, ProxyAgent>();
 const socketAgents = new Map<string, HttpAgent>();
 
-/** Called once by the CLI (flags, config file) before any network call; later calls replace the settings. */
+/**
+ * Called once by the CLI (flags, config file) before any network call; later
+ * calls replace the settings. Refuses an unusable proxy, configured or from the
+ * environment, here, at start, rather than on the first connection.
+ */
 export function configureNetwork(next: NetworkSettings): void {
   if (next.proxy !== undefined && next.proxy.trim() !== "") parseProxyUrl(next.proxy, "the configured proxy");
+  else {
+    for (const name of ["https_proxy", "http_proxy"]) {
+      const value = env(name);
+      if (value) parseProxyUrl(value, name.toUpperCase());
+    }
+  }
   settings = { proxy: next.proxy?.trim() || undefined, noProxy: next.noProxy };
   for (const dispatcher of proxyDispatchers.values()) void dispatcher.close();
   proxyDispatchers.clear();
@@ -158,7 +168,12 @@ export function webSocketAgent(url: string): HttpAgent | undefined {
 
 /** One line for a failed connection: the root cause, and which proxy was in the way. */
 export function describeNetworkError(error: unknown, url: string): string {
-  const proxy = proxyFor(url);
+  let proxy: string | undefined;
+  try {
+    proxy = proxyFor(url);
+  } catch {
+    proxy = undefined; // an unusable proxy setting is the error being described
+  }
   // undici nests the useful part ("fetch failed" → "Request was cancelled." → the proxy's answer or the socket error).
   const chain: unknown[] = [];
   for (let cause: unknown = error; cause !== undefined && chain.length < 8; cause = (cause as { cause?: unknown }).cause) {

@@ -80,6 +80,10 @@ describe("the proxy decision (one for fetch and the WebSocket)", () => {
     expect(proxyFor("https://caisey.example.com/x")).toBe("http://configured:3128/");
     expect(proxyFor("https://other.example.com/x")).toBeUndefined();
     expect(() => configureNetwork({ proxy: "socks5://proxy:1080" })).toThrow(/must be an http:\/\/ or https:\/\/ proxy/);
+    setEnv({});
+    process.env.HTTPS_PROXY = "socks5://proxy:1080";
+    expect(() => configureNetwork({})).toThrow(/HTTPS_PROXY must be an http:\/\/ or https:\/\/ proxy/);
+    expect(() => configureNetwork({ proxy: "http://configured:3128" })).not.toThrow();
   });
 
   it("never shows proxy credentials", () => {
