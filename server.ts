@@ -4,7 +4,7 @@
 // partyserver; they only talk to the session worker's Durable Object namespace binding.
 import { createPagesFunctionHandler } from "@remix-run/cloudflare-pages";
 import * as build from "@remix-run/dev/server-build";
-import { handleEdgeRequest } from "./app/edge/router.server";
+import { handleEdgeRequest, isRuntimeApiRequest } from "./app/edge/router.server";
 import type { Env } from "./app/lib/env.server";
 import { createCspNonce, withSecurityHeaders } from "./app/lib/security-headers.server";
 
@@ -24,5 +24,6 @@ export const onRequest: PagesFunction<Env> = async (context) => {
   (context.data as { cspNonce?: string }).cspNonce = nonce;
   // handleEdgeRequest runs the origin guard (app/lib/request.server.ts guardRequest) before anything else.
   const response = (await handleEdgeRequest(context.request, context.env)) ?? (await handleRemixRequest(context));
+  if (isRuntimeApiRequest(context.request)) return response;
   return withSecurityHeaders(response, context.env, nonce);
 };

@@ -426,9 +426,14 @@ export const DEFAULT_CHECKIN_INTERVAL_MS = 30_000;
 
 export const checkinRequestSchema = z.object({
   protocol: z.literal(PROTOCOL_VERSION),
-  runtimeVersion: z.string().max(64),
-  hostname: z.string().max(255),
-  os: z.enum(["windows", "linux", "macos"]),
+  /**
+   * Who is checking in: sent on the first check-in of each runtime process (they
+   * can only change with a restart) and left out after, to save bytes on metered
+   * links (docs/decisions/0015-runtime-network.md).
+   */
+  runtimeVersion: z.string().max(64).optional(),
+  hostname: z.string().max(255).optional(),
+  os: z.enum(["windows", "linux", "macos"]).optional(),
   clock: epochMs,
   /** Commands started since the last check-in, so the transcript shows when they ran. */
   started: z.array(z.object({ commandId: id, startedAt: epochMs })).max(100).default([]),

@@ -36,6 +36,16 @@ export async function handleEdgeRequest(request: Request, env: Env): Promise<Res
   return null;
 }
 
+/**
+ * The runtime's own HTTP API: JSON for a program, never rendered by a browser,
+ * so server.ts leaves off the browser security headers (CSP and friends,
+ * ~450 bytes on every check-in of a metered link; docs/decisions/0015-runtime-network.md).
+ */
+export function isRuntimeApiRequest(request: Request): boolean {
+  const { pathname } = new URL(request.url);
+  return pathname === "/agent/checkin" || pathname === "/agent/enroll";
+}
+
 export function jsonError(status: number, error: string, issues?: string[]): Response {
   return Response.json(issues ? { error, issues } : { error }, { status });
 }

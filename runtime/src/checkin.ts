@@ -10,6 +10,7 @@ import {
   type CheckinResponse,
 } from "../../protocol/messages";
 import { backoffDelay } from "./backoff";
+import { runtimePost } from "./http";
 import { errorText, formatDelay, type Logger } from "./log";
 
 export const CHECKIN_TIMEOUT_MS = 15_000;
@@ -64,6 +65,8 @@ export class CheckinLoop {
   private wakeRequested = false;
   private failures = 0;
   private intervalMs: number;
+  /** Until a check-in of this process succeeded, each one says who we are. */
+  private describedSelf = false;
 
   constructor(
     private readonly url: string,
@@ -183,16 +186,13 @@ export class CheckinLoop {
     let status: number;
     let text: string;
     try {
-      const response = await fetch(this.url, {
-        method: "POST",
+      ({ status, text } = await runtimePost(this.url, {
         headers: { authorization: `Bearer ${this.credential}`, "content-type": "application/json" },
-        body: JSON.stringify(request),
+        body: checkinBody(request, !this.describedSelf),
         signal: abort.signal,
-      });
-      status = response.status;
-      text = await response.text();
+      }));
     } catch (error) {
-      return { kind: "failed", reason: abort.signal.aborted ? errorText(abort.signal.reason) : networkErrorText(error) };
+      return { kind: "failed", reason: abort.signal.aborted ? errorText(abort.signal.reason) : errorText(error) };
     } finally {
       clearTimeout(timer);
       if (this.abort === abort) this.abort = undefined;
@@ -213,6 +213,7 @@ export class CheckinLoop {
     }
     const parsed = checkinResponseSchema.safeParse(data);
     if (!parsed.success) return { kind: "failed", reason: `invalid check-in answer: ${describeZodError(parsed.error)}` };
+    this.describedSelf = true;
     let sendNow: boolean;
     try {
       sendNow = await this.handlers.onCheckinResponse(request, parsed.data);
@@ -225,11 +226,21 @@ export class CheckinLoop {
   }
 }
 
-function networkErrorText(error: unknown): string {
-  // undici reports "fetch failed" and hides the useful part in `cause`.
-  const cause = error instanceof Error ? (error as Error & { cause?: unknown }).cause : undefined;
-  const causeText = cause instanceof Error ? ((cause as NodeJS.ErrnoException).code ?? cause.message) : undefined;
-  return causeText ? `${errorText(error)}: ${causeText}` : errorText(error);
+/**
+ * The request as JSON for a metered link, where an idle check-in repeats all
+ * day: without the empty `started` and `results` lists (the schema defaults
+ * them to []; likewise update progress), and without hostname, os, version and platform once the server has had
+ * them from this process (`describeSelf` false).
+ */
+export function checkinBody(request: CheckinRequest, describeSelf: boolean): string {
+  const { started, results, runtimeVersion, hostname, os, platform, updateStatus, ...rest } = request;
+  return JSON.stringify({
+    ...rest,
+    ...(describeSelf ? { runtimeVersion, hostname, os, platform } : {}),
+    ...(started.length ? { started } : {}),
+    ...(results.length ? { results } : {}),
+    ...(updateStatus.length ? { updateStatus } : {}),
+  });
 }
 
 export function serverErrorText(body: string): string | undefined {

@@ -5,6 +5,7 @@ import type { TransportChoice } from "./agent";
 import { MAX_CHECKIN_INTERVAL_MS, MIN_CHECKIN_INTERVAL_MS } from "./checkin";
 import { readRuntimeConfig, runtimeConfigSchema, updateRuntimeConfig, type RuntimeConfig } from "./config";
 import { enroll } from "./enroll";
+import { configureNetwork } from "./http";
 import { UserError } from "./identity";
 import { errorText, stderrLogger } from "./log";
 import { defaultStateDir, statePaths } from "./paths";
@@ -19,7 +20,7 @@ Usage:
                         [--proxy URL] [--no-proxy HOSTS]
       Register this machine with the server and store its credential; --proxy / --no-proxy
       are saved in <state dir>/config.json for "run".
-  caisey-runtime run [--state-dir DIR] [--transport auto|websocket|checkin] [--checkin-interval SECONDS]
+  caisey-runtime run [--state-dir DIR] [--transport auto|websocket|checkin] [--checkin-interval SECONDS] [--proxy URL] [--no-proxy HOSTS]
       Connect to the server and run dispatched commands until stopped (Ctrl-C / SIGTERM).
       Exits with status 2 if the server rejects the credential.
       --transport auto (default) uses the WebSocket and falls back to HTTPS check-in when
@@ -40,10 +41,16 @@ Usage:
 
 The state directory defaults to $CAISEY_RUNTIME_STATE_DIR; else, for root / an elevated administrator /
 the service, the installed runtime's (/var/lib/caisey-runtime, /Library/Application Support/Caisey,
-%ProgramData%\\Caisey); else ~/.caisey-runtime.`;
+%ProgramData%\\Caisey); else ~/.caisey-runtime.
+
+Proxies: the runtime honours HTTPS_PROXY, HTTP_PROXY and NO_PROXY (any case). --proxy
+http://[user:password@]host:port overrides them (WebSocket, check-in and enroll all use it);
+--no-proxy takes a comma-separated host list (".example.com" for subdomains, "*" for all);
+a proxy saved in config.json applies when no flag is given.`;
 
 const stateDirOption = { "state-dir": { type: "string" } } as const;
 const helpOption = { help: { type: "boolean", short: "h" } } as const;
+const proxyOptions = { proxy: { type: "string" }, "no-proxy": { type: "string" } } as const;
 
 function parse<O extends NonNullable<ParseArgsConfig["options"]>>(args: string[], options: O) {
   try {
@@ -75,8 +82,7 @@ export async function main(argv: string[]): Promise<number> {
         token: { type: "string" },
         hostname: { type: "string" },
         force: { type: "boolean" },
-        proxy: { type: "string" },
-        "no-proxy": { type: "string" },
+        ...proxyOptions,
       });
       if (values.help) return printUsage();
       if (!values.server || !values.token) throw new UserError(`enroll needs --server and --token\n\n${USAGE}`);
@@ -88,6 +94,7 @@ export async function main(argv: string[]): Promise<number> {
       // Validate the settings before the token is spent on an enrollment.
       const current = await readRuntimeConfig(paths);
       validateConfig({ ...current, ...network });
+      configureNetwork({ proxy: values.proxy ?? current.proxy, noProxy: values["no-proxy"] ?? current.noProxy });
       const { identity, response } = await enroll({
         server: values.server,
         token: values.token,
@@ -108,10 +115,13 @@ export async function main(argv: string[]): Promise<number> {
         transport: { type: "string" },
         "checkin-interval": { type: "string" },
         "update-trial": { type: "string" },
+        ...proxyOptions,
       });
       if (values.help) return printUsage();
       const paths = statePaths(values["state-dir"] ?? defaultStateDir());
       const config = await readRuntimeConfig(paths);
+      // Flags first, then the config file (a service does not see the user's proxy variables), then the environment.
+      configureNetwork({ proxy: values.proxy ?? config.proxy, noProxy: values["no-proxy"] ?? config.noProxy });
       return runRuntime({
         paths,
         log: stderrLogger,

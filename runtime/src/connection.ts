@@ -4,6 +4,7 @@ import WebSocket from "ws";
 import type { IncomingMessage } from "node:http";
 import { parseMessage, runtimeBoundMessageSchema, type RuntimeBoundMessage, type RuntimeMessage } from "../../protocol/messages";
 import { backoffDelay } from "./backoff";
+import { describeNetworkError, proxyFor, proxyRefusal, redactProxy, webSocketAgent } from "./http";
 import { formatDelay, type Logger } from "./log";
 
 /** Close codes (and HTTP statuses on the upgrade) that mean "your credential is no good": retrying cannot help. */
@@ -12,8 +13,18 @@ const CREDENTIAL_REJECTED_HTTP_STATUSES = new Set([401, 403]);
 const REPLACED_CLOSE_CODE = 4409;
 /** A connection that lived this long was healthy; the next outage starts backing off from scratch. */
 const HEALTHY_CONNECTION_MS = 10_000;
-/** Detects half-open connections (laptop lid closed, NAT dropped the mapping) that never deliver a close. */
-const PING_INTERVAL_MS = 25_000;
+/**
+ * A protocol-level ping keeps the socket alive through Cloudflare (which closes
+ * WebSockets idle for 100 s) and NATs, and detects half-open connections (lid
+ * closed, NAT dropped the mapping) that never deliver a close. Cloudflare
+ * answers pings itself without waking a hibernated Durable Object. Every 90 s
+ * is the floor under Cloudflare's 100 s: each ping costs ~200 bytes on the wire
+ * (docs/decisions/0015-runtime-network.md). CAISEY_PING_INTERVAL_MS exists for
+ * tests of dead-connection detection only.
+ */
+export const PING_INTERVAL_MS = envMs("CAISEY_PING_INTERVAL_MS", 90_000);
+/** No pong this long after a ping: the connection is dead (worst-case detection: interval + this). */
+export const PONG_TIMEOUT_MS = envMs("CAISEY_PONG_TIMEOUT_MS", 20_000);
 const HANDSHAKE_TIMEOUT_MS = 15_000;
 
 export interface ConnectionHandlers {
@@ -34,6 +45,7 @@ export class ReconnectingConnection {
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
+  private pongTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Connection attempts that failed in a row, before the socket opened. */
   private failures = 0;
@@ -85,6 +97,8 @@ export class ReconnectingConnection {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     clearInterval(this.pingTimer);
+    clearTimeout(this.pongTimer);
+    this.pongTimer = undefined;
     const socket = this.socket;
     if (socket && socket.readyState === WebSocket.OPEN) socket.close(code, reason);
     else if (socket && socket.readyState === WebSocket.CONNECTING) socket.terminate();
@@ -94,11 +108,13 @@ export class ReconnectingConnection {
   private connect(): void {
     this.reconnectTimer = undefined;
     if (this.stopped) return;
-    this.log.info(`connecting to ${this.url}`);
+    const proxy = proxyFor(this.url);
+    this.log.info(`connecting to ${this.url}${proxy ? ` via proxy ${redactProxy(proxy)}` : ""}`);
     const socket = new WebSocket(this.url, {
       headers: { Authorization: `Bearer ${this.credential}` },
       perMessageDeflate: false,
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      agent: webSocketAgent(this.url),
     });
     this.socket = socket;
     let openedAt: number | undefined;
@@ -121,7 +137,8 @@ export class ReconnectingConnection {
       });
       response.on("end", () => {
         const detail = serverErrorText(body) ?? response.statusMessage ?? "";
-        if (CREDENTIAL_REJECTED_HTTP_STATUSES.has(status)) rejected = `HTTP ${status}${detail ? `: ${detail}` : ""}`;
+        if (status === 407) failure = proxyRefusal(status, proxy);
+        else if (CREDENTIAL_REJECTED_HTTP_STATUSES.has(status)) rejected = `HTTP ${status}${detail ? `: ${detail}` : ""}`;
         else failure = `server answered HTTP ${status}${detail ? `: ${detail}` : ""}`;
         socket.terminate();
       });
@@ -131,15 +148,16 @@ export class ReconnectingConnection {
       openedAt = Date.now();
       this.failures = 0;
       this.log.info("connected");
-      let awaitingPong = false;
-      socket.on("pong", () => (awaitingPong = false));
+      socket.on("pong", () => {
+        clearTimeout(this.pongTimer);
+        this.pongTimer = undefined;
+      });
       this.pingTimer = setInterval(() => {
-        if (awaitingPong) {
-          this.log.warn("no answer to ping; dropping the connection");
+        // The deadline runs from the oldest unanswered ping; a later ping does not extend it.
+        this.pongTimer ??= setTimeout(() => {
+          this.log.warn(`no answer to ping within ${formatDelay(PONG_TIMEOUT_MS)}; dropping the connection`);
           socket.terminate();
-          return;
-        }
-        awaitingPong = true;
+        }, PONG_TIMEOUT_MS);
         socket.ping();
       }, PING_INTERVAL_MS);
       this.handlers.onOpen();
@@ -153,10 +171,12 @@ export class ReconnectingConnection {
       this.handlers.onMessage(parsed.value);
     });
     socket.on("error", (error) => {
-      failure ??= error.message;
+      failure ??= describeNetworkError(error, this.url);
     });
     socket.on("close", (code, reasonBuffer) => {
       clearInterval(this.pingTimer);
+      clearTimeout(this.pongTimer);
+      this.pongTimer = undefined;
       resolveClosed();
       if (this.socket === socket) this.socket = undefined;
       const reason = reasonBuffer.toString();
@@ -196,4 +216,9 @@ function serverErrorText(body: string): string | undefined {
     // not JSON
   }
   return body.trim().slice(0, 200) || undefined;
+}
+
+function envMs(name: string, fallback: number): number {
+  const value = Number(process.env[name]);
+  return Number.isFinite(value) && value > 0 ? value : fallback;
 }

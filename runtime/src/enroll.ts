@@ -1,6 +1,7 @@
 import * as os from "node:os";
 import { describeZodError, enrollRequestSchema, enrollResponseSchema, type EnrollResponse } from "../../protocol/messages";
 import { identityExists, saveIdentity, UserError, type Identity } from "./identity";
+import { runtimeFetch } from "./http";
 import { errorText } from "./log";
 import type { StatePaths } from "./paths";
 import { osVersion, runtimeOs } from "./platform";
@@ -43,15 +44,15 @@ export async function enroll(options: EnrollOptions): Promise<{ identity: Identi
   const url = `${server}/agent/enroll`;
   let response: Response;
   try {
-    response = await fetch(url, {
+    response = await runtimeFetch(url, {
       method: "POST",
       headers: { "content-type": "application/json", accept: "application/json" },
       body: JSON.stringify(request.data),
       signal: AbortSignal.timeout(30_000),
     });
   } catch (error) {
-    const cause = (error as { cause?: unknown }).cause;
-    throw new UserError(`could not reach ${url}: ${errorText(cause ?? error)}`);
+    // runtimeFetch's message already names the root cause and the proxy, if any.
+    throw new UserError(`could not reach ${url}: ${errorText(error)}`);
   }
   const text = await response.text();
   let body: unknown;

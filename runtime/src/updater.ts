@@ -9,6 +9,7 @@
 // EXIT_UPDATE_RESTART so the service manager starts the new one. A trial that
 // crashes or does not connect is killed, the old executable stays, and the old
 // runtime reopens its agent and reports `rolled_back`.
+import { runtimeFetch } from "./http";
 import { spawn } from "node:child_process";
 import { createHash, createPublicKey, verify } from "node:crypto";
 import { createReadStream, createWriteStream, existsSync } from "node:fs";
@@ -93,7 +94,8 @@ async function sha256File(file: string): Promise<string> {
 
 /** Downloads to `file`, refusing anything larger than the offer says (and than the hard cap). */
 async function download(url: URL, file: string, limit: number): Promise<string> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS), redirect: "follow" });
+  // Through the runtime's network settings: on a plant network the download, too, may only go via the proxy.
+  const response = await runtimeFetch(url.toString(), { signal: AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS), redirect: "follow" });
   if (!response.ok || !response.body) throw new UpdateRefused(`download failed: HTTP ${response.status} from ${url.origin}${url.pathname}`);
   const declared = Number(response.headers.get("content-length") ?? Number.NaN);
   if (Number.isFinite(declared) && declared > limit) throw new UpdateRefused(`download is ${declared} bytes, more than the ${limit} the release says`);

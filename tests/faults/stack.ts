@@ -340,3 +340,85 @@ export async function waitForRuntimeOnline(origin: string, cookie: string, endpo
     ws.close();
   }
 }
+
+/**
+ * A real HTTP proxy (tests/faults/mapping-proxy.mjs, the `proxy` package) in
+ * its own process, that resolves some host names itself, like a plant proxy
+ * with its own DNS view: a runtime told to reach `caisey-console.invalid` can
+ * get there only through it (".invalid" never resolves). Records every CONNECT target.
+ */
+export class MappingProxy {
+  readonly connects: string[] = [];
+  port = 0;
+  private child: ChildProcess | null = null;
+  private syncs = new Map<number, () => void>();
+  private nextSync = 0;
+
+  constructor(
+    private readonly hosts: Record<string, string>,
+    private readonly credentials?: { user: string; password: string },
+  ) {}
+
+  async listen(): Promise<string> {
+    const { fork } = await import("node:child_process");
+    const child = fork(join(root, "tests/faults/mapping-proxy.mjs"), [JSON.stringify({ hosts: this.hosts, credentials: this.credentials })], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    this.child = child;
+    child.on("message", (message: { port?: number; connect?: string; synced?: number }) => {
+      if (message.port) this.port = message.port;
+      if (message.connect !== undefined) this.connects.push(message.connect);
+      if (message.synced !== undefined) this.syncs.get(message.synced)?.();
+    });
+    await waitUntil("the proxy to listen", () => this.port > 0 || child.exitCode !== null, 10_000);
+    if (!this.port) throw new Error("the proxy exited before listening");
+    return this.url();
+  }
+
+  /** The CONNECT targets seen so far, including any still in flight over IPC. */
+  async seen(): Promise<string[]> {
+    const id = this.nextSync++;
+    await new Promise<void>((resolvePromise) => {
+      this.syncs.set(id, resolvePromise);
+      this.child!.send({ sync: id });
+    });
+    this.syncs.delete(id);
+    return [...this.connects];
+  }
+
+  /** Its URL, with credentials if given, for HTTP(S)_PROXY or --proxy. */
+  url(user?: string, password?: string): string {
+    return user ? `http://${encodeURIComponent(user)}:${encodeURIComponent(password ?? "")}@127.0.0.1:${this.port}` : `http://127.0.0.1:${this.port}`;
+  }
+
+  close() {
+    this.child?.kill();
+  }
+}
+
+/** Runs `fn` (which spawns processes) with these environment variables set (undefined removes one), then restores them. */
+export function withEnv<T>(vars: Record<string, string | undefined>, fn: () => T): T {
+  const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
+  const apply = (values: Record<string, string | undefined>) => {
+    for (const [name, value] of Object.entries(values)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+  apply(vars);
+  try {
+    return fn();
+  } finally {
+    apply(saved);
+  }
+}
+
+/** Every proxy variable cleared, so a test decides the route itself whatever the CI machine has set. */
+export const NO_PROXY_ENV = { HTTP_PROXY: undefined, http_proxy: undefined, HTTPS_PROXY: undefined, https_proxy: undefined, NO_PROXY: undefined, no_proxy: undefined };
+
+/** Queues `text` as a single command and resolves with its own command.finished event (not an earlier one replayed). */
+export async function runAndWait(viewer: Viewer, text: string, timeoutMs = 30_000, afterQueued?: () => void): Promise<any> {
+  const requestId = crypto.randomUUID();
+  viewer.send({ type: "run", requestId, text, shell: "sh" });
+  const queued = await waitUntil(`"${text}" to be queued`, () => viewer.events.find((e) => e.kind === "command.queued" && e.requestId === requestId));
+  afterQueued?.();
+  return waitUntil(`"${text}" to finish`, () => viewer.finished().find((e) => e.commandId === queued.commandId), timeoutMs);
+}

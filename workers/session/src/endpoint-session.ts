@@ -325,7 +325,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     this.setRuntimeValue("clock_offset_ms", String(checkin.clock - now));
     this.setRuntimeValue("checkin_offline_at", String(now + intervalMs * 2.5));
     this.setRuntimeValue("checkin_at", String(now));
-    this.runtimeUpdates.report(checkin.runtimeVersion, checkin.platform);
+    // A runtime describes itself on its first check-in per process only (metered links).
+    if (checkin.runtimeVersion !== undefined) this.runtimeUpdates.report(checkin.runtimeVersion, checkin.platform);
     for (const status of checkin.updateStatus) this.runtimeUpdates.onStatus(status, identity.address);
     if (!wasOnline) {
       this.setRuntimeOnline(true, "checkin");
