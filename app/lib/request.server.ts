@@ -104,7 +104,9 @@ export function guardRequest(request: Request, env: Env): Response | null {
   }
   const url = new URL(request.url);
   // Checked on the flag alone, valid or not: a half-configured offline mode is still not for the public.
-  if (env.CAISEY_OFFLINE_AUTH === "1" && !isLoopbackHost(url.hostname)) {
+  // The runtime's bearer routes never use offline sign-in (a token or credential from the console is needed),
+  // and a runtime behind a plant proxy reaches the server by whatever name the proxy resolves.
+  if (env.CAISEY_OFFLINE_AUTH === "1" && !isLoopbackHost(url.hostname) && !RUNTIME_BEARER_PATHS.has(url.pathname)) {
     return refusal(
       request,
       url,

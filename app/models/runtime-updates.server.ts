@@ -32,18 +32,19 @@ export const runtimeTargetFormSchema = z.object({
   allowDowngrade: z.preprocess((v) => v === "on" || v === "true" || v === true, z.boolean()),
 });
 
-/** The release manifest of `version`, from R2 (or, without R2 in dev/tests, the configured releases URL). */
+/** The release manifest of `version`, from R2 (or, when set for dev/tests, the configured releases URL). */
 export async function readRuntimeManifest(env: Pick<Env, "RUNTIME_RELEASES" | "CAISEY_RUNTIME_RELEASES_URL">, version: string): Promise<RuntimeManifest | null> {
   let raw: unknown;
-  if (env.RUNTIME_RELEASES) {
-    const object = await env.RUNTIME_RELEASES.get(runtimeObjectKeys.manifest(version));
-    if (!object) return null;
-    raw = await object.json();
-  } else if (env.CAISEY_RUNTIME_RELEASES_URL) {
+  // An explicit releases URL (local dev and the update fault test serve a build directory) wins over R2.
+  if (env.CAISEY_RUNTIME_RELEASES_URL) {
     const response = await fetch(`${env.CAISEY_RUNTIME_RELEASES_URL.replace(/\/$/, "")}/${version}/manifest.json`);
     if (response.status === 404) return null;
     if (!response.ok) throw new RuntimeTargetError(`the release store answered ${response.status}`);
     raw = await response.json();
+  } else if (env.RUNTIME_RELEASES) {
+    const object = await env.RUNTIME_RELEASES.get(runtimeObjectKeys.manifest(version));
+    if (!object) return null;
+    raw = await object.json();
   } else {
     throw new RuntimeTargetError("no runtime release store is configured (RUNTIME_RELEASES)");
   }
@@ -71,7 +72,7 @@ export async function listRuntimeVersions(env: Pick<Env, "RUNTIME_RELEASES">): P
 
 /** Where a runtime fetches an artifact: the console's download route, or the dev/test releases URL. */
 function artifactUrl(env: Pick<Env, "RUNTIME_RELEASES" | "CAISEY_RUNTIME_RELEASES_URL">, manifest: RuntimeManifest, platform: string, file: string): string {
-  if (!env.RUNTIME_RELEASES && env.CAISEY_RUNTIME_RELEASES_URL) {
+  if (env.CAISEY_RUNTIME_RELEASES_URL) {
     return `${env.CAISEY_RUNTIME_RELEASES_URL.replace(/\/$/, "")}/${manifest.version}/${platform}/${file}`;
   }
   return `/runtime/download/${platform}?version=${encodeURIComponent(manifest.version)}`;

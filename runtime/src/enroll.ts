@@ -1,7 +1,7 @@
 import * as os from "node:os";
 import { describeZodError, enrollRequestSchema, enrollResponseSchema, type EnrollResponse } from "../../protocol/messages";
 import { identityExists, saveIdentity, UserError, type Identity } from "./identity";
-import { runtimeFetch } from "./http";
+import { runtimePost } from "./http";
 import { errorText } from "./log";
 import type { StatePaths } from "./paths";
 import { osVersion, runtimeOs } from "./platform";
@@ -42,30 +42,30 @@ export async function enroll(options: EnrollOptions): Promise<{ identity: Identi
   if (!request.success) throw new UserError(`invalid enrollment request: ${describeZodError(request.error)}`);
 
   const url = `${server}/agent/enroll`;
-  let response: Response;
+  let response: { status: number; text: string };
   try {
-    response = await runtimeFetch(url, {
-      method: "POST",
+    // undici's request() rather than fetch: fetch in the Node 22 executable miscounted this body through a proxy.
+    response = await runtimePost(url, {
       headers: { "content-type": "application/json", accept: "application/json" },
       body: JSON.stringify(request.data),
       signal: AbortSignal.timeout(30_000),
     });
   } catch (error) {
-    // runtimeFetch's message already names the root cause and the proxy, if any.
+    // runtimePost's message already names the root cause and the proxy, if any.
     throw new UserError(`could not reach ${url}: ${errorText(error)}`);
   }
-  const text = await response.text();
+  const text = response.text;
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
     body = undefined;
   }
-  if (!response.ok) {
+  if (response.status < 200 || response.status > 299) {
     const message =
       body && typeof body === "object" && typeof (body as { error?: unknown }).error === "string"
         ? (body as { error: string }).error
-        : text.trim().slice(0, 200) || response.statusText;
+        : text.trim().slice(0, 200) || `HTTP ${response.status}`;
     throw new UserError(`enrollment failed (HTTP ${response.status}): ${message}`);
   }
   const parsed = enrollResponseSchema.safeParse(body);

@@ -48,7 +48,7 @@ it("a Bun-compiled runtime connects over the WebSocket, survives a cut and a kil
   runtime.start(["--transport", "websocket"]);
   await waitUntil("all three to finish", () => viewer.finished().length === 3, 30_000);
   const [, interrupted, after] = viewer.finished();
-  expect(interrupted).toMatchObject({ status: "failed", error: expect.stringMatching(/not run again/) });
+  expect(interrupted).toMatchObject({ status: "interrupted", error: expect.stringMatching(/not run again/) });
   expect(after).toMatchObject({ status: "succeeded" });
   expect(runtime.ledgerLines()).toEqual(["one", "long", "after"]);
   expect(viewer.events.filter((e) => e.kind === "command.output").map((e) => e.data).join("")).toBe("OUT-ONE\n");

@@ -127,13 +127,12 @@ describe("edge origin guard: every state-changing request comes from this site",
     }
   });
 
-  it("refuses any request to a non-loopback Host while offline sign-in is switched on, pages, forms and runtime routes included", async () => {
+  it("refuses any request to a non-loopback Host while offline sign-in is switched on (pages, forms, sockets; not the runtime's bearer routes)", async () => {
     const publicHost = "https://caisey.example.com";
     for (const request of [
       new Request(`${publicHost}/endpoints`),
       new Request(`${publicHost}/offline/sign-in?as=user_demo_admin`),
       post("/clients/cl_acme", { origin: publicHost }, publicHost),
-      new Request(`${publicHost}/agent/checkin`, { method: "POST", body: "{}" }),
       new Request("http://192.168.1.20:8788/endpoints"),
     ]) {
       const refused = await handleEdgeRequest(request, env);
