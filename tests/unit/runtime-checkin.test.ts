@@ -381,6 +381,8 @@ describe.runIf(posix)("caisey-runtime HTTPS check-in", () => {
     await waitFor("first check-in", () => server.checkins.length >= 1);
     server.batch = [command("crash-1", `echo run >> ${counter}; sleep 2; echo orphan-finished >> ${counter}`)];
     await waitFor("command running", () => fileLines(counter).length === 1);
+    // The spawn record follows the spawn by a moment; a kill -9 inside that moment leaves nothing to sweep (ADR 0018).
+    await waitFor("its spawn recorded", () => fileLines(join(stateDir, "journal.spawns")).some((line) => line.includes("crash-1")));
     crashed.child.kill("SIGKILL");
     await crashed.exited;
 
