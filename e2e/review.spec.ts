@@ -205,7 +205,7 @@ test("the transcript export downloads CSV, JSON and text for the tenant's endpoi
   expect(csv.headers()["content-disposition"]).toMatch(new RegExp(`^attachment; filename="caisey-${HOSTNAME.ep_acme_03}-\\d{4}-\\d{2}-\\d{2}_\\d{4}-\\d{2}-\\d{2}\\.csv"$`));
   const body = await csv.text();
   const lines = body.split("\r\n");
-  expect(lines[0]).toBe("command_id,requested_at,technician,technician_id,technician_address,shell,command,status,exit_code,sent_at,dispatched_at,executed_at,returned_at,finished_at,output_truncated");
+  expect(lines[0]).toBe("command_id,requested_at,technician,technician_id,technician_address,shell,command,status,exit_code,sent_at,dispatched_at,executed_at,returned_at,finished_at,output_truncated,endpoint_clock_offset_ms,endpoint_reported_started_at");
   expect(body).toContain(`${COMMANDS[0].commandId},`);
   expect(body).toContain(",Get-Service spooler-e2e,failed,1,");
   expect(body).toContain(`,"whoami-e2e, ""quoted""",succeeded,0,`);

@@ -29,8 +29,8 @@ export class RuntimeProcess {
     return this.endpointId;
   }
 
-  start() {
-    this.child = spawn(process.execPath, [CLI, "run", "--state-dir", this.stateDir], { stdio: ["ignore", "pipe", "pipe"] });
+  start(args: string[] = []) {
+    this.child = spawn(process.execPath, [CLI, "run", "--state-dir", this.stateDir, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     this.child.stdout!.on("data", (d) => (this.log += d));
     this.child.stderr!.on("data", (d) => (this.log += d));
   }

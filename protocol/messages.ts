@@ -147,6 +147,11 @@ export const transcriptEventSchema = z.discriminatedUnion("kind", [
     error: z.string().nullable(),
     /** Who ended it, for outcomes a person decided (a cancel, an aborted sequence). */
     by: actorSchema.optional(),
+    /**
+     * The endpoint's clock as the session measured it when converting the runtime's times to server time
+     * (ADR 0017), and the start time the runtime reported on its own clock. Absent when nothing ran.
+     */
+    endpointClock: z.object({ offsetMs: z.number(), uncertaintyMs: z.number().nonnegative(), reportedStartedAt: epochMs.nullable() }).nullable().optional(),
   }),
   z.object({ ...eventBase, kind: z.literal("command.cancel_requested"), commandId: id, by: actorSchema }),
   /** A step was interrupted: the sequence waits for a technician to retry it, skip it or abort the rest. */
@@ -221,6 +226,9 @@ export const runtimeStateSchema = z.object({
   revoked: z.boolean().default(false),
   /** Nothing new runs on this endpoint; its transcript stays readable. */
   decommissioned: z.boolean().default(false),
+  /** On HTTPS check-in: the interval the session asked for, and when the next check-in is due (server time). */
+  checkinIntervalMs: z.number().int().positive().nullable().default(null),
+  nextCheckinAt: epochMs.nullable().default(null),
 });
 export type RuntimeState = z.infer<typeof runtimeStateSchema>;
 
@@ -424,6 +432,10 @@ export type RuntimeBoundMessage = z.infer<typeof runtimeBoundMessageSchema>;
 
 export const DEFAULT_CHECKIN_INTERVAL_MS = 30_000;
 
+/** The runtime's record of one check-in exchange, sent with a later check-in so the session can measure its clock. */
+export const clockSampleSchema = z.object({ sentAt: epochMs, serverTime: epochMs, receivedAt: epochMs });
+export type ClockSample = z.infer<typeof clockSampleSchema>;
+
 export const checkinRequestSchema = z.object({
   protocol: z.literal(PROTOCOL_VERSION),
   /**
@@ -441,6 +453,8 @@ export const checkinRequestSchema = z.object({
   platform: runtimePlatformSchema.optional(),
   /** Update progress not yet delivered (the socket sends it as `update_status`). */
   updateStatus: z.array(runtimeUpdateStatusSchema).max(10).default([]),
+  /** A previous check-in's timestamps (sent now and then, not every time: bytes on metered links). */
+  clockSample: clockSampleSchema.optional(),
 });
 export type CheckinRequest = z.infer<typeof checkinRequestSchema>;
 

@@ -52,3 +52,24 @@ export function zonedParts(timestamp: number, zone: string): ZonedParts {
   // `% 24`: some ICU builds still say "24" for midnight despite h23.
   return { year, month, day, hour: hour % 24, minute, weekday: new Date(Date.UTC(year, month - 1, day)).getUTCDay() };
 }
+
+/** A skew is worth saying out loud only above this (plus the measurement's own uncertainty). */
+export const SKEW_NOTICE_MS = 2_000;
+
+/** "endpoint clock 59 min 58 s slow" when the skew is beyond doubt and worth mentioning, else null (ADR 0017). */
+export function describeSkew(offsetMs: number, uncertaintyMs: number): string | null {
+  if (Math.abs(offsetMs) <= SKEW_NOTICE_MS + uncertaintyMs) return null;
+  return `endpoint clock ${formatSkewDuration(Math.abs(offsetMs))} ${offsetMs < 0 ? "slow" : "fast"}`;
+}
+
+function formatSkewDuration(ms: number): string {
+  let seconds = Math.round(ms / 1000);
+  const days = Math.floor(seconds / 86_400);
+  seconds -= days * 86_400;
+  const hours = Math.floor(seconds / 3600);
+  seconds -= hours * 3600;
+  const minutes = Math.floor(seconds / 60);
+  seconds -= minutes * 60;
+  const parts = [days ? `${days} d` : "", hours ? `${hours} h` : "", minutes ? `${minutes} min` : "", seconds || (!days && !hours && !minutes) ? `${seconds} s` : ""];
+  return parts.filter(Boolean).join(" ");
+}

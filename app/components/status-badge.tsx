@@ -1,6 +1,8 @@
 export function OnlineBadge({ online }: { online: boolean }) {
   return (
     <span
+      data-testid="online-badge"
+      data-online={online ? "true" : "false"}
       className={`inline-flex items-center gap-1.5 rounded-full px-2 py-0.5 text-xs font-medium ${
         online ? "bg-emerald-100 text-emerald-800" : "bg-slate-200 text-slate-600"
       }`}

@@ -16,6 +16,21 @@ export function formatTimestamp(timestamp: number | null): string {
   return timestamp === null ? "" : new Date(timestamp).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
 
+/** The runtime's link as the endpoint page states it: how it is connected, or since when it is not. */
+export function describeRuntimeLink(
+  runtime: { online: boolean; transport: "websocket" | "checkin" | null; lastSeenAt: number | null; checkinIntervalMs?: number | null; nextCheckinAt?: number | null },
+  now = Date.now(),
+): { kind: "websocket" | "checkin" | "offline"; text: string } {
+  if (runtime.online && runtime.transport === "websocket") return { kind: "websocket", text: "runtime connected · live (WebSocket)" };
+  if (runtime.online && runtime.transport === "checkin") {
+    const every = runtime.checkinIntervalMs ? `every ${Math.round(runtime.checkinIntervalMs / 1000)} s` : "periodically";
+    const next = runtime.nextCheckinAt ? ` · next expected ${formatTimestamp(runtime.nextCheckinAt).slice(11)}` : "";
+    return { kind: "checkin", text: `runtime checking in over HTTPS ${every}${next}` };
+  }
+  const since = runtime.lastSeenAt ? ` since ${formatTimestamp(runtime.lastSeenAt).slice(11)} (${formatAge(runtime.lastSeenAt, now)})` : " (never seen)";
+  return { kind: "offline", text: `runtime offline${since}` };
+}
+
 export function formatMs(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return "–";
   return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;

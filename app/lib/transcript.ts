@@ -52,7 +52,10 @@ export interface TranscriptCommand {
   status: CommandStatus;
   queuedAt: number;
   dispatchedAt: number | null;
+  /** Server time (the runtime's report converted with the session's measure of its clock, ADR 0017). */
   startedAt: number | null;
+  /** How the endpoint's clock stood when the session converted its times, and what the endpoint itself said. */
+  endpointClock: { offsetMs: number; uncertaintyMs: number; reportedStartedAt: number | null } | null;
   returnedAt: number | null;
   exitCode: number | null;
   output: { stream: OutputStream; data: string }[];
@@ -161,6 +164,7 @@ function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptS
       queuedAt: event.at,
       dispatchedAt: null,
       startedAt: null,
+      endpointClock: null,
       returnedAt: null,
       exitCode: null,
       output: [],
@@ -290,6 +294,7 @@ function updateCommand(
         returnedAt: event.timings ? event.at : null,
         finishedAt: event.at,
         finishedBy: event.by ?? (event.status === "cancelled" ? command.cancelRequestedBy : null),
+        endpointClock: event.endpointClock ?? null,
       };
     case "sequence.paused":
       return { ...command, paused: true };

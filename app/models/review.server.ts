@@ -1,6 +1,7 @@
 // NOC review of command activity, read from the D1 replica of every endpoint's
 // audit chain (protocol/audit.ts): finished commands and approvals still waiting,
 // per-user "reviewed" marks, and tenant-wide chain verification.
+import { describeSkew } from "../../protocol/time";
 import { sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
@@ -448,6 +449,10 @@ export interface ExportedCommand {
   returnedAt: number | null;
   finishedAt: number | null;
   outputTruncated: OutputTruncation | null;
+  /** All times above are server time; this is how far the endpoint's clock was off when its times were converted. */
+  endpointClockOffsetMs: number | null;
+  /** The start time on the endpoint's own clock. */
+  endpointReportedStartedAt: number | null;
 }
 
 interface RawExportRow {
@@ -514,6 +519,7 @@ export async function listEndpointCommands(
         returnedAt: numberOrNull(finished.returnedAt),
         finishedAt: row.finished_at,
         outputTruncated: truncationFromDetail(finished),
+        ...endpointClockFromDetail(finished),
       });
     }
     if (commands.length > limit) return { commands: commands.slice(0, limit), truncated: true };
@@ -524,9 +530,18 @@ export async function listEndpointCommands(
 
 const iso = (ms: number | null) => (ms === null ? "" : new Date(ms).toISOString());
 
+function endpointClockFromDetail(detail: Record<string, unknown>): { endpointClockOffsetMs: number | null; endpointReportedStartedAt: number | null } {
+  const clock = detail.endpointClock as { offsetMs?: unknown; reportedStartedAt?: unknown } | undefined;
+  return {
+    endpointClockOffsetMs: clock && typeof clock.offsetMs === "number" ? Math.round(clock.offsetMs) : null,
+    endpointReportedStartedAt: clock ? numberOrNull(clock.reportedStartedAt) : null,
+  };
+}
+
 export const CSV_COLUMNS = [
   "command_id", "requested_at", "technician", "technician_id", "technician_address", "shell", "command", "status",
   "exit_code", "sent_at", "dispatched_at", "executed_at", "returned_at", "finished_at", "output_truncated",
+  "endpoint_clock_offset_ms", "endpoint_reported_started_at",
 ] as const;
 
 export function commandsToCsv(commands: readonly ExportedCommand[]): string {
@@ -537,6 +552,7 @@ export function commandsToCsv(commands: readonly ExportedCommand[]): string {
         c.commandId, iso(c.requestedAt), c.technicianName, c.technicianId, c.technicianAddress, c.shell, c.text, c.status,
         c.exitCode, iso(c.sentAt), iso(c.dispatchedAt), iso(c.executedAt), iso(c.returnedAt), iso(c.finishedAt),
         c.outputTruncated ? describeTruncation(c.outputTruncated) : "",
+        c.endpointClockOffsetMs, iso(c.endpointReportedStartedAt),
       ]),
     );
   }
@@ -552,6 +568,7 @@ export function commandsToJson(commands: readonly ExportedCommand[]) {
     executedAt: iso(c.executedAt) || null,
     returnedAt: iso(c.returnedAt) || null,
     finishedAt: iso(c.finishedAt) || null,
+    endpointReportedStartedAt: iso(c.endpointReportedStartedAt) || null,
   }));
 }
 
@@ -576,6 +593,8 @@ export function commandsToText(
     const timings = [["sent", c.sentAt], ["dispatched", c.dispatchedAt], ["executed", c.executedAt], ["returned", c.returnedAt]] as const;
     const known = timings.filter(([, ms]) => ms !== null);
     if (known.length) lines.push(`  ${known.map(([label, ms]) => `${label} ${iso(ms)}`).join(" · ")}`);
+    const skew = c.endpointClockOffsetMs === null ? null : describeSkew(c.endpointClockOffsetMs, 0);
+    if (skew && c.endpointReportedStartedAt !== null) lines.push(`  ${skew}: the endpoint itself read ${iso(c.endpointReportedStartedAt)} (times above are server time)`);
   }
   // Every line, not only the command: hostnames, names and ids are other people's text too.
   return visibleControls(`${lines.join("\n")}\n`);

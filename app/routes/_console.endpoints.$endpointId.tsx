@@ -1,3 +1,4 @@
+import { useCallback, useState } from "react";
 import { json, type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction } from "@remix-run/cloudflare";
 import { describePlacement } from "../../protocol/placement";
 import { Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
@@ -108,13 +109,16 @@ export default function EndpointPage() {
   const actionData = useActionData<typeof action>();
   const lifecycleResult = actionData && "intent" in actionData ? (actionData as LifecycleActionResult) : null;
   const navigation = useNavigation();
+  // The header badge follows the live session once it has spoken; until then, the directory's word.
+  const [liveOnline, setLiveOnline] = useState<boolean | null>(null);
+  const onRuntimeState = useCallback((runtime: { online: boolean } | null) => setLiveOnline(runtime ? runtime.online : null), []);
   return (
     <section className="space-y-4">
       <div>
         <Link to={`/endpoints?client=${endpoint.clientId}`} className="text-sm text-indigo-700 hover:underline">← {endpoint.clientName}</Link>
         <div className="mt-1 flex items-center gap-3">
           <h1 className="font-mono text-2xl font-semibold" data-testid="endpoint-hostname">{endpoint.hostname}</h1>
-          {endpoint.decommissionedAt === null ? <OnlineBadge online={endpoint.online} /> : null}
+          {endpoint.decommissionedAt === null ? <OnlineBadge online={liveOnline ?? endpoint.online} /> : null}
           <div className="ml-auto">
             <ExportLinks endpointId={endpoint.id} />
           </div>
@@ -148,7 +152,7 @@ export default function EndpointPage() {
           command input appear then.
         </p>
       ) : (
-        <LiveSession endpointId={endpoint.id} canRun={canRun} role={role} defaultShell="default" templates={templates} />
+        <LiveSession endpointId={endpoint.id} canRun={canRun} role={role} defaultShell="default" templates={templates} onRuntimeState={onRuntimeState} />
       )}
       {isAdmin ? <LifecycleActions endpoint={endpoint} result={lifecycleResult} busy={navigation.state !== "idle"} /> : null}
     </section>

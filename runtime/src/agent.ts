@@ -8,6 +8,7 @@ import {
   DEFAULT_CHECKIN_INTERVAL_MS,
   PROTOCOL_VERSION,
   type CheckinRequest,
+  type ClockSample,
   type CheckinResponse,
   type CommandResult,
   type DispatchedCommand,
@@ -37,6 +38,8 @@ export type Transport = "websocket" | "checkin";
 
 /** In auto mode, this many failed WebSocket connection attempts in a row switch to check-in. */
 export const WEBSOCKET_FAILURES_BEFORE_CHECKIN = 2;
+/** How often a check-in runtime sends the session a clock sample (ADR 0017). */
+const CLOCK_SAMPLE_EVERY_MS = 10 * 60_000;
 /** `status` shows the last contact; on the socket it is refreshed at most this often. */
 const CONTACT_WRITE_INTERVAL_MS = 60_000;
 
@@ -74,6 +77,9 @@ export class Agent {
   private mode: Transport = "websocket";
   private websocketRetryTimer: NodeJS.Timeout | undefined;
   private websocketRetries = 0;
+  /** The last check-in exchange's timestamps, and when a sample was last sent (the session measures our clock with it). */
+  private clockSample: ClockSample | undefined;
+  private clockSampleSentAt = 0;
   /** Check-ins failed since the last one that got through (the network may be down). */
   private checkinFailures = 0;
   /** Commands from check-in waiting for their turn: a batch runs one after another, never concurrently. */
@@ -293,11 +299,19 @@ export class Agent {
       results: [...first, ...rest].slice(0, MAX_RESULTS_PER_CHECKIN),
       ...(RUNTIME_PLATFORM ? { platform: RUNTIME_PLATFORM } : {}),
       updateStatus: this.pendingUpdateStatus.slice(0, 10),
+      ...(this.clockSampleDue() ? { clockSample: this.clockSample } : {}),
     };
+  }
+
+  /** A sample goes with the first check-in that has one, then every ten minutes: clocks drift slowly, links are metered. */
+  private clockSampleDue(): boolean {
+    return this.clockSample !== undefined && Date.now() - this.clockSampleSentAt >= CLOCK_SAMPLE_EVERY_MS;
   }
 
   async onCheckinResponse(request: CheckinRequest, response: CheckinResponse): Promise<boolean> {
     this.noteContact("checkin");
+    if (request.clockSample) this.clockSampleSentAt = Date.now();
+    this.clockSample = { sentAt: request.clock, serverTime: response.serverTime, receivedAt: Date.now() };
     // The network is back after an outage: the WebSocket may be too, so try it now rather than at the next retry.
     if (this.checkinFailures > 0 && this.choice === "auto" && this.mode === "checkin" && !this.stopping) this.connection.probe();
     this.checkinFailures = 0;

@@ -16,12 +16,23 @@ export const WEBSOCKET_FIRST_RETRY_MS = 10_000;
 /** ...and later retries, while check-ins carry the work, at most this far apart. */
 export const WEBSOCKET_RETRY_MAX_MS = 60_000;
 
+/** For about the first two minutes after a fallback the retries stay this close, so a short cut heals in seconds. */
+export const WEBSOCKET_EARLY_RETRY_MAX_MS = 15_000;
+const EARLY_ATTEMPTS = 8;
+
 /**
- * Delay before WebSocket retry `attempt` (0-based) while on HTTPS check-in:
- * 10 s, 20 s, 40 s, then 60 s ceilings, with equal jitter, so the first retry
- * lands 5-10 s after the fallback and a fleet does not retry in lockstep.
+ * Delay before WebSocket retry `attempt` (0-based) while on HTTPS check-in,
+ * with equal jitter (half fixed, half random) so a fleet does not retry in
+ * lockstep: 5-10 s first, then at most 15 s apart for about two minutes (a
+ * network cut of a few seconds to a minute is the common case), then 30 s and
+ * 60 s ceilings for a network that blocks WebSockets for good.
  */
 export function websocketRetryDelay(attempt: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(WEBSOCKET_RETRY_MAX_MS, WEBSOCKET_FIRST_RETRY_MS * 2 ** Math.min(attempt, 8));
+  const ceiling =
+    attempt === 0
+      ? WEBSOCKET_FIRST_RETRY_MS
+      : attempt < EARLY_ATTEMPTS
+        ? WEBSOCKET_EARLY_RETRY_MAX_MS
+        : Math.min(WEBSOCKET_RETRY_MAX_MS, WEBSOCKET_EARLY_RETRY_MAX_MS * 2 ** (attempt - EARLY_ATTEMPTS + 1));
   return ceiling / 2 + random() * (ceiling / 2);
 }

@@ -3,7 +3,8 @@
 // ledger file on the endpoint. Each test asserts nothing lost, nothing run
 // twice, and a complete transcript.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CuttableRelay, Runtime, signIn, Stack, Viewer, waitUntil } from "./stack";
+import { existsSync } from "node:fs";
+import { CLOCK_ONE_HOUR_SLOW, CuttableRelay, Runtime, signIn, Stack, Viewer, waitUntil } from "./stack";
 
 const stack = new Stack(Number(process.env.FAULTS_PORT ?? 8797), ".wrangler/faults-state");
 const runtimes: Runtime[] = [];
@@ -202,4 +203,45 @@ describe("queue delivery under faults", () => {
     relay.close();
     await runtime.kill();
   }, 90_000);
+
+  for (const transport of ["websocket", "checkin"] as const) {
+    it(`with the endpoint's clock an hour slow (${transport}), transcript, export and audit give server time, and name the skew`, async () => {
+      expect(existsSync(CLOCK_ONE_HOUR_SLOW.LD_PRELOAD!), "libfaketime is missing: apt-get install faketime").toBe(true);
+      const runtime = newRuntime(stack.origin, `skew-${transport}`);
+      const viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
+      await viewer.connect();
+      // Queued first, so the first contact takes it (a check-in runtime would otherwise wait out the 30 s interval).
+      const requestId = crypto.randomUUID();
+      viewer.send({ type: "run", requestId, text: "sleep 0.2; echo skewed", shell: "sh" });
+      await waitUntil("the command to be queued", () => viewer.events.some((e) => e.kind === "command.queued" && e.requestId === requestId));
+      runtime.start(["--transport", transport, "--checkin-interval", "1"], CLOCK_ONE_HOUR_SLOW);
+      await waitUntil("the command to finish", () => viewer.finished().length === 1, 30_000).catch((error: Error) => {
+        throw new Error(`${error.message}\nruntime log:\n${runtime.log}`);
+      });
+      const queued = viewer.events.find((e) => e.kind === "command.queued" && e.requestId === requestId);
+      const started = viewer.events.find((e) => e.kind === "command.started");
+      const finished = viewer.finished()[0];
+      // Server time: between sending and finishing, and no more than a second off either.
+      expect(started.startedAt).toBeGreaterThanOrEqual(queued.at - 1_000);
+      expect(started.startedAt).toBeLessThanOrEqual(finished.at + 1_000);
+      expect(finished.endpointClock.offsetMs).toBeGreaterThan(-3_600_000 - 1_000);
+      expect(finished.endpointClock.offsetMs).toBeLessThan(-3_600_000 + 1_000);
+      expect(Math.abs(finished.endpointClock.reportedStartedAt - (started.startedAt - 3_600_000))).toBeLessThan(1_000);
+
+      // The export reads the audit replica: the same server time, and the endpoint's own reading beside it.
+      const exported = await waitUntil("the command in the export", async () => {
+        const response = await fetch(`${stack.origin}/endpoints/${runtime.endpointId}/export?format=json`, { headers: { cookie } });
+        const commands = (await response.json()) as any[];
+        return commands.find((c) => c.commandId === finished.commandId && c.executedAt);
+      });
+      expect(Math.abs(Date.parse(exported.executedAt) - started.startedAt)).toBeLessThan(1_000);
+      expect(Math.abs(exported.endpointClockOffsetMs + 3_600_000)).toBeLessThan(1_000);
+      const csv = await (await fetch(`${stack.origin}/endpoints/${runtime.endpointId}/export?format=csv`, { headers: { cookie } })).text();
+      expect(csv).toContain(exported.executedAt);
+      const text = await (await fetch(`${stack.origin}/endpoints/${runtime.endpointId}/export`, { headers: { cookie } })).text();
+      expect(text).toMatch(/endpoint clock (59 min 5\d s|1 h) slow: the endpoint itself read/);
+      viewer.close();
+      await runtime.kill();
+    }, 60_000);
+  }
 });

@@ -173,9 +173,10 @@ export class Runtime {
     writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, "utf8")), server }), { mode: 0o600 });
   }
 
-  start(extraArgs: string[] = []) {
+  /** `env`: added to the runtime's environment (e.g. libfaketime's, to give the endpoint a wrong clock). */
+  start(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}) {
     const { file, prefix } = runtimeCommand(this.executable);
-    this.child = spawn(file, [...prefix, "run", "--state-dir", this.dir, ...extraArgs], { stdio: ["ignore", "pipe", "pipe"] });
+    this.child = spawn(file, [...prefix, "run", "--state-dir", this.dir, ...extraArgs], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     this.child.stdout!.on("data", (d) => (this.log += d));
     this.child.stderr!.on("data", (d) => (this.log += d));
   }
@@ -422,3 +423,10 @@ export async function runAndWait(viewer: Viewer, text: string, timeoutMs = 30_00
   afterQueued?.();
   return waitUntil(`"${text}" to finish`, () => viewer.finished().find((e) => e.commandId === queued.commandId), timeoutMs);
 }
+
+/** libfaketime (apt package faketime): the runtime's wall clock an hour behind, its monotonic clock untouched. */
+export const CLOCK_ONE_HOUR_SLOW: NodeJS.ProcessEnv = {
+  LD_PRELOAD: "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+  FAKETIME: "-1h",
+  FAKETIME_DONT_FAKE_MONOTONIC: "1",
+};

@@ -220,6 +220,8 @@ describe.runIf(process.platform !== "win32")("caisey-runtime on a metered link",
         expect(body).not.toHaveProperty("results");
         // Who we are goes with the first check-in of the process only.
         if (index === 0) expect(body).toMatchObject({ hostname: expect.any(String), os: expect.any(String), runtimeVersion: expect.any(String) });
+        // The first exchange's timestamps go with the second (the session measures the endpoint's clock), then not for ten minutes.
+        else if (index === 1) expect(Object.keys(body).sort()).toEqual(["clock", "clockSample", "protocol"]);
         else expect(Object.keys(body).sort()).toEqual(["clock", "protocol"]);
         expect(checkinRequestSchema.safeParse(body).success).toBe(true);
       }
@@ -287,4 +289,21 @@ describe.runIf(process.platform !== "win32")("caisey-runtime on a metered link",
       await halfOpen.stop();
     }
   }, 40_000);
+});
+
+describe("WebSocket retries while on check-in (auto mode)", () => {
+  it("retries 5-10 s after the fallback, at most 15 s apart for about two minutes, then backs off to at most a minute", async () => {
+    const { websocketRetryDelay } = await import("../../runtime/src/backoff");
+    const max = (attempt: number) => websocketRetryDelay(attempt, () => 1);
+    const min = (attempt: number) => websocketRetryDelay(attempt, () => 0);
+    expect([min(0), max(0)]).toEqual([5_000, 10_000]);
+    for (let attempt = 1; attempt < 8; attempt++) expect(max(attempt)).toBe(15_000);
+    expect(max(8)).toBe(30_000);
+    expect(max(9)).toBe(60_000);
+    expect(max(50)).toBe(60_000);
+    // Within the first two minutes a 20 s cut is never followed by a gap longer than 15 s.
+    let elapsed = 0;
+    for (let attempt = 0; elapsed < 120_000; attempt++) elapsed += max(attempt);
+    expect(elapsed).toBeGreaterThanOrEqual(120_000);
+  });
 });

@@ -325,7 +325,7 @@ describe("transcript export queries (D1)", () => {
 
     const csv = commandsToCsv(commands);
     const lines = csv.split("\r\n");
-    expect(lines[0]).toBe("command_id,requested_at,technician,technician_id,technician_address,shell,command,status,exit_code,sent_at,dispatched_at,executed_at,returned_at,finished_at,output_truncated");
+    expect(lines[0]).toBe("command_id,requested_at,technician,technician_id,technician_address,shell,command,status,exit_code,sent_at,dispatched_at,executed_at,returned_at,finished_at,output_truncated,endpoint_clock_offset_ms,endpoint_reported_started_at");
     expect(lines[1]).toContain(`,"Write-Output ""a,b"" — ünïcode",failed,3,${new Date(now - 60_300).toISOString()},`);
     expect(csv).toContain('"line1\nline2"');
     expect(csvField(null)).toBe("");

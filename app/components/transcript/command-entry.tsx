@@ -1,4 +1,5 @@
 import { memo } from "react";
+import { describeSkew } from "../../../protocol/time";
 import { formatMs, formatTimestamp } from "~/lib/format";
 import { isFinished, ranOnEndpoint, type ApprovalRecipient, type RuntimeRefusal, type TranscriptCommand } from "~/lib/transcript";
 
@@ -42,6 +43,7 @@ export const CommandEntry = memo(function CommandEntry({
 }) {
   const finished = isFinished(command);
   const pendingApproval = command.status === "pending_approval";
+  const skew = command.endpointClock ? describeSkew(command.endpointClock.offsetMs, command.endpointClock.uncertaintyMs) : null;
   return (
     <article
       id={command.commandId}
@@ -65,7 +67,12 @@ export const CommandEntry = memo(function CommandEntry({
         {command.notBefore && !command.dispatchedAt ? <span>not before {formatTimestamp(command.notBefore)}</span> : null}
         {command.expiresAt && !command.startedAt ? <span>expires {formatTimestamp(command.expiresAt)}</span> : null}
         {command.dispatchedAt ? <span title="dispatched to the runtime">dispatched {formatTimestamp(command.dispatchedAt)}</span> : null}
-        {command.startedAt ? <span title="executed on the endpoint">executed {formatTimestamp(command.startedAt)}</span> : null}
+        {command.startedAt ? <span title="executed on the endpoint (server time)">executed {formatTimestamp(command.startedAt)}</span> : null}
+        {skew && command.endpointClock?.reportedStartedAt ? (
+          <span className="text-amber-300" data-testid="endpoint-clock" title="times above are server time; this is what the endpoint's own clock said">
+            {skew}: it read {formatTimestamp(command.endpointClock.reportedStartedAt)}
+          </span>
+        ) : null}
         {command.returnedAt ? <span title="result returned">returned {formatTimestamp(command.returnedAt)}</span> : null}
         {command.status === "queued" && queueAhead !== undefined ? (
           <span className="rounded bg-slate-700 px-1.5 py-0.5 text-slate-200" data-testid="queue-position" data-ahead={queueAhead}>

@@ -1,5 +1,5 @@
 import { Fragment, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
-import { formatAge } from "~/lib/format";
+import { describeRuntimeLink } from "~/lib/format";
 import { isFinished, noticesAfter, queuePositions } from "~/lib/transcript";
 import type { Role } from "~/db/schema";
 import type { Shell } from "../../../protocol/messages";
@@ -24,7 +24,10 @@ export function LiveSession({
   role,
   defaultShell,
   templates,
+  onRuntimeState,
 }: {
+  /** Told whenever the session's word on the runtime changes (the page header's badge follows it live). */
+  onRuntimeState?: (runtime: { online: boolean } | null) => void;
   endpointId: string;
   canRun: boolean;
   /** The member's role: only admins may re-issue approval links (the session enforces it too). */
@@ -34,6 +37,8 @@ export function LiveSession({
 }) {
   const session = useEndpointSession(endpointId);
   const { transcript } = session;
+  useEffect(() => onRuntimeState?.(session.runtime ?? null), [session.runtime, onRuntimeState]);
+  const link = session.runtime ? describeRuntimeLink(session.runtime) : null;
   const positions = useMemo(() => queuePositions(transcript), [transcript]);
   const [text, setText] = useState("");
   const [shell, setShell] = useState<Shell>(defaultShell);
@@ -98,8 +103,8 @@ export function LiveSession({
         <span data-testid="socket-status" data-status={session.status}>
           {session.status === "live" ? "● live" : session.status === "connecting" ? "○ connecting…" : "○ reconnecting…"}
         </span>
-        <span data-testid="runtime-state" data-online={session.runtime?.online ? "true" : "false"}>
-          runtime {session.runtime ? (session.runtime.online ? "connected" : `offline, last seen ${formatAge(session.runtime.lastSeenAt)}`) : "…"}
+        <span data-testid="runtime-state" data-online={session.runtime?.online ? "true" : "false"} data-transport={link?.kind ?? ""}>
+          {link ? link.text : "runtime …"}
         </span>
         <span className="ml-auto" data-testid="presence">
           watching: {session.viewers.map((v) => v.name).join(", ") || "—"}

@@ -34,6 +34,7 @@ import {
 } from "../../../protocol/session-contract";
 import { ApprovalFlow, eligibleApprovers } from "./approval-flow";
 import { TokenBucket } from "./token-bucket";
+import { estimateFromCheckinSample, estimateFromEcho, estimateFromOneWay, RuntimeClock } from "./runtime-clock";
 import { onPlacement, type PlacementHost } from "./placement";
 import { PolicyCopy } from "./policy-copy";
 import { TranscriptReplay } from "./replay";
@@ -43,6 +44,8 @@ import type { SessionEnv } from "./env";
 import { migrate } from "./schema";
 import { SequenceFlow, type SequenceStepRow } from "./sequence-flow";
 
+/** How long a check-in may take to arrive (the runtime's request timeout): bounds a one-way clock estimate. */
+const CHECKIN_MAX_TRANSIT_MS = 15_000;
 /** Refused runtime messages audited per instance, so a misbehaving runtime cannot flood the chain. */
 const MAX_AUDITED_REFUSALS = 200;
 
@@ -97,6 +100,10 @@ type CommandRow = {
   created_at: number;
   dispatched_at: number | null;
   started_at: number | null;
+  /** The start time as the runtime's clock read it; started_at is it in server time (ADR 0017). */
+  runtime_started_at: number | null;
+  clock_offset_ms: number | null;
+  clock_uncertainty_ms: number | null;
   finished_at: number | null;
   received_at: number | null;
   output_bytes: number;
@@ -164,6 +171,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     waitUntil: (promise) => this.ctx.waitUntil(promise),
     scheduleAlarm: () => this.scheduleAlarm(),
   });
+
+  /** The runtime's clock as measured here: every time the runtime reports is converted to server time with it. */
+  private readonly runtimeClock = new RuntimeClock({ get: (key) => this.getRuntimeValue(key), set: (key, value) => this.setRuntimeValue(key, value) });
 
   private readonly placementHost: PlacementHost = {
     getRuntimeValue: (key) => this.getRuntimeValue(key) ?? undefined,
@@ -322,7 +332,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     const now = Date.now();
     const wasOnline = this.runtimeState().online;
     const intervalMs = DEFAULT_CHECKIN_INTERVAL_MS;
-    this.setRuntimeValue("clock_offset_ms", String(checkin.clock - now));
+    if (checkin.clockSample) this.runtimeClock.record(estimateFromCheckinSample(checkin.clockSample, now));
+    // Before any sample: the request's own send time, uncertain by as long as a check-in may take to arrive.
+    else if (!this.runtimeClock.current()) this.runtimeClock.record(estimateFromOneWay(checkin.clock, now, CHECKIN_MAX_TRANSIT_MS));
     this.setRuntimeValue("checkin_offline_at", String(now + intervalMs * 2.5));
     this.setRuntimeValue("checkin_at", String(now));
     // A runtime describes itself on its first check-in per process only (metered links).
@@ -337,6 +349,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     } else {
       this.touchLastSeen();
     }
+    // Viewers show when the next check-in is due; each check-in moves it.
+    if (wasOnline) this.broadcastToViewers({ type: "runtime", runtime: this.runtimeState() });
     for (const { commandId, startedAt } of checkin.started) this.onRuntimeStarted(commandId, startedAt, identity.address);
     // A refused result is not acknowledged: the runtime keeps it, and the session keeps nothing of it.
     const acks = checkin.results.filter((result) => this.acceptResult(result, identity.address)).map((r) => r.commandId);
@@ -770,10 +784,22 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   }
 
   private onRuntimeClock(message: Extract<RuntimeMessage, { type: "clock" }>): void {
-    const now = Date.now();
-    // NTP-style estimate: the runtime read its clock halfway through the exchange.
-    const offset = message.runtimeTime - (message.serverTime + now) / 2;
-    this.setRuntimeValue("clock_offset_ms", String(offset));
+    // NTP-style: the runtime read its clock somewhere inside the exchange; half the round trip bounds the error.
+    this.runtimeClock.record(estimateFromEcho(message.serverTime, message.runtimeTime, Date.now()));
+  }
+
+  /** Stores the runtime's start time converted to server time, with the raw time and the clock estimate used. */
+  private recordRuntimeStart(commandId: string, reportedStartedAt: number): number {
+    const { serverMs, clock } = this.runtimeClock.toServerTime(reportedStartedAt);
+    this.ctx.storage.sql.exec(
+      "UPDATE commands SET started_at = ?, runtime_started_at = ?, clock_offset_ms = ?, clock_uncertainty_ms = ? WHERE id = ?",
+      serverMs,
+      reportedStartedAt,
+      clock?.offsetMs ?? null,
+      clock?.uncertaintyMs ?? null,
+      commandId,
+    );
+    return serverMs;
   }
 
   /**
@@ -810,8 +836,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   private onRuntimeStarted(commandId: string, startedAt: number, address: string | null): void {
     const command = this.reportable(commandId, "started", address);
     if (typeof command === "string" || command.started_at !== null) return;
-    this.ctx.storage.sql.exec("UPDATE commands SET status = 'running', started_at = ? WHERE id = ?", startedAt, commandId);
-    this.appendEvent("command.started", { commandId, startedAt });
+    const serverStartedAt = this.recordRuntimeStart(commandId, startedAt);
+    this.ctx.storage.sql.exec("UPDATE commands SET status = 'running' WHERE id = ?", commandId);
+    this.appendEvent("command.started", { commandId, startedAt: serverStartedAt });
   }
 
   private onRuntimeOutput(commandId: string, index: number, chunk: OutputChunk, address: string | null): void {
@@ -842,8 +869,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     if (command === "finished") return true;
     if (command.started_at === null) {
       // Short commands report only their result; it carries the start time.
-      this.ctx.storage.sql.exec("UPDATE commands SET started_at = ? WHERE id = ?", result.startedAt, command.id);
-      this.appendEvent("command.started", { commandId: command.id, startedAt: result.startedAt });
+      this.appendEvent("command.started", { commandId: command.id, startedAt: this.recordRuntimeStart(command.id, result.startedAt) });
     }
     // Streamed chunks lost in transit leave a gap before the tail; the tail still lands at its own indices.
     const tailStart = result.tailStartIndex ?? this.nextChunkIndex(command.id);
@@ -1033,7 +1059,12 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       Date.now(),
       command.id,
     );
-    this.appendEvent("command.finished", { commandId: command.id, ...outcome });
+    const ran = this.getCommand(command.id)!;
+    const endpointClock =
+      ran.runtime_started_at !== null && ran.clock_offset_ms !== null
+        ? { offsetMs: ran.clock_offset_ms, uncertaintyMs: ran.clock_uncertainty_ms ?? 0, reportedStartedAt: ran.runtime_started_at }
+        : null;
+    this.appendEvent("command.finished", { commandId: command.id, ...outcome, ...(endpointClock ? { endpointClock } : {}) });
     const finished = this.getCommand(command.id)!;
     const truncation = finished.truncated ? this.truncationOf(finished) : null;
     this.audit.append({
@@ -1051,6 +1082,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         executedAt: finished.started_at,
         returnedAt: finished.received_at,
         truncated: truncation,
+        ...(endpointClock ? { endpointClock } : {}),
       },
     });
   }
@@ -1071,11 +1103,11 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     const serverRoundTripMs = Math.max(0, receivedAt - dispatchedAt);
     const onEndpointMs = Math.min(result.durationMs, serverRoundTripMs);
     const network = serverRoundTripMs - onEndpointMs;
-    const offset = Number(this.getRuntimeValue("clock_offset_ms") ?? Number.NaN);
+    const clock = this.runtimeClock.current();
     let toEndpointMs: number | null = null;
     let backMs: number | null = null;
-    if (Number.isFinite(offset)) {
-      toEndpointMs = clamp(result.startedAt - offset - dispatchedAt, 0, network);
+    if (clock) {
+      toEndpointMs = clamp(result.startedAt - clock.offsetMs - dispatchedAt, 0, network);
       backMs = network - toEndpointMs;
     }
     return { queuedMs: Math.max(0, dispatchedAt - command.created_at), toEndpointMs, onEndpointMs, backMs, serverRoundTripMs };
@@ -1093,10 +1125,13 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     const lastSeen = this.getRuntimeValue("last_seen_at");
     const lastSeenAt = lastSeen ? Number(lastSeen) : null;
     const lifecycle = { revoked: Boolean(this.getRuntimeValue("revoked_at")), decommissioned: Boolean(this.getRuntimeValue("decommissioned_at")) };
-    if (this.currentRuntime()) return { online: true, lastSeenAt, transport: "websocket", ...lifecycle };
+    const none = { checkinIntervalMs: null, nextCheckinAt: null };
+    if (this.currentRuntime()) return { online: true, lastSeenAt, transport: "websocket", ...lifecycle, ...none };
     const checkinUntil = Number(this.getRuntimeValue("checkin_offline_at") || 0);
     const checkingIn = checkinUntil > Date.now();
-    return { online: checkingIn, lastSeenAt, transport: checkingIn ? "checkin" : null, ...lifecycle };
+    if (!checkingIn) return { online: false, lastSeenAt, transport: null, ...lifecycle, ...none };
+    const lastCheckin = Number(this.getRuntimeValue("checkin_at") || 0);
+    return { online: true, lastSeenAt, transport: "checkin", ...lifecycle, checkinIntervalMs: DEFAULT_CHECKIN_INTERVAL_MS, nextCheckinAt: lastCheckin ? lastCheckin + DEFAULT_CHECKIN_INTERVAL_MS : null };
   }
 
 

@@ -148,6 +148,12 @@ export const SESSION_MIGRATIONS: readonly string[] = [
   );
   INSERT INTO runtime_update (id) VALUES (1);
   `,
+  // Server time is the truth (ADR 0017): the runtime's own start time and the clock estimate that converted it.
+  `
+  ALTER TABLE commands ADD COLUMN runtime_started_at INTEGER;
+  ALTER TABLE commands ADD COLUMN clock_offset_ms REAL;
+  ALTER TABLE commands ADD COLUMN clock_uncertainty_ms REAL;
+  `,
 ];
 
 export function migrate(sql: SqlStorage): void {
