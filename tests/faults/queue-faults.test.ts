@@ -236,6 +236,13 @@ describe("queue delivery under faults", () => {
       });
       expect(Math.abs(Date.parse(exported.executedAt) - started.startedAt)).toBeLessThan(1_000);
       expect(Math.abs(exported.endpointClockOffsetMs + 3_600_000)).toBeLessThan(1_000);
+      // The NOC review page's own data (its loader, as the page fetches it): the same server time.
+      const noc = await signIn(stack.origin, "user_demo_noc");
+      const review = (await (
+        await fetch(`${stack.origin}/review?endpoint=${runtime.endpointId}&_data=${encodeURIComponent("routes/_console.review")}`, { headers: { cookie: noc } })
+      ).json()) as { page: { rows: { commandId: string | null; executedAt: number | null }[] } };
+      const row = review.page.rows.find((r) => r.commandId === finished.commandId);
+      expect(Math.abs(row!.executedAt! - started.startedAt)).toBeLessThan(1_000);
       const csv = await (await fetch(`${stack.origin}/endpoints/${runtime.endpointId}/export?format=csv`, { headers: { cookie } })).text();
       expect(csv).toContain(exported.executedAt);
       const text = await (await fetch(`${stack.origin}/endpoints/${runtime.endpointId}/export`, { headers: { cookie } })).text();

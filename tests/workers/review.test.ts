@@ -348,7 +348,8 @@ describe("transcript export queries (D1)", () => {
     const csv = commandsToCsv(commands);
     expect(csv).toContain(`,"'=HYPERLINK(""https://evil.example"",""click"")",succeeded,0,`);
     expect(csv).toContain(",succeeded,-1,"); // numbers stay numbers
-    expect(csv).toContain(",output truncated: 262144 bytes kept (the runtime's output limit on the endpoint)\r\n");
+    // Then the endpoint-clock columns, empty here (these events carry no endpoint clock).
+    expect(csv).toContain(",output truncated: 262144 bytes kept (the runtime's output limit on the endpoint),,\r\n");
     for (const [raw, safe] of [["+1", "'+1"], ["-2", "'-2"], ["@SUM(A1)", "'@SUM(A1)"], ["\tx", "'\tx"], ["\rx", "\"'\rx\""], ["a=b", "a=b"]]) {
       expect(csvField(raw!)).toBe(safe);
     }
