@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { expect } from "vitest";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { WebSocketServer, type WebSocket } from "ws";
 import {
   enrollRequestSchema,
@@ -205,4 +205,28 @@ export function fullOutput(server: FakeServer, result: CommandResult): string {
 export function killChildren(): void {
   for (const child of children) child.kill("SIGKILL");
   children.clear();
+}
+
+/**
+ * The hooks every file with real runtime processes needs: children killed after
+ * each test, the scratch dir removed at the end, and one FakeServer for the
+ * file, reset after each test (no invalid message may have reached it).
+ */
+export function useFakeServer(): () => FakeServer {
+  let server: FakeServer;
+  beforeAll(async () => {
+    server = new FakeServer();
+    await server.start();
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+  afterEach(() => {
+    killChildren();
+    server.received = [];
+    server.autoAck = true;
+    server.reject = "none";
+    expect(server.invalid).toEqual([]);
+  });
+  return () => server;
 }

@@ -4,7 +4,7 @@
 // surviving a server outage and a runtime crash, and credential rejection.
 import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import {
   cli,
   CREDENTIAL,
@@ -12,7 +12,7 @@ import {
   FakeServer,
   fullOutput,
   hellos,
-  killChildren,
+  useFakeServer,
   lines,
   outboxFiles,
   posix,
@@ -23,26 +23,15 @@ import {
   waitFor,
 } from "./runtime-harness";
 
-afterEach(() => killChildren());
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 // ---------------------------------------------------------------------------
 
 describe.runIf(posix)("caisey-runtime CLI", () => {
+  const fakeServer = useFakeServer();
   let server: FakeServer;
-
-  beforeAll(async () => {
-    server = new FakeServer();
-    await server.start();
-  });
-  afterAll(async () => {
-    await server.stop();
-  });
-  afterEach(() => {
-    server.received = [];
-    server.autoAck = true;
-    server.reject = "none";
-    expect(server.invalid).toEqual([]);
+  beforeEach(() => {
+    server = fakeServer();
   });
 
   it("enroll stores identity.json (0600, dir 0700), refuses to overwrite without --force, reports HTTP errors", async () => {

@@ -5,12 +5,12 @@
 // and after a restart deliver the result without running the command again.
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeEach, describe, expect, it } from "vitest";
 import {
   enrolledStateDir,
   FakeServer,
   hellos,
-  killChildren,
+  useFakeServer,
   lines,
   outboxFiles,
   posix,
@@ -19,23 +19,13 @@ import {
   waitFor,
 } from "./runtime-harness";
 
-afterEach(() => killChildren());
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe.runIf(posix)("caisey-runtime stopped like a Windows service", () => {
+  const fakeServer = useFakeServer();
   let server: FakeServer;
-
-  beforeAll(async () => {
-    server = new FakeServer();
-    await server.start();
-  });
-  afterAll(async () => {
-    await server.stop();
-  });
-  afterEach(() => {
-    server.received = [];
-    server.autoAck = true;
-    expect(server.invalid).toEqual([]);
+  beforeEach(() => {
+    server = fakeServer();
   });
 
   it.each(["SIGINT", "SIGHUP"] as const)(
