@@ -14,7 +14,7 @@ test("a sequence step cut short by a runtime stop shows as interrupted with its 
   await page.getByLabel("Sequence name").fill("Patch night");
   await page.getByLabel("Sequence shell").selectOption("sh");
   // Hangs the first time only, so the retry finishes.
-  await page.getByLabel("Steps").fill(`if [ -e ${marker} ]; then echo again; else touch ${marker}; echo partial; sleep 30; fi\necho second-step`);
+  await page.getByLabel("Steps", { exact: true }).fill(`if [ -e ${marker} ]; then echo again; else touch ${marker}; echo partial; sleep 30; fi\necho second-step`);
   await page.getByRole("button", { name: "Queue sequence" }).click();
 
   const entries = page.getByTestId("command-entry");

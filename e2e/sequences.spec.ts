@@ -11,7 +11,7 @@ test("a sequence queued for an offline endpoint completes, in order, once its ru
 
   await page.getByRole("button", { name: "Queue a diagnostic sequence…" }).click();
   await page.getByLabel("Sequence name").fill("Morning checks");
-  await page.getByLabel("Steps").fill("echo first-step\necho second-step");
+  await page.getByLabel("Steps", { exact: true }).fill("echo first-step\necho second-step");
   await page.getByRole("button", { name: "Save as template" }).click();
   await expect(page.getByText("Saved template “Morning checks”.")).toBeVisible();
   await page.getByRole("button", { name: "Queue sequence" }).click();
@@ -34,5 +34,5 @@ test("a sequence queued for an offline endpoint completes, in order, once its ru
   await page.reload();
   await page.getByRole("button", { name: "Queue a diagnostic sequence…" }).click();
   await page.getByLabel("Load template").selectOption({ label: "Morning checks" });
-  await expect(page.getByLabel("Steps")).toHaveValue("echo first-step\necho second-step");
+  await expect(page.getByLabel("Steps", { exact: true })).toHaveValue("echo first-step\necho second-step");
 });

@@ -4,25 +4,13 @@
 // session is created (docs/decisions/0019-session-placement.md).
 import { z } from "zod";
 
-/** Cloudflare's Durable Object location hints. */
-export const LOCATION_HINTS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"] as const;
+import { JURISDICTIONS, LOCATION_HINTS } from "./location-hints";
+
+export { describePlacement, LOCATION_HINT_LABELS, LOCATION_HINTS } from "./location-hints";
 export const locationHintSchema = z.enum(LOCATION_HINTS);
 export type LocationHint = z.infer<typeof locationHintSchema>;
 
-export const LOCATION_HINT_LABELS: Record<LocationHint, string> = {
-  wnam: "Western North America",
-  enam: "Eastern North America",
-  sam: "South America",
-  weur: "Western Europe",
-  eeur: "Eastern Europe",
-  apac: "Asia-Pacific",
-  oc: "Oceania",
-  afr: "Africa",
-  me: "Middle East",
-};
-
-/** Jurisdictions a tenant may require for its endpoints' sessions ("" = none). */
-export const JURISDICTIONS = ["eu", "fedramp"] as const;
+export { JURISDICTIONS } from "./location-hints";
 export const jurisdictionSchema = z.enum(JURISDICTIONS);
 export type Jurisdiction = z.infer<typeof jurisdictionSchema>;
 
@@ -90,11 +78,3 @@ export const sessionPlacementSchema = z.object({
 });
 export type SessionPlacement = z.infer<typeof sessionPlacementSchema>;
 
-/** "Oceania (oc), runtime via SYD, EU jurisdiction" for the endpoint page. */
-export function describePlacement(placement: SessionPlacement): string {
-  if (placement.placedAt === null) return "Not placed yet: the session is created near the endpoint at its runtime's first contact";
-  const parts = [placement.locationHint ? `${LOCATION_HINT_LABELS[placement.locationHint]} (${placement.locationHint})` : "Near the runtime's first contact (no hint)"];
-  if (placement.colo) parts.push(`runtime via ${placement.colo}`);
-  if (placement.jurisdiction) parts.push(`${placement.jurisdiction.toUpperCase()} jurisdiction`);
-  return parts.join(", ");
-}

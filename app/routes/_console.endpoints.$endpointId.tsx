@@ -1,6 +1,6 @@
 import { useCallback, useState } from "react";
 import { json, type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction } from "@remix-run/cloudflare";
-import { describePlacement } from "../../protocol/placement";
+import { describePlacement } from "../../protocol/location-hints";
 import { Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
 import { LifecycleActions, LifecycleBanner, type LifecycleActionResult } from "~/components/endpoint-lifecycle";
 import { ExportLinks } from "~/components/export-links";
