@@ -1,6 +1,7 @@
 // The executor's side of a runtime stop (ADR 0018), with real processes: the
 // command ends `interrupted` with its output so far, and its result comes only
 // once nothing of its process group is left, even a member that ignores SIGTERM.
+import { processRunning } from "../faults/stack";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,18 +12,6 @@ import { execute } from "../../runtime/src/executor";
 const scratch = mkdtempSync(join(tmpdir(), "caisey-interrupt-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) [ZX]/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
 
 async function until<T>(check: () => T | undefined, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -62,7 +51,7 @@ describe.runIf(process.platform === "linux")("a runtime stop", () => {
     execution.stop("interrupted: the runtime stopped (SIGTERM) while this command was running");
     const result = await execution.result;
     // SIGKILL was sent before the result: the survivor is gone a moment later (far sooner than the grace).
-    await until(() => !running(survivor) || undefined, 150);
+    await until(() => !processRunning(survivor) || undefined, 150);
     expect(result).toMatchObject({ status: "interrupted", error: "interrupted: the runtime stopped (SIGTERM) while this command was running" });
     const output = messages.flatMap((m) => (m.type === "output" ? [m.chunk.data] : [])).join("") + result.tail.map((c) => c.data).join("");
     expect(output).toBe("so-far\n");
