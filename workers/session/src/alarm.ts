@@ -15,9 +15,10 @@ export class AlarmArbiter {
   constructor(
     private readonly setAlarm: (at: number) => void,
     private readonly sources: readonly WakeSource[],
+    private readonly clock: () => number = Date.now,
   ) {}
 
-  schedule(now = Date.now()): void {
+  schedule(now = this.clock()): void {
     const candidates = this.sources.map((source) => source.nextWakeAt(now)).filter((at): at is number => at !== null && at > 0);
     if (!candidates.length) return;
     const at = Math.max(now, Math.min(...candidates));
@@ -26,7 +27,7 @@ export class AlarmArbiter {
     this.setAlarm(at);
   }
 
-  async fire(now = Date.now()): Promise<void> {
+  async fire(now = this.clock()): Promise<void> {
     this.alarmAt = undefined;
     for (const source of this.sources) await source.wake(now);
     this.schedule();
