@@ -5,6 +5,7 @@
 import { createPagesFunctionHandler } from "@remix-run/cloudflare-pages";
 import * as build from "@remix-run/dev/server-build";
 import { handleEdgeRequest, isRuntimeApiRequest } from "./app/edge/router.server";
+import { meterD1 } from "./app/lib/d1-metering.server";
 import type { Env } from "./app/lib/env.server";
 import { createCspNonce, withSecurityHeaders } from "./app/lib/security-headers.server";
 
@@ -22,8 +23,12 @@ const handleRemixRequest = createPagesFunctionHandler<Env>({
 export const onRequest: PagesFunction<Env> = async (context) => {
   const nonce = createCspNonce();
   (context.data as { cspNonce?: string }).cspNonce = nonce;
+  const d1 = meterD1(context.env.DB);
+  const env = { ...context.env, DB: d1.db };
   // handleEdgeRequest runs the origin guard (app/lib/request.server.ts guardRequest) before anything else.
-  const response = (await handleEdgeRequest(context.request, context.env)) ?? (await handleRemixRequest(context));
+  const response = (await handleEdgeRequest(context.request, env)) ?? (await handleRemixRequest({ ...context, env }));
   if (isRuntimeApiRequest(context.request)) return response;
-  return withSecurityHeaders(response, context.env, nonce);
+  const secured = withSecurityHeaders(response, context.env, nonce);
+  if (secured.status !== 101) secured.headers.set("X-D1-Round-Trips", String(d1.roundTrips()));
+  return secured;
 };

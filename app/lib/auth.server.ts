@@ -44,8 +44,11 @@ export async function authenticateMember(args: AuthArgs): Promise<SignedInMember
   if (!role) return { kind: "forbidden", message: "Your organisation role has no access to Caisey." };
 
   const db = createDb(env.DB);
-  const lookup = () =>
-    db
+  // The member lookup runs on every page: read it from the nearest D1 replica (Sessions API), not the primary.
+  // A replica may trail the primary by its replication lag, so provisioning and its re-read use the primary.
+  const nearest = createDb(env.DB.withSession("first-unconstrained") as unknown as D1Database);
+  const lookup = (from = nearest) =>
+    from
       .select({
         name: members.name,
         email: members.email,
@@ -67,7 +70,7 @@ export async function authenticateMember(args: AuthArgs): Promise<SignedInMember
       claims: auth.sessionClaims,
     });
     if (!outcome.provisioned) return { kind: "forbidden", message: outcome.message };
-    [row] = await lookup();
+    [row] = await lookup(db);
     if (!row) return { kind: "forbidden", message: "Your account is not provisioned for this organisation." };
   }
 
