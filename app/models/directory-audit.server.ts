@@ -13,6 +13,8 @@
 import { and, asc, desc, eq } from "drizzle-orm";
 import type { Database } from "~/db/client.server";
 import { directoryAudit, type Role } from "~/db/schema";
+import type { SignedInMember } from "~/lib/auth.server";
+import { callerAddress } from "~/lib/request.server";
 import { GENESIS_HASH } from "../../protocol/audit";
 
 export const DIRECTORY_AUDIT_KINDS = [
@@ -31,6 +33,19 @@ export interface DirectoryActor {
   role: Role;
   orgId: string;
   address: string | null;
+}
+
+export function directoryActorOf(member: SignedInMember, request: Request): DirectoryActor {
+  return { userId: member.userId, name: member.name, role: member.role, orgId: member.org.id, address: callerAddress(request) };
+}
+
+/** For routes: 403 and 404 are thrown as responses (nothing about the id is disclosed); 400 and 409 are the form's to show. */
+export function directoryErrorResponse(error: unknown): { status: 400 | 409; message: string } {
+  if (!(error instanceof DirectoryError)) throw error;
+  if (error.status === 403 || error.status === 404) {
+    throw new Response(error.message, { status: error.status, statusText: error.status === 403 ? "Forbidden" : "Not Found" });
+  }
+  return { status: error.status, message: error.message };
 }
 
 /** Refused before anything changes: 403 role, 404 not in this tenant, 400 invalid, 409 conflicting state. */
