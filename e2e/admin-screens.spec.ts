@@ -67,11 +67,12 @@ test("technicians and NOC cannot create, edit or archive clients, and nothing ch
     await expect(page.getByTestId("new-client")).toHaveCount(0);
     const created = await page.request.post(`/clients?_data=${CLIENTS_ROUTE}`, { form: { intent: "create-client", name: `Forged by ${role}`, timeZone: "UTC" } });
     expect(created.status()).toBe(403);
-    for (const form of [
+    const forms: Record<string, string>[] = [
       { intent: "save-client", name: "Renamed", timeZone: "UTC" },
       { intent: "archive-client" },
       { intent: "save-time-zone", timeZone: "Asia/Tokyo" },
-    ]) {
+    ];
+    for (const form of forms) {
       const response = await page.request.post(`/clients/cl_delta?_data=${CLIENT_ROUTE}`, { form });
       expect(response.status(), `${role} ${form.intent}`).toBe(403);
     }
@@ -87,7 +88,8 @@ test("technicians and NOC cannot create, edit or archive clients, and nothing ch
 
 test("another tenant's admin gets 404 for this tenant's client and endpoint, and nothing changes", async ({ page }) => {
   await signIn(page, "otherTenantAdmin", "/clients");
-  for (const form of [{ intent: "save-client", name: "Stolen", timeZone: "UTC" }, { intent: "archive-client" }]) {
+  const forms: Record<string, string>[] = [{ intent: "save-client", name: "Stolen", timeZone: "UTC" }, { intent: "archive-client" }];
+  for (const form of forms) {
     const response = await page.request.post(`/clients/cl_delta?_data=${CLIENT_ROUTE}`, { form });
     expect(response.status()).toBe(404);
   }
