@@ -6,6 +6,9 @@
 import { expect, test, type Page } from "@playwright/test";
 import { signIn } from "./support";
 
+// Each test walks several screens and roles; on the shared CI machine that can take over a minute.
+test.describe.configure({ timeout: 180_000 });
+
 const CLIENT_ROUTE = "routes%2F_console.clients.%24clientId";
 const CLIENTS_ROUTE = "routes%2F_console.clients._index";
 

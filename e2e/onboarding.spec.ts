@@ -23,7 +23,7 @@ test("the first admin of a new organisation is provisioned on first sign-in and 
 // Issue 15's "done when": a brand-new organisation's admin, with no seed data for their tenant, gets from an empty
 // console to a command's output on a real runtime through the UI alone (the runtime is the real CLI process).
 test("a new organisation's admin creates a client and a token, enrolls a real runtime and runs a command on it", async ({ page }) => {
-  test.setTimeout(120_000);
+  test.setTimeout(240_000);
   const suffix = Date.now().toString(36);
   const orgName = `Onboarding MSP ${suffix}`;
   await page.goto("/offline/sign-in");
