@@ -31,7 +31,10 @@ const snapshot = () =>
       "SELECT * FROM approval_policies ORDER BY client_id",
       "SELECT * FROM sequence_templates ORDER BY id",
       "SELECT * FROM audit_reviews ORDER BY 1",
-      "SELECT id, credential_hash, revoked_at, decommissioned_at FROM endpoints ORDER BY id",
+      "SELECT id, credential_hash, revoked_at, decommissioned_at, display_name FROM endpoints ORDER BY id",
+      "SELECT id, name, contact_name, contact_email, notes, archived_at FROM clients ORDER BY id",
+      "SELECT * FROM endpoint_tags ORDER BY 1, 2",
+      "SELECT org_id, seq FROM directory_audit ORDER BY 1, 2",
     ].join("; "),
   );
 
@@ -50,6 +53,10 @@ const ACTIONS: { name: string; path: string; routeId: string; form: Record<strin
   { name: "revoke a runtime credential", path: "/endpoints/ep_acme_02", routeId: "routes/_console.endpoints.$endpointId", form: { intent: "revoke-credential" } },
   { name: "rotate a runtime credential", path: "/endpoints/ep_acme_02", routeId: "routes/_console.endpoints.$endpointId", form: { intent: "rotate-credential" } },
   { name: "decommission an endpoint", path: "/endpoints/ep_acme_02", routeId: "routes/_console.endpoints.$endpointId", form: { intent: "decommission", confirmHostname: "any" } },
+  { name: "create a client", path: "/clients", routeId: "routes/_console.clients._index", form: { intent: "create-client", name: "csrf-probe", timeZone: "UTC" } },
+  { name: "edit a client", path: "/clients/cl_acme", routeId: "routes/_console.clients.$clientId", form: { intent: "save-client", name: "csrf-probe", timeZone: "UTC" } },
+  { name: "archive a client", path: "/clients/cl_acme", routeId: "routes/_console.clients.$clientId", form: { intent: "archive-client" } },
+  { name: "rename and retag an endpoint", path: "/endpoints/ep_acme_02/details", routeId: "routes/_console.endpoints.$endpointId.details", form: { displayName: "csrf-probe", tags: "csrf-probe" } },
   { name: "mark rows reviewed", path: "/review", routeId: "routes/_console.review", form: { intent: "mark-reviewed", item: "ep_acme_01:1" } },
   { name: "verify audit chains", path: "/review", routeId: "routes/_console.review", form: { intent: "verify-chains" } },
   { name: "decide an approval", path: "/approve/not-a-real-link", routeId: "routes/approve.$token", form: { csrf: "x".repeat(43), decision: "approve" } },

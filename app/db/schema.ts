@@ -76,6 +76,11 @@ export const clients = sqliteTable(
     /** IANA zone the client's people live in: approval pages show times in it. */
     timeZone: text("time_zone").notNull().default("UTC"),
     createdAt: integer("created_at").notNull().default(now),
+    /** The MSP's own notes about the client (never shown to the client). */
+    notes: text("notes").notNull().default(""),
+    /** Archived: hidden from default lists, no new enrollments; endpoints stay readable and keep running. */
+    archivedAt: integer("archived_at"),
+    archivedBy: text("archived_by"),
   },
   (t) => [uniqueIndex("clients_org_name_idx").on(t.orgId, t.name)],
 );
@@ -104,6 +109,8 @@ export const endpoints = sqliteTable(
       .notNull()
       .references(() => clients.id, { onDelete: "cascade" }),
     hostname: text("hostname").notNull(),
+    /** An admin's name for the endpoint ("Reception PC"); the hostname stays what the runtime reports. */
+    displayName: text("display_name"),
     os: text("os", { enum: OPERATING_SYSTEMS }).notNull(),
     osVersion: text("os_version").notNull().default(""),
     region: text("region").notNull().default(""),
@@ -310,4 +317,29 @@ export const captureMailbox = sqliteTable(
     createdAt: integer("created_at").notNull().default(now),
   },
   (t) => [index("capture_mailbox_to_idx").on(t.to, t.createdAt)],
+);
+
+/**
+ * Directory changes admins make (clients, endpoint names and tags), one hash
+ * chain per tenant (app/models/directory-audit.server.ts). Each row is written
+ * in the same D1 batch as the change it records; (org_id, seq) is the primary
+ * key, so two concurrent writers cannot both extend the chain from one head.
+ */
+export const directoryAudit = sqliteTable(
+  "directory_audit",
+  {
+    orgId: text("org_id").notNull(),
+    seq: integer("seq").notNull(),
+    at: integer("at").notNull(),
+    kind: text("kind").notNull(),
+    actorId: text("actor_id").notNull(),
+    actorName: text("actor_name").notNull(),
+    actorAddress: text("actor_address"),
+    subjectType: text("subject_type").notNull(),
+    subjectId: text("subject_id").notNull(),
+    detail: text("detail").notNull(),
+    prevHash: text("prev_hash").notNull(),
+    hash: text("hash").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.seq] }), index("directory_audit_subject_idx").on(t.orgId, t.subjectType, t.subjectId, t.seq)],
 );

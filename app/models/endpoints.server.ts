@@ -43,6 +43,8 @@ const cursorSchema = z.tuple([z.string(), z.string(), z.string()]);
 export interface EndpointListRow {
   id: string;
   hostname: string;
+  /** An admin's name for the endpoint, or null. */
+  displayName: string | null;
   os: (typeof OPERATING_SYSTEMS)[number];
   osVersion: string;
   region: string;
@@ -92,6 +94,7 @@ function filterConditions(orgId: string, search: EndpointSearch): SQL[] {
     const pattern = `%${search.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
     conditions.push(
       sql`(${endpoints.hostname} like ${pattern} escape '\\'
+           or ${endpoints.displayName} like ${pattern} escape '\\'
            or ${clients.name} like ${pattern} escape '\\'
            or ${endpoints.id} in (select ${endpointTags.endpointId} from ${endpointTags}
                 join ${tags} on ${tags.id} = ${endpointTags.tagId}
@@ -138,6 +141,7 @@ export async function searchEndpoints(
 const endpointListColumns = {
   id: endpoints.id,
   hostname: endpoints.hostname,
+  displayName: endpoints.displayName,
   os: endpoints.os,
   osVersion: endpoints.osVersion,
   region: endpoints.region,

@@ -3,6 +3,7 @@ import { json, type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFuncti
 import { describePlacement } from "../../protocol/location-hints";
 import { Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
 import { LifecycleActions, LifecycleBanner, type LifecycleActionResult } from "~/components/endpoint-lifecycle";
+import { EndpointDetailsEditor } from "~/components/endpoint-details-editor";
 import { ExportLinks } from "~/components/export-links";
 import { OnlineBadge } from "~/components/status-badge";
 import { LiveSession } from "~/components/transcript/live-session";
@@ -26,7 +27,7 @@ import { getEndpointRuntime } from "~/models/runtime-updates.server";
 import { listSequenceTemplates, saveSequenceTemplate, saveTemplateSchema } from "~/models/sequence-templates.server";
 import { describeZodError } from "../../protocol/messages";
 
-export const meta: MetaFunction<typeof loader> = ({ data }) => [{ title: data ? `${data.endpoint.hostname} · Caisey` : "Caisey" }];
+export const meta: MetaFunction<typeof loader> = ({ data }) => [{ title: data ? `${data.endpoint.displayName ?? data.endpoint.hostname} · Caisey` : "Caisey" }];
 
 async function loadEndpoint(args: LoaderFunctionArgs, roles?: Parameters<typeof requireMember>[1]) {
   const member = await requireMember(args, roles);
@@ -117,7 +118,14 @@ export default function EndpointPage() {
       <div>
         <Link to={`/endpoints?client=${endpoint.clientId}`} className="text-sm text-indigo-700 hover:underline">← {endpoint.clientName}</Link>
         <div className="mt-1 flex items-center gap-3">
-          <h1 className="font-mono text-2xl font-semibold" data-testid="endpoint-hostname">{endpoint.hostname}</h1>
+          {endpoint.displayName ? (
+            <h1 className="text-2xl font-semibold">
+              <span data-testid="endpoint-display-name">{endpoint.displayName}</span>{" "}
+              <span className="font-mono text-base font-normal text-slate-600" data-testid="endpoint-hostname">{endpoint.hostname}</span>
+            </h1>
+          ) : (
+            <h1 className="font-mono text-2xl font-semibold" data-testid="endpoint-hostname">{endpoint.hostname}</h1>
+          )}
           {endpoint.decommissionedAt === null ? <OnlineBadge online={liveOnline ?? endpoint.online} /> : null}
           <div className="ml-auto">
             <ExportLinks endpointId={endpoint.id} />
@@ -128,7 +136,7 @@ export default function EndpointPage() {
           <div><dt className="inline font-medium">Region </dt><dd className="inline" data-testid="endpoint-placement">{describePlacement({ jurisdiction: endpoint.jurisdiction, locationHint: endpoint.locationHint, placedAt: endpoint.placedAt, colo: endpoint.runtimeColo })}</dd></div>
           <div><dt className="inline font-medium">Last seen </dt><dd className="inline">{formatAge(endpoint.lastSeenAt, now)}</dd></div>
           <div><dt className="inline font-medium">Enrolled </dt><dd className="inline">{formatTimestamp(endpoint.enrolledAt)}</dd></div>
-          <div><dt className="inline font-medium">Tags </dt><dd className="inline">{endpoint.tags.join(", ") || "—"}</dd></div>
+          <div><dt className="inline font-medium">Tags </dt><dd className="inline" data-testid="endpoint-tags">{endpoint.tags.join(", ") || "—"}</dd></div>
           <div data-testid="runtime-version">
             <dt className="inline font-medium">Runtime </dt>
             <dd className="inline">{runtime?.version ? `${runtime.version} (${runtime.platform ?? "platform not reported"})` : "not reported yet"}</dd>
@@ -143,6 +151,7 @@ export default function EndpointPage() {
             <div><dt className="inline font-medium">Target </dt><dd className="inline">{runtime.target}</dd></div>
           ) : null}
         </dl>
+        {isAdmin && endpoint.decommissionedAt === null ? <EndpointDetailsEditor endpoint={endpoint} /> : null}
       </div>
       <LifecycleBanner endpoint={endpoint} />
       {endpoint.placedAt === null ? (

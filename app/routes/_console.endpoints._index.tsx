@@ -115,6 +115,7 @@ export default function EndpointsPage() {
                 <tr key={row.id} className="border-t border-slate-100" data-testid="endpoint-row">
                   <td className="px-4 py-2 font-mono">
                     <Link to={`/endpoints/${row.id}`} className="text-indigo-700 hover:underline">{row.hostname}</Link>
+                    {row.displayName ? <span className="ml-2 font-sans text-slate-600" data-testid="endpoint-row-display-name">{row.displayName}</span> : null}
                   </td>
                   <td className="px-4 py-2">
                     {row.decommissionedAt !== null ? (
