@@ -89,6 +89,18 @@ export const timingsSchema = z.object({
 });
 export type Timings = z.infer<typeof timingsSchema>;
 
+/**
+ * The library script (and exact version and parameter values) a sequence was rendered from. Only the
+ * console's server sets it (the session's HTTP queue path); a viewer socket's run_sequence cannot carry it.
+ */
+export const scriptRefSchema = z.object({
+  id,
+  name: z.string().max(100),
+  version: z.number().int().positive(),
+  params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+});
+export type ScriptRef = z.infer<typeof scriptRefSchema>;
+
 // ---------------------------------------------------------------------------
 // Transcript events: an append-only log per endpoint, numbered by `seq`.
 // A viewer that reconnects asks for everything after the last seq it rendered.
@@ -237,17 +249,6 @@ export type RuntimeState = z.infer<typeof runtimeStateSchema>;
 // ---------------------------------------------------------------------------
 // Browser (technician console) <-> session Durable Object
 
-/**
- * The library script (and exact version and parameter values) a sequence was rendered from. Only the
- * console's server sets it (the session's HTTP queue path); a viewer socket's run_sequence cannot carry it.
- */
-export const scriptRefSchema = z.object({
-  id,
-  name: z.string().max(100),
-  version: z.number().int().positive(),
-  params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
-});
-export type ScriptRef = z.infer<typeof scriptRefSchema>;
 
 export const runSequenceMessageSchema = z
   .object({

@@ -12,7 +12,7 @@ const NEEDS_CAN_RUN: ReadonlySet<Permission> = new Set(["command.run", "command.
 
 export type PermissionIdentity = Pick<VerifiedPeerIdentity, "userId" | "userName" | "role" | "canRun" | "address">;
 
-export function identityMay(identity: PermissionIdentity, permission: Permission): boolean {
+export function identityMay<T extends PermissionIdentity>(identity: T, permission: Permission): identity is T & { userId: string } {
   if (!identity.userId) return false;
   if (!roleMay(identity.role, permission)) return false;
   return NEEDS_CAN_RUN.has(permission) ? identity.canRun : true;
@@ -28,7 +28,7 @@ export function runPermission(isSequence: boolean): Permission {
  * `command` is undefined when the id is unknown; the caller then says so to a
  * member who may cancel something.
  */
-export function cancelPermitted(identity: PermissionIdentity, command: { sequence_id: string | null } | undefined): boolean {
+export function cancelPermitted<T extends PermissionIdentity>(identity: T, command: { sequence_id: string | null } | undefined): identity is T & { userId: string } {
   if (identityMay(identity, "command.cancel")) return true;
   return identityMay(identity, "sequence.cancel") && (command === undefined || command.sequence_id !== null);
 }
