@@ -23,6 +23,7 @@ import {
   type ViewerBoundMessage,
   type ViewerMessage,
   type Viewer,
+  type ScriptRef,
 } from "../../../protocol/messages";
 import { approvalRule } from "../../../protocol/approvals";
 import {
@@ -43,6 +44,8 @@ import { RuntimeUpdates } from "./runtime-updates";
 import type { SessionEnv } from "./env";
 import { migrate } from "./schema";
 import { SequenceFlow, type SequenceStepRow } from "./sequence-flow";
+import { cancelPermitted, identityMay, refusalAudit, runPermission } from "./permissions";
+import { queueSequenceOverHttp } from "./queue-over-http";
 
 /** How long a check-in may take to arrive (the runtime's request timeout): bounds a one-way clock estimate. */
 const CHECKIN_MAX_TRANSIT_MS = 15_000;
@@ -213,6 +216,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       if (path === SESSION_PATHS.lifecycle) return this.onLifecycle(body, identity);
       if (path === SESSION_PATHS.placement) return onPlacement(this.placementHost, body, identity);
       if (path === SESSION_PATHS.runtimeTarget) return this.onRuntimeTargetRefresh(identity);
+      if (path === SESSION_PATHS.queueSequence) return queueSequenceOverHttp({ sql: this.ctx.storage.sql, accept: (sink, who, message) => this.acceptRun(sink as Connection, who, message) }, body, identity);
       return Response.json({ error: "Not found" }, { status: 404 });
     }
     if (identity.peer === "runtime") {
@@ -574,9 +578,11 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
    * and for steps that need consent a reason and someone other than the
    * requester to ask.
    */
-  private async acceptRun(connection: Connection, identity: PeerIdentity, message: RunRequest): Promise<void> {
-    if (!identity.canRun || !identity.userId) {
-      return this.sendViewerError(connection, "forbidden", "Your role cannot run commands", message.requestId);
+  private async acceptRun(connection: Connection, identity: PeerIdentity, message: RunRequest & { script?: ScriptRef }): Promise<void> {
+    const permission = runPermission(message.type === "run_sequence");
+    if (!identityMay(identity, permission)) {
+      this.audit.append(refusalAudit(identity, permission, { requestId: message.requestId }));
+      return this.sendViewerError(connection, "forbidden", permission === "command.run" ? "Your role cannot run live commands; queue a sequence instead" : "Your role cannot queue sequences", message.requestId);
     }
     if (this.getRuntimeValue("decommissioned_at")) {
       return this.sendViewerError(connection, "forbidden", "This endpoint was decommissioned: nothing new runs on it. Its transcript and audit trail stay readable.", message.requestId);
@@ -660,6 +666,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         expiresAt,
         ...(!isSequence && message.alongside ? { alongside: true } : {}),
         ...(isSequence && idempotent ? { idempotent: true } : {}),
+        ...(message.script ? { script: message.script } : {}),
       });
       this.audit.append({
         kind: "command.requested",
@@ -668,7 +675,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         actorAddress: identity.address,
         commandId,
         status: rule ? "pending_approval" : "queued",
-        detail: { text, shell, reason: message.reason, sequence: sequence?.name ?? null, step, notBefore, expiresAt },
+        detail: { text, shell, reason: message.reason, sequence: sequence?.name ?? null, step, notBefore, expiresAt, ...(message.script ? { script: message.script } : {}) },
       });
       if (rule) {
         this.approvals.request({
@@ -689,7 +696,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
 
   /** Retry / skip / abort for a sequence paused on an interrupted step; anything else is refused and audited. */
   private onViewerSequenceAction(connection: Connection, identity: PeerIdentity, sequenceId: string, action: "retry" | "skip" | "abort"): void {
-    if (!identity.canRun || !identity.userId) {
+    if (!identityMay(identity, "sequence.resume")) {
+      this.audit.append(refusalAudit(identity, "sequence.resume", { sequenceId, action }));
       return this.sendViewerError(connection, "forbidden", "Your role cannot change a sequence");
     }
     const by = { userId: identity.userId, name: identity.userName ?? identity.userId };
@@ -707,10 +715,11 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   }
 
   private onViewerCancel(connection: Connection, identity: PeerIdentity, commandId: string): void {
-    if (!identity.canRun || !identity.userId) {
+    const command = this.getCommand(commandId);
+    if (!cancelPermitted(identity, command)) {
+      this.audit.append(refusalAudit(identity, "command.cancel", {}, command ? commandId : null));
       return this.sendViewerError(connection, "forbidden", "Your role cannot cancel commands");
     }
-    const command = this.getCommand(commandId);
     if (!command) return this.sendViewerError(connection, "not_found", `No command ${commandId}`);
     const by = { userId: identity.userId, name: identity.userName ?? identity.userId };
     if (["pending_approval", "queued", "dispatched", "running"].includes(command.status)) {
