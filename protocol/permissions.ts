@@ -59,3 +59,8 @@ export const ROLE_PERMISSIONS: Record<MemberRole, readonly Permission[]> = {
 export function roleMay(role: MemberRole | null | undefined, permission: Permission): boolean {
   return role ? ROLE_PERMISSIONS[role].includes(permission) : false;
 }
+
+/** Every role that has `permission`, for a route's allowed-roles list. */
+export function rolesWith(permission: Permission): MemberRole[] {
+  return (Object.keys(ROLE_PERMISSIONS) as MemberRole[]).filter((role) => roleMay(role, permission));
+}

@@ -211,6 +211,8 @@ export interface ScriptSummary {
   description: string;
   params: ParamDecl[];
   stepCount: number;
+  steps: ScriptBody["steps"];
+  stopOnFailure: boolean;
   changedByName: string;
   changedAt: number;
 }
@@ -236,6 +238,8 @@ export async function listScripts(db: Database, orgId: string, options: { includ
       description: body.description,
       params: body.params,
       stepCount: body.steps.length,
+      steps: body.steps,
+      stopOnFailure: body.stopOnFailure,
       changedByName: version.changedByName,
       changedAt: version.changedAt,
     };
