@@ -33,6 +33,8 @@ export const AUDIT_KINDS = [
   "runtime.update_offered",
   "runtime.update_status",
   "runtime.update_refused",
+  /** A request beyond the caller's role (protocol/permissions.ts); nothing changed. */
+  "permission.refused",
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 

@@ -89,6 +89,18 @@ export const timingsSchema = z.object({
 });
 export type Timings = z.infer<typeof timingsSchema>;
 
+/**
+ * The library script (and exact version and parameter values) a sequence was rendered from. Only the
+ * console's server sets it (the session's HTTP queue path); a viewer socket's run_sequence cannot carry it.
+ */
+export const scriptRefSchema = z.object({
+  id,
+  name: z.string().max(100),
+  version: z.number().int().positive(),
+  params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+});
+export type ScriptRef = z.infer<typeof scriptRefSchema>;
+
 // ---------------------------------------------------------------------------
 // Transcript events: an append-only log per endpoint, numbered by `seq`.
 // A viewer that reconnects asks for everything after the last seq it rendered.
@@ -116,6 +128,8 @@ export const transcriptEventSchema = z.discriminatedUnion("kind", [
     idempotent: z.boolean().optional(),
     /** A new attempt of an interrupted step: the interrupted command's id. */
     retryOf: id.optional(),
+    /** The library script version and parameter values this step was rendered from. */
+    script: scriptRefSchema.optional(),
   }),
   z.object({ ...eventBase, kind: z.literal("command.dispatched"), commandId: id }),
   z.object({ ...eventBase, kind: z.literal("command.started"), commandId: id, startedAt: epochMs }),
@@ -235,6 +249,38 @@ export type RuntimeState = z.infer<typeof runtimeStateSchema>;
 // ---------------------------------------------------------------------------
 // Browser (technician console) <-> session Durable Object
 
+
+export const runSequenceMessageSchema = z
+  .object({
+    type: z.literal("run_sequence"),
+    requestId: id,
+    name: z.string().trim().min(1).max(100),
+    steps: z
+      .array(
+        z.object({
+          text: z.string().trim().min(1, "Step is empty").max(MAX_COMMAND_LENGTH),
+          shell: shellSchema.default("default"),
+          /** Safe to run twice: after an interruption the session retries it once without asking. */
+          idempotent: z.boolean().default(false),
+        }),
+      )
+      .min(1)
+      .max(MAX_SEQUENCE_STEPS),
+    stopOnFailure: z.boolean().default(true),
+    /** Maintenance window start: nothing runs before this. */
+    notBefore: epochMs.nullable().default(null),
+    /** Steps not started by then end as expired. */
+    expiresAt: epochMs.nullable().default(null),
+    timeoutMs: z.number().int().positive().max(MAX_COMMAND_TIMEOUT_MS).optional(),
+    privileged: z.boolean().default(false),
+    reason: z.string().trim().max(500).default(""),
+  })
+  .refine((m) => m.expiresAt === null || m.notBefore === null || m.expiresAt > m.notBefore, {
+    message: "expiry must be after the maintenance window start",
+    path: ["expiresAt"],
+  });
+
+
 export const viewerMessageSchema = z.discriminatedUnion("type", [
   /** First message on every (re)connect: replay everything after `afterSeq`. */
   z.object({ type: z.literal("sync"), afterSeq: z.number().int().nonnegative() }),
@@ -257,35 +303,7 @@ export const viewerMessageSchema = z.discriminatedUnion("type", [
   /** Admins only: new links for every approver of a pending request (the old ones die), new expiry. */
   z.object({ type: z.literal("reissue_approval"), commandId: id }),
   /** Ordered diagnostic steps, run one after another whenever the runtime is next reachable. */
-  z
-    .object({
-      type: z.literal("run_sequence"),
-      requestId: id,
-      name: z.string().trim().min(1).max(100),
-      steps: z
-        .array(
-          z.object({
-            text: z.string().trim().min(1, "Step is empty").max(MAX_COMMAND_LENGTH),
-            shell: shellSchema.default("default"),
-            /** Safe to run twice: after an interruption the session retries it once without asking. */
-            idempotent: z.boolean().default(false),
-          }),
-        )
-        .min(1)
-        .max(MAX_SEQUENCE_STEPS),
-      stopOnFailure: z.boolean().default(true),
-      /** Maintenance window start: nothing runs before this. */
-      notBefore: epochMs.nullable().default(null),
-      /** Steps not started by then end as expired. */
-      expiresAt: epochMs.nullable().default(null),
-      timeoutMs: z.number().int().positive().max(MAX_COMMAND_TIMEOUT_MS).optional(),
-      privileged: z.boolean().default(false),
-      reason: z.string().trim().max(500).default(""),
-    })
-    .refine((m) => m.expiresAt === null || m.notBefore === null || m.expiresAt > m.notBefore, {
-      message: "expiry must be after the maintenance window start",
-      path: ["expiresAt"],
-    }),
+  runSequenceMessageSchema,
   /** Answers a paused sequence: run the interrupted step again (as a new command), skip it, or end the rest. */
   z.object({ type: z.literal("sequence_action"), sequenceId: id, action: z.enum(["retry", "skip", "abort"]) }),
 ]);

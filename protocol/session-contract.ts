@@ -4,6 +4,7 @@
 // the identity header; the console imports this, never workers/.
 import { z } from "zod";
 import { sessionPlacementSchema } from "./placement";
+import { runSequenceMessageSchema, scriptRefSchema } from "./messages";
 import { runtimePlatformSchema, runtimeVersionSchema } from "./runtime-release";
 
 export const MEMBER_ROLES = ["admin", "technician", "noc"] as const;
@@ -64,7 +65,28 @@ export const SESSION_PATHS = {
   placement: "/placement",
   /** The console tells the session the tenant's runtime target version changed: it re-reads it from the directory. */
   runtimeTarget: "/runtime-target",
+  /**
+   * The console's server queues a sequence for a member, an API token or an alert webhook (a directory peer
+   * whose role and canRun are the caller's; the session applies the role matrix and the approval policy as
+   * for a viewer's run_sequence).
+   */
+  queueSequence: "/sequence",
 } as const;
+
+export const queueSequenceRequestSchema = z.object({
+  sequence: runSequenceMessageSchema,
+  script: scriptRefSchema.nullable().default(null),
+});
+export type QueueSequenceRequest = z.input<typeof queueSequenceRequestSchema>;
+
+/** The session's answer: the steps it holds for this request (also for a repeated request id: nothing is queued twice). */
+export const queueSequenceResponseSchema = z.object({
+  requestId: z.string(),
+  sequenceId: z.string(),
+  duplicate: z.boolean(),
+  steps: z.array(z.object({ commandId: z.string(), step: z.number().int().nonnegative(), text: z.string(), status: z.string() })),
+});
+export type QueueSequenceResponse = z.infer<typeof queueSequenceResponseSchema>;
 
 export const placementRequestSchema = z.object({ placement: sessionPlacementSchema });
 export type PlacementRequest = z.infer<typeof placementRequestSchema>;

@@ -343,3 +343,109 @@ export const directoryAudit = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.orgId, t.seq] }), index("directory_audit_subject_idx").on(t.orgId, t.subjectType, t.subjectId, t.seq)],
 );
+
+// --- Script library, API tokens, alert webhooks (migrations 0015, 0016; docs/decisions/0025-script-library-and-api.md)
+
+export const scripts = sqliteTable(
+  "scripts",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    latestVersion: integer("latest_version").notNull(),
+    archivedAt: integer("archived_at"),
+    archivedBy: text("archived_by"),
+    createdAt: integer("created_at").notNull().default(now),
+  },
+  (t) => [uniqueIndex("scripts_org_name_idx").on(t.orgId, t.name)],
+);
+
+export const scriptVersions = sqliteTable(
+  "script_versions",
+  {
+    scriptId: text("script_id")
+      .notNull()
+      .references(() => scripts.id, { onDelete: "cascade" }),
+    version: integer("version").notNull(),
+    orgId: text("org_id").notNull(),
+    /** JSON: { description, params, steps, stopOnFailure } (app/models/script-library.server.ts scriptBodySchema). */
+    body: text("body").notNull(),
+    changedById: text("changed_by_id").notNull(),
+    changedByName: text("changed_by_name").notNull(),
+    changeNote: text("change_note").notNull().default(""),
+    changedAt: integer("changed_at").notNull().default(now),
+  },
+  (t) => [primaryKey({ columns: [t.scriptId, t.version] })],
+);
+
+export const apiTokens = sqliteTable(
+  "api_tokens",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    /** Hex SHA-256 of the whole token; the token itself is never stored. */
+    tokenHash: text("token_hash").notNull(),
+    /** The first characters, to tell tokens apart in the list. */
+    prefix: text("prefix").notNull(),
+    /** JSON array of scopes. */
+    scopes: text("scopes").notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull().default(now),
+    lastUsedAt: integer("last_used_at"),
+    revokedAt: integer("revoked_at"),
+    revokedBy: text("revoked_by"),
+  },
+  (t) => [uniqueIndex("api_tokens_hash_idx").on(t.tokenHash), index("api_tokens_org_idx").on(t.orgId, t.createdAt)],
+);
+
+export const apiAudit = sqliteTable(
+  "api_audit",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    at: integer("at").notNull(),
+    kind: text("kind").notNull(),
+    actor: text("actor").notNull(),
+    tokenId: text("token_id"),
+    detail: text("detail").notNull(),
+  },
+  (t) => [index("api_audit_org_idx").on(t.orgId, t.at)],
+);
+
+export const alertWebhooks = sqliteTable("alert_webhooks", {
+  id: text("id").primaryKey(),
+  orgId: text("org_id")
+    .notNull()
+    .references(() => organisations.id, { onDelete: "cascade" }),
+  name: text("name").notNull(),
+  scriptId: text("script_id")
+    .notNull()
+    .references(() => scripts.id, { onDelete: "cascade" }),
+  /** JSON object of fixed parameter values; the alert may supply the rest. */
+  params: text("params").notNull().default("{}"),
+  createdBy: text("created_by").notNull(),
+  createdAt: integer("created_at").notNull().default(now),
+  disabledAt: integer("disabled_at"),
+});
+
+export const alertDeliveries = sqliteTable(
+  "alert_deliveries",
+  {
+    webhookId: text("webhook_id")
+      .notNull()
+      .references(() => alertWebhooks.id, { onDelete: "cascade" }),
+    alertId: text("alert_id").notNull(),
+    orgId: text("org_id").notNull(),
+    endpointId: text("endpoint_id").notNull(),
+    requestId: text("request_id").notNull(),
+    /** JSON: the answer the first delivery got, repeated to every later delivery of the same alert. */
+    outcome: text("outcome").notNull(),
+    receivedAt: integer("received_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.webhookId, t.alertId] })],
+);

@@ -3,6 +3,7 @@
 // forwards to the endpoint's Durable Object with the verified identity in
 // x-caisey-* headers, which the DO trusts because it has no public route.
 import { createDb } from "~/db/client.server";
+import { API_PREFIX, handleApiRequest } from "./api-v1.server";
 import { authenticateMember, CAN_RUN_COMMANDS } from "~/lib/auth.server";
 import type { Env } from "~/lib/env.server";
 import { sha256Hex } from "~/lib/crypto.server";
@@ -27,6 +28,7 @@ export async function handleEdgeRequest(request: Request, env: Env): Promise<Res
   if (refused) return refused;
   const url = new URL(request.url);
   if (url.pathname.startsWith(VIEWER_SOCKET_PREFIX)) return handleViewerSocket(request, env, url);
+  if (url.pathname.startsWith(API_PREFIX)) return handleApiRequest(request, env);
   if (url.pathname === "/agent/enroll") return handleEnroll(request, env);
   if (url.pathname === "/agent/connect") return handleRuntimeConnect(request, env, SESSION_PATHS.runtime);
   if (url.pathname === "/agent/checkin") {

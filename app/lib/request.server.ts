@@ -20,6 +20,12 @@ export const RUNTIME_BEARER_PATHS: ReadonlySet<string> = new Set(["/agent/enroll
 /** Webhooks authenticated by their signature; like the runtime's routes they carry no cookie authority. */
 export const SIGNED_WEBHOOK_PATHS: ReadonlySet<string> = new Set(["/webhooks/clerk"]);
 
+/**
+ * The REST API (/api/v1, docs/decisions/0025-script-library-and-api.md): bearer API tokens only, never a
+ * cookie, so like the runtime's routes a forged cross-site request carries no authority.
+ */
+export const API_BEARER_PREFIX = "/api/v1/";
+
 const SAFE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /**
@@ -114,7 +120,7 @@ export function guardRequest(request: Request, env: Env): Response | null {
       `Refused: this server runs offline (development) sign-in, which only answers on loopback addresses such as 127.0.0.1, not on "${url.hostname}". Use Clerk for anything reachable from elsewhere.`,
     );
   }
-  if (RUNTIME_BEARER_PATHS.has(url.pathname) || SIGNED_WEBHOOK_PATHS.has(url.pathname)) return null;
+  if (RUNTIME_BEARER_PATHS.has(url.pathname) || SIGNED_WEBHOOK_PATHS.has(url.pathname) || url.pathname.startsWith(API_BEARER_PREFIX)) return null;
   if (SAFE_METHODS.has(request.method.toUpperCase()) && !isWebSocketUpgrade(request)) return null;
   const verdict = checkRequestOrigin(request, env);
   if (verdict.ok) return null;

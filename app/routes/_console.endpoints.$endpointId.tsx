@@ -24,7 +24,11 @@ import {
 } from "~/models/endpoint-lifecycle.server";
 import { getEndpointForOrg } from "~/models/endpoints.server";
 import { getEndpointRuntime } from "~/models/runtime-updates.server";
-import { listSequenceTemplates, saveSequenceTemplate, saveTemplateSchema } from "~/models/sequence-templates.server";
+import { saveTemplateSchema } from "~/models/sequence-templates.server";
+import { listScripts, saveScript, ScriptError } from "~/models/script-library.server";
+import { queueLibraryRun } from "~/models/automation.server";
+import { LibraryRunPanel } from "~/components/library-run-panel";
+import { roleMay, rolesWith } from "../../protocol/permissions";
 import { describeZodError } from "../../protocol/messages";
 
 export const meta: MetaFunction<typeof loader> = ({ data }) => [{ title: data ? `${data.endpoint.displayName ?? data.endpoint.hostname} · Caisey` : "Caisey" }];
@@ -41,9 +45,15 @@ export async function loader(args: LoaderFunctionArgs) {
   const { member, db, endpoint } = await loadEndpoint(args);
   // A decommissioned endpoint is read-only for everyone: the session refuses runs too.
   const canRun = CAN_RUN_COMMANDS.includes(member.role) && endpoint.decommissionedAt === null;
-  const templates = canRun ? await listSequenceTemplates(db, member.org.id) : [];
+  // NOC staff queue diagnostic sequences (drafted or from the library) but no live commands (docs/roles.md).
+  const canQueue = roleMay(member.role, "sequence.queue") && endpoint.decommissionedAt === null;
+  const scripts = canQueue ? await listScripts(db, member.org.id) : [];
+  // Scripts without parameters also load into the sequence drafting panel (they were its templates).
+  const templates = scripts
+    .filter((script) => script.params.length === 0)
+    .map((script) => ({ id: script.id, name: script.name, steps: script.steps, stopOnFailure: script.stopOnFailure, createdBy: script.changedByName }));
   const runtime = await getEndpointRuntime(getEnv(args.context), member.org.id, endpoint.id);
-  return json({ endpoint, canRun, role: member.role, isAdmin: LIFECYCLE_ROLES.includes(member.role), templates, runtime, now: Date.now() });
+  return json({ endpoint, canRun, canQueue, role: member.role, isAdmin: LIFECYCLE_ROLES.includes(member.role), templates, scripts, runtime, now: Date.now() });
 }
 
 /** Saves a reusable diagnostic sequence (from the sequence panel), or changes the endpoint's lifecycle (admins). */
@@ -51,7 +61,8 @@ export async function action(args: ActionFunctionArgs) {
   const form = await args.request.formData();
   const intent = form.get("intent");
   if (typeof intent === "string" && LIFECYCLE_INTENTS.includes(intent)) return lifecycleAction(args, Object.fromEntries(form));
-  const { member, db } = await loadEndpoint(args, CAN_RUN_COMMANDS);
+  if (intent === "run-script") return runScriptAction(args, form);
+  const { member, db } = await loadEndpoint(args, rolesWith("library.edit"));
   if (intent !== "save-template") return json({ error: "Unknown action" }, { status: 400 });
   let raw: unknown;
   try {
@@ -61,8 +72,35 @@ export async function action(args: ActionFunctionArgs) {
   }
   const parsed = saveTemplateSchema.safeParse(raw);
   if (!parsed.success) return json({ error: describeZodError(parsed.error) }, { status: 400 });
-  await saveSequenceTemplate(db, member.org.id, parsed.data, member.name);
+  // Saved into the script library: a new script, or a new version of the one with this name.
+  const existing = (await listScripts(db, member.org.id, { includeArchived: true })).find((script) => script.name === parsed.data.name);
+  try {
+    await saveScript(db, member.org.id, existing?.id ?? null, { name: parsed.data.name, body: { steps: parsed.data.steps, stopOnFailure: parsed.data.stopOnFailure }, changeNote: "Saved from the sequence panel" }, { userId: member.userId, name: member.name });
+  } catch (error) {
+    if (error instanceof ScriptError) return json({ error: error.message }, { status: error.status });
+    throw error;
+  }
   return json({ saved: parsed.data.name });
+}
+
+/** Runs a library script here: values validated and quoted on the server, queued through the session (role and approval checked there). */
+async function runScriptAction(args: ActionFunctionArgs, form: FormData) {
+  const member = await requireMember(args, rolesWith("sequence.queue"));
+  const params: Record<string, string> = {};
+  for (const key of new Set([...form.keys()].filter((k) => k.startsWith("param.")))) {
+    const values = form.getAll(key);
+    params[key.slice("param.".length)] = String(values[values.length - 1] ?? "");
+  }
+  const outcome = await queueLibraryRun(
+    getEnv(args.context),
+    member.org.id,
+    args.params.endpointId ?? "",
+    { scriptId: String(form.get("scriptId") ?? ""), params, notBefore: null, expiresAt: null, reason: String(form.get("reason") ?? "").trim() },
+    { userId: member.userId, name: member.name, email: member.email, role: member.role, canRun: CAN_RUN_COMMANDS.includes(member.role), address: callerAddress(args.request) },
+  );
+  if (outcome.status >= 300) return json({ error: String(outcome.body.error) }, { status: outcome.status });
+  const script = outcome.body.script as { name: string; version: number };
+  return json({ queued: `${script.name} v${script.version}` });
 }
 
 /**
@@ -106,7 +144,7 @@ async function lifecycleAction(args: ActionFunctionArgs, form: Record<string, Fo
 }
 
 export default function EndpointPage() {
-  const { endpoint, canRun, role, isAdmin, templates, runtime, now } = useLoaderData<typeof loader>();
+  const { endpoint, canRun, canQueue, role, isAdmin, templates, scripts, runtime, now } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const lifecycleResult = actionData && "intent" in actionData ? (actionData as LifecycleActionResult) : null;
   const navigation = useNavigation();
@@ -161,7 +199,10 @@ export default function EndpointPage() {
           command input appear then.
         </p>
       ) : (
-        <LiveSession endpointId={endpoint.id} canRun={canRun} role={role} defaultShell="default" templates={templates} onRuntimeState={onRuntimeState} />
+        <>
+          <LiveSession endpointId={endpoint.id} canRun={canRun} canQueue={canQueue} role={role} defaultShell="default" templates={templates} onRuntimeState={onRuntimeState} />
+          {canQueue ? <LibraryRunPanel scripts={scripts as never} /> : null}
+        </>
       )}
       {isAdmin ? <LifecycleActions endpoint={endpoint} result={lifecycleResult} busy={navigation.state !== "idle"} /> : null}
     </section>

@@ -28,6 +28,8 @@ export default function ConsoleLayout() {
             <NavLink to="/review" className={navClass}>Review</NavLink>
             {member.role === "admin" ? <NavLink to="/runtime-updates" className={navClass}>Runtime updates</NavLink> : null}
             {member.role === "admin" ? <NavLink to="/members" className={navClass}>Members</NavLink> : null}
+            <NavLink to="/library" className={navClass}>Library</NavLink>
+            {member.role === "admin" ? <NavLink to="/settings/api" className={navClass}>API</NavLink> : null}
           </nav>
           <div className="ml-auto flex items-center gap-3 text-sm text-slate-300">
             <span data-testid="current-member">

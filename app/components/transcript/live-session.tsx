@@ -21,6 +21,7 @@ export const REASON_REQUIRED_MESSAGE = "Give a reason: the client reads it first
 export function LiveSession({
   endpointId,
   canRun,
+  canQueue = canRun,
   role,
   defaultShell,
   templates,
@@ -30,6 +31,8 @@ export function LiveSession({
   onRuntimeState?: (runtime: { online: boolean } | null) => void;
   endpointId: string;
   canRun: boolean;
+  /** May queue diagnostic sequences (NOC staff may, without live commands; docs/roles.md). */
+  canQueue?: boolean;
   /** The member's role: only admins may re-issue approval links (the session enforces it too). */
   role: Role;
   defaultShell: Shell;
@@ -136,7 +139,7 @@ export function LiveSession({
               <CommandEntry
                 command={command}
                 browserRttMs={rttByRequest[command.requestId]}
-                canCancel={canRun}
+                canCancel={canRun || (canQueue && command.sequence !== null)}
                 canReissue={role === "admin"}
                 onCancel={session.cancel}
                 onReissue={session.reissue}
@@ -205,12 +208,14 @@ export function LiveSession({
           </div>
         </form>
       ) : null}
-      {canRun ? <SequencePanel templates={templates} onQueue={session.runSequence} /> : null}
+      {canQueue ? <SequencePanel templates={templates} onQueue={session.runSequence} /> : null}
       {canRun ? null : (
         <p className="border-t border-slate-700 px-4 py-2 text-xs text-slate-400" data-testid="cannot-run">
           {session.runtime?.decommissioned
             ? "This endpoint was decommissioned: nothing new runs on it. Its transcript stays readable."
-            : "Your role can watch but not run commands."}
+            : canQueue
+              ? "Your role can queue diagnostic sequences (below) but not run live commands."
+              : "Your role can watch but not run commands."}
         </p>
       )}
     </div>

@@ -8,6 +8,7 @@ import type { AuditLog } from "./audit-log";
 import type { CommandRow, CommandStore } from "./command-store";
 import { onPlacement, type PlacementHost } from "./placement";
 import type { PolicyCopy } from "./policy-copy";
+import { queueSequenceOverHttp, type QueueOverHttpHost } from "./queue-over-http";
 import type { RuntimePresence } from "./runtime-presence";
 import type { RuntimeUpdates } from "./runtime-updates";
 import type { SessionStore } from "./session-store";
@@ -21,6 +22,8 @@ export interface DirectoryHost {
   updates: RuntimeUpdates;
   audit: AuditLog;
   placement: PlacementHost;
+  /** A sequence queued by the console's server (library runs, the REST API, alert webhooks). */
+  acceptSequence: QueueOverHttpHost["accept"];
   broadcast(message: ViewerBoundMessage): void;
   offerUpdate(): void;
   scheduleAlarm(): void;
@@ -34,6 +37,7 @@ export class DirectoryCalls {
     if (path === SESSION_PATHS.lifecycle) return this.lifecycle(body, identity);
     if (path === SESSION_PATHS.placement) return onPlacement(this.host.placement, body, identity);
     if (path === SESSION_PATHS.runtimeTarget) return this.runtimeTargetRefresh(identity);
+    if (path === SESSION_PATHS.queueSequence) return queueSequenceOverHttp({ sql: this.host.store.sql, accept: this.host.acceptSequence }, body, identity);
     return Response.json({ error: "Not found" }, { status: 404 });
   }
 

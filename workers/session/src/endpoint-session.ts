@@ -126,21 +126,23 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     scheduleAlarm: () => this.wakeUps.schedule(),
   });
 
+  private readonly intake = new CommandIntake({
+    store: this.store,
+    commands: this.commands,
+    events: this.events,
+    audit: this.audit,
+    approvals: this.approvals,
+    policyCopy: this.policyCopy,
+    decommissioned: () => this.presence.decommissioned(),
+  });
+
   private readonly viewers = new ViewerChannel({
     store: this.store,
     commands: this.commands,
     events: this.events,
     audit: this.audit,
     replay: this.replay,
-    intake: new CommandIntake({
-      store: this.store,
-      commands: this.commands,
-      events: this.events,
-      audit: this.audit,
-      approvals: this.approvals,
-      policyCopy: this.policyCopy,
-      decommissioned: () => this.presence.decommissioned(),
-    }),
+    intake: this.intake,
     approvals: this.approvals,
     sequences: this.sequences,
     send: (connection, message) => this.send(connection, message),
@@ -171,6 +173,11 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     broadcast: (message) => this.broadcastToViewers(message),
     offerUpdate: () => this.runtime.offerUpdate(),
     scheduleAlarm: () => this.wakeUps.schedule(),
+    acceptSequence: async (sink, identity, message) => {
+      const refused = await this.intake.accept(identity, message);
+      if (refused) return sink.send(JSON.stringify({ type: "error", code: refused.code, message: refused.message, requestId: message.requestId }));
+      this.runtime.dispatch();
+    },
   });
 
   /** One alarm: check-in liveness, approval expiry, result deadlines and windows, approval delivery, audit replication. */

@@ -9,6 +9,7 @@ import type { CommandIntake, RunRequest } from "./command-intake";
 import type { CommandStore } from "./command-store";
 import type { EventLog } from "./event-log";
 import type { TranscriptReplay } from "./replay";
+import { cancelPermitted, identityMay, refusalAudit } from "./permissions";
 import type { ConnectionState } from "./runtime-presence";
 import type { SequenceFlow } from "./sequence-flow";
 import type { SessionStore } from "./session-store";
@@ -103,7 +104,10 @@ export class ViewerChannel {
 
   /** Retry / skip / abort for a sequence paused on an interrupted step; anything else is refused and audited. */
   private sequenceAction(connection: Connection, identity: PeerIdentity, sequenceId: string, action: "retry" | "skip" | "abort"): void {
-    if (!identity.canRun || !identity.userId) return this.error(connection, "forbidden", "Your role cannot change a sequence");
+    if (!identityMay(identity, "sequence.resume")) {
+      this.host.audit.append(refusalAudit(identity, "sequence.resume", { sequenceId, action }));
+      return this.error(connection, "forbidden", "Your role cannot change a sequence");
+    }
     const refused = this.host.sequences.act(sequenceId, action, actor(identity), identity.address);
     if (refused) return this.error(connection, refused.refused, refused.message);
     this.host.dispatch();
@@ -116,8 +120,11 @@ export class ViewerChannel {
   }
 
   private cancel(connection: Connection, identity: PeerIdentity, commandId: string): void {
-    if (!identity.canRun || !identity.userId) return this.error(connection, "forbidden", "Your role cannot cancel commands");
     const command = this.host.commands.get(commandId);
+    if (!cancelPermitted(identity, command)) {
+      this.host.audit.append(refusalAudit(identity, "command.cancel", {}, command ? commandId : null));
+      return this.error(connection, "forbidden", "Your role cannot cancel commands");
+    }
     if (!command) return this.error(connection, "not_found", `No command ${commandId}`);
     const by = actor(identity);
     if (!["pending_approval", "queued", "dispatched", "running"].includes(command.status)) {
