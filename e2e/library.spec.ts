@@ -54,7 +54,7 @@ test("an alert webhook queues a library script that the real runtime runs, once 
   expect(first.status).toBe(201);
   const second = await post();
   expect(second.status).toBe(200);
-  expect((await second.json()).duplicate).toBe(true);
+  expect(((await second.json()) as { duplicate: boolean }).duplicate).toBe(true);
 
   await openEndpoint(page, runtime().endpointId);
   const entries = page.getByTestId("command-entry").filter({ hasText: "echo alert 'disk-full'" });
