@@ -6,6 +6,7 @@
 // never runs again, so exactly-once holds per command id.
 import { COMMAND_OUTCOMES, type Actor, type TranscriptEvent } from "../../../protocol/messages";
 import type { AuditEntry } from "./audit-log";
+import { maintenanceWindowGate, type MaintenanceWindowHost } from "./maintenance-windows";
 
 /** The columns of a command row this module reads. */
 export type SequenceStepRow = {
@@ -29,6 +30,8 @@ export type SequenceStepRow = {
   retry_of: string | null;
   /** For an interrupted step: how the technician (or the session) went on. */
   resolution: "retried" | "auto_retried" | "skipped" | "aborted" | null;
+  /** 1: starts only inside one of the endpoint's maintenance windows (ADR 0026). */
+  maintenance_window?: number;
 };
 
 export type SequenceAction = "retry" | "skip" | "abort";
@@ -41,6 +44,8 @@ export interface SequenceFlowHost {
   audit(entry: AuditEntry): void;
   /** Ends a queued step without running it. */
   skip(commandId: string, error: string, by: Actor | null): void;
+  /** The client's zone and maintenance windows (the session's policy copy); absent: no window gating. */
+  policy?: MaintenanceWindowHost["policy"];
 }
 
 /** Whether a queued step may run now, must wait, or is skipped (and why). */
@@ -57,7 +62,18 @@ export class SequenceFlow {
    * failure in a stop-on-failure sequence the rest is skipped, naming the step
    * that actually failed (not the skipped one before it).
    */
-  gate(step: SequenceStepRow): StepGate {
+  gate(step: SequenceStepRow, now = Date.now()): StepGate {
+    const order = this.orderGate(step);
+    if (order.kind !== "run") return order;
+    // Every step of windowed work starts inside a window: a sequence the window closed on waits for the next one.
+    const policy = this.host.policy;
+    if (step.maintenance_window && maintenanceWindowGate({ sql: this.host.sql, policy: () => (policy ? policy() : null) }, step, now).kind === "wait") {
+      return { kind: "wait" };
+    }
+    return order;
+  }
+
+  private orderGate(step: SequenceStepRow): StepGate {
     if (step.sequence_id === null || step.step_index === 0) return { kind: "run" };
     const previous = this.latestAttempt(step.sequence_id, step.step_index - 1);
     if (!previous || !FINAL.has(previous.status)) return { kind: "wait" };
@@ -174,8 +190,8 @@ export class SequenceFlow {
     this.host.sql.exec(
       `INSERT INTO commands (id, request_id, text, shell, timeout_ms, requested_by_id, requested_by_name, status, created_at,
                              sequence_id, sequence_name, step_index, step_count, stop_on_failure, not_before, expires_at, alongside,
-                             idempotent, retry_of)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+                             idempotent, retry_of, maintenance_window)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
       commandId,
       requestId,
       step.text,
@@ -193,6 +209,7 @@ export class SequenceFlow {
       step.expires_at,
       step.idempotent,
       step.id,
+      step.maintenance_window ?? 0,
     );
     const requestedBy = { userId: step.requested_by_id, name: step.requested_by_name };
     this.host.appendEvent("command.queued", {
@@ -212,6 +229,7 @@ export class SequenceFlow {
       expiresAt: step.expires_at,
       idempotent: Boolean(step.idempotent),
       retryOf: step.id,
+      ...(step.maintenance_window ? { maintenanceWindow: true } : {}),
     });
     this.host.audit({
       kind: "command.requested",
