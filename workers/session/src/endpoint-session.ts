@@ -43,6 +43,7 @@ import { RuntimeUpdates } from "./runtime-updates";
 import type { SessionEnv } from "./env";
 import { migrate } from "./schema";
 import { SequenceFlow, type SequenceStepRow } from "./sequence-flow";
+import { onFleetQueue } from "./fleet-queue";
 
 /** How long a check-in may take to arrive (the runtime's request timeout): bounds a one-way clock estimate. */
 const CHECKIN_MAX_TRANSIT_MS = 15_000;
@@ -187,6 +188,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     appendEvent: (kind, body) => this.appendEvent(kind, body),
     audit: (entry) => this.audit.append(entry),
     skip: (commandId, error, by) => this.finishCommand(this.getCommand(commandId)!, { status: "skipped", exitCode: null, error, timings: null, ...(by ? { by } : {}) }),
+    policy: () => this.policyCopy.current(),
   });
 
   onStart(): void {
@@ -213,6 +215,14 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       if (path === SESSION_PATHS.lifecycle) return this.onLifecycle(body, identity);
       if (path === SESSION_PATHS.placement) return onPlacement(this.placementHost, body, identity);
       if (path === SESSION_PATHS.runtimeTarget) return this.onRuntimeTargetRefresh(identity);
+      if (path === SESSION_PATHS.fleetQueue) {
+        const queue = (viewer: PeerIdentity, message: RunRequest, sink: object) => {
+          const run = this.runQueue.then(() => this.acceptRun(sink as Connection, viewer, message));
+          this.runQueue = run.catch(() => undefined);
+          return run;
+        };
+        return onFleetQueue({ sql: this.ctx.storage.sql, queue }, body, identity);
+      }
       return Response.json({ error: "Not found" }, { status: 404 });
     }
     if (identity.peer === "runtime") {
@@ -618,7 +628,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     const sequence = isSequence
       ? { id: `seq_${crypto.randomUUID()}`, name: message.name, steps: steps.length, stopOnFailure: message.stopOnFailure }
       : null;
-    const notBefore = isSequence ? message.notBefore : null;
+    const notBefore = message.maintenanceWindow ? null : message.notBefore;
     const expiresAt = isSequence ? message.expiresAt : null;
     const now = Date.now();
 
@@ -649,6 +659,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         !isSequence && message.alongside ? 1 : 0,
         isSequence && idempotent ? 1 : 0,
       );
+      if (message.maintenanceWindow) this.ctx.storage.sql.exec("UPDATE commands SET maintenance_window = 1 WHERE id = ?", commandId);
       this.appendEvent("command.queued", {
         commandId,
         requestId,
@@ -660,6 +671,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
         expiresAt,
         ...(!isSequence && message.alongside ? { alongside: true } : {}),
         ...(isSequence && idempotent ? { idempotent: true } : {}),
+        ...(message.maintenanceWindow ? { maintenanceWindow: true } : {}),
       });
       this.audit.append({
         kind: "command.requested",
