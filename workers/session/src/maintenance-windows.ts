@@ -27,11 +27,12 @@ export function maintenanceWindowGate(
   if (!command.maintenance_window) return { kind: "run" };
   const policy = host.policy();
   const state = policy ? windowState(policy.maintenanceWindows, policy.timeZone, now) : ({ open: false, opensAt: null } as const);
-  if (state.open) return { kind: "run" };
-  // Keep not_before at the next opening: the alarm wakes the session then, and no window means no alarm.
-  if (command.not_before !== state.opensAt) {
-    host.sql.exec("UPDATE commands SET not_before = ? WHERE id = ?", state.opensAt, command.id);
-    command.not_before = state.opensAt;
+  // not_before follows the windows: the next opening while closed (the alarm wakes the session then; no window
+  // means no alarm), and no later than now while one is open (a window added since may open earlier).
+  const notBefore = state.open ? Math.min(command.not_before ?? now, now) : state.opensAt;
+  if (command.not_before !== notBefore) {
+    host.sql.exec("UPDATE commands SET not_before = ? WHERE id = ?", notBefore, command.id);
+    command.not_before = notBefore;
   }
-  return { kind: "wait", opensAt: state.opensAt };
+  return state.open ? { kind: "run" } : { kind: "wait", opensAt: state.opensAt };
 }
