@@ -10,8 +10,12 @@ import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { clients, endpointFilters, endpoints, fleetRunCommands, fleetRuns, fleetRunTargets, type Role } from "~/db/schema";
 import { newId } from "~/lib/crypto.server";
+import { TARGET_STATES, type TargetState } from "~/lib/fleet-states";
 import type { Env } from "~/lib/env.server";
 import { MAX_COMMAND_LENGTH, MAX_SEQUENCE_STEPS, shellSchema } from "../../protocol/messages";
+
+/** Re-exported so routes validate through this server module and never pull zod into a browser bundle. */
+export { describeZodError } from "../../protocol/messages";
 import { fleetQueueAnswerSchema, SESSION_PATHS } from "../../protocol/session-contract";
 import { endpointSearchSchema, filterConditions } from "./endpoints.server";
 import { callSession, NOT_PLACED_REASON } from "./session-call.server";
@@ -230,21 +234,6 @@ export async function createFleetRun(env: Pick<Env, "DB" | "ENDPOINT_SESSION">, 
   }
   return { fleetRunId, targets: targetRows.length };
 }
-
-export const TARGET_STATES = ["queued", "waiting_for_approval", "waiting_for_window", "running", "done", "failed", "offline", "never_connected", "not_queued"] as const;
-export type TargetState = (typeof TARGET_STATES)[number];
-
-export const TARGET_STATE_LABELS: Record<TargetState, string> = {
-  queued: "queued",
-  waiting_for_approval: "waiting for approval",
-  waiting_for_window: "waiting for window",
-  running: "running",
-  done: "done",
-  failed: "failed",
-  offline: "offline (queued)",
-  never_connected: "never connected",
-  not_queued: "not queued",
-};
 
 export interface FleetTargetProgress {
   endpointId: string;
