@@ -119,7 +119,7 @@ describe("fleet runs", () => {
       online.send({ type: "result", result: result(dispatch.command.commandId, "succeeded", `${text} ok\n`) });
     }
     await online.waitFor((m) => m.type === "ack" && m.commandId && online.messages.filter((x) => x.type === "ack").length === 3);
-    // The never-connected endpoint has no session: nothing was created for it.
+    // The offline target's session holds every step, queued, until its runtime is reachable.
     expect(await sessionSql(t.ep.b1, "SELECT COUNT(*) AS n FROM commands WHERE status = 'queued'")).toEqual([{ n: 3 }]);
     await replicate(t.ep.a1, t.ep.b1);
 
