@@ -132,7 +132,7 @@ async function main() {
 
   // One fleet run of a 3-step sequence to every runtime, through the console's own form action.
   const form = (fields: Record<string, string>) =>
-    fetch(`${stack.origin}/fleet?index`, { method: "POST", redirect: "manual", headers: { cookie }, body: new URLSearchParams(fields) });
+    fetch(`${stack.origin}/fleet?index`, { method: "POST", redirect: "manual", headers: { cookie, origin: stack.origin }, body: new URLSearchParams(fields) });
   await form({ intent: "save-filter", name: prefix, q: prefix });
   const filterId = await (async () => {
     const page = await (await fetch(`${stack.origin}/fleet`, { headers: { cookie } })).text();
