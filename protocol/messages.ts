@@ -130,6 +130,8 @@ export const transcriptEventSchema = z.discriminatedUnion("kind", [
     retryOf: id.optional(),
     /** The library script version and parameter values this step was rendered from. */
     script: scriptRefSchema.optional(),
+    /** Starts only inside one of the endpoint's recurring maintenance windows (ADR 0026). */
+    maintenanceWindow: z.boolean().optional(),
   }),
   z.object({ ...eventBase, kind: z.literal("command.dispatched"), commandId: id }),
   z.object({ ...eventBase, kind: z.literal("command.started"), commandId: id, startedAt: epochMs }),
@@ -271,6 +273,8 @@ export const runSequenceMessageSchema = z
     notBefore: epochMs.nullable().default(null),
     /** Steps not started by then end as expired. */
     expiresAt: epochMs.nullable().default(null),
+    /** Each step starts only inside one of the endpoint's recurring maintenance windows (ADR 0026). */
+    maintenanceWindow: z.boolean().default(false),
     timeoutMs: z.number().int().positive().max(MAX_COMMAND_TIMEOUT_MS).optional(),
     privileged: z.boolean().default(false),
     reason: z.string().trim().max(500).default(""),
@@ -295,6 +299,10 @@ export const viewerMessageSchema = z.discriminatedUnion("type", [
     reason: z.string().trim().max(500).default(""),
     /** Runs next to whatever is running (e.g. a long `tail -f`) instead of waiting its turn. */
     alongside: z.boolean().default(false),
+    /** A scheduled command: nothing runs before this. */
+    notBefore: epochMs.nullable().default(null),
+    /** Starts only inside one of the endpoint's recurring maintenance windows (ADR 0026). */
+    maintenanceWindow: z.boolean().default(false),
   }),
   /** Older transcript history than the viewer has: the commands before `beforeSeq`, one page at a time. */
   z.object({ type: z.literal("history"), beforeSeq: z.number().int().positive() }),

@@ -71,6 +71,8 @@ export const SESSION_PATHS = {
    * for a viewer's run_sequence).
    */
   queueSequence: "/sequence",
+  /** The console queues one fleet run's work on this endpoint, as the member who started the run (ADR 0026). */
+  fleetQueue: "/fleet-queue",
 } as const;
 
 export const queueSequenceRequestSchema = z.object({
@@ -87,6 +89,30 @@ export const queueSequenceResponseSchema = z.object({
   steps: z.array(z.object({ commandId: z.string(), step: z.number().int().nonnegative(), text: z.string(), status: z.string() })),
 });
 export type QueueSequenceResponse = z.infer<typeof queueSequenceResponseSchema>;
+
+/**
+ * One fleet run's work for one endpoint: the same run / run_sequence message a
+ * technician's page sends (validated by the session with viewerMessageSchema),
+ * queued through the same path, under the run's requestId so a repeat queues
+ * nothing twice. The caller's identity (peer "directory") carries the member who
+ * started the fleet run, with their role and whether they may run commands.
+ */
+export const fleetQueueRequestSchema = z.object({
+  fleetRunId: z.string().min(1).max(128),
+  run: z.record(z.string(), z.unknown()),
+});
+export type FleetQueueRequest = z.infer<typeof fleetQueueRequestSchema>;
+
+/** The session's answer: the commands it holds for the run (one per step), or why it queued nothing. */
+export const fleetQueueAnswerSchema = z.union([
+  z.object({
+    queued: z.literal(true),
+    sequenceId: z.string().nullable(),
+    commands: z.array(z.object({ commandId: z.string(), step: z.number().int().nonnegative(), status: z.string() })).min(1),
+  }),
+  z.object({ queued: z.literal(false), code: z.string(), error: z.string() }),
+]);
+export type FleetQueueAnswer = z.infer<typeof fleetQueueAnswerSchema>;
 
 export const placementRequestSchema = z.object({ placement: sessionPlacementSchema });
 export type PlacementRequest = z.infer<typeof placementRequestSchema>;

@@ -449,3 +449,105 @@ export const alertDeliveries = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.webhookId, t.alertId] })],
 );
+
+// ---------------------------------------------------------------------------
+// Fleet runs and recurring maintenance windows (docs/decisions/0026-fleet-runs-and-maintenance-windows.md).
+
+/** One command or sequence queued on many endpoints of a tenant. */
+export const fleetRuns = sqliteTable(
+  "fleet_runs",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    kind: text("kind", { enum: ["command", "sequence"] }).notNull(),
+    /** JSON array of {text, shell, idempotent} steps (one for a command). */
+    steps: text("steps").notNull(),
+    stopOnFailure: integer("stop_on_failure", { mode: "boolean" }).notNull().default(true),
+    /** JSON of the target selector as chosen: {client, tag, os, filterId}. */
+    selector: text("selector").notNull(),
+    /** "now", "at" (notBefore) or "window" (each target's next maintenance window). */
+    schedule: text("schedule", { enum: ["now", "at", "window"] }).notNull(),
+    notBefore: integer("not_before"),
+    createdById: text("created_by_id").notNull(),
+    createdByName: text("created_by_name").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("fleet_runs_org_created_idx").on(t.orgId, t.createdAt)],
+);
+
+/**
+ * A target of a fleet run and how it was handed to its session: "queued" (the session holds it; progress comes
+ * from the audit replica), "never_connected" (no session exists yet: nothing was queued), "refused" or
+ * "unreachable" (not queued; `error` says why).
+ */
+export const fleetRunTargets = sqliteTable(
+  "fleet_run_targets",
+  {
+    fleetRunId: text("fleet_run_id")
+      .notNull()
+      .references(() => fleetRuns.id, { onDelete: "cascade" }),
+    endpointId: text("endpoint_id").notNull(),
+    orgId: text("org_id").notNull(),
+    hostname: text("hostname").notNull(),
+    clientName: text("client_name").notNull(),
+    handover: text("handover", { enum: ["queued", "never_connected", "refused", "unreachable"] }).notNull(),
+    error: text("error"),
+    requestId: text("request_id").notNull(),
+    sequenceId: text("sequence_id"),
+  },
+  (t) => [primaryKey({ columns: [t.fleetRunId, t.endpointId] })],
+);
+
+/** The command ids a target's session created for a fleet run, one per step. */
+export const fleetRunCommands = sqliteTable(
+  "fleet_run_commands",
+  {
+    fleetRunId: text("fleet_run_id")
+      .notNull()
+      .references(() => fleetRuns.id, { onDelete: "cascade" }),
+    endpointId: text("endpoint_id").notNull(),
+    commandId: text("command_id").notNull(),
+    step: integer("step").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.fleetRunId, t.endpointId, t.step] }), index("fleet_run_commands_command_idx").on(t.commandId)],
+);
+
+/** A named endpoint search (client, tag, OS, text) a fleet run can target. */
+export const endpointFilters = sqliteTable(
+  "endpoint_filters",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    /** JSON {q, client, tag, os}. */
+    filter: text("filter").notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("endpoint_filters_org_name_idx").on(t.orgId, t.name)],
+);
+
+/** A recurring window per client or per endpoint tag (exactly one of the two), in the endpoint's client's zone. */
+export const maintenanceWindows = sqliteTable(
+  "maintenance_windows",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    clientId: text("client_id").references(() => clients.id, { onDelete: "cascade" }),
+    tagId: text("tag_id").references(() => tags.id, { onDelete: "cascade" }),
+    /** JSON array of local weekdays, 0 = Sunday. */
+    days: text("days").notNull(),
+    startMinute: integer("start_minute").notNull(),
+    durationMinutes: integer("duration_minutes").notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("maintenance_windows_client_idx").on(t.clientId), index("maintenance_windows_tag_idx").on(t.tagId)],
+);

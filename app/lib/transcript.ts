@@ -69,6 +69,8 @@ export interface TranscriptCommand {
   cancelRequestedBy: Actor | null;
   sequence: { id: string; name: string; step: number; steps: number; stopOnFailure: boolean } | null;
   notBefore: number | null;
+  /** Starts only inside one of the endpoint's recurring maintenance windows (ADR 0026). */
+  maintenanceWindow: boolean;
   expiresAt: number | null;
   approval: TranscriptApproval | null;
   /** Runtime messages about this command that the session refused (nothing changed). */
@@ -176,6 +178,7 @@ function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptS
       cancelRequestedBy: null,
       sequence: event.sequence ?? null,
       notBefore: event.notBefore ?? null,
+      maintenanceWindow: event.maintenanceWindow ?? false,
       expiresAt: event.expiresAt ?? null,
       approval: null,
       refusals: [],

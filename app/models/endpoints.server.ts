@@ -67,7 +67,7 @@ export interface EndpointPage {
   nextCursor: string | null;
 }
 
-function filterConditions(orgId: string, search: EndpointSearch): SQL[] {
+export function filterConditions(orgId: string, search: EndpointSearch): SQL[] {
   const conditions: SQL[] = [eq(endpoints.orgId, orgId)];
   if (search.client) conditions.push(eq(endpoints.clientId, search.client));
   if (search.os) conditions.push(eq(endpoints.os, search.os));

@@ -26,6 +26,7 @@ export default function ConsoleLayout() {
             <NavLink to="/endpoints" className={navClass}>Endpoints</NavLink>
             <NavLink to="/clients" className={navClass}>Clients</NavLink>
             <NavLink to="/review" className={navClass}>Review</NavLink>
+            <NavLink to="/fleet" className={navClass}>Fleet runs</NavLink>
             {member.role === "admin" ? <NavLink to="/runtime-updates" className={navClass}>Runtime updates</NavLink> : null}
             {member.role === "admin" ? <NavLink to="/members" className={navClass}>Members</NavLink> : null}
             <NavLink to="/library" className={navClass}>Library</NavLink>

@@ -85,6 +85,7 @@ describe("client approval policies (D1)", () => {
       hostname: `host-${endpointId}`,
       clientName: `Client ${clientId}`,
       timeZone: "Europe/Berlin",
+      maintenanceWindows: [],
     });
     // An endpoint the directory does not know: null, never a default.
     expect(await readSessionPolicy(env.DB, unique("ep_unknown"))).toBeNull();

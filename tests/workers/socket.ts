@@ -276,3 +276,12 @@ export function freshEndpoint(prefix = "ep_test"): string {
 export function sessionSql(endpointId: string, query: string, ...bindings: unknown[]): Promise<any[]> {
   return runInSession(sessionStub(endpointId), (_instance, state) => state.storage.sql.exec(query, ...bindings).toArray());
 }
+
+/** Replicates the session's audit chain to D1 now (what its alarm does shortly after the events), until nothing is left. */
+export async function replicateAudit(endpointId: string): Promise<void> {
+  for (;;) {
+    const outcome = await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB, env.AUDIT_MAC_KEY));
+    if ("failed" in outcome) throw new Error(`audit replication failed: ${outcome.failed}`);
+    if (outcome.remaining === 0) return;
+  }
+}

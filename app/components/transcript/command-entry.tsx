@@ -64,7 +64,8 @@ export const CommandEntry = memo(function CommandEntry({
         ) : null}
         <span>{command.requestedBy.name}</span>
         <span title="sent">sent {formatTimestamp(command.queuedAt)}</span>
-        {command.notBefore && !command.dispatchedAt ? <span>not before {formatTimestamp(command.notBefore)}</span> : null}
+        {command.notBefore && !command.dispatchedAt && !command.maintenanceWindow ? <span>not before {formatTimestamp(command.notBefore)}</span> : null}
+        {command.maintenanceWindow && !command.dispatchedAt ? <span data-testid="maintenance-window">waits for the maintenance window (client's time zone)</span> : null}
         {command.expiresAt && !command.startedAt ? <span>expires {formatTimestamp(command.expiresAt)}</span> : null}
         {command.dispatchedAt ? <span title="dispatched to the runtime">dispatched {formatTimestamp(command.dispatchedAt)}</span> : null}
         {command.startedAt ? <span title="executed on the endpoint (server time)">executed {formatTimestamp(command.startedAt)}</span> : null}

@@ -33,6 +33,7 @@ export function SequencePanel({
   const [idempotent, setIdempotent] = useState(false);
   const [notBefore, setNotBefore] = useState("");
   const [expiresAt, setExpiresAt] = useState("");
+  const [inWindow, setInWindow] = useState(false);
   const [privileged, setPrivileged] = useState(false);
   const [reason, setReason] = useState("");
   const [problem, setProblem] = useState<string | null>(null);
@@ -56,10 +57,11 @@ export function SequencePanel({
     const end = localTimeToEpoch(expiresAt);
     if (!name.trim() || steps.length === 0) return setProblem("Give the sequence a name and at least one step.");
     if (start !== null && end !== null && end <= start) return setProblem("The expiry must be after the window opens.");
+    if (inWindow && start !== null) return setProblem("Choose either a start time or the maintenance window, not both.");
     if (privileged && !reason.trim()) return setProblem("Give a reason: the client reads it first when deciding whether to approve.");
     setProblem(null);
     // The reason travels even unticked: under the client's policy any step may still need approval.
-    onQueue({ name: name.trim(), steps, stopOnFailure, notBefore: start, expiresAt: end, privileged, reason: reason.trim() });
+    onQueue({ name: name.trim(), steps, stopOnFailure, notBefore: start, expiresAt: end, privileged, reason: reason.trim(), maintenanceWindow: inWindow });
     setStepsText("");
   };
 
@@ -105,6 +107,9 @@ export function SequencePanel({
           <input type="checkbox" checked={idempotent} onChange={(e) => setIdempotent(e.target.checked)} data-testid="sequence-idempotent" /> Steps are safe to run twice
         </label>
         <label className="flex items-center gap-1.5">Not before <input type="datetime-local" value={notBefore} onChange={(e) => setNotBefore(e.target.value)} aria-label="Not before" className={inputClass} /></label>
+        <label className="flex items-center gap-1.5" title="Each step starts only inside one of the client's (or the endpoint's tags') recurring maintenance windows, in the client's time zone">
+          <input type="checkbox" checked={inWindow} onChange={(e) => setInWindow(e.target.checked)} /> In the maintenance window
+        </label>
         <label className="flex items-center gap-1.5">Expires <input type="datetime-local" value={expiresAt} onChange={(e) => setExpiresAt(e.target.value)} aria-label="Expires" className={inputClass} /></label>
         <label className="flex items-center gap-1.5">
           <input type="checkbox" checked={privileged} onChange={(e) => setPrivileged(e.target.checked)} /> Ask the client to approve every step

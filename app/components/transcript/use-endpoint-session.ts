@@ -138,9 +138,19 @@ export function useEndpointSession(endpointId: string) {
   }, [send]);
 
   const run = useCallback(
-    (text: string, shell: Shell, options: { privileged: boolean; reason: string; alongside?: boolean }) => {
+    (text: string, shell: Shell, options: { privileged: boolean; reason: string; alongside?: boolean; notBefore?: number | null; maintenanceWindow?: boolean }) => {
       const requestId = crypto.randomUUID();
-      send({ type: "run", requestId, text, shell, alongside: options.alongside ?? false, privileged: options.privileged, reason: options.reason });
+      send({
+        type: "run",
+        requestId,
+        text,
+        shell,
+        alongside: options.alongside ?? false,
+        privileged: options.privileged,
+        reason: options.reason,
+        notBefore: options.notBefore ?? null,
+        maintenanceWindow: options.maintenanceWindow ?? false,
+      });
       return requestId;
     },
     [send],

@@ -67,7 +67,8 @@ export class CommandIntake {
       };
     }
     const sequence = isSequence ? { id: `seq_${crypto.randomUUID()}`, name: message.name, steps: steps.length, stopOnFailure: message.stopOnFailure } : null;
-    const notBefore = isSequence ? message.notBefore : null;
+    // Work for the maintenance window waits for the window's next opening instead of a fixed time.
+    const notBefore = message.maintenanceWindow ? null : message.notBefore;
     const expiresAt = isSequence ? message.expiresAt : null;
     const alongside = !isSequence && message.alongside;
     const now = Date.now();
@@ -100,6 +101,7 @@ export class CommandIntake {
         alongside ? 1 : 0,
         stepIdempotent ? 1 : 0,
       );
+      if (message.maintenanceWindow) store.exec("UPDATE commands SET maintenance_window = 1 WHERE id = ?", commandId);
       this.host.events.append("command.queued", {
         commandId,
         requestId,
@@ -112,6 +114,7 @@ export class CommandIntake {
         ...(alongside ? { alongside: true } : {}),
         ...(stepIdempotent ? { idempotent: true } : {}),
         ...(message.script ? { script: message.script } : {}),
+        ...(message.maintenanceWindow ? { maintenanceWindow: true } : {}),
       });
       this.host.audit.append({
         kind: "command.requested",

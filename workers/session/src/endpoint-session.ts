@@ -73,6 +73,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     appendEvent: (kind, body) => this.events.append(kind, body),
     audit: (entry) => this.audit.append(entry),
     skip: (commandId, error, by) => this.commands.finish(commandId, { status: "skipped", exitCode: null, error, timings: null, ...(by ? { by } : {}) }),
+    policy: () => this.policyCopy.current(),
   });
 
   private readonly presence = new RuntimePresence({
@@ -173,7 +174,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     broadcast: (message) => this.broadcastToViewers(message),
     offerUpdate: () => this.runtime.offerUpdate(),
     scheduleAlarm: () => this.wakeUps.schedule(),
-    acceptSequence: async (sink, identity, message) => {
+    acceptFromDirectory: async (sink, identity, message) => {
       const refused = await this.intake.accept(identity, message);
       if (refused) return sink.send(JSON.stringify({ type: "error", code: refused.code, message: refused.message, requestId: message.requestId }));
       this.runtime.dispatch();
