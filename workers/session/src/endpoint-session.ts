@@ -10,7 +10,7 @@ import {
   runtimeMessageSchema,
   viewerMessageSchema,
   type CheckinRequest,
-  type CheckinResponse,
+  type FullCheckinResponse,
   type CommandResult,
   type DispatchedCommand,
   type OutputChunk,
@@ -34,6 +34,7 @@ import {
 } from "../../../protocol/session-contract";
 import { ApprovalFlow, eligibleApprovers } from "./approval-flow";
 import { TokenBucket } from "./token-bucket";
+import { checkinHttpAnswer, COMPACT_CHECKIN_KEY, compactAnswersSetting } from "./checkin-answer";
 import { estimateFromCheckinSample, estimateFromEcho, estimateFromOneWay, RuntimeClock } from "./runtime-clock";
 import { onPlacement, type PlacementHost } from "./placement";
 import { PolicyCopy } from "./policy-copy";
@@ -224,7 +225,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       if (!this.checkinBucket.take(Date.now())) {
         return Response.json({ error: "Checking in too often; wait before the next check-in" }, { status: 429, headers: { "Retry-After": String(CHECKIN_RETRY_AFTER_S) } });
       }
-      return Response.json(this.onCheckin(parsed.data, identity));
+      return checkinHttpAnswer(this.onCheckin(parsed.data, identity), parsed.data, this.getRuntimeValue(COMPACT_CHECKIN_KEY));
     }
     if (request.method !== "POST") return Response.json({ error: "Not found" }, { status: 404 });
     if (path === SESSION_PATHS.approvalView) return respond(this.approvals.view(body, identity));
@@ -328,7 +329,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
    * The HTTPS path for runtimes behind networks that block WebSockets: the same
    * idempotent result handling and due-command rules as the socket.
    */
-  private onCheckin(checkin: CheckinRequest, identity: PeerIdentity): CheckinResponse {
+  private onCheckin(checkin: CheckinRequest, identity: PeerIdentity): FullCheckinResponse {
     const now = Date.now();
     const wasOnline = this.runtimeState().online;
     const intervalMs = DEFAULT_CHECKIN_INTERVAL_MS;
@@ -339,6 +340,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     this.setRuntimeValue("checkin_at", String(now));
     // A runtime describes itself on its first check-in per process only (metered links).
     if (checkin.runtimeVersion !== undefined) this.runtimeUpdates.report(checkin.runtimeVersion, checkin.platform);
+    const compactSetting = compactAnswersSetting(checkin);
+    if (compactSetting !== undefined) this.setRuntimeValue(COMPACT_CHECKIN_KEY, compactSetting);
     for (const status of checkin.updateStatus) this.runtimeUpdates.onStatus(status, identity.address);
     if (!wasOnline) {
       this.setRuntimeOnline(true, "checkin");
