@@ -189,6 +189,11 @@ export class Runtime {
     await exited(child);
   }
 
+  /** The process was started and has ended (e.g. killed itself by fault injection). */
+  exited(): boolean {
+    return this.child !== null && this.child.exitCode !== null || this.child?.signalCode != null;
+  }
+
   ledgerLines(): string[] {
     return existsSync(this.ledger) ? readFileSync(this.ledger, "utf8").split("\n").filter(Boolean) : [];
   }
