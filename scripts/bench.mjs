@@ -165,7 +165,8 @@ async function measureProduct() {
   const stack = startChild(process.execPath, [
     "scripts/dev.mjs", "--port", options.port, "--state", ".wrangler/bench-state", "--fresh", "--no-build", "--no-demo-runtime", "--no-rate-limits",
   ]);
-  await waitForOutput(stack, /Console ready/);
+  // A fresh stack publishes the runtime release and applies every migration: minutes on a loaded shared machine.
+  await waitForOutput(stack, /Console ready/, 300_000);
 
   const stateDir = join(root, ".wrangler/bench-state/runtime");
   mkdirSync(stateDir, { recursive: true });
