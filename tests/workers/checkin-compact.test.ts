@@ -3,9 +3,16 @@
 // when there is nothing to do, and otherwise only what is not a default. Every
 // check-in guarantee stays: acks, dispatch, the re-offer of unreported work and
 // the server time the runtime's clock samples need.
-import { describe, expect, it } from "vitest";
+import { env } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { handleEdgeRequest } from "~/edge/router.server";
+import { sha256Hex } from "~/lib/crypto.server";
 import { checkinResponseSchema, DEFAULT_CHECKIN_INTERVAL_MS } from "../../protocol/messages";
+import { DEMO_ORG } from "../../scripts/seed.mjs";
+import { seedDemo } from "./helpers";
 import { checkin, connectViewer, freshEndpoint, result, sessionSql, viewerIdentity } from "./socket";
+
+beforeAll(seedDemo);
 
 async function queueOne(endpointId: string, text: string): Promise<void> {
   const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
@@ -71,5 +78,23 @@ describe("compact check-in answers", () => {
     expect(rolledBack.status).toBe(200);
     expect(rolledBack.body).toMatchObject({ acks: [], dispatch: [], cancel: [], nextCheckinMs: DEFAULT_CHECKIN_INTERVAL_MS });
     expect((await checkin(endpointId, later)).body).toMatchObject({ acks: [], dispatch: [], cancel: [] });
+  });
+
+  it("passes through the edge as a bare 204, for a request without a content-type", async () => {
+    const endpointId = freshEndpoint("ep_compact_edge");
+    const credential = "c".repeat(40) + Date.now();
+    await env.DB.prepare("INSERT INTO endpoints (id, org_id, client_id, hostname, os, credential_hash) VALUES (?, ?, 'cl_acme', ?, 'linux', ?)")
+      .bind(endpointId, DEMO_ORG.id, `host-${endpointId}`, await sha256Hex(credential))
+      .run();
+    const post = (body: Record<string, unknown>) =>
+      handleEdgeRequest(
+        new Request("http://127.0.0.1:8788/agent/checkin", { method: "POST", headers: { authorization: `Bearer ${credential}` }, body: JSON.stringify({ protocol: 1, clock: Date.now(), ...body }) }),
+        env,
+      );
+    const first = (await post({ runtimeVersion: "test", hostname: "h", os: "linux", compactAnswers: true }))!;
+    expect(first.status).toBe(204);
+    expect(first.headers.get("content-type")).toBeNull();
+    expect(await first.text()).toBe("");
+    expect((await post({}))!.status).toBe(204);
   });
 });
