@@ -302,7 +302,7 @@ API round trip (no browser): p50 ${fmt(apiRow.p50)} ms = **${apiRatio.toFixed(2)
 
 Where the time goes (p50s): ${fmt(endpointRow.p50)} ms running the command on the endpoint;
 ${fmt(serverRow.p50 - endpointRow.p50)} ms between the DO and the runtime (dispatch after the DO's durable commit, the
-runtime's journal fsync before the spawn, the result — sent before its outbox fsync, ADR 0027 — and its parsing; the
+runtime's journal fsync before the spawn, the outbox fsync before the result is sent, the result and its parsing; the
 session's own split over the API runs: ${fmt(api.toEndpoint.p50)} ms to the endpoint, ${fmt(api.back.p50)} ms back, on workerd's coarse clock);
 ${fmt(apiRow.p50 - serverRow.p50)} ms between a technician's socket and the DO (wrangler's local proxy both ways, the
 accept and its durable commit before the dispatch, the result's commit before the broadcast; no D1 read on the command

@@ -40,12 +40,6 @@ export type Transport = "websocket" | "checkin";
 export const WEBSOCKET_FAILURES_BEFORE_CHECKIN = 2;
 /** How often a check-in runtime sends the session a clock sample (ADR 0017). */
 const CLOCK_SAMPLE_EVERY_MS = 10 * 60_000;
-/**
- * Fault injection for tests/faults/queue-faults.test.ts only: the runtime kills
- * itself right after sending a result ("sent") or just before ("unsent"), in
- * either case before the result is in the outbox (ADR 0027).
- */
-const CRASH_AT_RESULT = process.env.CAISEY_TEST_CRASH_AT_RESULT;
 /** `status` shows the last contact; on the socket it is refreshed at most this often. */
 const CONTACT_WRITE_INTERVAL_MS = 60_000;
 
@@ -482,28 +476,16 @@ export class Agent {
     }
   }
 
-  /**
-   * Send, then persist (ADR 0027): the outbox's fsyncs (~10 ms on a loaded disk)
-   * no longer sit between the exit and the technician's screen. Exactly-once
-   * does not depend on the order: the journal line fsynced before the spawn is
-   * what stops a second run. A crash before the outbox write is durable leaves
-   * the same two outcomes as a crash just before the send did: the session has
-   * the result (and its ack makes the outbox entry moot), or it redelivers and
-   * the journal answers "interrupted, not run again". The write is synchronous,
-   * so no ack can be handled before the entry exists.
-   */
+  /** Persist, then send: if we crash in between, the outbox resends it after restart. */
   private async complete(result: CommandResult): Promise<void> {
-    if (CRASH_AT_RESULT === "unsent") process.kill(process.pid, "SIGKILL");
-    const sent = this.send({ type: "result", result });
-    if (CRASH_AT_RESULT === "sent") process.kill(process.pid, "SIGKILL");
     try {
       await this.outbox.put(result);
     } catch (error) {
-      // Sent (or sent with the next check-in from memory): the server may still ack it.
+      // Still worth sending: the server may ack it before anything else goes wrong.
       this.options.log.error(`could not save the result of ${result.commandId} to the outbox: ${errorText(error)}`);
     }
     // On check-in a result goes out with the next check-in; outside a batch that is now (a batch checks in when it ends).
-    if (!sent && this.mode === "checkin" && !this.draining) this.checkin.wake();
+    if (!this.send({ type: "result", result }) && this.mode === "checkin" && !this.draining) this.checkin.wake();
   }
 
   private onCancel(commandId: string): void {
