@@ -481,20 +481,56 @@ export const checkinRequestSchema = z.object({
   updateStatus: z.array(runtimeUpdateStatusSchema).max(10).default([]),
   /** A previous check-in's timestamps (sent now and then, not every time: bytes on metered links). */
   clockSample: clockSampleSchema.optional(),
+  /**
+   * Sent with the self-description: this runtime takes compact answers (no body
+   * when there is nothing to say, empty lists and defaults left out;
+   * docs/decisions/0027-round-trip-and-idle-bytes.md). The session remembers
+   * it until the next self-description, so older runtimes keep full answers.
+   */
+  compactAnswers: z.literal(true).optional(),
+  /** Answer with `serverTime` even when there is nothing else to say: the runtime takes a clock sample from it. */
+  wantTime: z.literal(true).optional(),
 });
 export type CheckinRequest = z.infer<typeof checkinRequestSchema>;
 
+/**
+ * The check-in answer. A compact answer (for runtimes that said `compactAnswers`)
+ * leaves out empty lists, the default interval and, unless asked for, the
+ * server time; with none of them left it is an HTTP 204 without a body
+ * (`compactCheckinAnswer`). The defaults here make both forms parse the same.
+ */
 export const checkinResponseSchema = z.object({
   /** Results now stored; the runtime may drop them from its outbox. */
-  acks: z.array(id),
+  acks: z.array(id).default([]),
   /** Due commands, in the order they must run. */
-  dispatch: z.array(dispatchedCommandSchema),
-  cancel: z.array(id),
-  nextCheckinMs: z.number().int().positive(),
-  serverTime: epochMs,
+  dispatch: z.array(dispatchedCommandSchema).default([]),
+  cancel: z.array(id).default([]),
+  nextCheckinMs: z.number().int().positive().default(DEFAULT_CHECKIN_INTERVAL_MS),
+  /** Always in a full answer; in a compact one when asked for (`wantTime`) or when the answer has a body anyway. */
+  serverTime: epochMs.optional(),
   update: runtimeUpdateOfferSchema.optional(),
 });
 export type CheckinResponse = z.infer<typeof checkinResponseSchema>;
+/** What the session computes for every check-in, before it is encoded full or compact. */
+export type FullCheckinResponse = CheckinResponse & { serverTime: number };
+
+/**
+ * The compact wire form of an answer: null when there is nothing to say (the
+ * session answers 204 No Content), else only what differs from the schema's defaults.
+ */
+export function compactCheckinAnswer(answer: FullCheckinResponse, wantTime: boolean): Partial<CheckinResponse> | null {
+  const { acks, dispatch, cancel, nextCheckinMs, serverTime, update } = answer;
+  const compact: Partial<CheckinResponse> = {
+    ...(acks.length ? { acks } : {}),
+    ...(dispatch.length ? { dispatch } : {}),
+    ...(cancel.length ? { cancel } : {}),
+    ...(nextCheckinMs !== DEFAULT_CHECKIN_INTERVAL_MS ? { nextCheckinMs } : {}),
+    ...(update ? { update } : {}),
+  };
+  if (Object.keys(compact).length === 0 && !wantTime) return null;
+  // A body is going out anyway: the time costs a few bytes and keeps the runtime's clock sample fresh.
+  return { ...compact, serverTime };
+}
 
 // ---------------------------------------------------------------------------
 // HTTP bodies

@@ -4,7 +4,7 @@
 // twice, and a complete transcript.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
-import { CLOCK_ONE_HOUR_SLOW, CuttableRelay, Runtime, signIn, Stack, Viewer, waitUntil } from "./stack";
+import { CLOCK_ONE_HOUR_SLOW, CuttableRelay, Runtime, signIn, Stack, STACK_START_TIMEOUT_MS, Viewer, waitUntil } from "./stack";
 
 const stack = new Stack(Number(process.env.FAULTS_PORT ?? 8797), ".wrangler/faults-state");
 const runtimes: Runtime[] = [];
@@ -13,7 +13,7 @@ let cookie = "";
 beforeAll(async () => {
   await stack.start(true);
   cookie = await signIn(stack.origin);
-}, 150_000);
+}, STACK_START_TIMEOUT_MS + 30_000);
 
 afterAll(async () => {
   for (const runtime of runtimes) await runtime.kill();

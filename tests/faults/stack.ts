@@ -65,7 +65,7 @@ export class Stack {
     this.child = child;
     child.stdout!.on("data", (d) => (this.output += d));
     child.stderr!.on("data", (d) => (this.output += d));
-    await waitUntil("the stack to be ready", () => this.output.includes(`Console ready: ${this.origin}`) || child.exitCode !== null, 120_000);
+    await waitUntil("the stack to be ready", () => this.output.includes(`Console ready: ${this.origin}`) || child.exitCode !== null, STACK_START_TIMEOUT_MS);
     if (child.exitCode !== null) throw new Error(`stack exited:\n${this.output.slice(-3000)}`);
   }
 
@@ -149,6 +149,12 @@ export class CuttableRelay {
   }
 }
 
+/**
+ * A fresh stack publishes the runtime release to local R2 and applies every migration with wrangler's CLI: on a
+ * shared 2-core machine under load that has taken over two minutes.
+ */
+export const STACK_START_TIMEOUT_MS = 300_000;
+
 export class Runtime {
   /** `executable`: another build of the runtime to run (default: this machine's executable from npm run build). */
   constructor(readonly executable?: string) {}
@@ -187,6 +193,11 @@ export class Runtime {
     if (!child || child.exitCode !== null) return;
     child.kill(signal);
     await exited(child);
+  }
+
+  /** The process was started and has ended (e.g. killed itself by fault injection). */
+  exited(): boolean {
+    return this.child !== null && this.child.exitCode !== null || this.child?.signalCode != null;
   }
 
   ledgerLines(): string[] {

@@ -158,7 +158,6 @@ class CheckinServer {
       }
       if (req.url !== "/agent/checkin" || req.method !== "POST") return reply(404, { error: "Not found" });
       if (this.reject || req.headers.authorization !== `Bearer ${CREDENTIAL}`) return reply(401, { error: "Runtime credential rejected" });
-      if (req.headers["content-type"] !== "application/json") return reply(400, { error: "content-type must be application/json" });
       const parsed = parseMessage(checkinRequestSchema, body);
       if (!parsed.ok) {
         this.invalid.push(parsed.error);

@@ -214,12 +214,14 @@ describe.runIf(process.platform !== "win32")("caisey-runtime on a metered link",
       expect(server.connections - connectionsBefore).toBe(1);
       for (const [index, checkin] of server.checkins.entries()) {
         const names = checkin.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
-        expect(names.sort()).toEqual(["authorization", "connection", "content-length", "content-type", "host"]);
+        // No content-type either (ADR 0027): the session reads the body as JSON regardless.
+        expect(names.sort()).toEqual(["authorization", "connection", "content-length", "host"]);
         const body = JSON.parse(checkin.body);
         expect(body).not.toHaveProperty("started");
         expect(body).not.toHaveProperty("results");
         // Who we are goes with the first check-in of the process only.
-        if (index === 0) expect(body).toMatchObject({ hostname: expect.any(String), os: expect.any(String), runtimeVersion: expect.any(String) });
+        // It also says it takes compact answers, and asks for the server time it has no sample of yet.
+        if (index === 0) expect(body).toMatchObject({ hostname: expect.any(String), os: expect.any(String), runtimeVersion: expect.any(String), compactAnswers: true, wantTime: true });
         // The first exchange's timestamps go with the second (the session measures the endpoint's clock), then not for ten minutes.
         else if (index === 1) expect(Object.keys(body).sort()).toEqual(["clock", "clockSample", "protocol"]);
         else expect(Object.keys(body).sort()).toEqual(["clock", "protocol"]);

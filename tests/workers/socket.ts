@@ -246,7 +246,8 @@ export async function checkin(endpointId: string, body: Record<string, unknown>,
     headers: { "content-type": "application/json", "x-partykit-room": endpointId, [IDENTITY_HEADERS.identity]: JSON.stringify(identity) },
     body: JSON.stringify({ protocol: 1, runtimeVersion: "test", hostname: "h", os: "linux", clock: Date.now(), ...body }),
   });
-  return { status: response.status, body: await response.json() };
+  // 204: the compact "nothing to do" for a runtime that takes compact answers (ADR 0027).
+  return { status: response.status, body: response.status === 204 ? await response.text() : await response.json() };
 }
 
 /**

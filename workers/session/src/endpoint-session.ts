@@ -14,6 +14,7 @@ import { readPeerIdentity, SESSION_CLOSE_CODES, SESSION_PATHS } from "../../../p
 import { AlarmArbiter } from "./alarm";
 import { ApprovalFlow } from "./approval-flow";
 import { AuditLog } from "./audit-log";
+import { checkinHttpAnswer, COMPACT_CHECKIN_KEY } from "./checkin-answer";
 import { CommandIntake } from "./command-intake";
 import { CommandQueue } from "./command-queue";
 import { CommandStore } from "./command-store";
@@ -113,6 +114,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   });
 
   private readonly runtime = new RuntimeChannel({
+    store: this.store,
     commands: this.commands,
     queue: this.queue,
     reports: this.reports,
@@ -253,7 +255,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       if (!this.checkinBucket.take(Date.now())) {
         return Response.json({ error: "Checking in too often; wait before the next check-in" }, { status: 429, headers: { "Retry-After": String(CHECKIN_RETRY_AFTER_S) } });
       }
-      return Response.json(this.runtime.checkin(parsed.data, identity));
+      return checkinHttpAnswer(this.runtime.checkin(parsed.data, identity), parsed.data, this.store.value(COMPACT_CHECKIN_KEY));
     }
     const approval =
       path === SESSION_PATHS.approvalView ? this.approvals.view(body, identity) : path === SESSION_PATHS.approvalDecide ? this.approvals.decide(body, identity) : null;
