@@ -281,7 +281,7 @@ function createRunner({ log, env = process.env }) {
     },
     command(file, args) {
       log(`  $ ${[file, ...args].join(" ")}`);
-      const result = spawnSync(file, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"], env: { ...childEnv, CAISEY_DEPLOY_WRANGLER: undefined } });
+      const result = spawnSync(file, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"], env: childEnv });
       if (result.status !== 0) throw new DeployError(`${file} ${args.join(" ")} failed (exit ${result.status}).`);
     },
   };
@@ -360,7 +360,7 @@ async function runStep(step, settings, options, runner, log) {
       runner.wrangler(["d1", "migrations", "apply", database.name, "--remote", "--env", env, "-c", relative(root, pagesConfig)], { inherit: true });
       return;
     case "runtime":
-      runner.command(process.execPath, [join(root, "scripts/publish-runtime.mjs"), "--remote", "--bucket", bucket]);
+      runner.command(process.execPath, [join(root, "scripts/publish-runtime.mjs"), "--remote", "--bucket", bucket, "--release", options.runtimeRelease]);
       return;
     case "session-worker":
       runner.wrangler(["deploy", "-c", relative(root, sessionConfig), "--env", env], { inherit: true });
@@ -389,6 +389,7 @@ export async function main(argv = process.argv.slice(2), { env = process.env, lo
         "skip-build": { type: "boolean", default: false },
         "project-name": { type: "string", default: "caisey" },
         "production-branch": { type: "string", default: "main" },
+        "runtime-release": { type: "string", default: join(root, ".cache", "runtime-release") },
         // Tests point these at edited copies; operators use the repository's files.
         "pages-config": { type: "string", default: join(root, "wrangler.toml") },
         "session-config": { type: "string", default: join(root, "workers/session/wrangler.toml") },
@@ -444,7 +445,7 @@ export async function main(argv = process.argv.slice(2), { env = process.env, lo
   for (const [i, step] of steps.entries()) {
     say(`step ${i + 1}/${steps.length}: ${step.title}`);
     try {
-      await runStep(step, settings, { productionBranch: options["production-branch"] }, runner, say);
+      await runStep(step, settings, { productionBranch: options["production-branch"], runtimeRelease: resolve(options["runtime-release"]) }, runner, say);
     } catch (e) {
       if (!(e instanceof DeployError)) throw e;
       error(`[deploy] step ${i + 1} (${step.id}) failed: ${e.message}\n[deploy] earlier steps are done and stay done; fix this and run the deploy again.`);
