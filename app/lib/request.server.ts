@@ -1,3 +1,4 @@
+import { clerkConfigProblem } from "./clerk-config.server";
 import type { Env } from "./env.server";
 import { isLoopbackHost, isOfflineMode } from "./offline-auth.server";
 import { ConfigurationError, configuredPublicOrigin } from "./public-origin.server";
@@ -113,6 +114,13 @@ export function guardRequest(request: Request, env: Env): Response | null {
       421,
       `Refused: this server runs offline (development) sign-in, which only answers on loopback addresses such as 127.0.0.1, not on "${url.hostname}". Use Clerk for anything reachable from elsewhere.`,
     );
+  }
+  // Runtimes authenticate without Clerk, so a fleet keeps its sessions while the console's sign-in is being fixed.
+  if (env.CAISEY_OFFLINE_AUTH !== "1" && !RUNTIME_BEARER_PATHS.has(url.pathname)) {
+    const problem = clerkConfigProblem(env);
+    if (problem) {
+      return refusal(request, url, 503, `Sign-in is not configured: ${problem}. Nothing is served until it is (docs/deploy.md, "Clerk").`);
+    }
   }
   if (RUNTIME_BEARER_PATHS.has(url.pathname) || SIGNED_WEBHOOK_PATHS.has(url.pathname)) return null;
   if (SAFE_METHODS.has(request.method.toUpperCase()) && !isWebSocketUpgrade(request)) return null;
