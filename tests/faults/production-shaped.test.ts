@@ -41,7 +41,7 @@ describe("production configuration, run locally", () => {
   });
 
   it("does not open up when offline sign-in is switched on in production: public hosts get 421, loopback gets no sign-in", async () => {
-    stack = new EnvironmentStack("production", 8932, { CAISEY_OFFLINE_AUTH: "1", ...offlineAuthVars() });
+    stack = new EnvironmentStack("production", 8932, { ...offlineAuthVars(), CAISEY_OFFLINE_AUTH: "1" });
     await stack.start();
     for (const host of ["console.msp.example", "caisey.pages.dev", "10.0.0.5:8932"]) {
       const response = await getWithHost(stack.origin, "/offline/sign-in", host);

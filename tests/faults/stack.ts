@@ -453,7 +453,8 @@ export class EnvironmentStack {
     const pages = readConfig({ config: join(root, "wrangler.toml"), env: this.env }, { hideWarnings: true });
     const session = readConfig({ config: join(root, "workers/session/wrangler.toml"), env: this.env }, { hideWarnings: true });
     const common = { compatibility_date: pages.compatibility_date, compatibility_flags: pages.compatibility_flags };
-    const d1 = (config: typeof pages) => config.d1_databases.map(({ binding, database_name, database_id }) => ({ binding, database_name, database_id }));
+    type Parsed = { d1_databases: { binding: string; database_name?: string; database_id?: string }[] };
+    const d1 = (config: Parsed) => config.d1_databases.map(({ binding, database_name, database_id }) => ({ binding, database_name, database_id }));
     writeFileSync(
       join(this.dir, "wrangler.json"),
       JSON.stringify({
@@ -463,7 +464,7 @@ export class EnvironmentStack {
         vars: pages.vars,
         d1_databases: d1(pages),
         durable_objects: { bindings: pages.durable_objects.bindings },
-        r2_buckets: pages.r2_buckets.map(({ binding, bucket_name }) => ({ binding, bucket_name })),
+        r2_buckets: pages.r2_buckets.map(({ binding, bucket_name }: { binding: string; bucket_name?: string }) => ({ binding, bucket_name })),
       }),
     );
     writeFileSync(
