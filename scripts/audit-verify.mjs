@@ -13,6 +13,10 @@
 // Prints one line per endpoint as it is checked; exits 1 if any is broken,
 // 2 on usage errors or when the state cannot be read.
 //
+// With --remote [--env production|preview] it reads the deployed environment's D1
+// through `wrangler d1 execute --remote --json` (checks 1 and 2; a Durable
+// Object's storage cannot be read from outside, so 3 is skipped and says so).
+//
 //   npm run audit:verify -- [--state .wrangler/state] [--org ORG_ID] [--page 20000]
 //                           [--key-file FILE] [--no-sessions]
 // The key comes from --key-file, else $AUDIT_MAC_KEY, else workers/session/.dev.vars.
@@ -134,16 +138,38 @@ export function eventFromRow(row) {
 
 const sqlString = (value) => `'${String(value).replace(/'/g, "''")}'`;
 
-function createD1Reader(root, stateDir) {
-  const wrangler = join(root, "node_modules", ".bin", "wrangler");
+/**
+ * The `wrangler d1 execute` arguments for one query: the local state of `npm run dev`, or
+ * (`remote`) the deployed environment's D1 as named in wrangler.toml's [env.<env>].
+ */
+export function d1ExecuteArgs(query, target) {
+  const where = target.remote
+    ? [target.database, "--remote", "--env", target.env, "-c", "wrangler.toml"]
+    : ["caisey-db", "--local", "--persist-to", target.stateDir];
+  return ["d1", "execute", ...where, "--json", "--command", query];
+}
+
+/** The D1 database name of a deployed environment, read with wrangler's own parser. */
+export async function remoteDatabaseName(root, env) {
+  const { unstable_readConfig } = await import("wrangler");
+  const config = unstable_readConfig({ config: join(root, "wrangler.toml"), env }, { hideWarnings: true });
+  const db = config.d1_databases.find((d) => d.binding === "DB");
+  if (!db) throw new Error(`wrangler.toml [env.${env}] binds no D1 database as DB`);
+  return db.database_name;
+}
+
+function createD1Reader(root, target) {
+  // scripts/deploy.mjs's convention: tests stand in for Cloudflare with CAISEY_DEPLOY_WRANGLER.
+  const wrangler = process.env.CAISEY_DEPLOY_WRANGLER ?? join(root, "node_modules", ".bin", "wrangler");
   return (query) => {
-    const result = spawnSync(wrangler, ["d1", "execute", "caisey-db", "--local", "--persist-to", stateDir, "--json", "--command", query], {
+    const result = spawnSync(wrangler, d1ExecuteArgs(query, target), {
       cwd: root,
       encoding: "utf8",
       maxBuffer: 1024 * 1024 * 1024,
     });
     if (result.status !== 0) throw new Error(`wrangler d1 execute failed (exit ${result.status}):\n${result.stderr || result.stdout}`);
-    const parsed = JSON.parse(result.stdout);
+    // Remote runs may print a banner before the JSON.
+    const parsed = JSON.parse(result.stdout.slice(Math.max(0, result.stdout.search(/[[{]/))));
     return parsed.flatMap((statement) => statement.results ?? []);
   };
 }
@@ -414,7 +440,8 @@ export function loadMacKey(root, { keyFile = null, env = process.env } = {}) {
 }
 
 const USAGE =
-  "Usage: npm run audit:verify -- [--state .wrangler/state] [--org ORG_ID] [--page 20000] [--key-file FILE] [--no-sessions]";
+  "Usage: npm run audit:verify -- [--state .wrangler/state] [--org ORG_ID] [--page 20000] [--key-file FILE] [--no-sessions]\n" +
+  "       npm run audit:verify -- --remote [--env production|preview] [--org ORG_ID] [--page 20000] [--key-file FILE]";
 
 export async function main(argv = process.argv.slice(2), { root = resolve(dirname(fileURLToPath(import.meta.url)), ".."), env = process.env } = {}) {
   let options;
@@ -427,6 +454,8 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
         page: { type: "string", default: "20000" },
         "key-file": { type: "string" },
         "no-sessions": { type: "boolean", default: false },
+        remote: { type: "boolean", default: false },
+        env: { type: "string", default: "production" },
         help: { type: "boolean", default: false },
       },
     }));
@@ -443,6 +472,11 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
     console.error(`--page must be a positive integer.\n${USAGE}`);
     return 2;
   }
+  const remote = options.remote;
+  if (remote && !["production", "preview"].includes(options.env)) {
+    console.error(`--env must be production or preview.\n${USAGE}`);
+    return 2;
+  }
   let key;
   let keySource;
   try {
@@ -451,15 +485,37 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
     console.error(`audit:verify could not read the key file: ${error.message}`);
     return 2;
   }
+  if (remote && keySource === join(root, SESSION_DEV_VARS_PATH)) {
+    // The local development key can only ever match local checkpoints.
+    key = null;
+    keySource = null;
+  }
   const keyProblem = auditMacKeyProblem(key);
   if (keyProblem) {
     console.error(
       `audit:verify needs the session's AUDIT_MAC_KEY to check checkpoints: ${keyProblem}${keySource ? ` (from ${keySource})` : ""}.\n` +
-        "Pass --key-file FILE, set AUDIT_MAC_KEY, or run `npm run dev` once to write workers/session/.dev.vars.",
+        (remote
+          ? `Pass --key-file FILE or set AUDIT_MAC_KEY to the ${options.env} session worker's secret (from your secret store: Cloudflare never shows it again).`
+          : "Pass --key-file FILE, set AUDIT_MAC_KEY, or run `npm run dev` once to write workers/session/.dev.vars."),
     );
     return 2;
   }
   const stateDir = resolve(root, options.state);
+  let target = { stateDir };
+  let place = stateDir;
+  if (remote) {
+    try {
+      target = { remote: true, env: options.env, database: await remoteDatabaseName(root, options.env) };
+    } catch (error) {
+      console.error(`audit:verify could not read wrangler.toml [env.${options.env}]: ${error.message}`);
+      return 2;
+    }
+    place = `remote D1 ${target.database} (${options.env})`;
+    // A Durable Object's storage is reachable only from its own class: remotely, the replica is checked
+    // against the MAC-signed checkpoints alone (a rolled-back checkpoint with its tail deleted is not caught).
+    options["no-sessions"] = true;
+    console.log(`Reading ${place} through wrangler; session heads are not readable remotely and are not checked.`);
+  }
   const started = Date.now();
   const scope = options.org ? ` of ${options.org}` : "";
 
@@ -477,7 +533,7 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
   let results;
   try {
     results = verifyAudit({
-      read: createD1Reader(root, stateDir),
+      read: createD1Reader(root, target),
       key,
       sessions,
       orgId: options.org ?? null,
@@ -489,14 +545,14 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
       },
     });
   } catch (error) {
-    console.error(`audit:verify could not read the local D1 in ${stateDir}:\n${error.message}`);
+    console.error(`audit:verify could not read the ${remote ? place : `local D1 in ${stateDir}`}:\n${error.message}`);
     return 2;
   }
   const endpoints = results.filter((r) => r.endpointId);
   const broken = endpoints.filter((r) => !r.ok);
   const events = endpoints.reduce((n, r) => n + r.events, 0);
-  const headNote = sessions === null ? " Session heads NOT checked (--no-sessions): a deleted tail with a rolled-back checkpoint would go unnoticed." : "";
-  if (endpoints.length === 0) console.log(`No audit events${scope} in ${stateDir}.${headNote}`);
+  const headNote = sessions === null ? ` Session heads NOT checked (${remote ? "remote" : "--no-sessions"}): a deleted tail with a rolled-back checkpoint would go unnoticed.` : "";
+  if (endpoints.length === 0) console.log(`No audit events${scope} in ${place}.${headNote}`);
   else if (broken.length === 0) console.log(`Audit trails intact: ${endpoints.length} endpoint${endpoints.length === 1 ? "" : "s"}${scope}, ${events} events (${Date.now() - started} ms).${headNote}`);
   else console.log(`${broken.length} of ${endpoints.length} audit trails${scope} broken.${headNote}`);
   return broken.length ? 1 : 0;

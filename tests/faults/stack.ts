@@ -2,7 +2,8 @@
 // via scripts/dev.mjs), endpoint runtimes (the single-file executable we ship,
 // built by `npm run build`), a viewer socket, and a TCP relay the test can cut.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -441,3 +442,101 @@ export const CLOCK_ONE_HOUR_SLOW: NodeJS.ProcessEnv = {
   FAKETIME: "-1h",
   FAKETIME_DONT_FAKE_MONOTONIC: "1",
 };
+
+/**
+ * `wrangler pages dev` with a deployed environment's configuration ([env.<env>] of both wrangler
+ * files, flattened into a scratch directory by wrangler's own parser) instead of the local top level:
+ * production vars, no .dev.vars, no offline keys unless `bindings` adds them. Serves this checkout's
+ * build (public/ and functions/ from `npm run build`). `secrets` are added as .dev.vars.
+ */
+export class EnvironmentStack {
+  private child: ChildProcess | null = null;
+  output = "";
+  readonly origin: string;
+  readonly dir = mkdtempSync(join(tmpdir(), "caisey-env-stack-"));
+
+  constructor(readonly env: "production" | "preview", readonly port: number, readonly secrets: Record<string, string> = {}) {
+    this.origin = `http://127.0.0.1:${port}`;
+  }
+
+  async start() {
+    const { unstable_readConfig: readConfig } = await import("wrangler");
+    const pages = readConfig({ config: join(root, "wrangler.toml"), env: this.env }, { hideWarnings: true });
+    const session = readConfig({ config: join(root, "workers/session/wrangler.toml"), env: this.env }, { hideWarnings: true });
+    const common = { compatibility_date: pages.compatibility_date, compatibility_flags: pages.compatibility_flags };
+    type Parsed = { d1_databases: { binding: string; database_name?: string; database_id?: string }[] };
+    const d1 = (config: Parsed) => config.d1_databases.map(({ binding, database_name, database_id }) => ({ binding, database_name, database_id }));
+    writeFileSync(
+      join(this.dir, "wrangler.json"),
+      JSON.stringify({
+        name: pages.name,
+        pages_build_output_dir: join(root, "public"),
+        ...common,
+        vars: pages.vars,
+        d1_databases: d1(pages),
+        durable_objects: { bindings: pages.durable_objects.bindings },
+        r2_buckets: pages.r2_buckets.map(({ binding, bucket_name }: { binding: string; bucket_name?: string }) => ({ binding, bucket_name })),
+      }),
+    );
+    writeFileSync(
+      join(this.dir, "session.json"),
+      JSON.stringify({
+        name: session.name,
+        main: join(root, "workers/session/src/index.ts"),
+        ...common,
+        vars: session.vars,
+        d1_databases: d1(session),
+        durable_objects: { bindings: session.durable_objects.bindings },
+        migrations: session.migrations,
+      }),
+    );
+    // Pages dev compiles the functions directory next to where it runs.
+    symlinkSync(join(root, "functions"), join(this.dir, "functions"));
+    const env = { ...process.env };
+    for (const key of Object.keys(env)) if (key.startsWith("CLERK_") || key.startsWith("CAISEY_")) delete env[key];
+    const args = [
+      "pages", "dev", "-c", "wrangler.json", "-c", "session.json", "--ip", "127.0.0.1", "--port", String(this.port),
+      "--persist-to", join(this.dir, "state"), "--show-interactive-dev-session=false",
+    ];
+    // Secrets as an operator's `wrangler pages secret put` would add them (none unless the test says so).
+    if (Object.keys(this.secrets).length) {
+      writeFileSync(join(this.dir, ".dev.vars"), Object.entries(this.secrets).map(([name, value]) => `${name}=${JSON.stringify(value)}`).join("\n"));
+    }
+    const child = spawn(join(root, "node_modules/.bin/wrangler"), args, { cwd: this.dir, stdio: ["ignore", "pipe", "pipe"], detached: true, env });
+    this.child = child;
+    child.stdout!.on("data", (d) => (this.output += d));
+    child.stderr!.on("data", (d) => (this.output += d));
+    await waitUntil("wrangler pages dev to listen", async () => child.exitCode !== null || !(await portClosed(this.port)), 120_000);
+    if (child.exitCode !== null) throw new Error(`wrangler pages dev exited:\n${this.output.slice(-3000)}`);
+  }
+
+  async stop() {
+    const child = this.child;
+    this.child = null;
+    if (child && child.exitCode === null) {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        child.kill("SIGKILL");
+      }
+      await exited(child);
+      await waitUntil("the port to close", () => portClosed(this.port), 10_000);
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A GET with a Host header of the caller's choosing (fetch does not let a caller set Host). */
+export function getWithHost(origin: string, path: string, host: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  const url = new URL(path, origin);
+  return new Promise((resolvePromise, reject) => {
+    const request = http.request({ hostname: url.hostname, port: url.port, path: url.pathname + url.search, headers: { host } }, (response) => {
+      let body = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk) => (body += chunk));
+      response.on("end", () => resolvePromise({ status: response.statusCode ?? 0, headers: response.headers, body }));
+    });
+    request.on("error", reject);
+    request.end();
+  });
+}

@@ -361,4 +361,26 @@ describe("npm run audit:verify against local state", () => {
     }
     expect(verify(["--bogus"]).code).toBe(2);
   }, 60_000);
+
+  // --remote builds `wrangler d1 execute caisey-db --remote --env production -c wrangler.toml --json`;
+  // the stand-in checks exactly that call and answers from this local D1 (no Cloudflare account here).
+  it("--remote reads the environment's D1 through wrangler, checks chains and signed checkpoints, and says heads were not checked", () => {
+    const remote = (args: string[], env: Record<string, string>) =>
+      verify(args, { CAISEY_DEPLOY_WRANGLER: join(root, "tests/unit/fixtures/remote-d1-as-local.mjs"), FAKE_D1_STATE: state, FAKE_D1_EXPECT_ENV: "production", FAKE_D1_EXPECT_DATABASE: "caisey-db", ...env });
+    const run = remote(["--remote", "--env", "production"], { AUDIT_MAC_KEY: key });
+    expect(run.code, run.stdout + run.stderr).toBe(1);
+    expect(run.stdout).toContain("Reading remote D1 caisey-db (production) through wrangler; session heads are not readable remotely");
+    expect(run.line("ep_ok")).toMatch(/^ok .*5 events/);
+    expect(run.line("ep_forged")).toMatch(/^BROKEN .*checkpoint at seq 4 has no valid MAC/);
+    expect(run.line("ep_tail")).toMatch(/^BROKEN .*session checkpointed seq 5/);
+    expect(run.stdout).toMatch(/Session heads NOT checked \(remote\)/);
+    // Preview reads its own database; the call shape is checked again by the stand-in.
+    const preview = remote(["--remote", "--env", "preview"], { AUDIT_MAC_KEY: key, FAKE_D1_EXPECT_ENV: "preview", FAKE_D1_EXPECT_DATABASE: "caisey-db-preview" });
+    expect(preview.line("ep_ok"), preview.stdout + preview.stderr).toMatch(/^ok /);
+    // The local development key never counts for a deployed environment.
+    const devKeyOnly = remote(["--remote"], {});
+    expect(devKeyOnly.code).toBe(2);
+    expect(devKeyOnly.stderr).toMatch(/AUDIT_MAC_KEY is not set.*production session worker's secret/s);
+    expect(remote(["--remote", "--env", "staging"], { AUDIT_MAC_KEY: key }).code).toBe(2);
+  }, 120_000);
 });
