@@ -252,7 +252,10 @@ if (flag("--list")) {
   process.exit(0);
 }
 
-const selected = only ? mutations.filter((m) => only.has(m.id)) : mutations;
+// The two mechanisms issue 18 found unprotected run first, so a cut-short run still says the most.
+const FIRST = ["policy-fail-closed", "checkin-reoffer"];
+const rank = (m) => (FIRST.includes(m.id) ? FIRST.indexOf(m.id) : FIRST.length);
+const selected = (only ? mutations.filter((m) => only.has(m.id)) : mutations).slice().sort((a, b) => rank(a) - rank(b));
 if (only && selected.length !== only.size) {
   const known = new Set(mutations.map((m) => m.id));
   throw new Error(`unknown mutation id(s): ${[...only].filter((id) => !known.has(id)).join(", ")}`);
@@ -296,11 +299,11 @@ if (flag("--check")) {
 function runTests(test) {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn("npx", test.args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0" } });
+    const child = spawn("npx", test.args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" } });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
-    child.on("close", (code) => resolve({ failed: code !== 0, seconds: Math.round((Date.now() - started) / 1000), output }));
+    child.on("close", (code) => resolve({ failed: code !== 0, seconds: Math.round((Date.now() - started) / 1000), output: output.replace(/\x1b\[[0-9;]*m/g, "") }));
   });
 }
 const summary = (output) => {
@@ -311,20 +314,34 @@ const summary = (output) => {
 
 const results = [];
 try {
+  // One unmutated run per layer over every file the selection uses: a file that already fails proves nothing,
+  // so its mutations are reported as "baseline failing" instead of counted as killed.
+  const baselineFailures = new Set();
   if (!flag("--no-baseline")) {
-    const commands = [...new Map(selected.map((m) => [m.test.args.join(" "), m.test])).values()];
-    for (const test of commands) {
-      process.stdout.write(`baseline: npx ${test.args.join(" ")} … `);
+    for (const layer of ["unit", "workers"]) {
+      const tests = selected.filter((m) => m.test.layer === layer).map((m) => m.test);
+      if (tests.length === 0) continue;
+      const files = [...new Set(tests.flatMap((t) => t.args.slice(4)))];
+      const test = { layer, args: [...tests[0].args.slice(0, 4), ...files] };
+      process.stdout.write(`baseline (${layer}): ${files.length} file(s) … `);
       const run = await runTests(test);
-      console.log(run.failed ? "FAILED" : `passed (${run.seconds} s)`);
-      if (run.failed) {
+      const failing = files.filter((file) => new RegExp(`FAIL\\s+${file.replace(/[.]/g, "\\.")}`).test(run.output));
+      if (run.failed && failing.length === 0) {
         console.error(run.output.slice(-4000));
-        throw new Error("the unmutated tests fail: a mutation run would prove nothing");
+        throw new Error(`the unmutated ${layer} tests fail before any test ran: a mutation run would prove nothing`);
       }
+      for (const file of failing) baselineFailures.add(file);
+      console.log(run.failed ? `FAILING unmutated: ${failing.join(", ")} (${run.seconds} s)` : `passed (${run.seconds} s)`);
     }
   }
   for (const m of selected) {
     const text = read(m.file);
+    const brokenBefore = m.test.args.slice(4).filter((file) => baselineFailures.has(file));
+    if (brokenBefore.length > 0) {
+      console.log(`${m.id}: not run, ${brokenBefore.join(", ")} already fail(s) unmutated`);
+      results.push({ ...m, status: "baseline failing", seconds: 0, failedTests: [], tail: "" });
+      continue;
+    }
     process.stdout.write(`${m.id} (#${m.claim}, ${m.file}) … `);
     let run;
     try {
@@ -360,11 +377,13 @@ try {
 const survived = results.filter((r) => r.status === "SURVIVED");
 if (!only || flag("--write")) {
   const lines = [begin, ""];
-  lines.push(`Run ${new Date().toISOString().replace(/\.\d+Z$/, "Z")}: ${results.length - survived.length} of ${results.length} mutations killed.`, "");
+  const killed = results.filter((r) => r.status === "killed").length;
+  const notRun = results.length - killed - survived.length;
+  lines.push(`Run ${new Date().toISOString().replace(/\.\d+Z$/, "Z")}: ${killed} of ${results.length} mutations killed, ${survived.length} survived${notRun ? `, ${notRun} not run (their tests fail unmutated)` : ""}.`, "");
   lines.push("| Mutation | Claim | File | Mutation breaks | Tests run | Result |", "|---|---|---|---|---|---|");
   for (const r of results) {
     const tests = r.test.args.slice(4).map((f) => `\`${f.replace(/^tests\//, "")}\``).join(", ");
-    lines.push(`| \`${r.id}\` | #${r.claim} | \`${r.file}\` | ${r.why} | ${tests} | ${r.status === "killed" ? "killed" : "**survived**"} |`);
+    lines.push(`| \`${r.id}\` | #${r.claim} | \`${r.file}\` | ${r.why} | ${tests} | ${r.status === "SURVIVED" ? "**survived**" : r.status} |`);
   }
   lines.push("", end);
   const doc = readFileSync(docPath, "utf8");
