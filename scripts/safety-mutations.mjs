@@ -267,14 +267,28 @@ function read(file) {
   if (!pristine.has(file)) pristine.set(file, readFileSync(`${root}${file}`, "utf8"));
   return pristine.get(file);
 }
+let runningChild = null;
 function restoreAll() {
   for (const [file, text] of pristine) {
     if (readFileSync(`${root}${file}`, "utf8") !== text) writeFileSync(`${root}${file}`, text);
   }
 }
+// Whatever ends this process (a closed stdout pipe, an exception), the files go back first.
+process.on("exit", restoreAll);
+process.stdout.on("error", () => {});
+process.on("uncaughtException", (error) => {
+  restoreAll();
+  console.error(error);
+  process.exit(4);
+});
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   process.on(signal, () => {
     restoreAll();
+    if (runningChild) {
+      try {
+        process.kill(-runningChild.pid, "SIGTERM");
+      } catch {}
+    }
     console.error(`\n${signal}: every mutated file restored`);
     process.exit(130);
   });
@@ -299,15 +313,16 @@ if (flag("--check")) {
 function runTests(test) {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn("npx", test.args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" } });
+    const child = spawn("npx", test.args, { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" } });
+    runningChild = child;
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
-    child.on("close", (code) => resolve({ failed: code !== 0, seconds: Math.round((Date.now() - started) / 1000), output: output.replace(/\x1b\[[0-9;]*m/g, "") }));
+    child.on("close", (code) => (runningChild = null, resolve({ failed: code !== 0, seconds: Math.round((Date.now() - started) / 1000), output: output.replace(/\x1b\[[0-9;]*m/g, "") })));
   });
 }
 const summary = (output) => {
-  const failedTests = [...output.matchAll(/^\s*(?:×|FAIL)\s+(.+)$/gm)].map((match) => match[1].trim()).slice(0, 3);
+  const failedTests = [...new Set([...output.matchAll(/^\s*FAIL\s+(\S+\.test\.ts) > (.+)$/gm)].map((match) => `${match[1].split("/").pop()}: ${match[2].trim()}`))];
   const tail = output.trim().split("\n").filter((line) => /Tests\s+\d|Test Files/.test(line)).join("; ");
   return { failedTests, tail: tail.replace(/\s+/g, " ") };
 };
@@ -332,6 +347,7 @@ try {
       }
       for (const file of failing) baselineFailures.add(file);
       console.log(run.failed ? `FAILING unmutated: ${failing.join(", ")} (${run.seconds} s)` : `passed (${run.seconds} s)`);
+      for (const name of summary(run.output).failedTests) console.log(`  unmutated failure: ${name}`);
     }
   }
   for (const m of selected) {
@@ -353,7 +369,9 @@ try {
     const { failedTests, tail } = summary(run.output);
     const status = run.failed ? "killed" : "SURVIVED";
     console.log(`${status} (${run.seconds} s) ${tail}`);
+    for (const name of failedTests) console.log(`  failed: ${name}`);
     results.push({ ...m, status, seconds: run.seconds, failedTests, tail });
+    writeTable();
   }
 } finally {
   restoreAll();
@@ -374,16 +392,25 @@ try {
   }
 }
 
-const survived = results.filter((r) => r.status === "SURVIVED");
-if (!only || flag("--write")) {
+/** Rewrites docs/quality.md's table: after every mutation, so a run cut short still records what it measured. */
+function writeTable() {
+  if (only && !flag("--write")) return;
+  const survived = results.filter((r) => r.status === "SURVIVED");
   const lines = [begin, ""];
   const killed = results.filter((r) => r.status === "killed").length;
-  const notRun = results.length - killed - survived.length;
-  lines.push(`Run ${new Date().toISOString().replace(/\.\d+Z$/, "Z")}: ${killed} of ${results.length} mutations killed, ${survived.length} survived${notRun ? `, ${notRun} not run (their tests fail unmutated)` : ""}.`, "");
-  lines.push("| Mutation | Claim | File | Mutation breaks | Tests run | Result |", "|---|---|---|---|---|---|");
-  for (const r of results) {
-    const tests = r.test.args.slice(4).map((f) => `\`${f.replace(/^tests\//, "")}\``).join(", ");
-    lines.push(`| \`${r.id}\` | #${r.claim} | \`${r.file}\` | ${r.why} | ${tests} | ${r.status === "SURVIVED" ? "**survived**" : r.status} |`);
+  const notRun = selected.length - killed - survived.length;
+  lines.push(
+    `Run ${new Date().toISOString().replace(/\.\d+Z$/, "Z")}${flag("--no-baseline") ? " (no baseline run: compare the failed tests with the mechanism)" : ""}: ` +
+      `${killed} of ${selected.length} mutations killed, ${survived.length} survived${notRun ? `, ${notRun} not run` : ""}.`,
+    "",
+  );
+  lines.push("| Mutation | Claim | File | Mutation breaks | Tests run | Result | Failing tests (first two) |", "|---|---|---|---|---|---|---|");
+  for (const m of selected) {
+    const r = results.find((result) => result.id === m.id);
+    const tests = m.test.args.slice(4).map((f) => `\`${f.replace(/^tests\//, "")}\``).join(", ");
+    const status = !r ? "not run" : r.status === "SURVIVED" ? "**survived**" : r.status;
+    const failing = (r?.failedTests ?? []).slice(0, 2).map((name) => name.replace(/\|/g, "\\|").slice(0, 140)).join("<br>");
+    lines.push(`| \`${m.id}\` | #${m.claim} | \`${m.file}\` | ${m.why} | ${tests} | ${status} | ${failing} |`);
   }
   lines.push("", end);
   const doc = readFileSync(docPath, "utf8");
@@ -391,8 +418,9 @@ if (!only || flag("--write")) {
   const to = doc.indexOf(end);
   if (from < 0 || to < from) throw new Error(`docs/quality.md has no "${begin}" … "${end}" section`);
   writeFileSync(docPath, doc.slice(0, from) + lines.join("\n") + doc.slice(to + end.length));
-  console.log("docs/quality.md: safety-mutation table rewritten");
 }
+
+const survived = results.filter((r) => r.status === "SURVIVED");
 if (survived.length > 0) {
   console.error(`${survived.length} mutation(s) survived: ${survived.map((r) => r.id).join(", ")}`);
   process.exitCode = 1;
