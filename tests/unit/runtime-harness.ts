@@ -161,8 +161,11 @@ export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code
 
 export type RuntimeProcess = { child: ChildProcess; stderr: () => string; exited: Promise<number | null> };
 
-export function startRuntime(stateDir: string): RuntimeProcess {
-  const child = spawn(process.execPath, [bin, "run", "--state-dir", stateDir], { stdio: ["ignore", "pipe", "pipe"] });
+export function startRuntime(stateDir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): RuntimeProcess {
+  const child = spawn(process.execPath, [bin, "run", "--state-dir", stateDir, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.add(child);
   let stderr = "";
   child.stderr!.on("data", (d) => (stderr += d));
@@ -176,7 +179,8 @@ export async function stopRuntime(runtime: RuntimeProcess): Promise<number | nul
   return runtime.exited;
 }
 
-export async function enrolledStateDir(server: FakeServer, name: string): Promise<string> {
+/** Enrolls a state directory against any stand-in server that answers /agent/enroll with TOKEN. */
+export async function enrolledStateDir(server: { url: string }, name: string): Promise<string> {
   const stateDir = join(scratch, name);
   const { code, stderr } = await cli(["enroll", "--server", server.url, "--token", TOKEN, "--state-dir", stateDir, "--hostname", "test-host"]);
   expect(code, stderr).toBe(0);
@@ -187,8 +191,12 @@ export function hellos(server: FakeServer): number {
   return server.of("hello").length;
 }
 
+export function fileLines(file: string): string[] {
+  return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
+}
+
 export function lines(file: string): number {
-  return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean).length : 0;
+  return fileLines(file).length;
 }
 
 export function outboxFiles(stateDir: string): string[] {
