@@ -1,10 +1,9 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_CHECKIN_INTERVAL_MS } from "../../protocol/messages";
-import { checkin, connectRuntime, connectViewer, runInSession, runtimeIdentity, sessionStub, TEST_APPROVER, type TestSocket, viewerIdentity, waitForMail } from "./socket";
+import { checkin, connectRuntime, connectViewer, runInSession, runtimeIdentity, sessionStub, TEST_APPROVER, type TestSocket, viewerIdentity, waitForMail, endpointIdsFor } from "./socket";
 
-let counter = 0;
-const freshEndpoint = () => `ep_deadline_test_${Date.now()}_${counter++}`;
+const freshEndpoint = endpointIdsFor("ep_deadline_test");
 /** Comfortably past any result deadline the session could compute for a 1 s command. */
 const LONG_AGO = () => Date.now() - 10 * DEFAULT_CHECKIN_INTERVAL_MS;
 

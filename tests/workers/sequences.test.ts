@@ -1,9 +1,8 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { checkin, connectRuntime, connectViewer, result, runInSession, sessionStub, type TestSocket, viewerIdentity } from "./socket";
+import { checkin, connectRuntime, connectViewer, result, runInSession, sessionStub, type TestSocket, viewerIdentity, endpointIdsFor } from "./socket";
 
-let counter = 0;
-const freshEndpoint = () => `ep_sequence_test_${Date.now()}_${counter++}`;
+const freshEndpoint = endpointIdsFor("ep_sequence_test");
 
 function queueSequence(viewer: TestSocket, steps: string[], extra: Record<string, unknown> = {}) {
   const message = { type: "run_sequence", requestId: crypto.randomUUID(), name: "Morning checks", steps: steps.map((text) => ({ text })), ...extra };

@@ -276,3 +276,8 @@ export function freshEndpoint(prefix = "ep_test"): string {
 export function sessionSql(endpointId: string, query: string, ...bindings: unknown[]): Promise<any[]> {
   return runInSession(sessionStub(endpointId), (_instance, state) => state.storage.sql.exec(query, ...bindings).toArray());
 }
+
+/** A file's own freshEndpoint with its prefix (ids of different files never meet, whatever Date.now() says). */
+export function endpointIdsFor(prefix: string): () => string {
+  return () => freshEndpoint(prefix);
+}
