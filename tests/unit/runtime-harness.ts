@@ -1,7 +1,7 @@
 // Shared by the runtime's process-level tests: the built CLI (runtime/bin →
 // runtime/dist) against a stand-in server speaking the wire protocol.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -162,7 +162,12 @@ export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code
 export type RuntimeProcess = { child: ChildProcess; stderr: () => string; exited: Promise<number | null> };
 
 export function startRuntime(stateDir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): RuntimeProcess {
-  const child = spawn(process.execPath, [bin, "run", "--state-dir", stateDir, ...args], {
+  return spawnCli(["run", "--state-dir", stateDir, ...args], env);
+}
+
+/** Any CLI command as a tracked process (killed by killChildren), for tests that watch it while it runs. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): RuntimeProcess {
+  const child = spawn(process.execPath, [bin, ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -228,6 +233,7 @@ export function useFakeServer(): () => FakeServer {
   });
   afterAll(async () => {
     await server.stop();
+    rmSync(scratch, { recursive: true, force: true });
   });
   afterEach(() => {
     killChildren();

@@ -2,9 +2,9 @@
 // real local HTTP + WebSocket server speaking the wire protocol. Covers
 // enrollment, exactly-once execution across reconnects and restarts, results
 // surviving a server outage and a runtime crash, and credential rejection.
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import {
   cli,
   CREDENTIAL,
@@ -22,8 +22,6 @@ import {
   TOKEN,
   waitFor,
 } from "./runtime-harness";
-
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 // ---------------------------------------------------------------------------
 
