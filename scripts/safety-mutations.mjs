@@ -15,6 +15,7 @@
 //   --no-baseline                                     skip the unmutated run (every failure then counts as a kill)
 //   --reuse-baseline                                  take the unmutated failures from .cache/safety-baseline.json
 import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -26,11 +27,7 @@ const end = "<!-- safety:end -->";
 const workers = (...files) => ({ layer: "workers", args: ["vitest", "run", "--config", "vitest.workers.config.ts", ...files.map((f) => `tests/workers/${f}`)] });
 const unit = (...files) => ({ layer: "unit", args: ["vitest", "run", "--config", "vitest.unit.config.ts", ...files.map((f) => `tests/unit/${f}`)] });
 
-/**
- * claim: the row of docs/guarantees.md the mutation breaks. `original` must occur exactly once in `file`.
- * Mechanisms in workers/session/src/endpoint-session.ts are listed last: the session is being split into modules,
- * so those snippets move with it (the run fails loudly until they are re-pointed).
- */
+/** claim: the row of docs/guarantees.md the mutation breaks. `original` must occur exactly once in `file`. */
 export const mutations = [
   {
     id: "separation-of-duties",
@@ -176,11 +173,11 @@ export const mutations = [
     why: "the transcript and audit show the endpoint's own (wrong) clock",
     test: workers("session.test.ts", "review.test.ts", "deadlines.test.ts"),
   },
-  // ---- workers/session/src/endpoint-session.ts (re-point these after the session restructure) ----
+  // ---- the session's command and runtime modules (split out of endpoint-session.ts, ADR 0028) ----
   {
     id: "checkin-reoffer",
     claim: 3,
-    file: "workers/session/src/endpoint-session.ts",
+    file: "workers/session/src/command-queue.ts",
     original: "\"SELECT * FROM commands WHERE status IN ('dispatched', 'running') AND dispatched_at < ? ORDER BY created_at, step_index\",",
     replacement: "\"SELECT * FROM commands WHERE 0 AND dispatched_at < ? ORDER BY created_at, step_index\",",
     why: "dispatched but unreported work is never offered again on check-in",
@@ -189,7 +186,7 @@ export const mutations = [
   {
     id: "reportable-only-dispatched",
     claim: 4,
-    file: "workers/session/src/endpoint-session.ts",
+    file: "workers/session/src/runtime-reports.ts",
     original: 'if (command && command.dispatched_at !== null) {\n      if (command.status === "dispatched" || command.status === "running") return command;',
     replacement: 'if (command) {\n      if (!isFinal(command.status)) return command;',
     why: "the runtime can start or report a command the session never dispatched",
@@ -198,26 +195,26 @@ export const mutations = [
   {
     id: "policy-fail-closed",
     claim: 8,
-    file: "workers/session/src/endpoint-session.ts",
-    original: "const policy = this.policyCopy.current() ?? (await this.policyCopy.reload());",
+    file: "workers/session/src/command-intake.ts",
+    original: "const policy = policyCopy.current() ?? (await policyCopy.reload());",
     replacement:
-      'const policy = this.policyCopy.current() ?? (await this.policyCopy.reload()) ?? { mode: "denylist" as const, allowedCommands: [], patterns: [], approvers: [], linkTtlHours: 24, version: 0, clientName: "", hostname: "", timeZone: "UTC" };',
+      'const policy = policyCopy.current() ?? (await policyCopy.reload()) ?? { mode: "denylist" as const, allowedCommands: [], patterns: [], approvers: [], linkTtlHours: 24, version: 0, clientName: "", hostname: "", timeZone: "UTC" };',
     why: "with no policy copy and D1 down, commands run as if nothing needed approval (fail open)",
     test: workers("approvals.test.ts", "approval-policies.test.ts"),
   },
   {
     id: "no-central-round-trip",
     claim: 17,
-    file: "workers/session/src/endpoint-session.ts",
-    original: "const policy = this.policyCopy.current() ?? (await this.policyCopy.reload());",
-    replacement: "const policy = (await this.policyCopy.reload()) ?? this.policyCopy.current();",
+    file: "workers/session/src/command-intake.ts",
+    original: "const policy = policyCopy.current() ?? (await policyCopy.reload());",
+    replacement: "const policy = (await policyCopy.reload()) ?? policyCopy.current();",
     why: "every command reads the policy from D1 instead of the session's copy",
     test: workers("no-central-round-trips.test.ts"),
   },
   {
     id: "tenant-binding",
     claim: 12,
-    file: "workers/session/src/endpoint-session.ts",
+    file: "workers/session/src/runtime-presence.ts",
     original: "return !boundOrg || boundOrg === identity.orgId;",
     replacement: "return true;",
     why: "a session accepts a check-in from another tenant's runtime",
@@ -226,16 +223,16 @@ export const mutations = [
   {
     id: "revoked-refusal-in-session",
     claim: 27,
-    file: "workers/session/src/endpoint-session.ts",
-    original: 'const revokedAt = Number(this.getRuntimeValue("revoked_at") || 0);\n    if (!revokedAt) return false;',
-    replacement: 'const revokedAt = Number(this.getRuntimeValue("revoked_at") || 0);\n    if (revokedAt || !revokedAt) return false;',
+    file: "workers/session/src/runtime-presence.ts",
+    original: 'const revokedAt = this.host.store.numberValue("revoked_at");\n    if (!revokedAt) return false;',
+    replacement: 'const revokedAt = this.host.store.numberValue("revoked_at");\n    if (revokedAt || !revokedAt) return false;',
     why: "a revoked runtime that authenticated before the revocation keeps its socket and check-ins",
     test: workers("endpoint-lifecycle.test.ts"),
   },
   {
     id: "one-command-at-a-time",
     claim: 5,
-    file: "workers/session/src/endpoint-session.ts",
+    file: "workers/session/src/command-queue.ts",
     original: "const MAX_RUNNING_COMMANDS = 1;",
     replacement: "const MAX_RUNNING_COMMANDS = 2;",
     why: "two commands of one endpoint are dispatched at once",
@@ -328,6 +325,18 @@ const summary = (output) => {
   return { failedTests, tail: tail.replace(/\s+/g, " ") };
 };
 
+// Results are kept across runs (.cache/safety-results.json), each with a fingerprint of the mutated file, the
+// mutation and its tests: the table shows a result only while that fingerprint still holds, so a partial rerun
+// (--only) adds to the table and a changed file or test list shows its mutation as not run until it runs again.
+const resultsPath = `${root}.cache/safety-results.json`;
+const fingerprint = (m) => createHash("sha256").update(JSON.stringify([read(m.file), m.original, m.replacement, m.test.args])).digest("hex");
+const stored = (() => {
+  try {
+    return JSON.parse(readFileSync(resultsPath, "utf8"));
+  } catch {
+    return {};
+  }
+})();
 const results = [];
 try {
   // One unmutated run per layer over every file the selection uses. On a loaded machine some workers tests fail
@@ -376,6 +385,9 @@ try {
     console.log(`${status} (${run.seconds} s) ${tail}`);
     for (const name of failedTests) console.log(`  failed: ${name}`);
     results.push({ ...m, status, seconds: run.seconds, failedTests, tail });
+    stored[m.id] = { status, failedTests, seconds: run.seconds, at: new Date().toISOString(), fingerprint: fingerprint(m) };
+    mkdirSync(`${root}.cache`, { recursive: true });
+    writeFileSync(resultsPath, JSON.stringify(stored, null, 2));
     writeTable();
   }
 } finally {
@@ -400,19 +412,22 @@ try {
 /** Rewrites docs/quality.md's table: after every mutation, so a run cut short still records what it measured. */
 function writeTable() {
   if (only && !flag("--write")) return;
-  const survived = results.filter((r) => r.status === "SURVIVED");
+  const rows = mutations.map((m) => {
+    const r = stored[m.id];
+    return { m, r: r && r.fingerprint === fingerprint(m) ? r : null };
+  });
+  const count = (status) => rows.filter(({ r }) => r?.status === status).length;
+  const [killed, survived, inconclusive] = [count("killed"), count("SURVIVED"), count("inconclusive")];
+  const notRun = rows.length - killed - survived - inconclusive;
+  const lastRun = rows.map(({ r }) => r?.at).filter(Boolean).sort().at(-1) ?? "never";
   const lines = [begin, ""];
-  const killed = results.filter((r) => r.status === "killed").length;
-  const inconclusive = results.filter((r) => r.status === "inconclusive").length;
-  const notRun = selected.length - killed - survived.length - inconclusive;
   lines.push(
-    `Run ${new Date().toISOString().replace(/\.\d+Z$/, "Z")}${flag("--no-baseline") ? " (no baseline run: compare the failed tests with the mechanism)" : ""}: ` +
-      `${killed} of ${selected.length} mutations killed, ${survived.length} survived${inconclusive ? `, ${inconclusive} inconclusive (only tests that also fail unmutated failed)` : ""}${notRun ? `, ${notRun} not run yet` : ""}.`,
+    `Latest result per mutation (last run ${lastRun.replace(/\.\d+Z$/, "Z")}): ${killed} of ${rows.length} killed, ${survived} survived` +
+      `${inconclusive ? `, ${inconclusive} inconclusive (only tests that also fail unmutated failed)` : ""}${notRun ? `, ${notRun} not run since their file or test list last changed` : ""}.`,
     "",
   );
   lines.push("| Mutation | Claim | File | Mutation breaks | Tests run | Result | Tests it made fail (first two) |", "|---|---|---|---|---|---|---|");
-  for (const m of selected) {
-    const r = results.find((result) => result.id === m.id);
+  for (const { m, r } of rows) {
     const tests = m.test.args.slice(4).map((f) => `\`${f.replace(/^tests\//, "")}\``).join(", ");
     const status = !r ? "not run" : r.status === "SURVIVED" ? "**survived**" : r.status;
     const failing = (r?.failedTests ?? []).slice(0, 2).map((name) => name.replace(/\|/g, "\\|").slice(0, 140)).join("<br>");

@@ -2,8 +2,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Shell } from "../../protocol/messages";
-import { PowershellErrorDecoder, powershellArgs, type TextFilter } from "./powershell";
+import { PowershellErrorDecoder, powershellArgs } from "./powershell";
 import { cmdShell } from "./shell-cmd";
+import { ShellUnavailableError, type ShellInvocation } from "./shell-invocation";
 
 export type RuntimeOs = "windows" | "linux" | "macos";
 
@@ -18,16 +19,7 @@ export function osVersion(): string {
   return os.release();
 }
 
-export interface ShellInvocation {
-  file: string;
-  args: string[];
-  /** Applied to the decoded stderr text before it is buffered (PowerShell's CLIXML error stream). */
-  stderrFilter?: () => TextFilter;
-  /** Pass args to CreateProcess as they are (cmd.exe parses its own command line). */
-  windowsVerbatimArguments?: boolean;
-}
-
-export class ShellUnavailableError extends Error {}
+export { ShellUnavailableError, type ShellInvocation } from "./shell-invocation";
 
 /** Windows environment variable names are case-insensitive; a plain object (tests, child env) is not. */
 function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {

@@ -2,8 +2,7 @@
 // have no PowerShell. Kept apart from platform.ts so the Windows work there
 // and this stay easy to merge.
 import * as path from "node:path";
-import type { ShellInvocation } from "./platform";
-import { ShellUnavailableError } from "./platform";
+import { ShellUnavailableError, type ShellInvocation } from "./shell-invocation";
 
 /** %SystemRoot%\System32\cmd.exe by full path: a bare "cmd" could be found in the working directory first. */
 function cmdPath(env: NodeJS.ProcessEnv): string {

@@ -167,7 +167,7 @@ process.exitCode = 1;
     process.env.PATH = `${bin}${delimiter}${originalPath}`;
     const text = `Write-Error "Grüße <b> & 'ü' ✓"`;
     const command: DispatchedCommand = { commandId: "ps-1", text, shell: "powershell", timeoutMs: 10_000, maxOutputBytes: 64 * 1024 };
-    const result = await execute(command, { send: () => true }).result;
+    const result = await execute(command, { send: () => false }).result;
     expect(result.status).toBe("failed");
     expect(result.exitCode).toBe(1);
     const stream = (name: string) => result.tail.filter((c) => c.stream === name).map((c) => c.data).join("");

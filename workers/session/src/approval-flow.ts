@@ -1,96 +1,22 @@
-// Client approval inside one endpoint's session: per-approver links, their
-// delivery by email (retried, every attempt with a freshly minted secret, so
-// no link is ever stored), decisions, withdrawal, re-issue and expiry.
-// The session orchestrates; this module owns the approval tables.
+// Client approval inside one endpoint's session: per-approver links,
+// decisions, withdrawal, re-issue and expiry (delivery: approval-delivery.ts).
+// The session orchestrates; these modules own the approval tables.
 import {
   approvalDecisionSchema,
   approvalLookupSchema,
   maskEmail,
   type Approver,
-  type ApprovalState,
   type ApprovalView,
   type SessionPolicy,
 } from "../../../protocol/approvals";
 import type { VerifiedPeerIdentity } from "../../../protocol/session-contract";
-import { describeZodError, type Actor, type ApproverLabel, type TranscriptEvent } from "../../../protocol/messages";
-import { approvalBindingHash, newApprovalSecret, secretHashFromToken } from "./approvals";
-import type { AuditLog } from "./audit-log";
-import type { SessionEnv } from "./env";
-import { composeApprovalEmail } from "./mail/compose";
-import { MailDeliveryError, mailerFromEnv } from "./mail/mailer";
+import { describeZodError, type Actor } from "../../../protocol/messages";
+import { ApprovalDelivery } from "./approval-delivery";
+import { approverLabel, type ApprovalCommand, type ApprovalHost, type ApprovalResponse, type LinkRow, type RequestRow } from "./approval-model";
+import { approvalBindingHash, secretHashFromToken } from "./approvals";
 
-/** Attempts per approver before a delivery is given up (and shown as failed). */
-export const MAX_DELIVERY_ATTEMPTS = 5;
-/** Backoff after the n-th failed attempt. */
-const RETRY_DELAYS_MS = [15_000, 60_000, 5 * 60_000, 15 * 60_000];
-/** A send that never came back (the instance was evicted mid-send) is tried again after this. */
-const SEND_LEASE_MS = 60_000;
-
-type EventBody<K extends TranscriptEvent["kind"]> = Omit<Extract<TranscriptEvent, { kind: K }>, "seq" | "at" | "kind">;
-
-/** What the approval flow needs of a command row. */
-export interface ApprovalCommand {
-  id: string;
-  text: string;
-  shell: string;
-  status: string;
-  requested_by_id: string;
-  requested_by_name: string;
-  sequence_name: string | null;
-  step_index: number;
-  step_count: number;
-}
-
-/** The narrow interface the session gives this module. */
-export interface ApprovalHost {
-  endpointId(): string;
-  readonly sql: SqlStorage;
-  env(): SessionEnv;
-  readonly audit: AuditLog;
-  appendEvent<K extends TranscriptEvent["kind"]>(kind: K, body: EventBody<K>): void;
-  getCommand(commandId: string): ApprovalCommand | undefined;
-  /** The session's copy of the client's policy (for names, time zone and link lifetime). */
-  policy(): SessionPolicy | null;
-  /** The client said yes: the session queues it (and dispatches it if the runtime is there). */
-  release(commandId: string): void;
-  /** The command ends without running. */
-  finish(commandId: string, status: "denied" | "expired" | "cancelled", error: string): void;
-  waitUntil(promise: Promise<unknown>): void;
-  scheduleAlarm(): void;
-}
-
-type RequestRow = {
-  command_id: string;
-  reason: string;
-  rule: string | null;
-  requester_id: string;
-  requested_at: number;
-  expires_at: number;
-  state: ApprovalState;
-  decided_by: string | null;
-  decided_email: string | null;
-  decided_at: number | null;
-};
-
-type LinkRow = {
-  id: string;
-  command_id: string;
-  approver_name: string;
-  approver_email: string;
-  binding_hash: string;
-  secret_hash: string | null;
-  issued_at: number | null;
-  viewed_at: number | null;
-  delivery: "queued" | "sending" | "sent" | "failed";
-  attempts: number;
-  next_attempt_at: number | null;
-};
-
-export type ApprovalResponse = { status: number; body: unknown };
-
-export function approverLabel(approver: { name: string; email: string }): ApproverLabel {
-  return { name: approver.name, address: maskEmail(approver.email) };
-}
+export type { ApprovalCommand, ApprovalHost, ApprovalResponse } from "./approval-model";
+export { approverLabel } from "./approval-model";
 
 /**
  * The approvers who may be asked: never the requester themself, whatever the
@@ -102,7 +28,12 @@ export function eligibleApprovers(policy: SessionPolicy, requesterEmail: string 
 }
 
 export class ApprovalFlow {
-  constructor(private readonly host: ApprovalHost) {}
+  /** Sending each approver their link (ADR 0009): retried, a fresh secret per attempt. */
+  readonly delivery: ApprovalDelivery;
+
+  constructor(private readonly host: ApprovalHost) {
+    this.delivery = new ApprovalDelivery(host, (commandId) => this.getRequest(commandId));
+  }
 
   /** Holds `command` for the client's consent and queues one link per approver for delivery. */
   request(input: {
@@ -156,143 +87,6 @@ export class ApprovalFlow {
       commandId: command.id,
       status: "pending_approval",
       detail: { text: command.text, reason: input.reason, rule: input.rule, approvers: input.approvers, expiresAt },
-    });
-  }
-
-  /** Starts sending whatever is due; the sends run after the current message is handled. */
-  kickDelivery(): void {
-    this.host.waitUntil(this.deliverDue(Date.now()));
-  }
-
-  /**
-   * Sends every due link. Each attempt mints a new secret for its approver
-   * (replacing the previous one), so a link exists only in the email that
-   * carried it, and a failed or re-issued send leaves nothing usable behind.
-   */
-  async deliverDue(now: number): Promise<void> {
-    const due = this.host.sql
-      .exec<LinkRow>(
-        `SELECT l.* FROM approval_links l JOIN approval_requests r ON r.command_id = l.command_id
-         WHERE r.state = 'pending' AND l.delivery IN ('queued', 'sending') AND l.next_attempt_at <= ?
-         ORDER BY l.next_attempt_at`,
-        now,
-      )
-      .toArray();
-    if (!due.length) return;
-    const mailer = mailerFromEnv(this.host.env());
-    const origin = publicOrigin(this.host.env());
-    const sends: Promise<void>[] = [];
-    for (const link of due) {
-      const { token, secretHash } = newApprovalSecret(this.host.endpointId());
-      const attempt = link.attempts + 1;
-      // Claimed synchronously: a concurrent pass sees the lease, not a due row.
-      this.host.sql.exec(
-        "UPDATE approval_links SET delivery = 'sending', secret_hash = ?, attempts = ?, next_attempt_at = ? WHERE id = ?",
-        secretHash,
-        attempt,
-        now + SEND_LEASE_MS,
-        link.id,
-      );
-      if ("error" in mailer || !origin) {
-        this.deliveryFailed(link, attempt, "error" in mailer ? mailer.error : "PUBLIC_ORIGIN is not configured, so no link can be built", true);
-        continue;
-      }
-      let email: ReturnType<typeof composeApprovalEmail> | null;
-      try {
-        email = this.composeFor(link, `${origin}/approve/${token}`);
-      } catch {
-        this.deliveryFailed(link, attempt, "the approval email could not be composed", true);
-        continue;
-      }
-      if (!email) continue;
-      sends.push(
-        mailer.send(email).then(
-          () => this.delivered(link, attempt),
-          (error: unknown) => {
-            const permanent = error instanceof MailDeliveryError ? error.permanent : false;
-            const message = error instanceof MailDeliveryError ? error.message : "the mail provider could not be reached";
-            this.deliveryFailed(link, attempt, message, permanent);
-          },
-        ),
-      );
-    }
-    await Promise.all(sends);
-    this.host.scheduleAlarm();
-  }
-
-  private composeFor(link: LinkRow, url: string) {
-    const command = this.host.getCommand(link.command_id);
-    const request = this.getRequest(link.command_id);
-    const policy = this.host.policy();
-    if (!command || !request) return null;
-    return composeApprovalEmail({
-      approver: { name: link.approver_name, email: link.approver_email },
-      url,
-      reason: request.reason,
-      text: command.text,
-      shell: command.shell,
-      sequence: command.sequence_name ? { name: command.sequence_name, step: command.step_index, steps: command.step_count } : null,
-      requestedBy: command.requested_by_name,
-      hostname: policy?.hostname ?? this.host.endpointId(),
-      clientName: policy?.clientName ?? "",
-      timeZone: policy?.timeZone ?? "UTC",
-      expiresAt: request.expires_at,
-    });
-  }
-
-  private delivered(link: LinkRow, attempt: number): void {
-    const now = Date.now();
-    const updated = this.host.sql.exec(
-      "UPDATE approval_links SET delivery = 'sent', issued_at = ?, next_attempt_at = NULL, last_error = NULL WHERE id = ? AND attempts = ?",
-      now,
-      link.id,
-      attempt,
-    );
-    if (updated.rowsWritten === 0) return; // re-issued meanwhile: that send's link is already dead
-    this.host.appendEvent("command.approval_delivery", {
-      commandId: link.command_id,
-      approver: approverLabel({ name: link.approver_name, email: link.approver_email }),
-      state: "sent",
-      attempt,
-      error: null,
-      nextAttemptAt: null,
-    });
-    this.host.audit.append({
-      kind: "approval.delivered",
-      actorName: link.approver_name,
-      commandId: link.command_id,
-      status: "pending_approval",
-      detail: { approver: link.approver_email, attempt },
-    });
-  }
-
-  private deliveryFailed(link: LinkRow, attempt: number, error: string, permanent: boolean): void {
-    const giveUp = permanent || attempt >= MAX_DELIVERY_ATTEMPTS;
-    const nextAttemptAt = giveUp ? null : Date.now() + RETRY_DELAYS_MS[Math.min(attempt - 1, RETRY_DELAYS_MS.length - 1)]!;
-    const updated = this.host.sql.exec(
-      "UPDATE approval_links SET delivery = ?, secret_hash = NULL, next_attempt_at = ?, last_error = ? WHERE id = ? AND attempts = ?",
-      giveUp ? "failed" : "queued",
-      nextAttemptAt,
-      error,
-      link.id,
-      attempt,
-    );
-    if (updated.rowsWritten === 0) return;
-    console.error(`approval delivery to ${maskEmail(link.approver_email)} failed (attempt ${attempt}): ${error}`);
-    this.host.appendEvent("command.approval_delivery", {
-      commandId: link.command_id,
-      approver: approverLabel({ name: link.approver_name, email: link.approver_email }),
-      state: giveUp ? "failed" : "retrying",
-      attempt,
-      error,
-      nextAttemptAt,
-    });
-    this.host.audit.append({
-      kind: "approval.delivery_failed",
-      actorName: link.approver_name,
-      commandId: link.command_id,
-      status: "pending_approval",
-      detail: { approver: link.approver_email, attempt, error, willRetry: !giveUp },
     });
   }
 
@@ -392,7 +186,7 @@ export class ApprovalFlow {
     );
     this.host.appendEvent("command.approval_reissued", { commandId, by, expiresAt });
     this.host.audit.append({ kind: "approval.reissued", actorId: by.userId, actorName: by.name, actorAddress: address, commandId, status: "pending_approval", detail: { expiresAt } });
-    this.kickDelivery();
+    this.delivery.kick();
     return null;
   }
 
@@ -416,17 +210,9 @@ export class ApprovalFlow {
     }
   }
 
-  /** The earliest moment something here needs the alarm: an expiry or a delivery retry. */
+  /** The earliest pending request's expiry. */
   nextWakeAt(): number | null {
-    const row = this.host.sql
-      .exec<{ at: number | null }>(
-        `SELECT MIN(at) AS at FROM (
-           SELECT expires_at AS at FROM approval_requests WHERE state = 'pending'
-           UNION ALL
-           SELECT l.next_attempt_at FROM approval_links l JOIN approval_requests r ON r.command_id = l.command_id
-           WHERE r.state = 'pending' AND l.delivery IN ('queued', 'sending'))`,
-      )
-      .toArray()[0];
+    const row = this.host.sql.exec<{ at: number | null }>("SELECT MIN(expires_at) AS at FROM approval_requests WHERE state = 'pending'").toArray()[0];
     return row?.at ?? null;
   }
 
@@ -477,12 +263,4 @@ function approverActorId(link: LinkRow): string {
 
 function invalidLink(): ApprovalResponse {
   return { status: 404, body: { error: "This approval link is not valid." } };
-}
-
-function publicOrigin(env: SessionEnv): string | null {
-  try {
-    return env.PUBLIC_ORIGIN ? new URL(env.PUBLIC_ORIGIN).origin : null;
-  } catch {
-    return null;
-  }
 }

@@ -165,6 +165,18 @@ export class AuditLog {
     return { replicated: rows.length, remaining };
   }
 
+  /** When replication is due (soon after an append, or after a backoff). */
+  nextWakeAt(): number | null {
+    return Number(this.getMeta("audit_alarm_at") || 0) || null;
+  }
+
+  /** The alarm's turn: replicate one batch if due; a failure is logged and retried by backoff. */
+  async wake(db: D1Database, macKey: string | undefined): Promise<void> {
+    if (!this.replicationDue()) return;
+    const outcome = await this.replicate(db, macKey);
+    if ("failed" in outcome) console.error(`audit replication failed, retrying in ${Math.round(outcome.retryInMs)} ms: ${outcome.failed}`);
+  }
+
   /** Ensures an alarm is set; `force` moves it (used for backoff). */
   private scheduleReplication(at: number, force = false): void {
     const current = Number(this.getMeta("audit_alarm_at") || 0);

@@ -4,36 +4,13 @@
 // marked idempotent is retried once without asking. A retry is a NEW command
 // (new id, new journal entry on the runtime): the interrupted one is final and
 // never runs again, so exactly-once holds per command id.
-import { COMMAND_OUTCOMES, type Actor, type TranscriptEvent } from "../../../protocol/messages";
+import type { Actor, TranscriptEvent } from "../../../protocol/messages";
+import type { EventBody } from "./session-store";
 import type { AuditEntry } from "./audit-log";
-
-/** The columns of a command row this module reads. */
-export type SequenceStepRow = {
-  id: string;
-  request_id: string;
-  text: string;
-  shell: string;
-  timeout_ms: number;
-  requested_by_id: string;
-  requested_by_name: string;
-  sequence_id: string | null;
-  sequence_name: string | null;
-  step_index: number;
-  step_count: number;
-  stop_on_failure: number;
-  not_before: number | null;
-  expires_at: number | null;
-  status: string;
-  error: string | null;
-  idempotent: number;
-  retry_of: string | null;
-  /** For an interrupted step: how the technician (or the session) went on. */
-  resolution: "retried" | "auto_retried" | "skipped" | "aborted" | null;
-};
+import { isFinal, type CommandRow } from "./command-store";
 
 export type SequenceAction = "retry" | "skip" | "abort";
 
-type EventBody<K extends TranscriptEvent["kind"]> = Omit<Extract<TranscriptEvent, { kind: K }>, "seq" | "at" | "kind">;
 
 export interface SequenceFlowHost {
   sql: SqlStorage;
@@ -46,7 +23,6 @@ export interface SequenceFlowHost {
 /** Whether a queued step may run now, must wait, or is skipped (and why). */
 export type StepGate = { kind: "run" } | { kind: "wait" } | { kind: "skip"; reason: string };
 
-const FINAL: ReadonlySet<string> = new Set(COMMAND_OUTCOMES);
 
 export class SequenceFlow {
   constructor(private readonly host: SequenceFlowHost) {}
@@ -57,10 +33,10 @@ export class SequenceFlow {
    * failure in a stop-on-failure sequence the rest is skipped, naming the step
    * that actually failed (not the skipped one before it).
    */
-  gate(step: SequenceStepRow): StepGate {
+  gate(step: CommandRow): StepGate {
     if (step.sequence_id === null || step.step_index === 0) return { kind: "run" };
     const previous = this.latestAttempt(step.sequence_id, step.step_index - 1);
-    if (!previous || !FINAL.has(previous.status)) return { kind: "wait" };
+    if (!previous || !isFinal(previous.status)) return { kind: "wait" };
     if (previous.status === "interrupted") {
       if (previous.resolution === "skipped") return { kind: "run" };
       if (previous.resolution === null) return { kind: "wait" }; // paused: a technician decides
@@ -71,7 +47,7 @@ export class SequenceFlow {
   }
 
   /** Called when a step ended interrupted: retry it once on its own if it is idempotent, else pause. */
-  onInterrupted(step: SequenceStepRow, now = Date.now()): void {
+  onInterrupted(step: CommandRow, now = Date.now()): void {
     if (step.sequence_id === null || step.status !== "interrupted" || step.resolution !== null) return;
     const autoRetriedBefore = this.one<{ x: number }>(
       "SELECT 1 AS x FROM commands WHERE sequence_id = ? AND step_index = ? AND resolution = 'auto_retried'",
@@ -140,8 +116,8 @@ export class SequenceFlow {
   }
 
   /** The interrupted step a sequence is waiting on, if it is paused. */
-  pausedStep(sequenceId: string): SequenceStepRow | undefined {
-    const candidate = this.one<SequenceStepRow>(
+  pausedStep(sequenceId: string): CommandRow | undefined {
+    const candidate = this.one<CommandRow>(
       "SELECT * FROM commands WHERE sequence_id = ? AND status = 'interrupted' AND resolution IS NULL ORDER BY created_at DESC, rowid DESC LIMIT 1",
       sequenceId,
     );
@@ -150,15 +126,15 @@ export class SequenceFlow {
     return candidate;
   }
 
-  private latestAttempt(sequenceId: string, stepIndex: number): SequenceStepRow | undefined {
-    return this.one<SequenceStepRow>(
+  private latestAttempt(sequenceId: string, stepIndex: number): CommandRow | undefined {
+    return this.one<CommandRow>(
       "SELECT * FROM commands WHERE sequence_id = ? AND step_index = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
       sequenceId,
       stepIndex,
     );
   }
 
-  private resolve(step: SequenceStepRow, resolution: NonNullable<SequenceStepRow["resolution"]>): void {
+  private resolve(step: CommandRow, resolution: NonNullable<CommandRow["resolution"]>): void {
     this.host.sql.exec("UPDATE commands SET resolution = ? WHERE id = ? AND resolution IS NULL", resolution, step.id);
   }
 
@@ -167,7 +143,7 @@ export class SequenceFlow {
    * reported final by the runtime after it killed its process tree (or after
    * its start-up orphan sweep), so the two can never run at the same time.
    */
-  private insertRetry(step: SequenceStepRow, now: number, asker: { by: Actor; address: string | null } | null): string {
+  private insertRetry(step: CommandRow, now: number, asker: { by: Actor; address: string | null } | null): string {
     const attempts = this.one<{ n: number }>("SELECT COUNT(*) AS n FROM commands WHERE sequence_id = ? AND step_index = ?", step.sequence_id, step.step_index)?.n ?? 1;
     const commandId = `cmd_${crypto.randomUUID()}`;
     const requestId = `${step.request_id.replace(/~retry\d+$/, "")}~retry${attempts}`;

@@ -1,0 +1,106 @@
+// The console's calls, as the tenant directory: re-read the client's policy or
+// the runtime target after an admin saved one, apply an endpoint lifecycle
+// decision, record placement. Each is authorised by the edge and bound to the tenant.
+import { describeZodError, type ViewerBoundMessage } from "../../../protocol/messages";
+import { lifecycleRequestSchema, SESSION_PATHS, type VerifiedPeerIdentity as PeerIdentity } from "../../../protocol/session-contract";
+import type { ApprovalFlow } from "./approval-flow";
+import type { AuditLog } from "./audit-log";
+import type { CommandRow, CommandStore } from "./command-store";
+import { onPlacement, type PlacementHost } from "./placement";
+import type { PolicyCopy } from "./policy-copy";
+import type { RuntimePresence } from "./runtime-presence";
+import type { RuntimeUpdates } from "./runtime-updates";
+import type { SessionStore } from "./session-store";
+
+export interface DirectoryHost {
+  store: SessionStore;
+  commands: CommandStore;
+  approvals: ApprovalFlow;
+  presence: RuntimePresence;
+  policyCopy: PolicyCopy;
+  updates: RuntimeUpdates;
+  audit: AuditLog;
+  placement: PlacementHost;
+  broadcast(message: ViewerBoundMessage): void;
+  offerUpdate(): void;
+  scheduleAlarm(): void;
+}
+
+export class DirectoryCalls {
+  constructor(private readonly host: DirectoryHost) {}
+
+  async handle(path: string, body: unknown, identity: PeerIdentity): Promise<Response> {
+    if (path === SESSION_PATHS.policy) return this.policyRefresh(identity);
+    if (path === SESSION_PATHS.lifecycle) return this.lifecycle(body, identity);
+    if (path === SESSION_PATHS.placement) return onPlacement(this.host.placement, body, identity);
+    if (path === SESSION_PATHS.runtimeTarget) return this.runtimeTargetRefresh(identity);
+    return Response.json({ error: "Not found" }, { status: 404 });
+  }
+
+  private async policyRefresh(identity: PeerIdentity): Promise<Response> {
+    const policy = await this.host.policyCopy.reload();
+    if (!policy) return Response.json({ error: "The client's policy could not be read; the session keeps its previous copy" }, { status: 503 });
+    this.host.audit.append({
+      kind: "policy.updated",
+      actorId: identity.userId,
+      actorName: identity.userName,
+      detail: { mode: policy.mode, version: policy.version, approvers: policy.approvers.length, allowedCommands: policy.allowedCommands.length },
+    });
+    return Response.json({ version: policy.version });
+  }
+
+  /** An admin saved the tenant's runtime target: re-read it, audit a change, offer it now if the runtime is idle. */
+  private async runtimeTargetRefresh(identity: PeerIdentity): Promise<Response> {
+    const reloaded = await this.host.updates.reload();
+    if (!reloaded) return Response.json({ error: "The runtime target could not be read; the session keeps its previous copy" }, { status: 503 });
+    if (reloaded.changed) {
+      this.host.audit.append({
+        kind: "runtime.update_target",
+        actorId: identity.userId,
+        actorName: identity.userName,
+        actorAddress: identity.address,
+        detail: { version: reloaded.target?.version ?? null, allowDowngrade: reloaded.target?.allowDowngrade ?? false },
+      });
+    }
+    this.host.offerUpdate();
+    return Response.json({ version: reloaded.target?.version ?? null });
+  }
+
+  /** The directory in D1 stops authenticating a revoked credential; this makes the decision take effect now. */
+  private lifecycle(body: unknown, identity: PeerIdentity): Response {
+    const parsed = lifecycleRequestSchema.safeParse(body);
+    if (!parsed.success) return Response.json({ error: describeZodError(parsed.error) }, { status: 400 });
+    const { store, presence, audit } = this.host;
+    const now = Date.now();
+    const actor = { actorId: identity.userId, actorName: identity.userName, actorAddress: identity.address };
+    const decommissioned = presence.decommissioned();
+    switch (parsed.data.action) {
+      case "revoke":
+        store.setValue("revoked_at", String(now));
+        presence.disconnect("This runtime's credential was revoked");
+        audit.append({ kind: "runtime.revoked", ...actor, detail: {} });
+        break;
+      case "reinstate":
+        if (decommissioned) return Response.json({ error: "The endpoint was decommissioned; it cannot take a runtime again" }, { status: 409 });
+        store.setValue("revoked_at", "");
+        audit.append({ kind: "runtime.reinstated", ...actor, detail: {} });
+        break;
+      case "decommission": {
+        if (decommissioned) break;
+        store.setValue("revoked_at", String(now));
+        store.setValue("decommissioned_at", String(now));
+        presence.disconnect("The endpoint was decommissioned");
+        const by = { userId: identity.userId ?? "directory", name: identity.userName ?? "an admin" };
+        for (const command of store.all<CommandRow>("SELECT * FROM commands WHERE status IN ('queued', 'pending_approval') ORDER BY created_at")) {
+          if (command.status === "pending_approval") this.host.approvals.withdraw(command.id, by, identity.address);
+          this.host.commands.finish(command.id, { status: "cancelled", exitCode: null, error: "The endpoint was decommissioned before it ran", timings: null });
+        }
+        audit.append({ kind: "endpoint.decommissioned", ...actor, detail: {} });
+        break;
+      }
+    }
+    this.host.broadcast({ type: "runtime", runtime: presence.state() });
+    this.host.scheduleAlarm();
+    return Response.json({ runtime: presence.state() });
+  }
+}
