@@ -1,6 +1,6 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { checkin, connectRuntime, connectViewer, result, runInSession, sessionStub, type TestSocket, viewerIdentity, endpointIdsFor } from "./socket";
+import { checkin, connectRuntime, connectViewer, result, runInSession, sessionStub, type TestSocket, viewerIdentity, endpointIdsFor, settled } from "./socket";
 
 const freshEndpoint = endpointIdsFor("ep_sequence_test");
 
@@ -27,7 +27,7 @@ describe("queued work and diagnostic sequences", () => {
     const request = queueSequence(viewer, ["hostname", "uptime", "df -h"]);
     const queued = await viewer.waitFor((m) => m.type === "events" && m.events.filter((e: any) => e.kind === "command.queued").length === 3);
     viewer.send(request); // resent after a reconnect: not queued twice
-    await new Promise((r) => setTimeout(r, 100));
+    await settled(viewer);
     expect(viewer.events().filter((e) => e.kind === "command.queued")).toHaveLength(3);
     expect(queued.events.filter((e: any) => e.kind === "command.queued").map((e: any) => [e.text, e.sequence.step, e.sequence.steps])).toEqual([
       ["hostname", 0, 3],
