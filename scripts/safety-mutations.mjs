@@ -90,7 +90,7 @@ export const mutations = [
     original: "const conditions: SQL[] = [eq(endpoints.orgId, orgId)];",
     replacement: "const conditions: SQL[] = [];",
     why: "the endpoint list shows every tenant's endpoints",
-    test: workers("edge.test.ts", "endpoint-lifecycle.test.ts", "placement.test.ts"),
+    test: workers("directory.test.ts"),
   },
   {
     id: "offline-auth-production",
