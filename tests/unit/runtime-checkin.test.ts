@@ -21,7 +21,7 @@ import {
   type DispatchedCommand,
 } from "../../protocol/messages";
 import { outboxFileName } from "../../runtime/src/outbox";
-import { cli, CREDENTIAL, enrolledStateDir, fileLines, killChildren, outboxFiles, posix, scratch, startRuntime, stopRuntime, TOKEN, waitFor } from "./runtime-harness";
+import { cli, CREDENTIAL, enrolledStateDir, fileLines, killChildren, outboxFiles, posix, processGroupAlive, scratch, startRuntime, stopRuntime, TOKEN, waitFor } from "./runtime-harness";
 
 const NOT_RERUN = "interrupted: the runtime stopped or crashed while this command was running; it was not run again";
 
@@ -201,15 +201,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function moreCheckins(server: { checkins: unknown[] }, count: number): Promise<void> {
   const from = server.checkins.length;
   await waitFor(`${count} more check-in(s)`, () => server.checkins.length >= from + count);
-}
-
-function processGroupAlive(group: number): boolean {
-  try {
-    process.kill(-group, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function tailText(result: CommandResult | undefined): string {

@@ -244,3 +244,13 @@ export function useFakeServer(): () => FakeServer {
   });
   return () => server;
 }
+
+/** Whether any process of this group still runs (an orphaned command's shell and children). */
+export function processGroupAlive(group: number): boolean {
+  try {
+    process.kill(-group, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

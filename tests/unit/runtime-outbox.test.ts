@@ -16,6 +16,7 @@ import {
   lines,
   outboxFiles,
   posix,
+  processGroupAlive,
   scratch,
   startRuntime,
   stopRuntime,
@@ -116,13 +117,13 @@ describe.runIf(posix)("caisey-runtime CLI", () => {
     server.dropConnections();
     await waitFor("reconnect", () => hellos(server) === 2);
     server.dispatch(command);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor("stored result resent after the reconnect", () => server.results("once-1").length >= 3);
 
     expect(await stopRuntime(runtime)).toBe(0);
     runtime = startRuntime(stateDir);
     await waitFor("hello after restart", () => hellos(server) === 3);
     server.dispatch(command);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor("stored result resent after the restart", () => server.results("once-1").length >= 4);
 
     expect(lines(counter)).toBe(1);
     const results = server.results("once-1");
@@ -136,7 +137,7 @@ describe.runIf(posix)("caisey-runtime CLI", () => {
     await waitFor("outbox emptied", () => outboxFiles(stateDir).length === 0);
     const before = server.results("once-1").length;
     server.dispatch(command);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor("the late redelivery answered (ignored)", () => /already ran and its result was acknowledged/.test(runtime.stderr()));
     expect(server.results("once-1")).toHaveLength(before);
     expect(lines(counter)).toBe(1);
     expect(await stopRuntime(runtime)).toBe(0);
@@ -188,7 +189,9 @@ describe.runIf(posix)("caisey-runtime CLI", () => {
     const [result] = await waitFor("result", () => server.results("crash-1").length > 0 && server.results("crash-1"));
     expect(result).toMatchObject({ status: "interrupted", exitCode: null });
     expect(result.error).toMatch(/^interrupted: the runtime stopped or crashed while this command was running; it was not run again; its processes left over from the previous run \(process group \d+\) were killed$/);
-    await new Promise((r) => setTimeout(r, 2500)); // the orphan was killed (it never finishes); no second run appears
+    // The orphan was killed: once its process group is gone it can never finish, and no second run appears.
+    const group = Number(/process group (\d+)/.exec(result.error ?? "")![1]);
+    await waitFor("the orphan's process group gone", () => !processGroupAlive(group));
     expect(lines(counter)).toBe(1);
     expect(await stopRuntime(runtime)).toBe(0);
   }, 30_000);
