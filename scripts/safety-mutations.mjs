@@ -11,6 +11,7 @@
 //   node scripts/safety-mutations.mjs                 all mutations, then docs/quality.md's table is rewritten
 //   node scripts/safety-mutations.mjs --only a,b      just these (table not written unless --write)
 //   node scripts/safety-mutations.mjs --list          the list, nothing run
+//   --table                                           only rewrite the table from the stored results
 //   --check                                           only verify every snippet is found exactly once
 //   --no-baseline                                     skip the unmutated run (every failure then counts as a kill)
 //   --reuse-baseline                                  take the unmutated failures from .cache/safety-baseline.json
@@ -337,6 +338,11 @@ const stored = (() => {
     return {};
   }
 })();
+if (flag("--table")) {
+  writeTable();
+  console.log("docs/quality.md: safety-mutation table rewritten from .cache/safety-results.json");
+  process.exit(0);
+}
 const results = [];
 try {
   // One unmutated run per layer over every file the selection uses. On a loaded machine some workers tests fail
