@@ -7,6 +7,7 @@ import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { afterAll, beforeAll } from "vitest";
 import { WebSocket } from "ws";
 import { DEMO_RUNTIME_TOKEN } from "../../scripts/seed.mjs";
 
@@ -539,4 +540,34 @@ export function getWithHost(origin: string, path: string, host: string): Promise
     request.on("error", reject);
     request.end();
   });
+}
+
+/**
+ * The set-up every file driving the shared fault stack needs: the stack started once for the file (fresh state)
+ * with a signed-in technician, every runtime the file enrolled killed at the end, and the stack stopped.
+ */
+export function useFaultStack(port = Number(process.env.FAULTS_PORT ?? 8797), stateDir = ".wrangler/faults-state") {
+  const stack = new Stack(port, stateDir);
+  const runtimes: Runtime[] = [];
+  let cookie = "";
+  beforeAll(async () => {
+    await stack.start(true);
+    cookie = await signIn(stack.origin);
+  }, STACK_START_TIMEOUT_MS + 30_000);
+  afterAll(async () => {
+    for (const runtime of runtimes) await runtime.kill();
+    await stack.stop();
+  });
+  return {
+    stack,
+    /** The signed-in technician's session cookie (set once beforeAll has run). */
+    cookie: () => cookie,
+    /** A runtime enrolled against `server` (the stack itself unless a relay or proxy stands between). */
+    newRuntime(name: string, server = stack.origin): Runtime {
+      const runtime = new Runtime();
+      runtime.enroll(server, `fault-${name}-${Date.now()}`);
+      runtimes.push(runtime);
+      return runtime;
+    },
+  };
 }

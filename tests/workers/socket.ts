@@ -286,3 +286,20 @@ export async function replicateAudit(endpointId: string): Promise<void> {
     if (outcome.remaining === 0) return;
   }
 }
+
+/** A file's own freshEndpoint with its prefix (ids of different files never meet, whatever Date.now() says). */
+export function endpointIdsFor(prefix: string): () => string {
+  return () => freshEndpoint(prefix);
+}
+
+/**
+ * Resolves once the session has handled everything this viewer sent before, and everything it sent this viewer
+ * before is in `viewer.messages`: it answers a sync in arrival order (ADR 0028), on the same socket. The positive
+ * signal to wait for before asserting that something did NOT happen, instead of a sleep.
+ */
+export async function settled(viewer: TestSocket): Promise<void> {
+  const newest: number = await runInSession(sessionStub(viewer.endpointId), (_instance, state) =>
+    state.storage.sql.exec("SELECT COALESCE(MAX(seq), 0) AS seq FROM events").one().seq,
+  );
+  await replayAll(viewer, newest);
+}
