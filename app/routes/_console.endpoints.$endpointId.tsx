@@ -9,7 +9,8 @@ import { LiveSession } from "~/components/transcript/live-session";
 import { createDb } from "~/db/client.server";
 import { CAN_RUN_COMMANDS, requireMember } from "~/lib/auth.server";
 import { getEnv } from "~/lib/env.server";
-import { formatAge, formatTimestamp } from "~/lib/format";
+import { formatAge } from "~/lib/format";
+import { Time } from "~/lib/time-zone";
 import { callerAddress } from "~/lib/request.server";
 import {
   decommissionEndpoint,
@@ -42,7 +43,7 @@ export async function loader(args: LoaderFunctionArgs) {
   const canRun = CAN_RUN_COMMANDS.includes(member.role) && endpoint.decommissionedAt === null;
   const templates = canRun ? await listSequenceTemplates(db, member.org.id) : [];
   const runtime = await getEndpointRuntime(getEnv(args.context), member.org.id, endpoint.id);
-  return json({ endpoint, canRun, role: member.role, isAdmin: LIFECYCLE_ROLES.includes(member.role), templates, runtime, now: Date.now() });
+  return json({ endpoint, canRun, role: member.role, isAdmin: LIFECYCLE_ROLES.includes(member.role), templates, runtime, userId: member.userId, now: Date.now() });
 }
 
 /** Saves a reusable diagnostic sequence (from the sequence panel), or changes the endpoint's lifecycle (admins). */
@@ -105,7 +106,7 @@ async function lifecycleAction(args: ActionFunctionArgs, form: Record<string, Fo
 }
 
 export default function EndpointPage() {
-  const { endpoint, canRun, role, isAdmin, templates, runtime, now } = useLoaderData<typeof loader>();
+  const { endpoint, canRun, role, isAdmin, templates, runtime, userId, now } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const lifecycleResult = actionData && "intent" in actionData ? (actionData as LifecycleActionResult) : null;
   const navigation = useNavigation();
@@ -116,8 +117,8 @@ export default function EndpointPage() {
     <section className="space-y-4">
       <div>
         <Link to={`/endpoints?client=${endpoint.clientId}`} className="text-sm text-indigo-700 hover:underline">← {endpoint.clientName}</Link>
-        <div className="mt-1 flex items-center gap-3">
-          <h1 className="font-mono text-2xl font-semibold" data-testid="endpoint-hostname">{endpoint.hostname}</h1>
+        <div className="mt-1 flex flex-wrap items-center gap-3">
+          <h1 className="break-all font-mono text-2xl font-semibold" data-testid="endpoint-hostname">{endpoint.hostname}</h1>
           {endpoint.decommissionedAt === null ? <OnlineBadge online={liveOnline ?? endpoint.online} /> : null}
           <div className="ml-auto">
             <ExportLinks endpointId={endpoint.id} />
@@ -127,7 +128,7 @@ export default function EndpointPage() {
           <div><dt className="inline font-medium">OS </dt><dd className="inline">{endpoint.os} {endpoint.osVersion}</dd></div>
           <div><dt className="inline font-medium">Region </dt><dd className="inline" data-testid="endpoint-placement">{describePlacement({ jurisdiction: endpoint.jurisdiction, locationHint: endpoint.locationHint, placedAt: endpoint.placedAt, colo: endpoint.runtimeColo })}</dd></div>
           <div><dt className="inline font-medium">Last seen </dt><dd className="inline">{formatAge(endpoint.lastSeenAt, now)}</dd></div>
-          <div><dt className="inline font-medium">Enrolled </dt><dd className="inline">{formatTimestamp(endpoint.enrolledAt)}</dd></div>
+          <div><dt className="inline font-medium">Enrolled </dt><dd className="inline"><Time at={endpoint.enrolledAt} /></dd></div>
           <div><dt className="inline font-medium">Tags </dt><dd className="inline">{endpoint.tags.join(", ") || "—"}</dd></div>
           <div data-testid="runtime-version">
             <dt className="inline font-medium">Runtime </dt>
@@ -136,7 +137,7 @@ export default function EndpointPage() {
           {runtime?.update ? (
             <div data-testid="runtime-update" title={runtime.update.detail}>
               <dt className="inline font-medium">Update </dt>
-              <dd className="inline">{runtime.update.version}: {runtime.update.phase.replace("_", " ")} {formatTimestamp(runtime.update.at)}{runtime.update.detail && (runtime.update.phase === "rolled_back" || runtime.update.phase === "failed") ? ` (${runtime.update.detail})` : ""}</dd>
+              <dd className="inline">{runtime.update.version}: {runtime.update.phase.replace("_", " ")} <Time at={runtime.update.at} />{runtime.update.detail && (runtime.update.phase === "rolled_back" || runtime.update.phase === "failed") ? ` (${runtime.update.detail})` : ""}</dd>
             </div>
           ) : null}
           {runtime?.target && runtime.target !== runtime.version ? (
@@ -152,7 +153,7 @@ export default function EndpointPage() {
           command input appear then.
         </p>
       ) : (
-        <LiveSession endpointId={endpoint.id} canRun={canRun} role={role} defaultShell="default" templates={templates} onRuntimeState={onRuntimeState} />
+        <LiveSession endpointId={endpoint.id} userId={userId} canRun={canRun} role={role} defaultShell="default" templates={templates} onRuntimeState={onRuntimeState} />
       )}
       {isAdmin ? <LifecycleActions endpoint={endpoint} result={lifecycleResult} busy={navigation.state !== "idle"} /> : null}
     </section>
