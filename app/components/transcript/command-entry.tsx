@@ -72,7 +72,7 @@ export const CommandEntry = memo(function CommandEntry({
         ) : null}
         <span>{command.requestedBy.name}</span>
         <span title="sent">sent <Time at={command.queuedAt} /></span>
-        {command.notBefore && !command.dispatchedAt ? <span>not before <Time at={command.notBefore} timeOnly /></span> : null}
+        {command.notBefore && !command.dispatchedAt ? <span data-testid="not-before">not before <Time at={command.notBefore} timeOnly /></span> : null}
         {command.expiresAt && !command.startedAt ? <span>expires <Time at={command.expiresAt} timeOnly /></span> : null}
         {command.dispatchedAt ? <span title="dispatched to the runtime">dispatched <Time at={command.dispatchedAt} timeOnly /></span> : null}
         {command.startedAt ? <span title="executed on the endpoint (server time)">executed <Time at={command.startedAt} timeOnly /></span> : null}
