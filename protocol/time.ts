@@ -90,3 +90,24 @@ export function describeZoneOffset(offsetMinutes: number): string {
   const abs = Math.abs(offsetMinutes);
   return `UTC${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
 }
+
+/**
+ * The instant a wall-clock reading ("2026-12-04T09:00", seconds optional) names in `zone`, or null when it
+ * is not one. In a DST gap or overlap it takes the offset in force just before.
+ */
+export function wallTimeToEpoch(value: string, zone: string): number | null {
+  const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?$/.exec(value.trim());
+  if (!match) return null;
+  const [, y, mo, d, h, mi, s = "0", ms = "0"] = match;
+  const wall = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), Number(ms.padEnd(3, "0")));
+  if (Number.isNaN(wall)) return null;
+  const first = wall - zoneOffsetMinutes(wall, zone) * 60_000;
+  return wall - zoneOffsetMinutes(first, zone) * 60_000;
+}
+
+/** `timestamp` as a datetime-local value ("2026-12-04T09:00") on the wall clock of `zone`. */
+export function epochToWallTime(timestamp: number, zone: string): string {
+  const { year, month, day, hour, minute } = zonedParts(timestamp, zone);
+  const pad = (value: number) => String(value).padStart(2, "0");
+  return `${year}-${pad(month)}-${pad(day)}T${pad(hour)}:${pad(minute)}`;
+}

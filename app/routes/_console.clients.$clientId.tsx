@@ -173,7 +173,7 @@ export default function ClientPage() {
             </button>
           </Form>
         ) : null}
-        <table className="mt-4 w-full text-sm">
+        <div className="max-w-full overflow-x-auto"><table className="mt-4 w-full text-sm">
           <thead className="text-left text-slate-500">
             <tr><th className="py-1">Label</th><th>Created</th><th>Expires</th><th>Uses</th><th>State</th><th /></tr>
           </thead>
@@ -200,7 +200,7 @@ export default function ClientPage() {
               );
             })}
           </tbody>
-        </table>
+        </table></div>
       </div>
 
       <ApprovalPolicySection

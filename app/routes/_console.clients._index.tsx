@@ -16,7 +16,7 @@ export default function ClientsPage() {
   return (
     <section>
       <h1 className="text-2xl font-semibold">Clients</h1>
-      <table className="mt-4 w-full overflow-hidden rounded-lg bg-white text-sm shadow">
+      <div className="max-w-full overflow-x-auto"><table className="mt-4 w-full overflow-hidden rounded-lg bg-white text-sm shadow">
         <thead className="bg-slate-100 text-left text-slate-600">
           <tr>
             <th className="px-4 py-2">Client</th>
@@ -42,7 +42,7 @@ export default function ClientsPage() {
             <tr><td colSpan={4} className="px-4 py-6 text-center text-slate-500">No clients yet.</td></tr>
           ) : null}
         </tbody>
-      </table>
+      </table></div>
     </section>
   );
 }

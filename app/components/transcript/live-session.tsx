@@ -244,7 +244,7 @@ export function LiveSession({
           <button onClick={() => session.dismissError(error.id)} className="text-xs underline">dismiss</button>
         </div>
       ))}
-      <div className="max-h-[60vh] min-h-48 overflow-y-auto" data-testid="transcript" role="log" aria-label="Command transcript" aria-live="off" tabIndex={0}>
+      <div className="max-h-[60vh] min-h-48 overflow-y-auto" data-testid="transcript" role="log" aria-label="Transcript" aria-live="off" tabIndex={0}>
         {session.history.hasOlder ? <LoadOlder loading={session.history.loading} onLoad={session.loadOlder} /> : null}
         {transcript.order.length === 0 ? <p className="px-4 py-6 text-sm text-slate-500">No commands yet.</p> : null}
         <Notices notices={noticesAfter(transcript, null)} />
