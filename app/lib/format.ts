@@ -1,4 +1,4 @@
-import { describeZoneOffset, resolveTimeZone, zonedParts, zoneOffsetMinutes } from "../../protocol/time";
+import { describeZoneOffset, resolveTimeZone, zonedParts, zoneOffsetMinutes } from "@protocol/time";
 
 /** "3 min ago"-style age for last-seen columns; absolute time in the title attribute. */
 export function formatAge(timestamp: number | null, now = Date.now()): string {

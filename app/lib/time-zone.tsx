@@ -1,5 +1,5 @@
 import { createContext, useContext, useEffect, useState } from "react";
-import { describeZoneOffset, isValidTimeZone, zoneOffsetMinutes } from "../../protocol/time";
+import { describeZoneOffset, isValidTimeZone, zoneOffsetMinutes } from "@protocol/time";
 import { formatTimestamp, formatTimestampIn } from "./format";
 
 /** The cookie the browser sets with its own zone, so the next server render already uses it (ADR 0024). */

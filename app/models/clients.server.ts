@@ -1,7 +1,7 @@
 import { and, asc, eq, sql } from "drizzle-orm";
 import type { Database } from "~/db/client.server";
 import { clients, endpoints } from "~/db/schema";
-import { isValidTimeZone } from "../../protocol/approvals";
+import { isValidTimeZone } from "@protocol/approvals";
 
 export interface ClientSummary {
   id: string;

@@ -1,13 +1,13 @@
 // NOC review of command activity, read from the D1 replica of every endpoint's
 // audit chain (protocol/audit.ts): finished commands and approvals still waiting,
 // per-user "reviewed" marks, and tenant-wide chain verification.
-import { describeSkew, epochToWallTime, wallTimeToEpoch, zonedParts } from "../../protocol/time";
+import { describeSkew, epochToWallTime, wallTimeToEpoch, zonedParts } from "@protocol/time";
 import { sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { decodeCursor, encodeCursor } from "~/lib/keyset-cursor";
 import { getEndpointForOrg } from "~/models/endpoints.server";
-import { auditEventFromRow, compareReplicaToCheckpoint, GENESIS_HASH, verifyAuditChain, type AuditRow } from "../../protocol/audit";
+import { auditEventFromRow, compareReplicaToCheckpoint, GENESIS_HASH, verifyAuditChain, type AuditRow } from "@protocol/audit";
 import { csvRecord, visibleControls } from "~/lib/export-format";
 import { REVIEW_PAGE_SIZE, REVIEW_STATUSES } from "~/lib/review";
 import { describeTruncation, truncationFromDetail, type OutputTruncation } from "~/lib/truncation";

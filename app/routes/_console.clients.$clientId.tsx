@@ -21,8 +21,8 @@ import {
   revokeEnrollmentToken,
 } from "~/models/enrollment.server";
 import { refreshSessionPolicies, type SessionPolicyRefresh } from "~/models/session-policy.server";
-import { formatApprover } from "../../protocol/approvals";
-import { describeZodError } from "../../protocol/messages";
+import { formatApprover } from "@protocol/approvals";
+import { describeZodError } from "@protocol/messages";
 
 async function loadClient(args: LoaderFunctionArgs, roles?: Parameters<typeof requireMember>[1]) {
   const member = await requireMember(args, roles);

@@ -1,6 +1,6 @@
 import { useCallback, useState } from "react";
 import { json, type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction } from "@remix-run/cloudflare";
-import { describePlacement } from "../../protocol/location-hints";
+import { describePlacement } from "@protocol/location-hints";
 import { Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
 import { LifecycleActions, LifecycleBanner, type LifecycleActionResult } from "~/components/endpoint-lifecycle";
 import { ExportLinks } from "~/components/export-links";
@@ -25,7 +25,7 @@ import {
 import { getEndpointForOrg } from "~/models/endpoints.server";
 import { getEndpointRuntime } from "~/models/runtime-updates.server";
 import { listSequenceTemplates, saveSequenceTemplate, saveTemplateSchema } from "~/models/sequence-templates.server";
-import { describeZodError } from "../../protocol/messages";
+import { describeZodError } from "@protocol/messages";
 
 export const meta: MetaFunction<typeof loader> = ({ data }) => [{ title: data ? `${data.endpoint.hostname} · Caisey` : "Caisey" }];
 

@@ -1,5 +1,5 @@
 import { json, type LoaderFunctionArgs } from "@remix-run/cloudflare";
-import { LOCATION_HINT_LABELS } from "../../protocol/location-hints";
+import { LOCATION_HINT_LABELS } from "@protocol/location-hints";
 import { Form, Link, useLoaderData, useNavigation, useSearchParams } from "@remix-run/react";
 import { OnlineBadge } from "~/components/status-badge";
 import { createDb } from "~/db/client.server";

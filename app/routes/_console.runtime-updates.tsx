@@ -12,7 +12,7 @@ import {
   runtimeVersionCounts,
   setRuntimeTarget,
 } from "~/models/runtime-updates.server";
-import { describeZodError } from "../../protocol/messages";
+import { describeZodError } from "@protocol/messages";
 
 export const meta: MetaFunction = () => [{ title: "Runtime updates · Caisey" }];
 

@@ -1,5 +1,5 @@
 import { memo, useEffect, useState } from "react";
-import { describeSkew } from "../../../protocol/time";
+import { describeSkew } from "@protocol/time";
 import { formatDuration, formatMs } from "~/lib/format";
 import { Time, useFormatTime } from "~/lib/time-zone";
 import { isFinished, ranOnEndpoint, type ApprovalRecipient, type RuntimeRefusal, type TranscriptCommand } from "~/lib/transcript";

@@ -5,7 +5,7 @@ import { describeRuntimeLink } from "~/lib/format";
 import { useTimeZone } from "~/lib/time-zone";
 import { isFinished, noticesAfter, queuePositions, type TranscriptCommand, type TranscriptState } from "~/lib/transcript";
 import type { Role } from "~/db/schema";
-import type { Shell } from "../../../protocol/messages";
+import type { Shell } from "@protocol/messages";
 import type { SequenceTemplate } from "~/models/sequence-templates.server";
 import { CommandEntry, RefusalLine } from "./command-entry";
 import { LatencyPanel } from "./latency-panel";

@@ -2,7 +2,7 @@ import { useFetcher } from "@remix-run/react";
 import { useState } from "react";
 import { useTimeZone } from "~/lib/time-zone";
 import type { SequenceTemplate } from "~/models/sequence-templates.server";
-import type { Shell, ViewerMessage } from "../../../protocol/messages";
+import type { Shell, ViewerMessage } from "@protocol/messages";
 
 type SequenceRequest = Omit<Extract<ViewerMessage, { type: "run_sequence" }>, "type" | "requestId">;
 

@@ -9,7 +9,7 @@ import {
   type ViewerBoundMessage,
   type ViewerMessage,
   type Viewer,
-} from "../../../protocol/messages";
+} from "@protocol/messages";
 
 export type SessionErrorCode = Extract<ViewerBoundMessage, { type: "error" }>["code"];
 export interface SessionError {
