@@ -128,7 +128,7 @@ export const CommandEntry = memo(function CommandEntry({
         </span>
       </header>
       <pre className="mt-1 whitespace-pre-wrap break-all font-mono text-sm text-sky-300">
-        <span className="select-none text-slate-500">$ </span>
+        <span className="select-none text-slate-400">$ </span>
         {command.text}
       </pre>
       {command.approval ? (

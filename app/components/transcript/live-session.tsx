@@ -246,7 +246,7 @@ export function LiveSession({
       ))}
       <div className="max-h-[60vh] min-h-48 overflow-y-auto" data-testid="transcript" role="log" aria-label="Transcript" aria-live="off" tabIndex={0}>
         {session.history.hasOlder ? <LoadOlder loading={session.history.loading} onLoad={session.loadOlder} /> : null}
-        {transcript.order.length === 0 ? <p className="px-4 py-6 text-sm text-slate-500">No commands yet.</p> : null}
+        {transcript.order.length === 0 ? <p className="px-4 py-6 text-sm text-slate-400">No commands yet.</p> : null}
         <Notices notices={noticesAfter(transcript, null)} />
         {transcript.order.map((id) => {
           const command = transcript.commands[id]!;
