@@ -133,7 +133,7 @@ export default function ClientPage() {
         <p className="text-sm text-slate-600">
           {client.contactName ?? "No contact"} {client.contactEmail ? `· ${client.contactEmail}` : ""} ·{" "}
           <span data-testid="client-time-zone">{client.timeZone}</span> ·{" "}
-          <Link to={`/endpoints?client=${client.id}`} className="text-indigo-700 hover:underline">View endpoints</Link>
+          <Link to={`/endpoints?client=${client.id}`} className="text-indigo-700 underline">View endpoints</Link>
         </p>
       </div>
 
