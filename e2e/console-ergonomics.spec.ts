@@ -5,6 +5,8 @@ import { confirmInDialog, expectAccessible, expectNoHorizontalOverflow, runComma
 const runtime = runtimeForSpec("console");
 
 test("a running command shows its elapsed time ticking; finished, every viewer sees duration and round trip, after a refresh too", async ({ page, browser }) => {
+  // Two browsers, a reload and a 3 s command on the spec's first runtime connection: more than the default minute on a loaded machine.
+  test.setTimeout(120_000);
   await signIn(page, "technician");
   await openEndpoint(page, runtime().endpointId);
   const entry = await runCommand(page, "sleep 3; echo slept");
