@@ -29,6 +29,8 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^~\//, replacement: `${fromRoot("./app")}/` },
+      // The app imports the shared contract as @protocol/… (tsconfig paths); the session and runtime keep relative imports.
+      { find: /^@protocol\//, replacement: `${fromRoot("./protocol")}/` },
       // @clerk/remix (CommonJS) require()s this; its "module" build is ESM, which require() cannot load here.
       { find: /^@remix-run\/server-runtime$/, replacement: fromRoot("./node_modules/@remix-run/server-runtime/dist/index.js") },
     ],

@@ -181,10 +181,11 @@ const EVENT_COLUMNS = "endpoint_id, org_id, seq, at, kind, actor_id, actor_name,
  * each endpoint's chain to its own verifier as it streams past.
  * Returns Map endpointId -> { orgId, verifier }.
  */
-export function readAllChains(read, { orgId = null, pageSize = 20000 } = {}) {
+export function readAllChains(read, { orgId = null, pageSize = 20000, onProgress = () => {} } = {}) {
   const orgFilter = orgId ? `org_id = ${sqlString(orgId)}` : "1 = 1";
   const chains = new Map();
   let after = null;
+  let eventsRead = 0;
   for (;;) {
     const keyset = after ? ` AND (endpoint_id, seq) > (${sqlString(after.endpointId)}, ${Number(after.seq)})` : "";
     const rows = read(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${orgFilter}${keyset} ORDER BY endpoint_id, seq LIMIT ${pageSize}`);
@@ -193,6 +194,8 @@ export function readAllChains(read, { orgId = null, pageSize = 20000 } = {}) {
       if (!chain) chains.set(row.endpoint_id, (chain = { orgId: row.org_id, verifier: new ChainVerifier() }));
       chain.verifier.push(eventFromRow(row));
     }
+    eventsRead += rows.length;
+    onProgress({ events: eventsRead, endpoints: chains.size });
     if (rows.length < pageSize) break;
     const last = rows[rows.length - 1];
     after = { endpointId: last.endpoint_id, seq: last.seq };
@@ -299,8 +302,8 @@ export function assessEndpoint({ endpointId, orgId, replica, checkpoint, session
  * endpoint that disagrees is read once more, in case a batch landed meanwhile
  * (events and checkpoint are committed together).
  */
-export function verifyAudit({ read, key, sessions = null, orgId = null, pageSize = 20000, onEndpoint = () => {} }) {
-  const chains = readAllChains(read, { orgId, pageSize });
+export function verifyAudit({ read, key, sessions = null, orgId = null, pageSize = 20000, onEndpoint = () => {}, onProgress = () => {} }) {
+  const chains = readAllChains(read, { orgId, pageSize, onProgress: ({ events, endpoints }) => onProgress(events, endpoints) });
   const checkpoints = readCheckpoints(read, { orgId });
   const sessionsById = new Map();
   const results = [];
@@ -538,6 +541,10 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
       sessions,
       orgId: options.org ?? null,
       pageSize,
+      // Progress on stderr, so stdout stays the verdicts alone; a page of events at a time.
+      onProgress(events, endpoints) {
+        process.stderr.write(`read ${events} audit events of ${endpoints} endpoint${endpoints === 1 ? "" : "s"}…\n`);
+      },
       onEndpoint(r) {
         const who = r.endpointId ? `${r.endpointId} (${r.orgId})` : `session ${r.sessionId}`;
         if (r.ok) console.log(`${r.endpointId ? "ok    " : "warn  "}  ${who}${r.endpointId ? `: ${r.events} events` : ""}${r.notes.length ? `; ${r.notes.join("; ")}` : ""}`);

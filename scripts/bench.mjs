@@ -275,7 +275,16 @@ async function measureApiRoundTrip(endpointId, cookie) {
 // ---------------------------------------------------------------------------
 
 const fmt = (ms) => (Number.isFinite(ms) ? ms.toFixed(2) : "–");
-const floors = [await measureWebSocketEcho(), await measureSpawn(), await measureRelayFloor()];
+// Progress as it goes: each stage takes a while and printed nothing until the table.
+const progress = (message) => console.log(`bench: ${message}`);
+progress(`1/4 WebSocket echo floor (${RUNS} round trips)…`);
+const echoFloor = await measureWebSocketEcho();
+progress(`2/4 process spawn floor (${RUNS} spawns)…`);
+const spawnFloor = await measureSpawn();
+progress(`3/4 relay floor (${RUNS} round trips)…`);
+const relayFloor = await measureRelayFloor();
+const floors = [echoFloor, spawnFloor, relayFloor];
+progress(`4/4 the product: browser → session → runtime → browser (${RUNS} commands)…`);
 const { rows: product, api } = await measureProduct();
 const rows = [...floors, ...product];
 const relayFloor = floors[2].p50;

@@ -10,7 +10,7 @@ import {
   uniqueIndex,
 } from "drizzle-orm/sqlite-core";
 
-import { JURISDICTIONS, LOCATION_HINTS } from "../../protocol/location-hints";
+import { JURISDICTIONS, LOCATION_HINTS } from "@protocol/location-hints";
 
 const now = sql`(unixepoch('subsec') * 1000)`;
 

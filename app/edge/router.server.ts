@@ -14,9 +14,9 @@ import { enrollRuntime } from "~/models/endpoint-lifecycle.server";
 import { authenticateRuntimeCredential, EnrollmentError } from "~/models/enrollment.server";
 import { NOT_PLACED_REASON, sessionStubFor, type SessionAddress } from "~/models/session-call.server";
 import { placeSession, recordRuntimeColo, sessionAddress } from "~/models/session-placement.server";
-import { edgeOriginOf, locationHintFor } from "../../protocol/placement";
-import { describeZodError, enrollRequestSchema, type EnrollResponse } from "../../protocol/messages";
-import { IDENTITY_HEADERS, RATE_LIMIT_KEYS, SESSION_PATHS, type PeerIdentity } from "../../protocol/session-contract";
+import { edgeOriginOf, locationHintFor } from "@protocol/placement";
+import { describeZodError, enrollRequestSchema, type EnrollResponse } from "@protocol/messages";
+import { IDENTITY_HEADERS, RATE_LIMIT_KEYS, SESSION_PATHS, type PeerIdentity } from "@protocol/session-contract";
 
 export const VIEWER_SOCKET_PREFIX = "/parties/endpoint/";
 

@@ -1,5 +1,5 @@
 import type { AppLoadContext } from "@remix-run/cloudflare";
-import type { EdgeRateLimiterRpc } from "../../protocol/session-contract";
+import type { EdgeRateLimiterRpc } from "@protocol/session-contract";
 
 /** Bindings and variables of the Pages project (wrangler.toml + .dev.vars / secrets). */
 export interface Env {

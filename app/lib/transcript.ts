@@ -9,7 +9,7 @@ import {
   type OutputStream,
   type Timings,
   type TranscriptEvent,
-} from "../../protocol/messages";
+} from "@protocol/messages";
 
 /** Where one approver's email stands. "pending": not sent yet (just requested, or links re-issued). */
 export type ApprovalDeliveryState = "pending" | "sent" | "retrying" | "failed";

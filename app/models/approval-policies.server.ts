@@ -19,8 +19,8 @@ import {
   isValidPattern,
   type ApprovalPolicy,
   type Approver,
-} from "../../protocol/approvals";
-import { describeZodError } from "../../protocol/messages";
+} from "@protocol/approvals";
+import { describeZodError } from "@protocol/messages";
 
 export type ClientApprovalPolicy = ApprovalPolicy & {
   /** True when the client has no policy row and the defaults apply. */

@@ -5,8 +5,8 @@ import { clients, endpoints, type Client, type Role } from "~/db/schema";
 import { newId } from "~/lib/crypto.server";
 import { isStaffAddress } from "~/models/approval-policies.server";
 import { changeWithAudit, DirectoryError, type DirectoryActor } from "~/models/directory-audit.server";
-import { isValidTimeZone } from "../../protocol/approvals";
-import { describeZodError } from "../../protocol/messages";
+import { isValidTimeZone } from "@protocol/approvals";
+import { describeZodError } from "@protocol/messages";
 
 export interface ClientSummary {
   id: string;

@@ -2,7 +2,7 @@ import { and, asc, eq, inArray, isNotNull, isNull, sql, type SQL } from "drizzle
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { sessionPlacementColumns } from "./session-placement.server";
-import type { Jurisdiction, LocationHint } from "../../protocol/placement";
+import type { Jurisdiction, LocationHint } from "@protocol/placement";
 import { decodeCursor, encodeCursor } from "~/lib/keyset-cursor";
 import { clients, endpoints, endpointTags, OPERATING_SYSTEMS, tags } from "~/db/schema";
 

@@ -3,8 +3,8 @@ import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { clients, endpoints, enrollmentTokens } from "~/db/schema";
 import { newId, randomToken, sha256Hex } from "~/lib/crypto.server";
-import type { EnrollRequest } from "../../protocol/messages";
-import type { LocationHint } from "../../protocol/placement";
+import type { EnrollRequest } from "@protocol/messages";
+import type { LocationHint } from "@protocol/placement";
 import { sessionPlacementColumns, type SessionPlacementColumns } from "./session-placement.server";
 
 export const TOKEN_PREFIX = "cae_";

@@ -1,21 +1,20 @@
 // NOC review of command activity, read from the D1 replica of every endpoint's
 // audit chain (protocol/audit.ts): finished commands and approvals still waiting,
 // per-user "reviewed" marks, and tenant-wide chain verification.
-import { describeSkew } from "../../protocol/time";
+import { describeSkew, epochToWallTime, wallTimeToEpoch, zonedParts } from "@protocol/time";
 import { sql, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { decodeCursor, encodeCursor } from "~/lib/keyset-cursor";
 import { getEndpointForOrg } from "~/models/endpoints.server";
-import { auditEventFromRow, compareReplicaToCheckpoint, GENESIS_HASH, verifyAuditChain, type AuditRow } from "../../protocol/audit";
+import { auditEventFromRow, compareReplicaToCheckpoint, GENESIS_HASH, verifyAuditChain, type AuditRow } from "@protocol/audit";
 import { csvRecord, visibleControls } from "~/lib/export-format";
+import { REVIEW_PAGE_SIZE, REVIEW_STATUSES } from "~/lib/review";
 import { describeTruncation, truncationFromDetail, type OutputTruncation } from "~/lib/truncation";
 
 export { csvField, visibleControls } from "~/lib/export-format";
 
-export const REVIEW_PAGE_SIZE = 100;
-export const REVIEW_STATUSES = ["failed", "timed_out", "pending_approval", "succeeded", "cancelled", "interrupted"] as const;
-export type ReviewStatus = (typeof REVIEW_STATUSES)[number];
+export { REVIEW_PAGE_SIZE, REVIEW_STATUSES, STATUS_LABEL, type ReviewStatus } from "~/lib/review";
 /** The statuses the headline counts as failures. */
 export const FAILURE_STATUSES = ["failed", "timed_out"] as const;
 /** At most this many rows are marked by one request. */
@@ -58,24 +57,21 @@ export interface ReviewWindow {
   fromMs: number;
   /** Exclusive upper bound, epoch ms; null = open-ended ("until now"). */
   toMs: number | null;
-  /** The bounds as datetime-local strings (UTC), for the form. */
+  /** The bounds as datetime-local strings on the viewer's wall clock (`zone`), for the form. */
   from: string;
   to: string;
 }
 
-function parseUtc(value: string): number | null {
-  const ms = Date.parse(`${value}Z`);
-  return Number.isNaN(ms) ? null : ms;
+export function toDatetimeLocal(ms: number, zone = "UTC"): string {
+  return epochToWallTime(ms, zone);
 }
 
-export function toDatetimeLocal(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 16);
-}
-
-/** 18:00 UTC of the day before `now` (the start of the default review window: last evening's shift onwards). */
-export function defaultWindowStart(now: number): number {
-  const today = new Date(now);
-  return Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() - 1, 18, 0, 0, 0);
+/** 18:00 (in `zone`) of the day before `now`: the start of the default review window, last evening's shift onwards. */
+export function defaultWindowStart(now: number, zone = "UTC"): number {
+  const { year, month, day } = zonedParts(now, zone);
+  const yesterday = new Date(Date.UTC(year, month - 1, day - 1));
+  const wall = `${yesterday.toISOString().slice(0, 10)}T18:00`;
+  return wallTimeToEpoch(wall, zone) ?? Date.UTC(year, month - 1, day - 1, 18);
 }
 
 /**
@@ -83,14 +79,14 @@ export function defaultWindowStart(now: number): number {
  * day; `to` defaults to now (open-ended). A `to` given to the minute includes that
  * whole minute.
  */
-export function resolveWindow(filters: Pick<ReviewFilters, "from" | "to">, now = Date.now()): ReviewWindow {
-  const fromMs = (filters.from ? parseUtc(filters.from) : null) ?? defaultWindowStart(now);
+export function resolveWindow(filters: Pick<ReviewFilters, "from" | "to">, now = Date.now(), zone = "UTC"): ReviewWindow {
+  const fromMs = (filters.from ? wallTimeToEpoch(filters.from, zone) : null) ?? defaultWindowStart(now, zone);
   let toMs: number | null = null;
   if (filters.to) {
-    const parsed = parseUtc(filters.to);
+    const parsed = wallTimeToEpoch(filters.to, zone);
     if (parsed !== null) toMs = parsed + (filters.to.length > 16 ? 1 : 60_000);
   }
-  return { fromMs, toMs, from: toDatetimeLocal(fromMs), to: filters.to && toMs !== null ? filters.to : "" };
+  return { fromMs, toMs, from: toDatetimeLocal(fromMs, zone), to: filters.to && toMs !== null ? filters.to : "" };
 }
 
 // ---------------------------------------------------------------------------
@@ -197,10 +193,11 @@ export async function listReviewActivity(
   orgId: string,
   userId: string,
   filters: ReviewFilters,
-  options: { now?: number; pageSize?: number } = {},
+  /** zone: the viewer's, in which the filter's from/to were typed (ADR 0024). */
+  options: { now?: number; pageSize?: number; zone?: string } = {},
 ): Promise<ReviewPage> {
   const pageSize = options.pageSize ?? REVIEW_PAGE_SIZE;
-  const window = resolveWindow(filters, options.now);
+  const window = resolveWindow(filters, options.now, options.zone);
   const conditions = activityConditions(orgId, filters, window);
   const cursor = decodeCursor(filters.after, cursorSchema);
   if (cursor) {

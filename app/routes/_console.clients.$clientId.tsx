@@ -24,8 +24,8 @@ import {
   revokeEnrollmentToken,
 } from "~/models/enrollment.server";
 import { refreshSessionPolicies, type SessionPolicyRefresh } from "~/models/session-policy.server";
-import { formatApprover } from "../../protocol/approvals";
-import { describeZodError } from "../../protocol/messages";
+import { formatApprover } from "@protocol/approvals";
+import { describeZodError } from "@protocol/messages";
 
 async function loadClient(args: LoaderFunctionArgs, roles?: Parameters<typeof requireMember>[1]) {
   const member = await requireMember(args, roles);
@@ -187,7 +187,7 @@ export default function ClientPage() {
         <p className="text-sm text-slate-600">
           {client.contactName ?? "No contact"} {client.contactEmail ? `· ${client.contactEmail}` : ""} ·{" "}
           <span data-testid="client-time-zone">{client.timeZone}</span> ·{" "}
-          <Link to={`/endpoints?client=${client.id}`} className="text-indigo-700 hover:underline">View endpoints</Link>
+          <Link to={`/endpoints?client=${client.id}`} className="text-indigo-700 underline">View endpoints</Link>
         </p>
         {client.notes ? <p className="mt-1 whitespace-pre-line text-sm text-slate-700" data-testid="client-notes">{client.notes}</p> : null}
       </div>
@@ -235,7 +235,7 @@ export default function ClientPage() {
             </button>
           </Form>
         ) : null}
-        <table className="mt-4 w-full text-sm">
+        <div className="max-w-full overflow-x-auto"><table className="mt-4 w-full text-sm">
           <thead className="text-left text-slate-500">
             <tr><th className="py-1">Label</th><th>Created</th><th>Expires</th><th>Uses</th><th>State</th><th /></tr>
           </thead>
@@ -262,7 +262,7 @@ export default function ClientPage() {
               );
             })}
           </tbody>
-        </table>
+        </table></div>
       </div>
 
       <ApprovalPolicySection

@@ -1,6 +1,6 @@
 import { useCallback, useState } from "react";
 import { json, type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction } from "@remix-run/cloudflare";
-import { describePlacement } from "../../protocol/location-hints";
+import { describePlacement } from "@protocol/location-hints";
 import { Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
 import { LifecycleActions, LifecycleBanner, type LifecycleActionResult } from "~/components/endpoint-lifecycle";
 import { EndpointDetailsEditor } from "~/components/endpoint-details-editor";
@@ -10,7 +10,8 @@ import { LiveSession } from "~/components/transcript/live-session";
 import { createDb } from "~/db/client.server";
 import { CAN_RUN_COMMANDS, requireMember } from "~/lib/auth.server";
 import { getEnv } from "~/lib/env.server";
-import { formatAge, formatTimestamp } from "~/lib/format";
+import { formatAge } from "~/lib/format";
+import { Time } from "~/lib/time-zone";
 import { callerAddress } from "~/lib/request.server";
 import {
   decommissionEndpoint,
@@ -28,8 +29,8 @@ import { saveTemplateSchema } from "~/models/sequence-templates.server";
 import { listScripts, saveScript, ScriptError } from "~/models/script-library.server";
 import { queueLibraryRun } from "~/models/automation.server";
 import { LibraryRunPanel } from "~/components/library-run-panel";
-import { roleMay, rolesWith } from "../../protocol/permissions";
-import { describeZodError } from "../../protocol/messages";
+import { roleMay, rolesWith } from "@protocol/permissions";
+import { describeZodError } from "@protocol/messages";
 
 export const meta: MetaFunction<typeof loader> = ({ data }) => [{ title: data ? `${data.endpoint.displayName ?? data.endpoint.hostname} · Caisey` : "Caisey" }];
 
@@ -53,7 +54,7 @@ export async function loader(args: LoaderFunctionArgs) {
     .filter((script) => script.params.length === 0)
     .map((script) => ({ id: script.id, name: script.name, steps: script.steps, stopOnFailure: script.stopOnFailure, createdBy: script.changedByName }));
   const runtime = await getEndpointRuntime(getEnv(args.context), member.org.id, endpoint.id);
-  return json({ endpoint, canRun, canQueue, role: member.role, isAdmin: LIFECYCLE_ROLES.includes(member.role), templates, scripts, runtime, now: Date.now() });
+  return json({ endpoint, canRun, canQueue, role: member.role, isAdmin: LIFECYCLE_ROLES.includes(member.role), templates, scripts, runtime, userId: member.userId, now: Date.now() });
 }
 
 /** Saves a reusable diagnostic sequence (from the sequence panel), or changes the endpoint's lifecycle (admins). */
@@ -144,7 +145,7 @@ async function lifecycleAction(args: ActionFunctionArgs, form: Record<string, Fo
 }
 
 export default function EndpointPage() {
-  const { endpoint, canRun, canQueue, role, isAdmin, templates, scripts, runtime, now } = useLoaderData<typeof loader>();
+  const { endpoint, canRun, canQueue, role, isAdmin, templates, scripts, runtime, userId, now } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const lifecycleResult = actionData && "intent" in actionData ? (actionData as LifecycleActionResult) : null;
   const navigation = useNavigation();
@@ -155,14 +156,14 @@ export default function EndpointPage() {
     <section className="space-y-4">
       <div>
         <Link to={`/endpoints?client=${endpoint.clientId}`} className="text-sm text-indigo-700 hover:underline">← {endpoint.clientName}</Link>
-        <div className="mt-1 flex items-center gap-3">
+        <div className="mt-1 flex flex-wrap items-center gap-3">
           {endpoint.displayName ? (
             <h1 className="text-2xl font-semibold">
               <span data-testid="endpoint-display-name">{endpoint.displayName}</span>{" "}
               <span className="font-mono text-base font-normal text-slate-600" data-testid="endpoint-hostname">{endpoint.hostname}</span>
             </h1>
           ) : (
-            <h1 className="font-mono text-2xl font-semibold" data-testid="endpoint-hostname">{endpoint.hostname}</h1>
+            <h1 className="break-all font-mono text-2xl font-semibold" data-testid="endpoint-hostname">{endpoint.hostname}</h1>
           )}
           {endpoint.decommissionedAt === null ? <OnlineBadge online={liveOnline ?? endpoint.online} /> : null}
           <div className="ml-auto">
@@ -173,7 +174,7 @@ export default function EndpointPage() {
           <div><dt className="inline font-medium">OS </dt><dd className="inline">{endpoint.os} {endpoint.osVersion}</dd></div>
           <div><dt className="inline font-medium">Region </dt><dd className="inline" data-testid="endpoint-placement">{describePlacement({ jurisdiction: endpoint.jurisdiction, locationHint: endpoint.locationHint, placedAt: endpoint.placedAt, colo: endpoint.runtimeColo })}</dd></div>
           <div><dt className="inline font-medium">Last seen </dt><dd className="inline">{formatAge(endpoint.lastSeenAt, now)}</dd></div>
-          <div><dt className="inline font-medium">Enrolled </dt><dd className="inline">{formatTimestamp(endpoint.enrolledAt)}</dd></div>
+          <div><dt className="inline font-medium">Enrolled </dt><dd className="inline"><Time at={endpoint.enrolledAt} /></dd></div>
           <div><dt className="inline font-medium">Tags </dt><dd className="inline" data-testid="endpoint-tags">{endpoint.tags.join(", ") || "—"}</dd></div>
           <div data-testid="runtime-version">
             <dt className="inline font-medium">Runtime </dt>
@@ -182,7 +183,7 @@ export default function EndpointPage() {
           {runtime?.update ? (
             <div data-testid="runtime-update" title={runtime.update.detail}>
               <dt className="inline font-medium">Update </dt>
-              <dd className="inline">{runtime.update.version}: {runtime.update.phase.replace("_", " ")} {formatTimestamp(runtime.update.at)}{runtime.update.detail && (runtime.update.phase === "rolled_back" || runtime.update.phase === "failed") ? ` (${runtime.update.detail})` : ""}</dd>
+              <dd className="inline">{runtime.update.version}: {runtime.update.phase.replace("_", " ")} <Time at={runtime.update.at} />{runtime.update.detail && (runtime.update.phase === "rolled_back" || runtime.update.phase === "failed") ? ` (${runtime.update.detail})` : ""}</dd>
             </div>
           ) : null}
           {runtime?.target && runtime.target !== runtime.version ? (
@@ -200,7 +201,7 @@ export default function EndpointPage() {
         </p>
       ) : (
         <>
-          <LiveSession endpointId={endpoint.id} canRun={canRun} canQueue={canQueue} role={role} defaultShell="default" templates={templates} onRuntimeState={onRuntimeState} />
+          <LiveSession endpointId={endpoint.id} userId={userId} canRun={canRun} canQueue={canQueue} role={role} defaultShell="default" templates={templates} onRuntimeState={onRuntimeState} />
           {canQueue ? <LibraryRunPanel scripts={scripts as never} /> : null}
         </>
       )}
