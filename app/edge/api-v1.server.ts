@@ -10,7 +10,7 @@ import { callerAddress } from "~/lib/request.server";
 import { authenticateApiRequest, recordApiAudit, type ApiScope } from "~/models/api-tokens.server";
 import { apiActor, queueLibraryRun, queueScriptRequestSchema, readReview, readTranscript, receiveAlert, transcriptQuerySchema } from "~/models/automation.server";
 import { openApiDocument } from "~/models/openapi.server";
-import { describeZodError } from "../../protocol/messages";
+import { describeZodError } from "@protocol/messages";
 
 export const API_PREFIX = "/api/v1/";
 

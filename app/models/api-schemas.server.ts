@@ -2,7 +2,7 @@
 // with them and the OpenAPI document (app/models/openapi.server.ts) is generated
 // from them, so the two cannot drift apart.
 import { z } from "zod";
-import { queueSequenceResponseSchema } from "../../protocol/session-contract";
+import { queueSequenceResponseSchema } from "@protocol/session-contract";
 
 const epochMs = z.number().int().nonnegative();
 export const paramValues = z.record(z.string(), z.union([z.string().max(1000), z.number(), z.boolean()])).default({});

@@ -18,9 +18,9 @@ import { recordApiAudit, type ApiCaller } from "~/models/api-tokens.server";
 import { alertRequestSchema, queueScriptRequestSchema, transcriptQuerySchema } from "~/models/api-schemas.server";
 
 export { alertRequestSchema, queueScriptRequestSchema, transcriptQuerySchema };
-import { describeZodError } from "../../protocol/messages";
-import type { MemberRole } from "../../protocol/permissions";
-import { SESSION_PATHS, type QueueSequenceRequest } from "../../protocol/session-contract";
+import { describeZodError } from "@protocol/messages";
+import type { MemberRole } from "@protocol/permissions";
+import { SESSION_PATHS, type QueueSequenceRequest } from "@protocol/session-contract";
 
 export interface QueueActor {
   userId: string;

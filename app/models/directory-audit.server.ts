@@ -15,7 +15,7 @@ import type { Database } from "~/db/client.server";
 import { directoryAudit, type Role } from "~/db/schema";
 import type { SignedInMember } from "~/lib/auth.server";
 import { callerAddress } from "~/lib/request.server";
-import { GENESIS_HASH } from "../../protocol/audit";
+import { GENESIS_HASH } from "@protocol/audit";
 
 export const DIRECTORY_AUDIT_KINDS = [
   "client.created",

@@ -8,7 +8,7 @@ import type { Database } from "~/db/client.server";
 import { endpoints, endpointTags, tags, type Role } from "~/db/schema";
 import { newId } from "~/lib/crypto.server";
 import { changeWithAudit, DirectoryError, type DirectoryActor } from "~/models/directory-audit.server";
-import { describeZodError } from "../../protocol/messages";
+import { describeZodError } from "@protocol/messages";
 
 /** Only admins rename or retag endpoints. */
 export const ENDPOINT_DETAILS_ROLES: readonly Role[] = ["admin"];

@@ -12,11 +12,11 @@ import { clients, endpointFilters, endpoints, fleetRunCommands, fleetRuns, fleet
 import { newId } from "~/lib/crypto.server";
 import { TARGET_STATES, type TargetState } from "~/lib/fleet-states";
 import type { Env } from "~/lib/env.server";
-import { MAX_COMMAND_LENGTH, MAX_SEQUENCE_STEPS, shellSchema } from "../../protocol/messages";
+import { MAX_COMMAND_LENGTH, MAX_SEQUENCE_STEPS, shellSchema } from "@protocol/messages";
 
 /** Re-exported so routes validate through this server module and never pull zod into a browser bundle. */
-export { describeZodError } from "../../protocol/messages";
-import { fleetQueueAnswerSchema, SESSION_PATHS } from "../../protocol/session-contract";
+export { describeZodError } from "@protocol/messages";
+import { fleetQueueAnswerSchema, SESSION_PATHS } from "@protocol/session-contract";
 import { endpointSearchSchema, filterConditions } from "./endpoints.server";
 import { callSession, NOT_PLACED_REASON } from "./session-call.server";
 import { sessionAddress, sessionPlacementColumns } from "./session-placement.server";

@@ -8,7 +8,7 @@ import type { Database } from "~/db/client.server";
 import { clients, endpoints, endpointTags, maintenanceWindows, tags } from "~/db/schema";
 import { newId } from "~/lib/crypto.server";
 import type { Env } from "~/lib/env.server";
-import { describeWindow, maintenanceWindowSchema, nextOpening, type MaintenanceWindow } from "../../protocol/maintenance-windows";
+import { describeWindow, maintenanceWindowSchema, nextOpening, type MaintenanceWindow } from "@protocol/maintenance-windows";
 import { refreshSessionPolicies, type PolicyActor, type SessionPolicyRefresh } from "./session-policy.server";
 
 export const saveWindowSchema = z

@@ -8,8 +8,8 @@ import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { scripts, scriptVersions } from "~/db/schema";
 import { newId } from "~/lib/crypto.server";
-import { MAX_COMMAND_LENGTH, MAX_SEQUENCE_STEPS, shellSchema, type ScriptRef, type Shell } from "../../protocol/messages";
-import { quoteForShell, UnquotableValueError } from "../../protocol/shell-quote";
+import { MAX_COMMAND_LENGTH, MAX_SEQUENCE_STEPS, shellSchema, type ScriptRef, type Shell } from "@protocol/messages";
+import { quoteForShell, UnquotableValueError } from "@protocol/shell-quote";
 
 export const MAX_SCRIPT_PARAMS = 20;
 const PLACEHOLDER = /\{\{\s*([a-z][a-z0-9_]*)\s*\}\}/g;

@@ -7,7 +7,7 @@ import { requireMember } from "~/lib/auth.server";
 import { getEnv } from "~/lib/env.server";
 import { formatTimestamp } from "~/lib/format";
 import { getScriptVersion, listScriptHistory, listScripts, saveScript, ScriptError, setScriptArchived } from "~/models/script-library.server";
-import { roleMay, rolesWith } from "../../protocol/permissions";
+import { roleMay, rolesWith } from "@protocol/permissions";
 
 export const meta: MetaFunction = () => [{ title: "Script library · Caisey" }];
 

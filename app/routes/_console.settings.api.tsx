@@ -8,8 +8,8 @@ import { formatTimestamp } from "~/lib/format";
 import { API_SCOPE_DESCRIPTIONS, API_SCOPES, createApiToken, createTokenSchema, listApiAudit, listApiTokens, revokeApiToken } from "~/models/api-tokens.server";
 import { createAlertWebhook, createWebhookSchema, disableAlertWebhook, listAlertWebhooks } from "~/models/automation.server";
 import { listScripts, ScriptError } from "~/models/script-library.server";
-import { describeZodError } from "../../protocol/messages";
-import { rolesWith } from "../../protocol/permissions";
+import { describeZodError } from "@protocol/messages";
+import { rolesWith } from "@protocol/permissions";
 
 export const meta: MetaFunction = () => [{ title: "API · Caisey" }];
 
