@@ -7,7 +7,6 @@ import {
   viewerMessageSchema,
   type RuntimeBoundMessage,
   type TranscriptEvent,
-  type Viewer,
   type ViewerBoundMessage,
 } from "../../../protocol/messages";
 import { readPeerIdentity, SESSION_CLOSE_CODES, SESSION_PATHS } from "../../../protocol/session-contract";
@@ -82,7 +81,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     audit: this.audit,
     runtimeConnections: () => this.getConnections<ConnectionState>("runtime"),
     broadcast: (message) => this.broadcastToViewers(message),
-    writeDirectory: (online, at) => this.writeDirectory(online, at),
+    directory: () => ({ db: this.env.DB, endpointId: this.name }),
+    waitUntil: (promise) => this.ctx.waitUntil(promise),
   });
 
   private readonly queue = new CommandQueue({
@@ -154,6 +154,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       if (runtime) this.send(runtime, { type: "cancel", commandId });
     },
     dispatch: () => this.runtime.dispatch(),
+    viewerConnections: () => this.getConnections<ConnectionState>("viewer"),
+    broadcast: (message, exceptConnectionId) => this.broadcastToViewers(message, exceptConnectionId),
   });
 
   private readonly placementHost: PlacementHost = {
@@ -278,7 +280,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       this.runtime.connected(connection, identity, this.getConnections("runtime"));
     } else {
       this.send(connection, { type: "runtime", runtime: this.presence.state() });
-      this.broadcastPresence();
+      this.viewers.announcePresence();
     }
   }
 
@@ -290,7 +292,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       this.audit.append({ kind: "runtime.disconnected", actorAddress: connection.state.address, detail: {} });
     } else {
       this.viewers.closed(connection.id);
-      this.broadcastPresence(connection.id);
+      this.viewers.announcePresence(connection.id);
     }
   }
 
@@ -306,27 +308,6 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       if (!parsed.ok) return this.send(connection, { type: "error", code: "invalid_message", message: parsed.error });
       this.runtime.handle(connection, parsed.value);
     }
-  }
-
-  /** Presence changes only (connect, disconnect, missed check-ins): never while a command is handled. */
-  private writeDirectory(online: boolean, at: number): void {
-    const write = this.env.DB.prepare("UPDATE endpoints SET online = ?, last_seen_at = ? WHERE id = ?")
-      .bind(online ? 1 : 0, at, this.name)
-      .run()
-      .catch((error: unknown) => console.error("endpoint directory update failed", error));
-    this.ctx.waitUntil(write);
-  }
-
-  private broadcastPresence(leavingConnectionId?: string): void {
-    const viewers = new Map<string, Viewer>();
-    for (const connection of this.getConnections<ConnectionState>("viewer")) {
-      const state = connection.state;
-      if (connection.id === leavingConnectionId || !state?.userId) continue;
-      const viewer = viewers.get(state.userId);
-      if (viewer) viewer.connections += 1;
-      else viewers.set(state.userId, { userId: state.userId, name: state.userName ?? state.userId, connections: 1 });
-    }
-    this.broadcastToViewers({ type: "presence", viewers: [...viewers.values()] }, leavingConnectionId);
   }
 
   /** Live events go only to viewers that have had their replay (the replay ends where they begin). */

@@ -1,7 +1,7 @@
 // Messages from technicians' pages: one handler per message type, each page
 // rate limited by its own token bucket.
 import type { Connection } from "partyserver";
-import type { ViewerBoundMessage, ViewerMessage } from "../../../protocol/messages";
+import type { Viewer, ViewerBoundMessage, ViewerMessage } from "../../../protocol/messages";
 import type { VerifiedPeerIdentity as PeerIdentity } from "../../../protocol/session-contract";
 import type { ApprovalFlow } from "./approval-flow";
 import type { AuditLog } from "./audit-log";
@@ -35,6 +35,8 @@ export interface ViewerHost {
   sendCancelToRuntime(commandId: string): void;
   /** Sends or settles whatever became due. */
   dispatch(): void;
+  viewerConnections(): Iterable<Connection<ConnectionState>>;
+  broadcast(message: ViewerBoundMessage, exceptConnectionId?: string): void;
 }
 
 export class ViewerChannel {
@@ -70,6 +72,19 @@ export class ViewerChannel {
 
   closed(connectionId: string): void {
     this.buckets.delete(connectionId);
+  }
+
+  /** Who is watching: one entry per member, however many pages they have open. */
+  announcePresence(leavingConnectionId?: string): void {
+    const viewers = new Map<string, Viewer>();
+    for (const connection of this.host.viewerConnections()) {
+      const state = connection.state;
+      if (connection.id === leavingConnectionId || !state?.userId) continue;
+      const viewer = viewers.get(state.userId);
+      if (viewer) viewer.connections += 1;
+      else viewers.set(state.userId, { userId: state.userId, name: state.userName ?? state.userId, connections: 1 });
+    }
+    this.host.broadcast({ type: "presence", viewers: [...viewers.values()] }, leavingConnectionId);
   }
 
   private takeTokens(connectionId: string, cost: number): boolean {
