@@ -70,6 +70,8 @@ export const sessionPolicySchema = approvalPolicySchema.extend({
   hostname: z.string().max(255),
   /** IANA time zone of the client, for the approval page and email. */
   timeZone: z.string().min(1).max(64),
+  /** The tenant's retention (docs/decisions/0029-retention.md); a copy saved before it existed means the default. */
+  retentionDays: z.number().int().min(7).max(3650).default(90),
 });
 export type SessionPolicy = z.output<typeof sessionPolicySchema>;
 

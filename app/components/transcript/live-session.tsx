@@ -1,5 +1,5 @@
 import { Fragment, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
-import { describeRuntimeLink } from "~/lib/format";
+import { describeRuntimeLink, formatTimestamp } from "~/lib/format";
 import { isFinished, noticesAfter, queuePositions } from "~/lib/transcript";
 import type { Role } from "~/db/schema";
 import type { Shell } from "../../../protocol/messages";
@@ -127,6 +127,11 @@ export function LiveSession({
       ))}
       <div className="max-h-[60vh] min-h-48 overflow-y-auto" data-testid="transcript">
         {session.history.hasOlder ? <LoadOlder loading={session.history.loading} onLoad={session.loadOlder} /> : null}
+        {transcript.prunedBefore ? (
+          <p className="px-4 py-2 text-xs text-slate-500" data-testid="transcript-pruned">
+            History before {formatTimestamp(transcript.prunedBefore)} was removed by your organisation&apos;s retention setting.
+          </p>
+        ) : null}
         {transcript.order.length === 0 ? <p className="px-4 py-6 text-sm text-slate-500">No commands yet.</p> : null}
         <Notices notices={noticesAfter(transcript, null)} />
         {transcript.order.map((id) => {
