@@ -276,3 +276,18 @@ export function freshEndpoint(prefix = "ep_test"): string {
 export function sessionSql(endpointId: string, query: string, ...bindings: unknown[]): Promise<any[]> {
   return runInSession(sessionStub(endpointId), (_instance, state) => state.storage.sql.exec(query, ...bindings).toArray());
 }
+
+/** Runs one command through the session over sockets (viewer asks, runtime reports success) and returns its id. */
+export async function runCommandToEnd(endpointId: string, text: string, orgId = "org_test"): Promise<string> {
+  const viewer = await connectViewer(endpointId, viewerIdentity(endpointId, { orgId }));
+  const runtime = await connectDirect(endpointId, { ...runtimeIdentity(endpointId), orgId });
+  runtime.send(runtimeHello);
+  viewer.send({ type: "run", requestId: crypto.randomUUID(), text, shell: "default" });
+  const dispatch = await runtime.waitFor((m) => m.type === "dispatch");
+  const commandId: string = dispatch.command.commandId;
+  runtime.send({ type: "result", result: result(commandId, "succeeded", `output of ${text}`) });
+  await runtime.waitFor((m) => m.type === "ack");
+  viewer.close();
+  runtime.close();
+  return commandId;
+}
