@@ -27,6 +27,7 @@ export default function ConsoleLayout() {
             <NavLink to="/clients" className={navClass}>Clients</NavLink>
             <NavLink to="/review" className={navClass}>Review</NavLink>
             {member.role === "admin" ? <NavLink to="/runtime-updates" className={navClass}>Runtime updates</NavLink> : null}
+            {member.role === "admin" ? <NavLink to="/settings" className={navClass}>Settings</NavLink> : null}
           </nav>
           <div className="ml-auto flex items-center gap-3 text-sm text-slate-300">
             <span data-testid="current-member">

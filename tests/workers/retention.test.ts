@@ -9,6 +9,7 @@ import { verifyTenantAuditChains } from "~/models/review.server";
 import worker from "../../workers/session/src/index";
 import { archiveAuditReplica, archiveKey } from "../../workers/session/src/audit-archive";
 import { migrate } from "../../workers/session/src/schema";
+import { getRetention, RetentionSettingError, setRetention } from "~/models/retention.server";
 import { connectViewer, freshEndpoint, refreshSessionPolicy, registerEndpoint, replayAll, runCommandToEnd, runInSession, sessionSql, sessionStub, viewerIdentity } from "./socket";
 
 const OLD = Date.now() - 30 * DAY_MS;
@@ -187,5 +188,26 @@ describe("nightly archive of the D1 audit replica", () => {
     expect(await d1Rows(endpointId)).toEqual(before);
     expect(await env.DB.prepare("SELECT 1 FROM audit_prune_anchors WHERE endpoint_id = ?").bind(endpointId).first()).toBeNull();
     expect((await verifyAuditChain(before.map((row) => auditEventFromRow(row)))).ok).toBe(true);
+  });
+});
+
+describe("the retention setting", () => {
+  it("is refused to non-admins and out of range, and an admin's change reaches the sessions with the policy refresh", async () => {
+    const { endpointId, orgId } = await tenantWithEndpoint(90);
+    await runCommandToEnd(endpointId, "echo hi", orgId);
+    const copy = () => runInSession(sessionStub(endpointId), (instance) => instance.policyCopy.current().retentionDays);
+    expect(await copy()).toBe(90);
+    for (const role of ["technician", "noc"] as const) {
+      await expect(setRetention(env, orgId, { userId: "u_t", name: "Tess", role: role as never }, { retentionDays: "30" })).rejects.toThrow(RetentionSettingError);
+    }
+    await expect(setRetention(env, orgId, { userId: "u_a", name: "Ada", role: "admin" }, { retentionDays: "3" })).rejects.toThrow(/at least 7/);
+    expect((await getRetention(env, orgId)).days).toBe(90);
+
+    const saved = await setRetention(env, orgId, { userId: "u_a", name: "Ada", role: "admin" }, { retentionDays: "30" });
+    expect(saved).toMatchObject({ days: 30, refreshed: 1, failed: [] });
+    expect(await getRetention(env, orgId)).toMatchObject({ days: 30, updatedBy: "Ada" });
+    expect(await copy()).toBe(30);
+    const audited = (await runInSession(sessionStub(endpointId), (instance) => instance.audit.all())).filter((e: any) => e.kind === "policy.updated" && e.actorName === "Ada");
+    expect(JSON.parse(audited.at(-1).detail)).toMatchObject({ retentionDays: 30 });
   });
 });
