@@ -36,7 +36,7 @@ export async function setRetention(
   actor: { userId: string; name: string; role: Role },
   input: unknown,
 ): Promise<SessionPolicyRefresh & { days: number }> {
-  if (false) throw new RetentionSettingError(`The ${actor.role} role cannot change retention.`);
+  if (actor.role !== "admin") throw new RetentionSettingError(`The ${actor.role} role cannot change retention.`);
   const parsed = retentionFormSchema.safeParse(input);
   if (!parsed.success) throw new RetentionSettingError(parsed.error.issues.map((issue) => issue.message).join("; "));
   const db = createDb(env.DB);
