@@ -172,7 +172,7 @@ describe("scripts/audit-verify.mjs prune anchors (ADR 0029)", () => {
     const start = { seq: Number(anchorRow.seq), hash: String(anchorRow.hash) };
     const head = all.at(-1)!;
     const checkpoint = { endpoint_id: base.endpointId, org_id: base.orgId, seq: head.seq, hash: head.hash, at: 5, mac: await computeCheckpointMac(key, { endpointId: base.endpointId, orgId: base.orgId, seq: head.seq, hash: head.hash, at: 5 }) };
-    return script.assessEndpoint({ endpointId: base.endpointId, orgId: base.orgId, replica: script.verifyChain(kept, start), checkpoint, anchor: anchorRow, session: null, sessionsChecked: false, key });
+    return script.assessEndpoint({ endpointId: base.endpointId, orgId: base.orgId, replica: script.verifyChain(kept, start), checkpoint, anchor: anchorRow as never, session: null, sessionsChecked: false, key });
   }
 
   it("accepts a replica that starts at a MACed anchor, and still reports a deleted or edited event and a forged or mismatched anchor", async () => {
