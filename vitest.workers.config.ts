@@ -14,7 +14,8 @@ export default defineConfig({
       wrangler: { configPath: "./workers/session/wrangler.toml" },
       miniflare: {
         // The Pages project's runtime release bucket (wrangler.toml), for the download routes.
-        r2Buckets: ["RUNTIME_RELEASES"],
+        // AUDIT_ARCHIVE: the session worker's audit archive (workers/session/wrangler.toml).
+        r2Buckets: ["RUNTIME_RELEASES", "AUDIT_ARCHIVE"],
         bindings: {
           TEST_MIGRATIONS: await readD1Migrations(fromRoot("./migrations")),
           ...offlineAuthVars(),

@@ -73,6 +73,8 @@ export const sessionPolicySchema = approvalPolicySchema.extend({
   timeZone: z.string().min(1).max(64),
   /** The client's and the endpoint's tags' recurring maintenance windows (ADR 0026). */
   maintenanceWindows: z.array(maintenanceWindowSchema).max(50).default([]),
+  /** The tenant's retention (docs/decisions/0029-retention.md); a copy saved before it existed means the default. */
+  retentionDays: z.number().int().min(7).max(3650).default(90),
 });
 export type SessionPolicy = z.output<typeof sessionPolicySchema>;
 

@@ -227,6 +227,8 @@ export const transcriptEventSchema = z.discriminatedUnion("kind", [
   }),
   /** A runtime message the session refused (illegal for the command's state); nothing changed. */
   z.object({ ...eventBase, kind: z.literal("runtime.refused"), commandId: id.nullable(), message: z.string(), reason: z.string() }),
+  /** Retention removed finished commands and their output older than `before` (docs/decisions/0029-retention.md). */
+  z.object({ ...eventBase, kind: z.literal("transcript.pruned"), before: epochMs, retentionDays: z.number().int().positive(), commands: z.number().int().nonnegative() }),
 ]);
 export type TranscriptEvent = z.infer<typeof transcriptEventSchema>;
 export type TranscriptEventKind = TranscriptEvent["kind"];

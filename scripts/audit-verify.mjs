@@ -118,6 +118,25 @@ export function checkpointMacValid(key, checkpoint, mac) {
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
+/** Identical to canonicalPruneAnchorPayload in protocol/audit.ts (docs/decisions/0029-retention.md). */
+export function canonicalPruneAnchorPayload(anchor) {
+  return JSON.stringify(["caisey.audit-prune-anchor.v1", anchor.endpointId, anchor.orgId, anchor.seq, anchor.hash, anchor.at, anchor.archiveKey]);
+}
+
+export function pruneAnchorMacValid(key, anchor, mac) {
+  const expected = Buffer.from(createHmac("sha256", Buffer.from(key, "utf8")).update(canonicalPruneAnchorPayload(anchor), "utf8").digest("hex"), "utf8");
+  const given = Buffer.from(String(mac ?? ""), "utf8");
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
+/** Map endpointId -> prune anchor row (where the replica starts after archiving), for all endpoints or one org's. */
+export function readAnchors(read, { orgId = null } = {}) {
+  const rows = read(`SELECT endpoint_id, org_id, seq, hash, at, archive_key, mac FROM audit_prune_anchors${orgId ? ` WHERE org_id = ${sqlString(orgId)}` : ""}`);
+  return new Map(rows.map((row) => [row.endpoint_id, row]));
+}
+
+const anchorStart = (anchor) => (anchor ? { seq: Number(anchor.seq), hash: anchor.hash } : undefined);
+
 export function eventFromRow(row) {
   return {
     endpointId: row.endpoint_id,
@@ -181,7 +200,7 @@ const EVENT_COLUMNS = "endpoint_id, org_id, seq, at, kind, actor_id, actor_name,
  * each endpoint's chain to its own verifier as it streams past.
  * Returns Map endpointId -> { orgId, verifier }.
  */
-export function readAllChains(read, { orgId = null, pageSize = 20000, onProgress = () => {} } = {}) {
+export function readAllChains(read, { orgId = null, pageSize = 20000, anchors = new Map(), onProgress = () => {} } = {}) {
   const orgFilter = orgId ? `org_id = ${sqlString(orgId)}` : "1 = 1";
   const chains = new Map();
   let after = null;
@@ -191,7 +210,8 @@ export function readAllChains(read, { orgId = null, pageSize = 20000, onProgress
     const rows = read(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${orgFilter}${keyset} ORDER BY endpoint_id, seq LIMIT ${pageSize}`);
     for (const row of rows) {
       let chain = chains.get(row.endpoint_id);
-      if (!chain) chains.set(row.endpoint_id, (chain = { orgId: row.org_id, verifier: new ChainVerifier() }));
+      // A pruned replica starts after its anchor, not at the genesis.
+      if (!chain) chains.set(row.endpoint_id, (chain = { orgId: row.org_id, verifier: new ChainVerifier(anchorStart(anchors.get(row.endpoint_id))) }));
       chain.verifier.push(eventFromRow(row));
     }
     eventsRead += rows.length;
@@ -244,16 +264,28 @@ export function readCheckpoints(read, { orgId = null, endpointIds = null } = {})
  * no session state was found, and `sessionsChecked` false under --no-sessions.
  * Returns { ok, problems, notes }.
  */
-export function assessEndpoint({ endpointId, orgId, replica, checkpoint, session, sessionsChecked, key }) {
+export function assessEndpoint({ endpointId, orgId, replica, checkpoint, anchor = null, session, sessionsChecked, key }) {
   const problems = [];
   const notes = [];
+  if (anchor) {
+    const signed = { endpointId, orgId: anchor.org_id, seq: Number(anchor.seq), hash: anchor.hash, at: Number(anchor.at), archiveKey: anchor.archive_key };
+    if (!pruneAnchorMacValid(key, signed, anchor.mac)) {
+      problems.push(`prune anchor at seq ${signed.seq} has no valid MAC under AUDIT_MAC_KEY (forged or altered, or a different key)`);
+      return { ok: false, problems, notes };
+    }
+    if (orgId && anchor.org_id !== orgId) {
+      problems.push(`prune anchor belongs to org ${anchor.org_id}, the events to ${orgId}`);
+      return { ok: false, problems, notes };
+    }
+    notes.push(`archived through seq ${signed.seq} (${signed.archiveKey})`);
+  }
   if (replica && !replica.ok) {
     problems.push(`chain broken at seq ${replica.brokenAtSeq}: ${replica.reason} (${replica.checked} events verified before it)`);
     return { ok: false, problems, notes };
   }
-  // A verified chain from genesis holds seqs 1..checked.
-  const lastSeq = replica ? replica.checked : 0;
-  const lastHash = replica && lastSeq > 0 ? replica.lastHash : GENESIS_HASH;
+  // A verified chain holds seqs anchor+1..lastSeq (the anchor is the genesis, seq 0, when nothing was archived).
+  const lastSeq = (anchor ? Number(anchor.seq) : 0) + (replica ? replica.checked : 0);
+  const lastHash = replica ? replica.lastHash : anchor ? anchor.hash : GENESIS_HASH;
 
   if (!checkpoint) {
     if (lastSeq > 0) problems.push("no session checkpoint covers these events (checkpoint row deleted, or events written by someone else)");
@@ -303,7 +335,8 @@ export function assessEndpoint({ endpointId, orgId, replica, checkpoint, session
  * (events and checkpoint are committed together).
  */
 export function verifyAudit({ read, key, sessions = null, orgId = null, pageSize = 20000, onEndpoint = () => {}, onProgress = () => {} }) {
-  const chains = readAllChains(read, { orgId, pageSize, onProgress: ({ events, endpoints }) => onProgress(events, endpoints) });
+  const anchors = readAnchors(read, { orgId });
+  const chains = readAllChains(read, { orgId, pageSize, anchors, onProgress: ({ events, endpoints }) => onProgress(events, endpoints) });
   const checkpoints = readCheckpoints(read, { orgId });
   const sessionsById = new Map();
   const results = [];
@@ -319,14 +352,15 @@ export function verifyAudit({ read, key, sessions = null, orgId = null, pageSize
     if (orgId && session.orgId !== orgId) continue;
     sessionsById.set(session.endpointId, session);
   }
-  const endpointIds = [...new Set([...chains.keys(), ...checkpoints.keys(), ...[...sessionsById].filter(([, s]) => s.events > 0).map(([id]) => id)])].sort();
-  const orgOf = (endpointId) => chains.get(endpointId)?.orgId ?? checkpoints.get(endpointId)?.org_id ?? sessionsById.get(endpointId)?.orgId ?? null;
+  const endpointIds = [...new Set([...chains.keys(), ...checkpoints.keys(), ...anchors.keys(), ...[...sessionsById].filter(([, s]) => s.events > 0).map(([id]) => id)])].sort();
+  const orgOf = (endpointId) => chains.get(endpointId)?.orgId ?? checkpoints.get(endpointId)?.org_id ?? anchors.get(endpointId)?.org_id ?? sessionsById.get(endpointId)?.orgId ?? null;
   const judge = (endpointId) =>
     assessEndpoint({
       endpointId,
       orgId: orgOf(endpointId),
       replica: chains.get(endpointId)?.verifier.verdict() ?? null,
       checkpoint: checkpoints.get(endpointId) ?? null,
+      anchor: anchors.get(endpointId) ?? null,
       session: sessionsById.get(endpointId) ?? null,
       sessionsChecked: sessions !== null,
       key,
@@ -335,7 +369,7 @@ export function verifyAudit({ read, key, sessions = null, orgId = null, pageSize
   if (disagreeing.length > 0) {
     const verifiers = new Map();
     for (const endpointId of disagreeing) {
-      if (!chains.has(endpointId)) chains.set(endpointId, { orgId: orgOf(endpointId), verifier: new ChainVerifier() });
+      if (!chains.has(endpointId)) chains.set(endpointId, { orgId: orgOf(endpointId), verifier: new ChainVerifier(anchorStart(anchors.get(endpointId))) });
       verifiers.set(endpointId, chains.get(endpointId).verifier);
     }
     readChainTails(read, verifiers, pageSize);
@@ -375,7 +409,8 @@ export class EndpointSession {
     const tables = new Set(sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().map((r) => r.name));
     if (!tables.has("audit_log") || !tables.has("runtime_state")) return Response.json({ endpointId: null, orgId: null, head: null, rows: [], events: 0 });
     const meta = (key) => sql.exec("SELECT value FROM runtime_state WHERE key = ?", key).toArray()[0]?.value || null;
-    const head = sql.exec("SELECT seq, hash FROM audit_log WHERE replicated = 1 ORDER BY seq DESC LIMIT 1").toArray()[0] ?? null;
+    const anchor = meta("audit_prune_anchor");
+    const head = sql.exec("SELECT seq, hash FROM audit_log WHERE replicated = 1 ORDER BY seq DESC LIMIT 1").toArray()[0] ?? (anchor ? JSON.parse(anchor) : null);
     const rows = sql.exec("SELECT seq, hash FROM audit_log WHERE seq >= ? ORDER BY seq", head ? head.seq : 0).toArray();
     const events = sql.exec("SELECT COUNT(*) AS n FROM audit_log").one().n;
     return Response.json({ endpointId: meta("endpoint_id"), orgId: meta("org_id"), head, rows, events });

@@ -32,6 +32,10 @@ export const organisations = sqliteTable("organisations", {
   runtimeTargetVersion: text("runtime_target_version"),
   /** JSON RuntimeTarget (protocol/session-contract.ts): version, downgrade consent and per-platform artifacts. */
   runtimeTarget: text("runtime_target"),
+  /** Days sessions keep transcripts, output and audit rows, and D1 keeps audit events before archiving them (ADR 0029). */
+  retentionDays: integer("retention_days").notNull().default(90),
+  retentionUpdatedBy: text("retention_updated_by"),
+  retentionUpdatedAt: integer("retention_updated_at"),
 });
 
 export const members = sqliteTable(
@@ -301,6 +305,25 @@ export const auditCheckpoints = sqliteTable("audit_checkpoints", {
   /** HMAC-SHA256(AUDIT_MAC_KEY, canonicalCheckpointPayload(…)) in protocol/audit.ts, hex. */
   mac: text("mac").notNull(),
 });
+
+/**
+ * Where an endpoint's D1 audit replica starts after archiving (ADR 0029): the
+ * last archived and deleted event, MACed (canonicalPruneAnchorPayload in
+ * protocol/audit.ts), and the R2 object holding it.
+ */
+export const auditPruneAnchors = sqliteTable(
+  "audit_prune_anchors",
+  {
+    endpointId: text("endpoint_id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    seq: integer("seq").notNull(),
+    hash: text("hash").notNull(),
+    at: integer("at").notNull(),
+    archiveKey: text("archive_key").notNull(),
+    mac: text("mac").notNull(),
+  },
+  (t) => [index("audit_prune_anchors_org_idx").on(t.orgId)],
+);
 
 /**
  * Local dev and CI only (offline mode): every email the capture mailer would

@@ -110,6 +110,8 @@ export interface TranscriptState {
   order: string[];
   commands: Record<string, TranscriptCommand>;
   notices: TranscriptNotice[];
+  /** Set when the session's retention removed history older than this (ms). */
+  prunedBefore?: number;
 }
 
 export const emptyTranscript: TranscriptState = { lastSeq: 0, order: [], commands: {}, notices: [] };
@@ -155,6 +157,7 @@ export function noticesAfter(state: TranscriptState, commandId: string | null): 
 }
 
 function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptState {
+  if (event.kind === "transcript.pruned") return { ...state, lastSeq: event.seq, prunedBefore: Math.max(state.prunedBefore ?? 0, event.before) };
   if (event.kind === "command.queued") {
     const command: TranscriptCommand = {
       commandId: event.commandId,
@@ -215,7 +218,7 @@ function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptS
 
 function updateCommand(
   command: TranscriptCommand,
-  event: Exclude<TranscriptEvent, { kind: "command.queued" | "runtime.refused" }>,
+  event: Exclude<TranscriptEvent, { kind: "command.queued" | "runtime.refused" | "transcript.pruned" }>,
 ): TranscriptCommand {
   switch (event.kind) {
     case "command.dispatched":

@@ -339,7 +339,8 @@ export async function verifyTenantAuditChains(
   const chains = await db.all<{ endpoint_id: string; hostname: string }>(sql`
     select c.endpoint_id, coalesce(en.hostname, c.endpoint_id) as hostname
     from (select endpoint_id from audit_events where org_id = ${orgId}
-          union select endpoint_id from audit_checkpoints where org_id = ${orgId}) c
+          union select endpoint_id from audit_checkpoints where org_id = ${orgId}
+          union select endpoint_id from audit_prune_anchors where org_id = ${orgId}) c
     left join endpoints en on en.id = c.endpoint_id and en.org_id = ${orgId}`);
 
   type Progress = { endpointId: string; hostname: string; previous: { seq: number; hash: string }; checked: number; broken: { brokenAtSeq: number; reason: string } | null };
@@ -374,9 +375,14 @@ export async function verifyTenantAuditChains(
     return { brokenAtSeq, reason: verdict.reason };
   };
 
+  /** Where an archived and pruned replica starts (ADR 0029); its MAC is checked by `npm run audit:verify`, like checkpoints'. */
+  const anchorOf = async (endpointId: string) =>
+    (await db.all<{ seq: number; hash: string }>(sql`
+      select seq, hash from audit_prune_anchors where endpoint_id = ${endpointId} and org_id = ${orgId}`))[0] ?? { seq: 0, hash: GENESIS_HASH };
+
   const verdicts: EndpointChainVerdict[] = [];
   for (const chain of chains) {
-    const progress: Progress = { endpointId: chain.endpoint_id, hostname: chain.hostname, previous: { seq: 0, hash: GENESIS_HASH }, checked: 0, broken: null };
+    const progress: Progress = { endpointId: chain.endpoint_id, hostname: chain.hostname, previous: await anchorOf(chain.endpoint_id), checked: 0, broken: null };
     await readOn(progress);
     if (!progress.broken) {
       let problem = checkpointProblem(progress, await checkpointOf(chain.endpoint_id));

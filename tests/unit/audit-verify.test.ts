@@ -17,6 +17,8 @@ import {
   canonicalCheckpointPayload,
   computeAuditHash,
   computeCheckpointMac,
+  computePruneAnchorMac,
+  canonicalPruneAnchorPayload,
   GENESIS_HASH,
   verifyAuditChain,
   verifyCheckpointMac,
@@ -150,6 +152,45 @@ describe("scripts/audit-verify.mjs checkpoints", () => {
     expect(script.auditMacKeyProblem("short")).toBe(auditMacKeyProblem("short"));
     expect(script.auditMacKeyProblem(key)).toBeNull();
     expect(auditMacKeyProblem(key)).toBeNull();
+  });
+});
+
+describe("scripts/audit-verify.mjs prune anchors (ADR 0029)", () => {
+  const key = "unit-audit-mac-key-0123456789abcdef0123456789";
+
+  async function chain(length: number): Promise<AuditEvent[]> {
+    const events: AuditEvent[] = [];
+    for (let seq = 1; seq <= length; seq++) {
+      const unhashed = { ...base, seq, prevHash: events.at(-1)?.hash ?? GENESIS_HASH, detail: JSON.stringify({ n: seq }) };
+      events.push({ ...unhashed, hash: await computeAuditHash(unhashed) });
+    }
+    return events;
+  }
+
+  /** What audit:verify concludes about a replica pruned through seq 4 of 8, given its anchor and checkpoint rows. */
+  async function judge(kept: AuditEvent[], anchorRow: Record<string, unknown>, all: AuditEvent[]) {
+    const start = { seq: Number(anchorRow.seq), hash: String(anchorRow.hash) };
+    const head = all.at(-1)!;
+    const checkpoint = { endpoint_id: base.endpointId, org_id: base.orgId, seq: head.seq, hash: head.hash, at: 5, mac: await computeCheckpointMac(key, { endpointId: base.endpointId, orgId: base.orgId, seq: head.seq, hash: head.hash, at: 5 }) };
+    return script.assessEndpoint({ endpointId: base.endpointId, orgId: base.orgId, replica: script.verifyChain(kept, start), checkpoint, anchor: anchorRow as never, session: null, sessionsChecked: false, key });
+  }
+
+  it("accepts a replica that starts at a MACed anchor, and still reports a deleted or edited event and a forged or mismatched anchor", async () => {
+    const all = await chain(8);
+    const anchor = { endpointId: base.endpointId, orgId: base.orgId, seq: 4, hash: all[3]!.hash, at: 7, archiveKey: "audit/org_unit/2026-12-04.jsonl" };
+    expect(script.canonicalPruneAnchorPayload(anchor)).toBe(canonicalPruneAnchorPayload(anchor));
+    const row = { endpoint_id: anchor.endpointId, org_id: anchor.orgId, seq: 4, hash: anchor.hash, at: 7, archive_key: anchor.archiveKey, mac: await computePruneAnchorMac(key, anchor) };
+    const kept = all.slice(4);
+    expect(await judge(kept, row, all)).toMatchObject({ ok: true });
+    // From the genesis, the same kept events are a broken chain: the anchor is what makes them verifiable.
+    expect(script.verifyChain(kept)).toMatchObject({ ok: false, brokenAtSeq: 1 });
+
+    expect((await judge([kept[0]!, ...kept.slice(2)], row, all)).problems.join()).toMatch(/seq 6: event 6 is missing/);
+    expect((await judge([kept[0]!, { ...kept[1]!, detail: "{}" }, ...kept.slice(2)], row, all)).problems.join()).toMatch(/edited/);
+    expect((await judge(kept, { ...row, seq: 3, hash: all[2]!.hash }, all)).problems.join()).toMatch(/prune anchor at seq 3 has no valid MAC/);
+    const genuineButWrong = { ...anchor, hash: all[2]!.hash };
+    const wrongRow = { ...row, hash: genuineButWrong.hash, mac: await computePruneAnchorMac(key, genuineButWrong) };
+    expect((await judge(kept, wrongRow, all)).problems.join()).toMatch(/previous-hash link does not match/);
   });
 });
 

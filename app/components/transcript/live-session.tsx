@@ -2,7 +2,7 @@ import { Fragment, useCallback, useEffect, useLayoutEffect, useMemo, useRef, use
 import { useConfirmDialog } from "~/components/confirm-dialog";
 import { searchBackwards, technicianHistory } from "~/lib/command-history";
 import { describeRuntimeLink } from "~/lib/format";
-import { useTimeZone } from "~/lib/time-zone";
+import { Time, useTimeZone } from "~/lib/time-zone";
 import { isFinished, noticesAfter, queuePositions, type TranscriptCommand, type TranscriptState } from "~/lib/transcript";
 import type { Role } from "~/db/schema";
 import type { Shell } from "@protocol/messages";
@@ -249,7 +249,12 @@ export function LiveSession({
       ))}
       <div className="max-h-[60vh] min-h-48 overflow-y-auto" data-testid="transcript" role="log" aria-label="Transcript" aria-live="off" tabIndex={0}>
         {session.history.hasOlder ? <LoadOlder loading={session.history.loading} onLoad={session.loadOlder} /> : null}
-        {transcript.order.length === 0 ? <p className="px-4 py-6 text-sm text-slate-400">No commands yet.</p> : null}
+        {transcript.prunedBefore ? (
+          <p className="px-4 py-2 text-xs text-slate-500" data-testid="transcript-pruned">
+            History before <Time at={transcript.prunedBefore} /> was removed by your organisation&apos;s retention setting.
+          </p>
+        ) : null}
+        {transcript.order.length === 0 ? <p className="px-4 py-6 text-sm text-slate-500">No commands yet.</p> : null}
         <Notices notices={noticesAfter(transcript, null)} />
         {transcript.order.map((id) => {
           const command = transcript.commands[id]!;

@@ -47,8 +47,9 @@ export async function readSessionPolicy(db: D1Database, endpointId: string): Pro
   const row = await db
     .prepare(
       `SELECT e.hostname, c.name AS client_name, c.contact_name, c.contact_email, c.time_zone,
-              p.mode, p.allowed_commands, p.patterns, p.approvers, p.link_ttl_hours, p.updated_at
-       FROM endpoints e JOIN clients c ON c.id = e.client_id
+              p.mode, p.allowed_commands, p.patterns, p.approvers, p.link_ttl_hours, p.updated_at,
+              o.retention_days
+       FROM endpoints e JOIN clients c ON c.id = e.client_id JOIN organisations o ON o.id = e.org_id
        LEFT JOIN approval_policies p ON p.client_id = e.client_id AND p.org_id = e.org_id
        WHERE e.id = ?`,
     )
@@ -68,6 +69,7 @@ export async function readSessionPolicy(db: D1Database, endpointId: string): Pro
     clientName: String(row.client_name),
     timeZone: String(row.time_zone ?? "UTC"),
     maintenanceWindows: await readMaintenanceWindows(db, endpointId),
+    retentionDays: Number(row.retention_days ?? 90),
   };
   const parsed = sessionPolicySchema.safeParse(candidate);
   if (!parsed.success) throw new PolicyUnreadableError(`the stored approval policy is malformed: ${describeZodError(parsed.error)}`);

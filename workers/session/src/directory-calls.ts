@@ -53,7 +53,7 @@ export class DirectoryCalls {
       kind: "policy.updated",
       actorId: identity.userId,
       actorName: identity.userName,
-      detail: { mode: policy.mode, version: policy.version, approvers: policy.approvers.length, allowedCommands: policy.allowedCommands.length },
+      detail: { mode: policy.mode, version: policy.version, approvers: policy.approvers.length, allowedCommands: policy.allowedCommands.length, retentionDays: policy.retentionDays },
     });
     return Response.json({ version: policy.version });
   }

@@ -28,6 +28,7 @@ import { RuntimeClock } from "./runtime-clock";
 import { RuntimePresence, type ConnectionState } from "./runtime-presence";
 import { RuntimeReports } from "./runtime-reports";
 import { RuntimeUpdates } from "./runtime-updates";
+import { Retention } from "./retention";
 import { migrate } from "./schema";
 import { SequenceFlow } from "./sequence-flow";
 import { SessionStore } from "./session-store";
@@ -185,7 +186,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     },
   });
 
-  /** One alarm: check-in liveness, approval expiry, result deadlines and windows, approval delivery, audit replication. */
+  private readonly retention = new Retention({ store: this.store, events: this.events, audit: this.audit, retentionDays: () => this.policyCopy.current()?.retentionDays ?? null });
+  /** One alarm: check-in liveness, approval expiry, result deadlines and windows, approval delivery, audit replication, retention. */
   private readonly wakeUps = new AlarmArbiter((at) => void this.ctx.storage.setAlarm(at), [
     this.presence,
     { nextWakeAt: () => this.approvals.nextWakeAt(), wake: (now) => this.approvals.expireDue(now) },
@@ -198,6 +200,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     },
     { nextWakeAt: () => this.approvals.delivery.nextWakeAt(), wake: (now) => this.approvals.delivery.deliverDue(now) },
     { nextWakeAt: () => this.audit.nextWakeAt(), wake: () => this.audit.wake(this.env.DB, this.env.AUDIT_MAC_KEY) },
+    this.retention,
   ]);
 
   /**
