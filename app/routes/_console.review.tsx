@@ -7,16 +7,8 @@ import { requireMember } from "~/lib/auth.server";
 import { getEnv } from "~/lib/env.server";
 import { rejectInvalidCursor } from "~/lib/keyset-cursor";
 import { describeTruncation } from "~/lib/truncation";
-import {
-  countUnreviewedFailures,
-  listReviewActivity,
-  listReviewFilterOptions,
-  markReviewed,
-  parseReviewFilters,
-  parseReviewItems,
-  verifyTenantAuditChains,
-  type EndpointChainVerdict,
-} from "~/models/review.server";
+import { countUnreviewedFailures, listReviewActivity, listReviewFilterOptions, markReviewed, parseReviewFilters, parseReviewItems } from "~/models/review.server";
+import { verifyTenantAuditChains, type EndpointChainVerdict } from "~/models/audit-chains.server";
 import { REVIEW_STATUSES, STATUS_LABEL } from "~/lib/review";
 import { Time, timeZoneFromCookie, useTimeZone } from "~/lib/time-zone";
 

@@ -11,7 +11,7 @@ import {
   type AuditRow,
 } from "../../protocol/audit";
 import { createDb } from "~/db/client.server";
-import { verifyTenantAuditChains } from "~/models/review.server";
+import { verifyTenantAuditChains } from "~/models/audit-chains.server";
 import { connectDirect, connectRuntime, connectViewer, runInSession, sessionStub, viewerIdentity, endpointIdsFor } from "./socket";
 
 const freshEndpoint = endpointIdsFor("ep_audit_test");

@@ -5,7 +5,7 @@ import { createExecutionContext, createScheduledController, env, runDurableObjec
 import { describe, expect, it } from "vitest";
 import { auditEventFromRow, auditEventSchema, computeAuditHash, DAY_MS, hmacSha256Hex, verifyAuditChain, type AuditRow } from "../../protocol/audit";
 import { createDb } from "~/db/client.server";
-import { verifyTenantAuditChains } from "~/models/review.server";
+import { verifyTenantAuditChains } from "~/models/audit-chains.server";
 import worker from "../../workers/session/src/index";
 import { archiveAuditReplica, archiveKey } from "../../workers/session/src/audit-archive";
 import { migrate } from "../../workers/session/src/schema";
