@@ -12,7 +12,7 @@
 // inside the repeated hour opens at its first occurrence and an end inside it
 // closes at its first occurrence (never later than the plant expects).
 import { z } from "zod";
-import { isValidTimeZone } from "./time";
+import { isValidTimeZone, zonedParts } from "./time";
 
 export const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"] as const;
 export const MAX_WINDOW_MINUTES = 24 * 60;
@@ -37,28 +37,10 @@ export interface WindowOccurrence {
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
 /** The wall clock in `zone` at `instant`, as if it were UTC milliseconds (so it can be compared and shifted). */
 export function localWallMs(instant: number, zone: string): number {
-  let formatter = formatters.get(zone);
-  if (!formatter) {
-    formatter = new Intl.DateTimeFormat("en-US", {
-      timeZone: zone,
-      hourCycle: "h23",
-      year: "numeric",
-      month: "numeric",
-      day: "numeric",
-      hour: "numeric",
-      minute: "numeric",
-      second: "numeric",
-    });
-    formatters.set(zone, formatter);
-  }
-  const parts: Record<string, number> = {};
-  for (const part of formatter.formatToParts(new Date(instant))) if (part.type !== "literal") parts[part.type] = Number(part.value);
-  const wall = Date.UTC(parts.year!, parts.month! - 1, parts.day!, parts.hour! % 24, parts.minute!, parts.second!);
-  return wall + (((instant % 1000) + 1000) % 1000);
+  const wall = zonedParts(instant, zone);
+  return Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour, wall.minute, wall.second) + (((instant % 1000) + 1000) % 1000);
 }
 
 /**
