@@ -86,6 +86,7 @@ describe("client approval policies (D1)", () => {
       clientName: `Client ${clientId}`,
       timeZone: "Europe/Berlin",
       maintenanceWindows: [],
+      retentionDays: 90,
     });
     // An endpoint the directory does not know: null, never a default.
     expect(await readSessionPolicy(env.DB, unique("ep_unknown"))).toBeNull();

@@ -37,13 +37,26 @@ const FINISHED = COMMAND_OUTCOMES.map((status) => `'${status}'`).join(", ");
 export class Retention {
   constructor(private readonly host: RetentionHost) {}
 
+  /** Never before the oldest event could be older than the retention: a young or empty session is not woken for it. */
   nextWakeAt(now: number): number | null {
-    const stored = Number(this.host.store.value("retention_next_at") || 0);
-    if (stored) return stored;
-    // First time: somewhere in the coming day, so sessions created together do not prune together.
-    const first = now + Math.floor(this.random() * DAY_MS);
-    this.host.store.setValue("retention_next_at", String(first));
-    return first;
+    const days = this.host.retentionDays();
+    const oldest = this.oldestRecordAt();
+    if (days === null || oldest === null) return null;
+    let scheduled = Number(this.host.store.value("retention_next_at") || 0);
+    if (!scheduled) {
+      // First time: somewhere in the coming day, so sessions created together do not prune together.
+      scheduled = now + Math.floor(this.random() * DAY_MS);
+      this.host.store.setValue("retention_next_at", String(scheduled));
+    }
+    return Math.max(scheduled, oldest + days * DAY_MS);
+  }
+
+  /** The oldest transcript or audit record still kept (both logs grow in seq order). */
+  private oldestRecordAt(): number | null {
+    const event = this.host.store.one<{ at: number }>("SELECT at FROM events ORDER BY seq LIMIT 1")?.at;
+    const audit = this.host.store.one<{ at: number }>("SELECT at FROM audit_log ORDER BY seq LIMIT 1")?.at;
+    const times = [event, audit].filter((at): at is number => typeof at === "number");
+    return times.length ? Math.min(...times) : null;
   }
 
   wake(now: number): void {
