@@ -29,12 +29,26 @@ export type AuthFailure =
   | { kind: "signed_out" }
   | { kind: "forbidden"; message: string };
 
+/** One resolution per request: Remix runs the root, layout and page loaders with one load context. */
+const resolvedPerRequest = new WeakMap<object, Promise<SignedInMember | AuthFailure>>();
+
 /**
  * Verifies the Clerk session (the same code path in production and offline
- * mode; only the keys differ) and resolves the member in D1. Never throws for
- * an unauthenticated request; see requireMember for the page-level wrapper.
+ * mode; only the keys differ) and resolves the member in D1, once per request.
+ * Never throws for an unauthenticated request; see requireMember for the
+ * page-level wrapper.
  */
-export async function authenticateMember(args: AuthArgs): Promise<SignedInMember | AuthFailure> {
+export function authenticateMember(args: AuthArgs): Promise<SignedInMember | AuthFailure> {
+  const key = args.context as object;
+  let resolved = resolvedPerRequest.get(key);
+  if (!resolved) {
+    resolved = resolveMember(args);
+    resolvedPerRequest.set(key, resolved);
+  }
+  return resolved;
+}
+
+async function resolveMember(args: AuthArgs): Promise<SignedInMember | AuthFailure> {
   const env = getEnv(args.context as never);
   resolveAuthMode(env); // fails closed on a misconfigured offline mode
   const auth = await getAuth(args as never);
