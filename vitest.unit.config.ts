@@ -1,2 +1,7 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
-export default defineConfig({ test: { include: ["tests/unit/**/*.test.ts"], environment: "node", globalSetup: ["tests/unit/global-setup.ts"] } });
+export default defineConfig({
+  // The app imports the shared contract as @protocol/… (tsconfig paths); unit tests load some app modules.
+  resolve: { alias: [{ find: /^@protocol\//, replacement: fileURLToPath(new URL("./protocol/", import.meta.url)) }] },
+  test: { include: ["tests/unit/**/*.test.ts"], environment: "node", globalSetup: ["tests/unit/global-setup.ts"] },
+});

@@ -14,7 +14,8 @@ export default defineConfig({
       wrangler: { configPath: "./workers/session/wrangler.toml" },
       miniflare: {
         // The Pages project's runtime release bucket (wrangler.toml), for the download routes.
-        r2Buckets: ["RUNTIME_RELEASES"],
+        // AUDIT_ARCHIVE: the session worker's audit archive (workers/session/wrangler.toml).
+        r2Buckets: ["RUNTIME_RELEASES", "AUDIT_ARCHIVE"],
         bindings: {
           TEST_MIGRATIONS: await readD1Migrations(fromRoot("./migrations")),
           ...offlineAuthVars(),
@@ -29,6 +30,8 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^~\//, replacement: `${fromRoot("./app")}/` },
+      // The app imports the shared contract as @protocol/… (tsconfig paths); the session and runtime keep relative imports.
+      { find: /^@protocol\//, replacement: `${fromRoot("./protocol")}/` },
       // @clerk/remix (CommonJS) require()s this; its "module" build is ESM, which require() cannot load here.
       { find: /^@remix-run\/server-runtime$/, replacement: fromRoot("./node_modules/@remix-run/server-runtime/dist/index.js") },
     ],

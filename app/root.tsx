@@ -8,12 +8,14 @@ import {
   Scripts,
   ScrollRestoration,
   isRouteErrorResponse,
+  useLoaderData,
   useRouteError,
 } from "@remix-run/react";
 import { useEffect } from "react";
 import { useCspNonce } from "~/lib/csp-nonce";
 import { getEnv } from "~/lib/env.server";
 import { resolveAuthMode } from "~/lib/offline-auth.server";
+import { TimeZoneProvider, timeZoneFromCookie } from "~/lib/time-zone";
 import stylesheet from "~/tailwind.css";
 
 export const links: LinksFunction = () => [
@@ -25,7 +27,8 @@ export const meta: MetaFunction = () => [{ title: "Caisey" }];
 
 export const loader = (args: LoaderFunctionArgs) => {
   const mode = resolveAuthMode(getEnv(args.context)).mode;
-  return rootAuthLoader(args, () => ({ authMode: mode }));
+  const timeZone = timeZoneFromCookie(args.request.headers.get("Cookie"));
+  return rootAuthLoader(args, () => ({ authMode: mode, timeZone }));
 };
 
 function Document({ children }: { children: React.ReactNode }) {
@@ -53,9 +56,12 @@ function App() {
   useEffect(() => {
     document.documentElement.dataset.hydrated = "true";
   }, []);
+  const data = useLoaderData<{ timeZone?: string }>();
   return (
     <Document>
-      <Outlet />
+      <TimeZoneProvider serverZone={data?.timeZone ?? "UTC"}>
+        <Outlet />
+      </TimeZoneProvider>
     </Document>
   );
 }

@@ -5,7 +5,7 @@
 // never runs) the command.
 import { expect, test, type Browser } from "@playwright/test";
 import { openEndpoint, runtimeForSpec } from "./runtime";
-import { ACME_APPROVER, requestApprovalByMail, runCommand, signIn } from "./support";
+import { ACME_APPROVER, confirmInDialog, requestApprovalByMail, runCommand, signIn } from "./support";
 
 const runtime = runtimeForSpec("approvals");
 
@@ -99,8 +99,8 @@ test("no console user can approve: a colleague signed in to the console who open
   await expect(entry).toHaveAttribute("data-status", "pending_approval");
 
   // The requester withdraws it; the client's link then says so.
-  page.once("dialog", (dialog) => void dialog.accept());
   await entry.getByTestId("approval-withdraw").click();
+  await confirmInDialog(page, "Withdraw request");
   await expect(entry).toHaveAttribute("data-status", "cancelled");
   const approver = await openAsApprover(browser, url);
   await expect(approver.page.getByTestId("approval-state")).toHaveAttribute("data-state", "withdrawn");
@@ -252,8 +252,8 @@ test("admins edit a client's approval policy; bad lines are named; others cannot
   const unlisted = await runCommand(page, "echo allow-listed-marker; echo more", { reason: "Check the marker twice" });
   await expect(unlisted).toHaveAttribute("data-status", "pending_approval");
   await expect(unlisted.getByTestId("approval-prompt")).toContainText("allow-list");
-  page.once("dialog", (dialog) => void dialog.accept());
   await unlisted.getByTestId("approval-withdraw").click();
+  await confirmInDialog(page, "Withdraw request");
   await expect(unlisted).toHaveAttribute("data-status", "cancelled");
 
   // Deny-list: a policy pattern holds a command without the checkbox.

@@ -31,7 +31,10 @@ const snapshot = () =>
       "SELECT * FROM approval_policies ORDER BY client_id",
       "SELECT * FROM sequence_templates ORDER BY id",
       "SELECT * FROM audit_reviews ORDER BY 1",
-      "SELECT id, credential_hash, revoked_at, decommissioned_at FROM endpoints ORDER BY id",
+      "SELECT id, credential_hash, revoked_at, decommissioned_at, display_name FROM endpoints ORDER BY id",
+      "SELECT id, name, contact_name, contact_email, notes, archived_at FROM clients ORDER BY id",
+      "SELECT * FROM endpoint_tags ORDER BY 1, 2",
+      "SELECT org_id, seq FROM directory_audit ORDER BY 1, 2",
     ].join("; "),
   );
 
@@ -50,6 +53,10 @@ const ACTIONS: { name: string; path: string; routeId: string; form: Record<strin
   { name: "revoke a runtime credential", path: "/endpoints/ep_acme_02", routeId: "routes/_console.endpoints.$endpointId", form: { intent: "revoke-credential" } },
   { name: "rotate a runtime credential", path: "/endpoints/ep_acme_02", routeId: "routes/_console.endpoints.$endpointId", form: { intent: "rotate-credential" } },
   { name: "decommission an endpoint", path: "/endpoints/ep_acme_02", routeId: "routes/_console.endpoints.$endpointId", form: { intent: "decommission", confirmHostname: "any" } },
+  { name: "create a client", path: "/clients", routeId: "routes/_console.clients._index", form: { intent: "create-client", name: "csrf-probe", timeZone: "UTC" } },
+  { name: "edit a client", path: "/clients/cl_acme", routeId: "routes/_console.clients.$clientId", form: { intent: "save-client", name: "csrf-probe", timeZone: "UTC" } },
+  { name: "archive a client", path: "/clients/cl_acme", routeId: "routes/_console.clients.$clientId", form: { intent: "archive-client" } },
+  { name: "rename and retag an endpoint", path: "/endpoints/ep_acme_02/details", routeId: "routes/_console.endpoints.$endpointId.details", form: { displayName: "csrf-probe", tags: "csrf-probe" } },
   { name: "mark rows reviewed", path: "/review", routeId: "routes/_console.review", form: { intent: "mark-reviewed", item: "ep_acme_01:1" } },
   { name: "verify audit chains", path: "/review", routeId: "routes/_console.review", form: { intent: "verify-chains" } },
   { name: "decide an approval", path: "/approve/not-a-real-link", routeId: "routes/approve.$token", form: { csrf: "x".repeat(43), decision: "approve" } },
@@ -166,12 +173,16 @@ test("every console page works under the CSP, with no violation, and sends the s
   expect(approval["referrer-policy"]).toBe("no-referrer");
   expect((await visit("/endpoints"))["referrer-policy"]).toBe("same-origin");
 
-  // Data requests and static files carry them too.
-  for (const path of [`/endpoints?_data=${encodeURIComponent("routes/_console.endpoints._index")}`, "/favicon.svg"]) {
-    const response = await page.request.get(path);
-    expect(response.status(), path).toBe(200);
-    expectSecurityHeaders(response.headers(), path);
-  }
+  // Data requests carry them too.
+  const data = `/endpoints?_data=${encodeURIComponent("routes/_console.endpoints._index")}`;
+  const dataResponse = await page.request.get(data);
+  expect(dataResponse.status(), data).toBe(200);
+  expectSecurityHeaders(dataResponse.headers(), data);
+  // Static files never run the function (public/_routes.json); public/_headers gives them a policy that allows nothing.
+  const favicon = (await page.request.get("/favicon.svg")).headers();
+  expect(favicon["content-security-policy"]).toBe("default-src 'none'; frame-ancestors 'none'");
+  expect(favicon["x-content-type-options"]).toBe("nosniff");
+  expect(favicon["x-frame-options"]).toBe("DENY");
   expect(nonces.size, "a fresh nonce per response").toBeGreaterThan(5);
   expect(await csp.violations()).toEqual([]);
   expect(csp.consoleErrors).toEqual([]);

@@ -1,7 +1,7 @@
 import { expect, test } from "@playwright/test";
 import { join } from "node:path";
 import { runtimeForSpec } from "./runtime";
-import { signIn } from "./support";
+import { confirmInDialog, signIn } from "./support";
 
 const runtime = runtimeForSpec("interrupt");
 
@@ -57,10 +57,12 @@ test("a cancelled queued command says who cancelled it and when, with no returne
   const waiting = entries.nth(before + 1);
   await expect(waiting.getByTestId("queue-position")).toHaveText("1 ahead in line");
   await waiting.getByRole("button", { name: "Cancel" }).click();
+  await confirmInDialog(page, "Cancel command");
   await expect(waiting).toHaveAttribute("data-status", "cancelled");
   await expect(waiting.getByTestId("cancelled-by")).toContainText("Cancelled by Tom Technician at");
   await expect(waiting).not.toContainText("returned");
   await expect(waiting.getByTestId("command-timing")).toHaveCount(0);
   await entries.nth(before).getByRole("button", { name: "Cancel" }).click();
+  await confirmInDialog(page, "Cancel command");
   await expect(entries.nth(before)).toHaveAttribute("data-status", "cancelled", { timeout: 10_000 });
 });

@@ -49,11 +49,11 @@ test("refreshing the page while a command streams loses nothing", async ({ page 
   await expect(after.getByTestId("command-output")).toHaveText("line1\nline2\nline3\nline4\nline5\nline6\n");
 });
 
-test("NOC staff can watch but not run commands", async ({ page }) => {
+test("NOC staff can watch and queue sequences but not run live commands", async ({ page }) => {
   await signIn(page, "noc");
   await openEndpoint(page, runtime().endpointId);
   await expect(page.getByLabel("Command")).toHaveCount(0);
-  await expect(page.getByText("Your role can watch but not run commands.")).toBeVisible();
+  await expect(page.getByTestId("cannot-run")).toHaveText("Your role can queue diagnostic sequences (below) but not run live commands.");
 });
 
 test("a long transcript loads its newest 50 commands and pages back to older ones when scrolled to the top", async ({ page }) => {

@@ -69,3 +69,25 @@ export async function requestApprovalByMail(page: Page, text: string, reason: st
   const url = await approvalLinkFromMailbox(page.context().browser()!, ACME_APPROVER.email, text);
   return { entry, url };
 }
+
+/** Answers the console's confirmation dialog (app/components/confirm-dialog.tsx) by pressing `button`. */
+export async function confirmInDialog(page: Page, button: string | RegExp) {
+  const dialog = page.getByRole("dialog");
+  await expect(dialog).toBeVisible();
+  await dialog.getByRole("button", { name: button }).click();
+  await expect(dialog).toHaveCount(0);
+}
+
+/** The page is no wider than the viewport: nothing is cut off or needs sideways scrolling. */
+export async function expectNoHorizontalOverflow(page: Page, { soft = false } = {}) {
+  const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
+  (soft ? expect.soft : expect)(widths.scroll, `page ${page.url()} is ${widths.scroll}px wide in a ${widths.inner}px viewport`).toBeLessThanOrEqual(widths.inner);
+}
+
+/** axe-core finds no WCAG 2.1 A/AA violation on the page as it stands. */
+export async function expectAccessible(page: Page, { soft = false } = {}) {
+  const { default: AxeBuilder } = await import("@axe-core/playwright");
+  const results = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]).analyze();
+  const summary = results.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).slice(0, 5).join(", ")})`);
+  (soft ? expect.soft : expect)(summary, `axe violations on ${page.url()}`).toEqual([]);
+}

@@ -4,6 +4,7 @@
 import { z } from "zod";
 
 export { isValidTimeZone } from "./time";
+import { maintenanceWindowSchema } from "./maintenance-windows";
 
 /** Deny-list patterns offered to clients that choose the advisory mode. */
 export const DEFAULT_APPROVAL_PATTERNS = [
@@ -68,8 +69,12 @@ export const sessionPolicySchema = approvalPolicySchema.extend({
   version: z.number().int().nonnegative(),
   clientName: z.string().max(200),
   hostname: z.string().max(255),
-  /** IANA time zone of the client, for the approval page and email. */
+  /** IANA time zone of the client, for the approval page and email, and the zone its maintenance windows are in. */
   timeZone: z.string().min(1).max(64),
+  /** The client's and the endpoint's tags' recurring maintenance windows (ADR 0026). */
+  maintenanceWindows: z.array(maintenanceWindowSchema).max(50).default([]),
+  /** The tenant's retention (docs/decisions/0029-retention.md); a copy saved before it existed means the default. */
+  retentionDays: z.number().int().min(7).max(3650).default(90),
 });
 export type SessionPolicy = z.output<typeof sessionPolicySchema>;
 

@@ -33,6 +33,10 @@ export const AUDIT_KINDS = [
   "runtime.update_offered",
   "runtime.update_status",
   "runtime.update_refused",
+  /** A request beyond the caller's role (protocol/permissions.ts); nothing changed. */
+  "permission.refused",
+  /** Retention pruned old history from the session (docs/decisions/0029-retention.md). */
+  "retention.pruned",
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
@@ -229,4 +233,42 @@ export function compareReplicaToCheckpoint(
     return { ok: false, reason: `replica does not match the session's checkpoint at seq ${checkpoint.seq} (events rewritten)` };
   }
   return { ok: true };
+}
+
+// ---------------------------------------------------------------------------
+// Retention (docs/decisions/0029-retention.md)
+//
+// Pruning deletes a chain's oldest events. What remains still verifies from a
+// prune anchor, the seq and hash of the last deleted event, instead of from the
+// genesis: the first kept event's prevHash must equal the anchor's hash. The D1
+// replica's anchors are MACed like checkpoints, so whoever can write D1 cannot
+// move an anchor forward to hide deleted events.
+
+export const RETENTION_DAYS = { default: 90, min: 7, max: 3650 } as const;
+export const DAY_MS = 24 * 60 * 60_000;
+
+export interface PruneAnchor {
+  endpointId: string;
+  orgId: string;
+  seq: number;
+  hash: string;
+  /** When the anchor was written (ms). */
+  at: number;
+  /** The R2 object holding the archived events up to `seq`. */
+  archiveKey: string;
+}
+
+export function canonicalPruneAnchorPayload(anchor: PruneAnchor): string {
+  return JSON.stringify(["caisey.audit-prune-anchor.v1", anchor.endpointId, anchor.orgId, anchor.seq, anchor.hash, anchor.at, anchor.archiveKey]);
+}
+
+export async function hmacSha256Hex(key: string, bytes: BufferSource | string): Promise<string> {
+  const encoder = new TextEncoder();
+  const cryptoKey = await crypto.subtle.importKey("raw", encoder.encode(key), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = await crypto.subtle.sign("HMAC", cryptoKey, typeof bytes === "string" ? encoder.encode(bytes) : bytes);
+  return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export function computePruneAnchorMac(key: string, anchor: PruneAnchor): Promise<string> {
+  return hmacSha256Hex(key, canonicalPruneAnchorPayload(anchor));
 }

@@ -89,6 +89,18 @@ export const timingsSchema = z.object({
 });
 export type Timings = z.infer<typeof timingsSchema>;
 
+/**
+ * The library script (and exact version and parameter values) a sequence was rendered from. Only the
+ * console's server sets it (the session's HTTP queue path); a viewer socket's run_sequence cannot carry it.
+ */
+export const scriptRefSchema = z.object({
+  id,
+  name: z.string().max(100),
+  version: z.number().int().positive(),
+  params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+});
+export type ScriptRef = z.infer<typeof scriptRefSchema>;
+
 // ---------------------------------------------------------------------------
 // Transcript events: an append-only log per endpoint, numbered by `seq`.
 // A viewer that reconnects asks for everything after the last seq it rendered.
@@ -116,6 +128,10 @@ export const transcriptEventSchema = z.discriminatedUnion("kind", [
     idempotent: z.boolean().optional(),
     /** A new attempt of an interrupted step: the interrupted command's id. */
     retryOf: id.optional(),
+    /** The library script version and parameter values this step was rendered from. */
+    script: scriptRefSchema.optional(),
+    /** Starts only inside one of the endpoint's recurring maintenance windows (ADR 0026). */
+    maintenanceWindow: z.boolean().optional(),
   }),
   z.object({ ...eventBase, kind: z.literal("command.dispatched"), commandId: id }),
   z.object({ ...eventBase, kind: z.literal("command.started"), commandId: id, startedAt: epochMs }),
@@ -211,6 +227,8 @@ export const transcriptEventSchema = z.discriminatedUnion("kind", [
   }),
   /** A runtime message the session refused (illegal for the command's state); nothing changed. */
   z.object({ ...eventBase, kind: z.literal("runtime.refused"), commandId: id.nullable(), message: z.string(), reason: z.string() }),
+  /** Retention removed finished commands and their output older than `before` (docs/decisions/0029-retention.md). */
+  z.object({ ...eventBase, kind: z.literal("transcript.pruned"), before: epochMs, retentionDays: z.number().int().positive(), commands: z.number().int().nonnegative() }),
 ]);
 export type TranscriptEvent = z.infer<typeof transcriptEventSchema>;
 export type TranscriptEventKind = TranscriptEvent["kind"];
@@ -235,6 +253,40 @@ export type RuntimeState = z.infer<typeof runtimeStateSchema>;
 // ---------------------------------------------------------------------------
 // Browser (technician console) <-> session Durable Object
 
+
+export const runSequenceMessageSchema = z
+  .object({
+    type: z.literal("run_sequence"),
+    requestId: id,
+    name: z.string().trim().min(1).max(100),
+    steps: z
+      .array(
+        z.object({
+          text: z.string().trim().min(1, "Step is empty").max(MAX_COMMAND_LENGTH),
+          shell: shellSchema.default("default"),
+          /** Safe to run twice: after an interruption the session retries it once without asking. */
+          idempotent: z.boolean().default(false),
+        }),
+      )
+      .min(1)
+      .max(MAX_SEQUENCE_STEPS),
+    stopOnFailure: z.boolean().default(true),
+    /** Maintenance window start: nothing runs before this. */
+    notBefore: epochMs.nullable().default(null),
+    /** Steps not started by then end as expired. */
+    expiresAt: epochMs.nullable().default(null),
+    /** Each step starts only inside one of the endpoint's recurring maintenance windows (ADR 0026). */
+    maintenanceWindow: z.boolean().default(false),
+    timeoutMs: z.number().int().positive().max(MAX_COMMAND_TIMEOUT_MS).optional(),
+    privileged: z.boolean().default(false),
+    reason: z.string().trim().max(500).default(""),
+  })
+  .refine((m) => m.expiresAt === null || m.notBefore === null || m.expiresAt > m.notBefore, {
+    message: "expiry must be after the maintenance window start",
+    path: ["expiresAt"],
+  });
+
+
 export const viewerMessageSchema = z.discriminatedUnion("type", [
   /** First message on every (re)connect: replay everything after `afterSeq`. */
   z.object({ type: z.literal("sync"), afterSeq: z.number().int().nonnegative() }),
@@ -249,6 +301,10 @@ export const viewerMessageSchema = z.discriminatedUnion("type", [
     reason: z.string().trim().max(500).default(""),
     /** Runs next to whatever is running (e.g. a long `tail -f`) instead of waiting its turn. */
     alongside: z.boolean().default(false),
+    /** A scheduled command: nothing runs before this. */
+    notBefore: epochMs.nullable().default(null),
+    /** Starts only inside one of the endpoint's recurring maintenance windows (ADR 0026). */
+    maintenanceWindow: z.boolean().default(false),
   }),
   /** Older transcript history than the viewer has: the commands before `beforeSeq`, one page at a time. */
   z.object({ type: z.literal("history"), beforeSeq: z.number().int().positive() }),
@@ -257,35 +313,7 @@ export const viewerMessageSchema = z.discriminatedUnion("type", [
   /** Admins only: new links for every approver of a pending request (the old ones die), new expiry. */
   z.object({ type: z.literal("reissue_approval"), commandId: id }),
   /** Ordered diagnostic steps, run one after another whenever the runtime is next reachable. */
-  z
-    .object({
-      type: z.literal("run_sequence"),
-      requestId: id,
-      name: z.string().trim().min(1).max(100),
-      steps: z
-        .array(
-          z.object({
-            text: z.string().trim().min(1, "Step is empty").max(MAX_COMMAND_LENGTH),
-            shell: shellSchema.default("default"),
-            /** Safe to run twice: after an interruption the session retries it once without asking. */
-            idempotent: z.boolean().default(false),
-          }),
-        )
-        .min(1)
-        .max(MAX_SEQUENCE_STEPS),
-      stopOnFailure: z.boolean().default(true),
-      /** Maintenance window start: nothing runs before this. */
-      notBefore: epochMs.nullable().default(null),
-      /** Steps not started by then end as expired. */
-      expiresAt: epochMs.nullable().default(null),
-      timeoutMs: z.number().int().positive().max(MAX_COMMAND_TIMEOUT_MS).optional(),
-      privileged: z.boolean().default(false),
-      reason: z.string().trim().max(500).default(""),
-    })
-    .refine((m) => m.expiresAt === null || m.notBefore === null || m.expiresAt > m.notBefore, {
-      message: "expiry must be after the maintenance window start",
-      path: ["expiresAt"],
-    }),
+  runSequenceMessageSchema,
   /** Answers a paused sequence: run the interrupted step again (as a new command), skip it, or end the rest. */
   z.object({ type: z.literal("sequence_action"), sequenceId: id, action: z.enum(["retry", "skip", "abort"]) }),
 ]);
@@ -455,20 +483,56 @@ export const checkinRequestSchema = z.object({
   updateStatus: z.array(runtimeUpdateStatusSchema).max(10).default([]),
   /** A previous check-in's timestamps (sent now and then, not every time: bytes on metered links). */
   clockSample: clockSampleSchema.optional(),
+  /**
+   * Sent with the self-description: this runtime takes compact answers (no body
+   * when there is nothing to say, empty lists and defaults left out;
+   * docs/decisions/0027-round-trip-and-idle-bytes.md). The session remembers
+   * it until the next self-description, so older runtimes keep full answers.
+   */
+  compactAnswers: z.literal(true).optional(),
+  /** Answer with `serverTime` even when there is nothing else to say: the runtime takes a clock sample from it. */
+  wantTime: z.literal(true).optional(),
 });
 export type CheckinRequest = z.infer<typeof checkinRequestSchema>;
 
+/**
+ * The check-in answer. A compact answer (for runtimes that said `compactAnswers`)
+ * leaves out empty lists, the default interval and, unless asked for, the
+ * server time; with none of them left it is an HTTP 204 without a body
+ * (`compactCheckinAnswer`). The defaults here make both forms parse the same.
+ */
 export const checkinResponseSchema = z.object({
   /** Results now stored; the runtime may drop them from its outbox. */
-  acks: z.array(id),
+  acks: z.array(id).default([]),
   /** Due commands, in the order they must run. */
-  dispatch: z.array(dispatchedCommandSchema),
-  cancel: z.array(id),
-  nextCheckinMs: z.number().int().positive(),
-  serverTime: epochMs,
+  dispatch: z.array(dispatchedCommandSchema).default([]),
+  cancel: z.array(id).default([]),
+  nextCheckinMs: z.number().int().positive().default(DEFAULT_CHECKIN_INTERVAL_MS),
+  /** Always in a full answer; in a compact one when asked for (`wantTime`) or when the answer has a body anyway. */
+  serverTime: epochMs.optional(),
   update: runtimeUpdateOfferSchema.optional(),
 });
 export type CheckinResponse = z.infer<typeof checkinResponseSchema>;
+/** What the session computes for every check-in, before it is encoded full or compact. */
+export type FullCheckinResponse = CheckinResponse & { serverTime: number };
+
+/**
+ * The compact wire form of an answer: null when there is nothing to say (the
+ * session answers 204 No Content), else only what differs from the schema's defaults.
+ */
+export function compactCheckinAnswer(answer: FullCheckinResponse, wantTime: boolean): Partial<CheckinResponse> | null {
+  const { acks, dispatch, cancel, nextCheckinMs, serverTime, update } = answer;
+  const compact: Partial<CheckinResponse> = {
+    ...(acks.length ? { acks } : {}),
+    ...(dispatch.length ? { dispatch } : {}),
+    ...(cancel.length ? { cancel } : {}),
+    ...(nextCheckinMs !== DEFAULT_CHECKIN_INTERVAL_MS ? { nextCheckinMs } : {}),
+    ...(update ? { update } : {}),
+  };
+  if (Object.keys(compact).length === 0 && !wantTime) return null;
+  // A body is going out anyway: the time costs a few bytes and keeps the runtime's clock sample fresh.
+  return { ...compact, serverTime };
+}
 
 // ---------------------------------------------------------------------------
 // HTTP bodies

@@ -4,6 +4,7 @@
 // the identity header; the console imports this, never workers/.
 import { z } from "zod";
 import { sessionPlacementSchema } from "./placement";
+import { runSequenceMessageSchema, scriptRefSchema } from "./messages";
 import { runtimePlatformSchema, runtimeVersionSchema } from "./runtime-release";
 
 export const MEMBER_ROLES = ["admin", "technician", "noc"] as const;
@@ -64,7 +65,54 @@ export const SESSION_PATHS = {
   placement: "/placement",
   /** The console tells the session the tenant's runtime target version changed: it re-reads it from the directory. */
   runtimeTarget: "/runtime-target",
+  /**
+   * The console's server queues a sequence for a member, an API token or an alert webhook (a directory peer
+   * whose role and canRun are the caller's; the session applies the role matrix and the approval policy as
+   * for a viewer's run_sequence).
+   */
+  queueSequence: "/sequence",
+  /** The console queues one fleet run's work on this endpoint, as the member who started the run (ADR 0026). */
+  fleetQueue: "/fleet-queue",
 } as const;
+
+export const queueSequenceRequestSchema = z.object({
+  sequence: runSequenceMessageSchema,
+  script: scriptRefSchema.nullable().default(null),
+});
+export type QueueSequenceRequest = z.input<typeof queueSequenceRequestSchema>;
+
+/** The session's answer: the steps it holds for this request (also for a repeated request id: nothing is queued twice). */
+export const queueSequenceResponseSchema = z.object({
+  requestId: z.string(),
+  sequenceId: z.string(),
+  duplicate: z.boolean(),
+  steps: z.array(z.object({ commandId: z.string(), step: z.number().int().nonnegative(), text: z.string(), status: z.string() })),
+});
+export type QueueSequenceResponse = z.infer<typeof queueSequenceResponseSchema>;
+
+/**
+ * One fleet run's work for one endpoint: the same run / run_sequence message a
+ * technician's page sends (validated by the session with viewerMessageSchema),
+ * queued through the same path, under the run's requestId so a repeat queues
+ * nothing twice. The caller's identity (peer "directory") carries the member who
+ * started the fleet run, with their role and whether they may run commands.
+ */
+export const fleetQueueRequestSchema = z.object({
+  fleetRunId: z.string().min(1).max(128),
+  run: z.record(z.string(), z.unknown()),
+});
+export type FleetQueueRequest = z.infer<typeof fleetQueueRequestSchema>;
+
+/** The session's answer: the commands it holds for the run (one per step), or why it queued nothing. */
+export const fleetQueueAnswerSchema = z.union([
+  z.object({
+    queued: z.literal(true),
+    sequenceId: z.string().nullable(),
+    commands: z.array(z.object({ commandId: z.string(), step: z.number().int().nonnegative(), status: z.string() })).min(1),
+  }),
+  z.object({ queued: z.literal(false), code: z.string(), error: z.string() }),
+]);
+export type FleetQueueAnswer = z.infer<typeof fleetQueueAnswerSchema>;
 
 export const placementRequestSchema = z.object({ placement: sessionPlacementSchema });
 export type PlacementRequest = z.infer<typeof placementRequestSchema>;

@@ -22,6 +22,7 @@ export interface ZonedParts {
   day: number;
   hour: number;
   minute: number;
+  second: number;
   /** 0 = Sunday. */
   weekday: number;
 }
@@ -40,6 +41,7 @@ export function zonedParts(timestamp: number, zone: string): ZonedParts {
       day: "numeric",
       hour: "numeric",
       minute: "numeric",
+      second: "numeric",
       hourCycle: "h23",
     });
     formatters.set(resolved, formatter);
@@ -48,9 +50,9 @@ export function zonedParts(timestamp: number, zone: string): ZonedParts {
   for (const part of formatter.formatToParts(new Date(timestamp))) {
     if (part.type !== "literal") parts[part.type] = Number(part.value);
   }
-  const { year = 1970, month = 1, day = 1, hour = 0, minute = 0 } = parts;
+  const { year = 1970, month = 1, day = 1, hour = 0, minute = 0, second = 0 } = parts;
   // `% 24`: some ICU builds still say "24" for midnight despite h23.
-  return { year, month, day, hour: hour % 24, minute, weekday: new Date(Date.UTC(year, month - 1, day)).getUTCDay() };
+  return { year, month, day, hour: hour % 24, minute, second, weekday: new Date(Date.UTC(year, month - 1, day)).getUTCDay() };
 }
 
 /** A skew is worth saying out loud only above this (plus the measurement's own uncertainty). */
@@ -72,4 +74,40 @@ function formatSkewDuration(ms: number): string {
   seconds -= minutes * 60;
   const parts = [days ? `${days} d` : "", hours ? `${hours} h` : "", minutes ? `${minutes} min` : "", seconds || (!days && !hours && !minutes) ? `${seconds} s` : ""];
   return parts.filter(Boolean).join(" ");
+}
+
+/** The zone's offset from UTC at `timestamp`, in whole minutes (east positive). */
+export function zoneOffsetMinutes(timestamp: number, zone: string): number {
+  const { year, month, day, hour, minute, second } = zonedParts(timestamp, zone);
+  const wall = Date.UTC(year, month - 1, day, hour, minute, second);
+  return Math.round((wall - Math.floor(timestamp / 1000) * 1000) / 60_000);
+}
+
+/** "UTC", "UTC+01:00", "UTC−05:00": a label every runtime renders alike (no locale-dependent abbreviations). */
+export function describeZoneOffset(offsetMinutes: number): string {
+  if (offsetMinutes === 0) return "UTC";
+  const sign = offsetMinutes > 0 ? "+" : "−";
+  const abs = Math.abs(offsetMinutes);
+  return `UTC${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
+}
+
+/**
+ * The instant a wall-clock reading ("2026-12-04T09:00", seconds optional) names in `zone`, or null when it
+ * is not one. In a DST gap or overlap it takes the offset in force just before.
+ */
+export function wallTimeToEpoch(value: string, zone: string): number | null {
+  const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?$/.exec(value.trim());
+  if (!match) return null;
+  const [, y, mo, d, h, mi, s = "0", ms = "0"] = match;
+  const wall = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), Number(ms.padEnd(3, "0")));
+  if (Number.isNaN(wall)) return null;
+  const first = wall - zoneOffsetMinutes(wall, zone) * 60_000;
+  return wall - zoneOffsetMinutes(first, zone) * 60_000;
+}
+
+/** `timestamp` as a datetime-local value ("2026-12-04T09:00") on the wall clock of `zone`. */
+export function epochToWallTime(timestamp: number, zone: string): string {
+  const { year, month, day, hour, minute } = zonedParts(timestamp, zone);
+  const pad = (value: number) => String(value).padStart(2, "0");
+  return `${year}-${pad(month)}-${pad(day)}T${pad(hour)}:${pad(minute)}`;
 }

@@ -13,6 +13,10 @@
 // Prints one line per endpoint as it is checked; exits 1 if any is broken,
 // 2 on usage errors or when the state cannot be read.
 //
+// With --remote [--env production|preview] it reads the deployed environment's D1
+// through `wrangler d1 execute --remote --json` (checks 1 and 2; a Durable
+// Object's storage cannot be read from outside, so 3 is skipped and says so).
+//
 //   npm run audit:verify -- [--state .wrangler/state] [--org ORG_ID] [--page 20000]
 //                           [--key-file FILE] [--no-sessions]
 // The key comes from --key-file, else $AUDIT_MAC_KEY, else workers/session/.dev.vars.
@@ -114,6 +118,25 @@ export function checkpointMacValid(key, checkpoint, mac) {
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
+/** Identical to canonicalPruneAnchorPayload in protocol/audit.ts (docs/decisions/0029-retention.md). */
+export function canonicalPruneAnchorPayload(anchor) {
+  return JSON.stringify(["caisey.audit-prune-anchor.v1", anchor.endpointId, anchor.orgId, anchor.seq, anchor.hash, anchor.at, anchor.archiveKey]);
+}
+
+export function pruneAnchorMacValid(key, anchor, mac) {
+  const expected = Buffer.from(createHmac("sha256", Buffer.from(key, "utf8")).update(canonicalPruneAnchorPayload(anchor), "utf8").digest("hex"), "utf8");
+  const given = Buffer.from(String(mac ?? ""), "utf8");
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
+/** Map endpointId -> prune anchor row (where the replica starts after archiving), for all endpoints or one org's. */
+export function readAnchors(read, { orgId = null } = {}) {
+  const rows = read(`SELECT endpoint_id, org_id, seq, hash, at, archive_key, mac FROM audit_prune_anchors${orgId ? ` WHERE org_id = ${sqlString(orgId)}` : ""}`);
+  return new Map(rows.map((row) => [row.endpoint_id, row]));
+}
+
+const anchorStart = (anchor) => (anchor ? { seq: Number(anchor.seq), hash: anchor.hash } : undefined);
+
 export function eventFromRow(row) {
   return {
     endpointId: row.endpoint_id,
@@ -134,16 +157,38 @@ export function eventFromRow(row) {
 
 const sqlString = (value) => `'${String(value).replace(/'/g, "''")}'`;
 
-function createD1Reader(root, stateDir) {
-  const wrangler = join(root, "node_modules", ".bin", "wrangler");
+/**
+ * The `wrangler d1 execute` arguments for one query: the local state of `npm run dev`, or
+ * (`remote`) the deployed environment's D1 as named in wrangler.toml's [env.<env>].
+ */
+export function d1ExecuteArgs(query, target) {
+  const where = target.remote
+    ? [target.database, "--remote", "--env", target.env, "-c", "wrangler.toml"]
+    : ["caisey-db", "--local", "--persist-to", target.stateDir];
+  return ["d1", "execute", ...where, "--json", "--command", query];
+}
+
+/** The D1 database name of a deployed environment, read with wrangler's own parser. */
+export async function remoteDatabaseName(root, env) {
+  const { unstable_readConfig } = await import("wrangler");
+  const config = unstable_readConfig({ config: join(root, "wrangler.toml"), env }, { hideWarnings: true });
+  const db = config.d1_databases.find((d) => d.binding === "DB");
+  if (!db) throw new Error(`wrangler.toml [env.${env}] binds no D1 database as DB`);
+  return db.database_name;
+}
+
+function createD1Reader(root, target) {
+  // scripts/deploy.mjs's convention: tests stand in for Cloudflare with CAISEY_DEPLOY_WRANGLER.
+  const wrangler = process.env.CAISEY_DEPLOY_WRANGLER ?? join(root, "node_modules", ".bin", "wrangler");
   return (query) => {
-    const result = spawnSync(wrangler, ["d1", "execute", "caisey-db", "--local", "--persist-to", stateDir, "--json", "--command", query], {
+    const result = spawnSync(wrangler, d1ExecuteArgs(query, target), {
       cwd: root,
       encoding: "utf8",
       maxBuffer: 1024 * 1024 * 1024,
     });
     if (result.status !== 0) throw new Error(`wrangler d1 execute failed (exit ${result.status}):\n${result.stderr || result.stdout}`);
-    const parsed = JSON.parse(result.stdout);
+    // Remote runs may print a banner before the JSON.
+    const parsed = JSON.parse(result.stdout.slice(Math.max(0, result.stdout.search(/[[{]/))));
     return parsed.flatMap((statement) => statement.results ?? []);
   };
 }
@@ -155,18 +200,22 @@ const EVENT_COLUMNS = "endpoint_id, org_id, seq, at, kind, actor_id, actor_name,
  * each endpoint's chain to its own verifier as it streams past.
  * Returns Map endpointId -> { orgId, verifier }.
  */
-export function readAllChains(read, { orgId = null, pageSize = 20000 } = {}) {
+export function readAllChains(read, { orgId = null, pageSize = 20000, anchors = new Map(), onProgress = () => {} } = {}) {
   const orgFilter = orgId ? `org_id = ${sqlString(orgId)}` : "1 = 1";
   const chains = new Map();
   let after = null;
+  let eventsRead = 0;
   for (;;) {
     const keyset = after ? ` AND (endpoint_id, seq) > (${sqlString(after.endpointId)}, ${Number(after.seq)})` : "";
     const rows = read(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${orgFilter}${keyset} ORDER BY endpoint_id, seq LIMIT ${pageSize}`);
     for (const row of rows) {
       let chain = chains.get(row.endpoint_id);
-      if (!chain) chains.set(row.endpoint_id, (chain = { orgId: row.org_id, verifier: new ChainVerifier() }));
+      // A pruned replica starts after its anchor, not at the genesis.
+      if (!chain) chains.set(row.endpoint_id, (chain = { orgId: row.org_id, verifier: new ChainVerifier(anchorStart(anchors.get(row.endpoint_id))) }));
       chain.verifier.push(eventFromRow(row));
     }
+    eventsRead += rows.length;
+    onProgress({ events: eventsRead, endpoints: chains.size });
     if (rows.length < pageSize) break;
     const last = rows[rows.length - 1];
     after = { endpointId: last.endpoint_id, seq: last.seq };
@@ -215,16 +264,28 @@ export function readCheckpoints(read, { orgId = null, endpointIds = null } = {})
  * no session state was found, and `sessionsChecked` false under --no-sessions.
  * Returns { ok, problems, notes }.
  */
-export function assessEndpoint({ endpointId, orgId, replica, checkpoint, session, sessionsChecked, key }) {
+export function assessEndpoint({ endpointId, orgId, replica, checkpoint, anchor = null, session, sessionsChecked, key }) {
   const problems = [];
   const notes = [];
+  if (anchor) {
+    const signed = { endpointId, orgId: anchor.org_id, seq: Number(anchor.seq), hash: anchor.hash, at: Number(anchor.at), archiveKey: anchor.archive_key };
+    if (!pruneAnchorMacValid(key, signed, anchor.mac)) {
+      problems.push(`prune anchor at seq ${signed.seq} has no valid MAC under AUDIT_MAC_KEY (forged or altered, or a different key)`);
+      return { ok: false, problems, notes };
+    }
+    if (orgId && anchor.org_id !== orgId) {
+      problems.push(`prune anchor belongs to org ${anchor.org_id}, the events to ${orgId}`);
+      return { ok: false, problems, notes };
+    }
+    notes.push(`archived through seq ${signed.seq} (${signed.archiveKey})`);
+  }
   if (replica && !replica.ok) {
     problems.push(`chain broken at seq ${replica.brokenAtSeq}: ${replica.reason} (${replica.checked} events verified before it)`);
     return { ok: false, problems, notes };
   }
-  // A verified chain from genesis holds seqs 1..checked.
-  const lastSeq = replica ? replica.checked : 0;
-  const lastHash = replica && lastSeq > 0 ? replica.lastHash : GENESIS_HASH;
+  // A verified chain holds seqs anchor+1..lastSeq (the anchor is the genesis, seq 0, when nothing was archived).
+  const lastSeq = (anchor ? Number(anchor.seq) : 0) + (replica ? replica.checked : 0);
+  const lastHash = replica ? replica.lastHash : anchor ? anchor.hash : GENESIS_HASH;
 
   if (!checkpoint) {
     if (lastSeq > 0) problems.push("no session checkpoint covers these events (checkpoint row deleted, or events written by someone else)");
@@ -273,8 +334,9 @@ export function assessEndpoint({ endpointId, orgId, replica, checkpoint, session
  * endpoint that disagrees is read once more, in case a batch landed meanwhile
  * (events and checkpoint are committed together).
  */
-export function verifyAudit({ read, key, sessions = null, orgId = null, pageSize = 20000, onEndpoint = () => {} }) {
-  const chains = readAllChains(read, { orgId, pageSize });
+export function verifyAudit({ read, key, sessions = null, orgId = null, pageSize = 20000, onEndpoint = () => {}, onProgress = () => {} }) {
+  const anchors = readAnchors(read, { orgId });
+  const chains = readAllChains(read, { orgId, pageSize, anchors, onProgress: ({ events, endpoints }) => onProgress(events, endpoints) });
   const checkpoints = readCheckpoints(read, { orgId });
   const sessionsById = new Map();
   const results = [];
@@ -290,14 +352,15 @@ export function verifyAudit({ read, key, sessions = null, orgId = null, pageSize
     if (orgId && session.orgId !== orgId) continue;
     sessionsById.set(session.endpointId, session);
   }
-  const endpointIds = [...new Set([...chains.keys(), ...checkpoints.keys(), ...[...sessionsById].filter(([, s]) => s.events > 0).map(([id]) => id)])].sort();
-  const orgOf = (endpointId) => chains.get(endpointId)?.orgId ?? checkpoints.get(endpointId)?.org_id ?? sessionsById.get(endpointId)?.orgId ?? null;
+  const endpointIds = [...new Set([...chains.keys(), ...checkpoints.keys(), ...anchors.keys(), ...[...sessionsById].filter(([, s]) => s.events > 0).map(([id]) => id)])].sort();
+  const orgOf = (endpointId) => chains.get(endpointId)?.orgId ?? checkpoints.get(endpointId)?.org_id ?? anchors.get(endpointId)?.org_id ?? sessionsById.get(endpointId)?.orgId ?? null;
   const judge = (endpointId) =>
     assessEndpoint({
       endpointId,
       orgId: orgOf(endpointId),
       replica: chains.get(endpointId)?.verifier.verdict() ?? null,
       checkpoint: checkpoints.get(endpointId) ?? null,
+      anchor: anchors.get(endpointId) ?? null,
       session: sessionsById.get(endpointId) ?? null,
       sessionsChecked: sessions !== null,
       key,
@@ -306,7 +369,7 @@ export function verifyAudit({ read, key, sessions = null, orgId = null, pageSize
   if (disagreeing.length > 0) {
     const verifiers = new Map();
     for (const endpointId of disagreeing) {
-      if (!chains.has(endpointId)) chains.set(endpointId, { orgId: orgOf(endpointId), verifier: new ChainVerifier() });
+      if (!chains.has(endpointId)) chains.set(endpointId, { orgId: orgOf(endpointId), verifier: new ChainVerifier(anchorStart(anchors.get(endpointId))) });
       verifiers.set(endpointId, chains.get(endpointId).verifier);
     }
     readChainTails(read, verifiers, pageSize);
@@ -346,7 +409,8 @@ export class EndpointSession {
     const tables = new Set(sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().map((r) => r.name));
     if (!tables.has("audit_log") || !tables.has("runtime_state")) return Response.json({ endpointId: null, orgId: null, head: null, rows: [], events: 0 });
     const meta = (key) => sql.exec("SELECT value FROM runtime_state WHERE key = ?", key).toArray()[0]?.value || null;
-    const head = sql.exec("SELECT seq, hash FROM audit_log WHERE replicated = 1 ORDER BY seq DESC LIMIT 1").toArray()[0] ?? null;
+    const anchor = meta("audit_prune_anchor");
+    const head = sql.exec("SELECT seq, hash FROM audit_log WHERE replicated = 1 ORDER BY seq DESC LIMIT 1").toArray()[0] ?? (anchor ? JSON.parse(anchor) : null);
     const rows = sql.exec("SELECT seq, hash FROM audit_log WHERE seq >= ? ORDER BY seq", head ? head.seq : 0).toArray();
     const events = sql.exec("SELECT COUNT(*) AS n FROM audit_log").one().n;
     return Response.json({ endpointId: meta("endpoint_id"), orgId: meta("org_id"), head, rows, events });
@@ -414,7 +478,8 @@ export function loadMacKey(root, { keyFile = null, env = process.env } = {}) {
 }
 
 const USAGE =
-  "Usage: npm run audit:verify -- [--state .wrangler/state] [--org ORG_ID] [--page 20000] [--key-file FILE] [--no-sessions]";
+  "Usage: npm run audit:verify -- [--state .wrangler/state] [--org ORG_ID] [--page 20000] [--key-file FILE] [--no-sessions]\n" +
+  "       npm run audit:verify -- --remote [--env production|preview] [--org ORG_ID] [--page 20000] [--key-file FILE]";
 
 export async function main(argv = process.argv.slice(2), { root = resolve(dirname(fileURLToPath(import.meta.url)), ".."), env = process.env } = {}) {
   let options;
@@ -427,6 +492,8 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
         page: { type: "string", default: "20000" },
         "key-file": { type: "string" },
         "no-sessions": { type: "boolean", default: false },
+        remote: { type: "boolean", default: false },
+        env: { type: "string", default: "production" },
         help: { type: "boolean", default: false },
       },
     }));
@@ -443,6 +510,11 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
     console.error(`--page must be a positive integer.\n${USAGE}`);
     return 2;
   }
+  const remote = options.remote;
+  if (remote && !["production", "preview"].includes(options.env)) {
+    console.error(`--env must be production or preview.\n${USAGE}`);
+    return 2;
+  }
   let key;
   let keySource;
   try {
@@ -451,15 +523,37 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
     console.error(`audit:verify could not read the key file: ${error.message}`);
     return 2;
   }
+  if (remote && keySource === join(root, SESSION_DEV_VARS_PATH)) {
+    // The local development key can only ever match local checkpoints.
+    key = null;
+    keySource = null;
+  }
   const keyProblem = auditMacKeyProblem(key);
   if (keyProblem) {
     console.error(
       `audit:verify needs the session's AUDIT_MAC_KEY to check checkpoints: ${keyProblem}${keySource ? ` (from ${keySource})` : ""}.\n` +
-        "Pass --key-file FILE, set AUDIT_MAC_KEY, or run `npm run dev` once to write workers/session/.dev.vars.",
+        (remote
+          ? `Pass --key-file FILE or set AUDIT_MAC_KEY to the ${options.env} session worker's secret (from your secret store: Cloudflare never shows it again).`
+          : "Pass --key-file FILE, set AUDIT_MAC_KEY, or run `npm run dev` once to write workers/session/.dev.vars."),
     );
     return 2;
   }
   const stateDir = resolve(root, options.state);
+  let target = { stateDir };
+  let place = stateDir;
+  if (remote) {
+    try {
+      target = { remote: true, env: options.env, database: await remoteDatabaseName(root, options.env) };
+    } catch (error) {
+      console.error(`audit:verify could not read wrangler.toml [env.${options.env}]: ${error.message}`);
+      return 2;
+    }
+    place = `remote D1 ${target.database} (${options.env})`;
+    // A Durable Object's storage is reachable only from its own class: remotely, the replica is checked
+    // against the MAC-signed checkpoints alone (a rolled-back checkpoint with its tail deleted is not caught).
+    options["no-sessions"] = true;
+    console.log(`Reading ${place} through wrangler; session heads are not readable remotely and are not checked.`);
+  }
   const started = Date.now();
   const scope = options.org ? ` of ${options.org}` : "";
 
@@ -477,11 +571,15 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
   let results;
   try {
     results = verifyAudit({
-      read: createD1Reader(root, stateDir),
+      read: createD1Reader(root, target),
       key,
       sessions,
       orgId: options.org ?? null,
       pageSize,
+      // Progress on stderr, so stdout stays the verdicts alone; a page of events at a time.
+      onProgress(events, endpoints) {
+        process.stderr.write(`read ${events} audit events of ${endpoints} endpoint${endpoints === 1 ? "" : "s"}…\n`);
+      },
       onEndpoint(r) {
         const who = r.endpointId ? `${r.endpointId} (${r.orgId})` : `session ${r.sessionId}`;
         if (r.ok) console.log(`${r.endpointId ? "ok    " : "warn  "}  ${who}${r.endpointId ? `: ${r.events} events` : ""}${r.notes.length ? `; ${r.notes.join("; ")}` : ""}`);
@@ -489,14 +587,14 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
       },
     });
   } catch (error) {
-    console.error(`audit:verify could not read the local D1 in ${stateDir}:\n${error.message}`);
+    console.error(`audit:verify could not read the ${remote ? place : `local D1 in ${stateDir}`}:\n${error.message}`);
     return 2;
   }
   const endpoints = results.filter((r) => r.endpointId);
   const broken = endpoints.filter((r) => !r.ok);
   const events = endpoints.reduce((n, r) => n + r.events, 0);
-  const headNote = sessions === null ? " Session heads NOT checked (--no-sessions): a deleted tail with a rolled-back checkpoint would go unnoticed." : "";
-  if (endpoints.length === 0) console.log(`No audit events${scope} in ${stateDir}.${headNote}`);
+  const headNote = sessions === null ? ` Session heads NOT checked (${remote ? "remote" : "--no-sessions"}): a deleted tail with a rolled-back checkpoint would go unnoticed.` : "";
+  if (endpoints.length === 0) console.log(`No audit events${scope} in ${place}.${headNote}`);
   else if (broken.length === 0) console.log(`Audit trails intact: ${endpoints.length} endpoint${endpoints.length === 1 ? "" : "s"}${scope}, ${events} events (${Date.now() - started} ms).${headNote}`);
   else console.log(`${broken.length} of ${endpoints.length} audit trails${scope} broken.${headNote}`);
   return broken.length ? 1 : 0;

@@ -75,7 +75,13 @@ async function main() {
   const total = queued;
   const finishedCount = () => viewers.reduce((sum, v) => sum + v.finished().length, 0);
   try {
-    await waitUntil("every command to finish", () => finishedCount() >= total, DEADLINE_MS);
+    // Progress every 5 s while the soak runs, so a long run is visibly alive.
+    const reporter = setInterval(() => console.log(`bench:soak: ${finishedCount()}/${total} commands finished`), 5_000);
+    try {
+      await waitUntil("every command to finish", () => finishedCount() >= total, DEADLINE_MS);
+    } finally {
+      clearInterval(reporter);
+    }
   } catch {
     // Reported below as lost.
   }

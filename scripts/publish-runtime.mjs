@@ -89,7 +89,8 @@ export function publishRuntime({ release = join(root, ".cache", "runtime-release
   const put = (key, file, contentType) => {
     const where = target.local ? ["--local", "--persist-to", resolve(target.persistTo)] : ["--remote"];
     const result = spawnSync(
-      join(root, "node_modules", ".bin", "wrangler"),
+      // scripts/deploy.mjs's tests stand in for Cloudflare with CAISEY_DEPLOY_WRANGLER.
+      process.env.CAISEY_DEPLOY_WRANGLER ?? join(root, "node_modules", ".bin", "wrangler"),
       ["r2", "object", "put", `${bucket}/${key}`, "--file", file, "--content-type", contentType, ...where],
       { cwd: root, encoding: "utf8", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } },
     );

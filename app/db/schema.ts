@@ -10,7 +10,7 @@ import {
   uniqueIndex,
 } from "drizzle-orm/sqlite-core";
 
-import { JURISDICTIONS, LOCATION_HINTS } from "../../protocol/location-hints";
+import { JURISDICTIONS, LOCATION_HINTS } from "@protocol/location-hints";
 
 const now = sql`(unixepoch('subsec') * 1000)`;
 
@@ -32,6 +32,10 @@ export const organisations = sqliteTable("organisations", {
   runtimeTargetVersion: text("runtime_target_version"),
   /** JSON RuntimeTarget (protocol/session-contract.ts): version, downgrade consent and per-platform artifacts. */
   runtimeTarget: text("runtime_target"),
+  /** Days sessions keep transcripts, output and audit rows, and D1 keeps audit events before archiving them (ADR 0029). */
+  retentionDays: integer("retention_days").notNull().default(90),
+  retentionUpdatedBy: text("retention_updated_by"),
+  retentionUpdatedAt: integer("retention_updated_at"),
 });
 
 export const members = sqliteTable(
@@ -76,6 +80,11 @@ export const clients = sqliteTable(
     /** IANA zone the client's people live in: approval pages show times in it. */
     timeZone: text("time_zone").notNull().default("UTC"),
     createdAt: integer("created_at").notNull().default(now),
+    /** The MSP's own notes about the client (never shown to the client). */
+    notes: text("notes").notNull().default(""),
+    /** Archived: hidden from default lists, no new enrollments; endpoints stay readable and keep running. */
+    archivedAt: integer("archived_at"),
+    archivedBy: text("archived_by"),
   },
   (t) => [uniqueIndex("clients_org_name_idx").on(t.orgId, t.name)],
 );
@@ -104,6 +113,8 @@ export const endpoints = sqliteTable(
       .notNull()
       .references(() => clients.id, { onDelete: "cascade" }),
     hostname: text("hostname").notNull(),
+    /** An admin's name for the endpoint ("Reception PC"); the hostname stays what the runtime reports. */
+    displayName: text("display_name"),
     os: text("os", { enum: OPERATING_SYSTEMS }).notNull(),
     osVersion: text("os_version").notNull().default(""),
     region: text("region").notNull().default(""),
@@ -296,6 +307,25 @@ export const auditCheckpoints = sqliteTable("audit_checkpoints", {
 });
 
 /**
+ * Where an endpoint's D1 audit replica starts after archiving (ADR 0029): the
+ * last archived and deleted event, MACed (canonicalPruneAnchorPayload in
+ * protocol/audit.ts), and the R2 object holding it.
+ */
+export const auditPruneAnchors = sqliteTable(
+  "audit_prune_anchors",
+  {
+    endpointId: text("endpoint_id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    seq: integer("seq").notNull(),
+    hash: text("hash").notNull(),
+    at: integer("at").notNull(),
+    archiveKey: text("archive_key").notNull(),
+    mac: text("mac").notNull(),
+  },
+  (t) => [index("audit_prune_anchors_org_idx").on(t.orgId)],
+);
+
+/**
  * Local dev and CI only (offline mode): every email the capture mailer would
  * have sent, shown on /dev/mailbox so tests follow links as a recipient would.
  */
@@ -310,4 +340,237 @@ export const captureMailbox = sqliteTable(
     createdAt: integer("created_at").notNull().default(now),
   },
   (t) => [index("capture_mailbox_to_idx").on(t.to, t.createdAt)],
+);
+
+/**
+ * Directory changes admins make (clients, endpoint names and tags), one hash
+ * chain per tenant (app/models/directory-audit.server.ts). Each row is written
+ * in the same D1 batch as the change it records; (org_id, seq) is the primary
+ * key, so two concurrent writers cannot both extend the chain from one head.
+ */
+export const directoryAudit = sqliteTable(
+  "directory_audit",
+  {
+    orgId: text("org_id").notNull(),
+    seq: integer("seq").notNull(),
+    at: integer("at").notNull(),
+    kind: text("kind").notNull(),
+    actorId: text("actor_id").notNull(),
+    actorName: text("actor_name").notNull(),
+    actorAddress: text("actor_address"),
+    subjectType: text("subject_type").notNull(),
+    subjectId: text("subject_id").notNull(),
+    detail: text("detail").notNull(),
+    prevHash: text("prev_hash").notNull(),
+    hash: text("hash").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.orgId, t.seq] }), index("directory_audit_subject_idx").on(t.orgId, t.subjectType, t.subjectId, t.seq)],
+);
+
+// --- Script library, API tokens, alert webhooks (migrations 0015, 0016; docs/decisions/0025-script-library-and-api.md)
+
+export const scripts = sqliteTable(
+  "scripts",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    latestVersion: integer("latest_version").notNull(),
+    archivedAt: integer("archived_at"),
+    archivedBy: text("archived_by"),
+    createdAt: integer("created_at").notNull().default(now),
+  },
+  (t) => [uniqueIndex("scripts_org_name_idx").on(t.orgId, t.name)],
+);
+
+export const scriptVersions = sqliteTable(
+  "script_versions",
+  {
+    scriptId: text("script_id")
+      .notNull()
+      .references(() => scripts.id, { onDelete: "cascade" }),
+    version: integer("version").notNull(),
+    orgId: text("org_id").notNull(),
+    /** JSON: { description, params, steps, stopOnFailure } (app/models/script-library.server.ts scriptBodySchema). */
+    body: text("body").notNull(),
+    changedById: text("changed_by_id").notNull(),
+    changedByName: text("changed_by_name").notNull(),
+    changeNote: text("change_note").notNull().default(""),
+    changedAt: integer("changed_at").notNull().default(now),
+  },
+  (t) => [primaryKey({ columns: [t.scriptId, t.version] })],
+);
+
+export const apiTokens = sqliteTable(
+  "api_tokens",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    /** Hex SHA-256 of the whole token; the token itself is never stored. */
+    tokenHash: text("token_hash").notNull(),
+    /** The first characters, to tell tokens apart in the list. */
+    prefix: text("prefix").notNull(),
+    /** JSON array of scopes. */
+    scopes: text("scopes").notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull().default(now),
+    lastUsedAt: integer("last_used_at"),
+    revokedAt: integer("revoked_at"),
+    revokedBy: text("revoked_by"),
+  },
+  (t) => [uniqueIndex("api_tokens_hash_idx").on(t.tokenHash), index("api_tokens_org_idx").on(t.orgId, t.createdAt)],
+);
+
+export const apiAudit = sqliteTable(
+  "api_audit",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    at: integer("at").notNull(),
+    kind: text("kind").notNull(),
+    actor: text("actor").notNull(),
+    tokenId: text("token_id"),
+    detail: text("detail").notNull(),
+  },
+  (t) => [index("api_audit_org_idx").on(t.orgId, t.at)],
+);
+
+export const alertWebhooks = sqliteTable("alert_webhooks", {
+  id: text("id").primaryKey(),
+  orgId: text("org_id")
+    .notNull()
+    .references(() => organisations.id, { onDelete: "cascade" }),
+  name: text("name").notNull(),
+  scriptId: text("script_id")
+    .notNull()
+    .references(() => scripts.id, { onDelete: "cascade" }),
+  /** JSON object of fixed parameter values; the alert may supply the rest. */
+  params: text("params").notNull().default("{}"),
+  createdBy: text("created_by").notNull(),
+  createdAt: integer("created_at").notNull().default(now),
+  disabledAt: integer("disabled_at"),
+});
+
+export const alertDeliveries = sqliteTable(
+  "alert_deliveries",
+  {
+    webhookId: text("webhook_id")
+      .notNull()
+      .references(() => alertWebhooks.id, { onDelete: "cascade" }),
+    alertId: text("alert_id").notNull(),
+    orgId: text("org_id").notNull(),
+    endpointId: text("endpoint_id").notNull(),
+    requestId: text("request_id").notNull(),
+    /** JSON: the answer the first delivery got, repeated to every later delivery of the same alert. */
+    outcome: text("outcome").notNull(),
+    receivedAt: integer("received_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.webhookId, t.alertId] })],
+);
+
+// ---------------------------------------------------------------------------
+// Fleet runs and recurring maintenance windows (docs/decisions/0026-fleet-runs-and-maintenance-windows.md).
+
+/** One command or sequence queued on many endpoints of a tenant. */
+export const fleetRuns = sqliteTable(
+  "fleet_runs",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    kind: text("kind", { enum: ["command", "sequence"] }).notNull(),
+    /** JSON array of {text, shell, idempotent} steps (one for a command). */
+    steps: text("steps").notNull(),
+    stopOnFailure: integer("stop_on_failure", { mode: "boolean" }).notNull().default(true),
+    /** JSON of the target selector as chosen: {client, tag, os, filterId}. */
+    selector: text("selector").notNull(),
+    /** "now", "at" (notBefore) or "window" (each target's next maintenance window). */
+    schedule: text("schedule", { enum: ["now", "at", "window"] }).notNull(),
+    notBefore: integer("not_before"),
+    createdById: text("created_by_id").notNull(),
+    createdByName: text("created_by_name").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("fleet_runs_org_created_idx").on(t.orgId, t.createdAt)],
+);
+
+/**
+ * A target of a fleet run and how it was handed to its session: "queued" (the session holds it; progress comes
+ * from the audit replica), "never_connected" (no session exists yet: nothing was queued), "refused" or
+ * "unreachable" (not queued; `error` says why).
+ */
+export const fleetRunTargets = sqliteTable(
+  "fleet_run_targets",
+  {
+    fleetRunId: text("fleet_run_id")
+      .notNull()
+      .references(() => fleetRuns.id, { onDelete: "cascade" }),
+    endpointId: text("endpoint_id").notNull(),
+    orgId: text("org_id").notNull(),
+    hostname: text("hostname").notNull(),
+    clientName: text("client_name").notNull(),
+    handover: text("handover", { enum: ["queued", "never_connected", "refused", "unreachable"] }).notNull(),
+    error: text("error"),
+    requestId: text("request_id").notNull(),
+    sequenceId: text("sequence_id"),
+  },
+  (t) => [primaryKey({ columns: [t.fleetRunId, t.endpointId] })],
+);
+
+/** The command ids a target's session created for a fleet run, one per step. */
+export const fleetRunCommands = sqliteTable(
+  "fleet_run_commands",
+  {
+    fleetRunId: text("fleet_run_id")
+      .notNull()
+      .references(() => fleetRuns.id, { onDelete: "cascade" }),
+    endpointId: text("endpoint_id").notNull(),
+    commandId: text("command_id").notNull(),
+    step: integer("step").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.fleetRunId, t.endpointId, t.step] }), index("fleet_run_commands_command_idx").on(t.commandId)],
+);
+
+/** A named endpoint search (client, tag, OS, text) a fleet run can target. */
+export const endpointFilters = sqliteTable(
+  "endpoint_filters",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    /** JSON {q, client, tag, os}. */
+    filter: text("filter").notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("endpoint_filters_org_name_idx").on(t.orgId, t.name)],
+);
+
+/** A recurring window per client or per endpoint tag (exactly one of the two), in the endpoint's client's zone. */
+export const maintenanceWindows = sqliteTable(
+  "maintenance_windows",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    clientId: text("client_id").references(() => clients.id, { onDelete: "cascade" }),
+    tagId: text("tag_id").references(() => tags.id, { onDelete: "cascade" }),
+    /** JSON array of local weekdays, 0 = Sunday. */
+    days: text("days").notNull(),
+    startMinute: integer("start_minute").notNull(),
+    durationMinutes: integer("duration_minutes").notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("maintenance_windows_client_idx").on(t.clientId), index("maintenance_windows_tag_idx").on(t.tagId)],
 );

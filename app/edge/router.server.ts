@@ -3,6 +3,7 @@
 // forwards to the endpoint's Durable Object with the verified identity in
 // x-caisey-* headers, which the DO trusts because it has no public route.
 import { createDb } from "~/db/client.server";
+import { API_PREFIX, handleApiRequest } from "./api-v1.server";
 import { authenticateMember, CAN_RUN_COMMANDS } from "~/lib/auth.server";
 import type { Env } from "~/lib/env.server";
 import { sha256Hex } from "~/lib/crypto.server";
@@ -13,9 +14,9 @@ import { enrollRuntime } from "~/models/endpoint-lifecycle.server";
 import { authenticateRuntimeCredential, EnrollmentError } from "~/models/enrollment.server";
 import { NOT_PLACED_REASON, sessionStubFor, type SessionAddress } from "~/models/session-call.server";
 import { placeSession, recordRuntimeColo, sessionAddress } from "~/models/session-placement.server";
-import { edgeOriginOf, locationHintFor } from "../../protocol/placement";
-import { describeZodError, enrollRequestSchema, type EnrollResponse } from "../../protocol/messages";
-import { IDENTITY_HEADERS, RATE_LIMIT_KEYS, SESSION_PATHS, type PeerIdentity } from "../../protocol/session-contract";
+import { edgeOriginOf, locationHintFor } from "@protocol/placement";
+import { describeZodError, enrollRequestSchema, type EnrollResponse } from "@protocol/messages";
+import { IDENTITY_HEADERS, RATE_LIMIT_KEYS, SESSION_PATHS, type PeerIdentity } from "@protocol/session-contract";
 
 export const VIEWER_SOCKET_PREFIX = "/parties/endpoint/";
 
@@ -27,6 +28,7 @@ export async function handleEdgeRequest(request: Request, env: Env): Promise<Res
   if (refused) return refused;
   const url = new URL(request.url);
   if (url.pathname.startsWith(VIEWER_SOCKET_PREFIX)) return handleViewerSocket(request, env, url);
+  if (url.pathname.startsWith(API_PREFIX)) return handleApiRequest(request, env);
   if (url.pathname === "/agent/enroll") return handleEnroll(request, env);
   if (url.pathname === "/agent/connect") return handleRuntimeConnect(request, env, SESSION_PATHS.runtime);
   if (url.pathname === "/agent/checkin") {

@@ -1,5 +1,5 @@
 import type { AppLoadContext } from "@remix-run/cloudflare";
-import type { EdgeRateLimiterRpc } from "../../protocol/session-contract";
+import type { EdgeRateLimiterRpc } from "@protocol/session-contract";
 
 /** Bindings and variables of the Pages project (wrangler.toml + .dev.vars / secrets). */
 export interface Env {
@@ -13,8 +13,8 @@ export interface Env {
    * one address. See docs/decisions/0011-edge-rate-limits.md.
    */
   CAISEY_RATE_LIMITS?: string;
-  CLERK_PUBLISHABLE_KEY: string;
-  CLERK_SECRET_KEY: string;
+  CLERK_PUBLISHABLE_KEY?: string;
+  CLERK_SECRET_KEY?: string;
   CLERK_JWT_KEY?: string;
   CLERK_PROXY_URL?: string;
   CLERK_SIGN_IN_URL?: string;

@@ -5,7 +5,7 @@
 // See docs/decisions/0011-edge-rate-limits.md.
 import type { Env } from "./env.server";
 import { isOfflineMode } from "./offline-auth.server";
-import { rateLimitVerdictSchema, type RateLimitPolicy } from "../../protocol/session-contract";
+import { rateLimitVerdictSchema, type RateLimitPolicy } from "@protocol/session-contract";
 
 export type RateLimitCheck = {
   /** An instance name from RATE_LIMIT_KEYS. */

@@ -1,3 +1,4 @@
+import { clerkConfigProblem } from "./clerk-config.server";
 import type { Env } from "./env.server";
 import { isLoopbackHost, isOfflineMode } from "./offline-auth.server";
 import { ConfigurationError, configuredPublicOrigin } from "./public-origin.server";
@@ -19,6 +20,12 @@ export const RUNTIME_BEARER_PATHS: ReadonlySet<string> = new Set(["/agent/enroll
 
 /** Webhooks authenticated by their signature; like the runtime's routes they carry no cookie authority. */
 export const SIGNED_WEBHOOK_PATHS: ReadonlySet<string> = new Set(["/webhooks/clerk"]);
+
+/**
+ * The REST API (/api/v1, docs/decisions/0025-script-library-and-api.md): bearer API tokens only, never a
+ * cookie, so like the runtime's routes a forged cross-site request carries no authority.
+ */
+export const API_BEARER_PREFIX = "/api/v1/";
 
 const SAFE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
 
@@ -114,7 +121,15 @@ export function guardRequest(request: Request, env: Env): Response | null {
       `Refused: this server runs offline (development) sign-in, which only answers on loopback addresses such as 127.0.0.1, not on "${url.hostname}". Use Clerk for anything reachable from elsewhere.`,
     );
   }
-  if (RUNTIME_BEARER_PATHS.has(url.pathname) || SIGNED_WEBHOOK_PATHS.has(url.pathname)) return null;
+  // Runtimes and API tokens authenticate without Clerk, so a fleet keeps its sessions while the console's sign-in is being fixed.
+  const bearer = RUNTIME_BEARER_PATHS.has(url.pathname) || url.pathname.startsWith(API_BEARER_PREFIX);
+  if (env.CAISEY_OFFLINE_AUTH !== "1" && !bearer) {
+    const problem = clerkConfigProblem(env);
+    if (problem) {
+      return refusal(request, url, 503, `Sign-in is not configured: ${problem}. Nothing is served until it is (docs/deploy.md, "Clerk").`);
+    }
+  }
+  if (bearer || SIGNED_WEBHOOK_PATHS.has(url.pathname)) return null;
   if (SAFE_METHODS.has(request.method.toUpperCase()) && !isWebSocketUpgrade(request)) return null;
   const verdict = checkRequestOrigin(request, env);
   if (verdict.ok) return null;

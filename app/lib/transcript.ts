@@ -9,7 +9,7 @@ import {
   type OutputStream,
   type Timings,
   type TranscriptEvent,
-} from "../../protocol/messages";
+} from "@protocol/messages";
 
 /** Where one approver's email stands. "pending": not sent yet (just requested, or links re-issued). */
 export type ApprovalDeliveryState = "pending" | "sent" | "retrying" | "failed";
@@ -69,6 +69,8 @@ export interface TranscriptCommand {
   cancelRequestedBy: Actor | null;
   sequence: { id: string; name: string; step: number; steps: number; stopOnFailure: boolean } | null;
   notBefore: number | null;
+  /** Starts only inside one of the endpoint's recurring maintenance windows (ADR 0026). */
+  maintenanceWindow: boolean;
   expiresAt: number | null;
   approval: TranscriptApproval | null;
   /** Runtime messages about this command that the session refused (nothing changed). */
@@ -108,6 +110,8 @@ export interface TranscriptState {
   order: string[];
   commands: Record<string, TranscriptCommand>;
   notices: TranscriptNotice[];
+  /** Set when the session's retention removed history older than this (ms). */
+  prunedBefore?: number;
 }
 
 export const emptyTranscript: TranscriptState = { lastSeq: 0, order: [], commands: {}, notices: [] };
@@ -153,6 +157,7 @@ export function noticesAfter(state: TranscriptState, commandId: string | null): 
 }
 
 function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptState {
+  if (event.kind === "transcript.pruned") return { ...state, lastSeq: event.seq, prunedBefore: Math.max(state.prunedBefore ?? 0, event.before) };
   if (event.kind === "command.queued") {
     const command: TranscriptCommand = {
       commandId: event.commandId,
@@ -176,6 +181,7 @@ function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptS
       cancelRequestedBy: null,
       sequence: event.sequence ?? null,
       notBefore: event.notBefore ?? null,
+      maintenanceWindow: event.maintenanceWindow ?? false,
       expiresAt: event.expiresAt ?? null,
       approval: null,
       refusals: [],
@@ -212,7 +218,7 @@ function applyEvent(state: TranscriptState, event: TranscriptEvent): TranscriptS
 
 function updateCommand(
   command: TranscriptCommand,
-  event: Exclude<TranscriptEvent, { kind: "command.queued" | "runtime.refused" }>,
+  event: Exclude<TranscriptEvent, { kind: "command.queued" | "runtime.refused" | "transcript.pruned" }>,
 ): TranscriptCommand {
   switch (event.kind) {
     case "command.dispatched":

@@ -1,7 +1,7 @@
 // How a command's capped or lost output is described in the review page and
 // exports (shared by server and browser code).
 import { z } from "zod";
-import { TRUNCATION_REASONS, type TruncationReason } from "../../protocol/messages";
+import { TRUNCATION_REASONS, type TruncationReason } from "@protocol/messages";
 
 export interface OutputTruncation {
   /** Bytes of output the session kept; null when the record does not say. */

@@ -19,8 +19,8 @@ import {
   isValidPattern,
   type ApprovalPolicy,
   type Approver,
-} from "../../protocol/approvals";
-import { describeZodError } from "../../protocol/messages";
+} from "@protocol/approvals";
+import { describeZodError } from "@protocol/messages";
 
 export type ClientApprovalPolicy = ApprovalPolicy & {
   /** True when the client has no policy row and the defaults apply. */
@@ -153,8 +153,7 @@ export async function saveApprovalPolicy(
  */
 async function refuseStaffApprovers(db: Database, orgId: string, approvers: readonly Approver[], lines?: readonly number[]): Promise<void> {
   if (approvers.length === 0) return;
-  const staff = await db.select({ email: members.email }).from(members).where(eq(members.orgId, orgId));
-  const staffEmails = new Set(staff.map((member) => normaliseEmail(member.email)));
+  const staffEmails = await staffEmailsOf(db, orgId);
   const index = approvers.findIndex((approver) => staffEmails.has(normaliseEmail(approver.email)));
   if (index < 0) return;
   const where = lines?.[index] !== undefined ? `on line ${lines[index]}` : `${index + 1}`;
@@ -162,6 +161,16 @@ async function refuseStaffApprovers(db: Database, orgId: string, approvers: read
     400,
     `Approver ${where} (${formatApprover(approvers[index]!)}) is a member of your organisation. Approvers must be the client's own people, never staff.`,
   );
+}
+
+async function staffEmailsOf(db: Database, orgId: string): Promise<Set<string>> {
+  const staff = await db.select({ email: members.email }).from(members).where(eq(members.orgId, orgId));
+  return new Set(staff.map((member) => normaliseEmail(member.email)));
+}
+
+/** The same separation-of-duties rule for a client's contact, who is its default approver. */
+export async function isStaffAddress(db: Database, orgId: string, email: string): Promise<boolean> {
+  return (await staffEmailsOf(db, orgId)).has(normaliseEmail(email));
 }
 
 function normaliseEmail(email: string): string {

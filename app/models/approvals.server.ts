@@ -14,8 +14,8 @@ import {
   parseApprovalToken,
   type ApprovalDecision,
   type ApprovalView,
-} from "../../protocol/approvals";
-import { RATE_LIMIT_KEYS, SESSION_PATHS, type PeerIdentity, type RateLimitPolicy } from "../../protocol/session-contract";
+} from "@protocol/approvals";
+import { RATE_LIMIT_KEYS, SESSION_PATHS, type PeerIdentity, type RateLimitPolicy } from "@protocol/session-contract";
 
 export const INVALID_LINK_MESSAGE = "This approval link is not valid.";
 export const WITHDRAWN_MESSAGE = "The technician withdrew this request before it was decided, so nothing was changed and it will not run.";

@@ -17,11 +17,11 @@ import { newId, randomToken, sha256Hex } from "~/lib/crypto.server";
 import type { Env } from "~/lib/env.server";
 import { publicOrigin } from "~/lib/public-origin.server";
 import { redeemEnrollmentToken, TOKEN_PREFIX, type RedeemedEnrollment } from "~/models/enrollment.server";
-import type { EnrollRequest } from "../../protocol/messages";
-import { SESSION_PATHS, type LifecycleRequest } from "../../protocol/session-contract";
+import type { EnrollRequest } from "@protocol/messages";
+import { SESSION_PATHS, type LifecycleRequest } from "@protocol/session-contract";
 import { callSessionAsDirectory, type DirectoryActor } from "./session-call.server";
 import { placeSession, sessionAddress, sessionPlacementColumns, type SessionPlacementColumns } from "./session-placement.server";
-import { edgeOriginOf, locationHintFor, type EdgeOrigin } from "../../protocol/placement";
+import { edgeOriginOf, locationHintFor, type EdgeOrigin } from "@protocol/placement";
 
 /** Only admins change whether an endpoint's runtime may connect. */
 export const LIFECYCLE_ROLES: readonly Role[] = ["admin"];

@@ -2,7 +2,7 @@ import { and, asc, eq, inArray, isNotNull, isNull, sql, type SQL } from "drizzle
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { sessionPlacementColumns } from "./session-placement.server";
-import type { Jurisdiction, LocationHint } from "../../protocol/placement";
+import type { Jurisdiction, LocationHint } from "@protocol/placement";
 import { decodeCursor, encodeCursor } from "~/lib/keyset-cursor";
 import { clients, endpoints, endpointTags, OPERATING_SYSTEMS, tags } from "~/db/schema";
 
@@ -43,6 +43,8 @@ const cursorSchema = z.tuple([z.string(), z.string(), z.string()]);
 export interface EndpointListRow {
   id: string;
   hostname: string;
+  /** An admin's name for the endpoint, or null. */
+  displayName: string | null;
   os: (typeof OPERATING_SYSTEMS)[number];
   osVersion: string;
   region: string;
@@ -65,7 +67,7 @@ export interface EndpointPage {
   nextCursor: string | null;
 }
 
-function filterConditions(orgId: string, search: EndpointSearch): SQL[] {
+export function filterConditions(orgId: string, search: EndpointSearch): SQL[] {
   const conditions: SQL[] = [eq(endpoints.orgId, orgId)];
   if (search.client) conditions.push(eq(endpoints.clientId, search.client));
   if (search.os) conditions.push(eq(endpoints.os, search.os));
@@ -92,6 +94,7 @@ function filterConditions(orgId: string, search: EndpointSearch): SQL[] {
     const pattern = `%${search.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
     conditions.push(
       sql`(${endpoints.hostname} like ${pattern} escape '\\'
+           or ${endpoints.displayName} like ${pattern} escape '\\'
            or ${clients.name} like ${pattern} escape '\\'
            or ${endpoints.id} in (select ${endpointTags.endpointId} from ${endpointTags}
                 join ${tags} on ${tags.id} = ${endpointTags.tagId}
@@ -138,6 +141,7 @@ export async function searchEndpoints(
 const endpointListColumns = {
   id: endpoints.id,
   hostname: endpoints.hostname,
+  displayName: endpoints.displayName,
   os: endpoints.os,
   osVersion: endpoints.osVersion,
   region: endpoints.region,

@@ -3,8 +3,8 @@ import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { clients, endpoints, enrollmentTokens } from "~/db/schema";
 import { newId, randomToken, sha256Hex } from "~/lib/crypto.server";
-import type { EnrollRequest } from "../../protocol/messages";
-import type { LocationHint } from "../../protocol/placement";
+import type { EnrollRequest } from "@protocol/messages";
+import type { LocationHint } from "@protocol/placement";
 import { sessionPlacementColumns, type SessionPlacementColumns } from "./session-placement.server";
 
 export const TOKEN_PREFIX = "cae_";
@@ -29,6 +29,12 @@ export async function createEnrollmentToken(
   params: CreateTokenInput & { orgId: string; clientId: string; createdBy: string; now?: number },
 ): Promise<CreatedToken> {
   const now = params.now ?? Date.now();
+  const [client] = await db
+    .select({ archivedAt: clients.archivedAt })
+    .from(clients)
+    .where(and(eq(clients.orgId, params.orgId), eq(clients.id, params.clientId)));
+  if (!client) throw new EnrollmentError("No such client in your organisation.", 404);
+  if (client.archivedAt !== null) throw new EnrollmentError(ARCHIVED_CLIENT, 409);
   const token = TOKEN_PREFIX + randomToken(24);
   const id = newId("et");
   const expiresAt = now + params.ttlHours * 3_600_000;
@@ -93,6 +99,7 @@ export interface RedeemedEnrollment {
 }
 
 const REFUSED_TOKEN = "Enrollment token is invalid, expired, revoked or used up";
+export const ARCHIVED_CLIENT = "This client is archived: it takes no new endpoints. Restore it first.";
 
 /**
  * Exchanges an enrollment token for a runtime credential: for a new endpoint,
@@ -130,6 +137,8 @@ async function enrollNew(db: Database, request: EnrollRequest, tokenHash: string
         `INSERT INTO endpoints (id, org_id, client_id, hostname, os, os_version, enrolled_at, credential_hash, location_hint, jurisdiction)
          SELECT ?, t.org_id, t.client_id, ?, ?, ?, ?, ?, ?, o.required_jurisdiction
          FROM enrollment_tokens t JOIN organisations o ON o.id = t.org_id
+           -- An archived client takes no new endpoints, whatever tokens are still around.
+           JOIN clients c ON c.id = t.client_id AND c.org_id = t.org_id AND c.archived_at IS NULL
          WHERE t.token_hash = ? AND t.endpoint_id IS NULL AND t.revoked_at IS NULL AND t.expires_at > ? AND t.uses < t.max_uses`,
       )
       .bind(endpointId, request.hostname, request.os, request.osVersion, now, credentialHash, locationHint, tokenHash, now),

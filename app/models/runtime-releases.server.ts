@@ -12,8 +12,8 @@ import {
   type RuntimeArtifact,
   type RuntimeManifest,
   type RuntimePlatform,
-} from "../../protocol/runtime-release";
-import { describeZodError } from "../../protocol/messages";
+} from "@protocol/runtime-release";
+import { describeZodError } from "@protocol/messages";
 import type { Env } from "~/lib/env.server";
 
 /** Something the caller can be told plainly: 400 bad input, 404 no such thing, 503 not published yet. */

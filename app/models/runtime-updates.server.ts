@@ -14,9 +14,9 @@ import {
   runtimeObjectKeys,
   runtimeVersionSchema,
   type RuntimeManifest,
-} from "../../protocol/runtime-release";
-import { runtimeTargetReloadedSchema, runtimeTargetSchema, SESSION_PATHS, type RuntimeTarget } from "../../protocol/session-contract";
-import { describeZodError } from "../../protocol/messages";
+} from "@protocol/runtime-release";
+import { runtimeTargetReloadedSchema, runtimeTargetSchema, SESSION_PATHS, type RuntimeTarget } from "@protocol/session-contract";
+import { describeZodError } from "@protocol/messages";
 import { callSessionAsDirectory } from "./session-call.server";
 import { sessionAddress, sessionPlacementColumns } from "./session-placement.server";
 

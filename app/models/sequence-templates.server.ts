@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { sequenceTemplates } from "~/db/schema";
 import { newId } from "~/lib/crypto.server";
-import { MAX_COMMAND_LENGTH, MAX_SEQUENCE_STEPS, shellSchema } from "../../protocol/messages";
+import { MAX_COMMAND_LENGTH, MAX_SEQUENCE_STEPS, shellSchema } from "@protocol/messages";
 
 export const sequenceStepsSchema = z
   .array(z.object({ text: z.string().trim().min(1).max(MAX_COMMAND_LENGTH), shell: shellSchema, idempotent: z.boolean().default(false) }))

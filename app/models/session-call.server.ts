@@ -3,8 +3,8 @@
 // approval page. One place builds the identity header and bounds the wait, so
 // no page can hang on a stuck DO.
 import type { Env } from "~/lib/env.server";
-import type { SessionPlacement } from "../../protocol/placement";
-import { IDENTITY_HEADERS, type PeerIdentity } from "../../protocol/session-contract";
+import type { SessionPlacement } from "@protocol/placement";
+import { IDENTITY_HEADERS, type PeerIdentity } from "@protocol/session-contract";
 
 /** An endpoint's session as the directory knows it: its name and where it was (or is to be) created. */
 export interface SessionAddress {

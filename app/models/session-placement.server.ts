@@ -3,8 +3,8 @@
 // placement the edge performs for a runtime (docs/decisions/0019-session-placement.md).
 import { endpoints } from "~/db/schema";
 import type { Env } from "~/lib/env.server";
-import type { SessionPlacement } from "../../protocol/placement";
-import { SESSION_PATHS, type PlacementRequest } from "../../protocol/session-contract";
+import type { SessionPlacement } from "@protocol/placement";
+import { SESSION_PATHS, type PlacementRequest } from "@protocol/session-contract";
 import { callSessionAsDirectory, type SessionAddress } from "./session-call.server";
 
 export const sessionPlacementColumns = {

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { createDb } from "~/db/client.server";
 import { endpoints } from "~/db/schema";
 import type { Env } from "~/lib/env.server";
-import { SESSION_PATHS } from "../../protocol/session-contract";
+import { SESSION_PATHS } from "@protocol/session-contract";
 import { callSessionAsDirectory, type SessionAddress } from "./session-call.server";
 import { sessionAddress, sessionPlacementColumns } from "./session-placement.server";
 

@@ -13,16 +13,19 @@ import {
   saveApprovalPolicy,
 } from "~/models/approval-policies.server";
 import { CAN_EDIT_APPROVAL_POLICY, clientActionSchema, rolesForIntent } from "~/models/client-actions.server";
-import { getClientForOrg, setClientTimeZone } from "~/models/clients.server";
+import { archiveClient, CLIENT_ADMIN_ROLES, getClientForOrg, restoreClient, updateClient } from "~/models/clients.server";
+import { directoryActorOf, directoryErrorResponse, listDirectoryAudit } from "~/models/directory-audit.server";
+import { ClientFields } from "~/components/client-fields";
 import { installCommands, type InstallCommands } from "~/models/installers.server";
 import {
   createEnrollmentToken,
+  EnrollmentError,
   listEnrollmentTokens,
   revokeEnrollmentToken,
 } from "~/models/enrollment.server";
 import { refreshSessionPolicies, type SessionPolicyRefresh } from "~/models/session-policy.server";
-import { formatApprover } from "../../protocol/approvals";
-import { describeZodError } from "../../protocol/messages";
+import { formatApprover } from "@protocol/approvals";
+import { describeZodError } from "@protocol/messages";
 
 async function loadClient(args: LoaderFunctionArgs, roles?: Parameters<typeof requireMember>[1]) {
   const member = await requireMember(args, roles);
@@ -34,17 +37,22 @@ async function loadClient(args: LoaderFunctionArgs, roles?: Parameters<typeof re
 
 export async function loader(args: LoaderFunctionArgs) {
   const { member, db, client } = await loadClient(args);
-  const [tokens, policy] = await Promise.all([
+  const isAdmin = CLIENT_ADMIN_ROLES.includes(member.role);
+  const [tokens, policy, history] = await Promise.all([
     listEnrollmentTokens(db, member.org.id, client.id),
     getApprovalPolicy(db, member.org.id, client.id),
+    isAdmin ? listDirectoryAudit(db, member.org.id, { type: "client", id: client.id }, 10) : Promise.resolve([]),
   ]);
   if (!policy) throw new Response("No such client in your organisation.", { status: 404, statusText: "Not Found" });
   return json({
     client,
     tokens,
     policy,
-    canManage: CAN_MANAGE_ENROLLMENT.includes(member.role),
+    // An archived client takes no new endpoints (docs/decisions/0022-admin-screens.md).
+    canManage: CAN_MANAGE_ENROLLMENT.includes(member.role) && client.archivedAt === null,
     canEditPolicy: CAN_EDIT_APPROVAL_POLICY.includes(member.role),
+    canEditClient: isAdmin,
+    history,
     now: Date.now(),
   });
 }
@@ -61,11 +69,19 @@ type ActionData = {
   policySaved?: boolean;
   timeZoneError?: string | null;
   timeZoneSaved?: boolean;
+  clientError?: string | null;
+  /** After an edit: which fields changed (empty: nothing to save). */
+  clientSaved?: string[];
+  archived?: { revokedTokens: number };
+  restored?: boolean;
   refresh?: RefreshOutcome;
 };
 
+const CLIENT_INTENTS: readonly unknown[] = ["save-client", "archive-client", "restore-client", "save-time-zone"];
+
 export async function action(args: ActionFunctionArgs) {
   const form = Object.fromEntries(await args.request.formData());
+  if (CLIENT_INTENTS.includes(form.intent)) return clientDetailsAction(args, form);
   // Each intent has its own roles; the role check comes before any validation.
   const { member, db, client } = await loadClient(args, rolesForIntent(form.intent));
   const env = getEnv(args.context);
@@ -95,20 +111,53 @@ export async function action(args: ActionFunctionArgs) {
     const refresh = await tellSessions(env, member, client.id);
     return json<ActionData>({ error: null, created: null, policyError: null, policySaved: true, refresh });
   }
-  if (intent.intent === "save-time-zone") {
-    const saved = await setClientTimeZone(db, member.org.id, client.id, intent.timeZone);
-    if (!saved.ok) return json<ActionData>({ error: null, created: null, timeZoneError: saved.error }, { status: saved.status });
-    const refresh = await tellSessions(env, member, client.id);
-    return json<ActionData>({ error: null, created: null, timeZoneError: null, timeZoneSaved: true, refresh });
+  if (intent.intent !== "create-token") return json<ActionData>({ error: "Unknown action", created: null }, { status: 400 });
+  let created;
+  try {
+    created = await createEnrollmentToken(db, { ...intent, orgId: member.org.id, clientId: client.id, createdBy: member.name });
+  } catch (error) {
+    if (error instanceof EnrollmentError) return json<ActionData>({ error: error.message, created: null }, { status: error.status });
+    throw error;
   }
-  const created = await createEnrollmentToken(db, {
-    ...intent,
-    orgId: member.org.id,
-    clientId: client.id,
-    createdBy: member.name,
-  });
   // The console's configured address, never the Host this request named.
   return json<ActionData>({ error: null, created, install: installCommands(publicOrigin(env), created.token) });
+}
+
+/**
+ * Edit, archive or restore the client (admins). The role is checked before the
+ * form is read (403), the tenant before anything changes (404); the model
+ * checks both again. A change to the time zone or the contact (the default
+ * approver) is pushed to the client's sessions as a policy save is.
+ */
+async function clientDetailsAction(args: ActionFunctionArgs, form: Record<string, FormDataEntryValue>) {
+  const member = await requireMember(args, CLIENT_ADMIN_ROLES);
+  const env = getEnv(args.context);
+  const db = createDb(env.DB);
+  const actor = directoryActorOf(member, args.request);
+  const clientId = args.params.clientId ?? "";
+  const text = (name: string) => (typeof form[name] === "string" ? (form[name] as string) : undefined);
+  const timeZoneOnly = form.intent === "save-time-zone";
+  try {
+    if (form.intent === "archive-client") {
+      const archived = await archiveClient(db, actor, clientId);
+      return json<ActionData>({ error: null, created: null, archived });
+    }
+    if (form.intent === "restore-client") {
+      await restoreClient(db, actor, clientId);
+      return json<ActionData>({ error: null, created: null, restored: true });
+    }
+    const patch = timeZoneOnly
+      ? { timeZone: text("timeZone") ?? "" }
+      : { name: text("name") ?? "", contactName: text("contactName"), contactEmail: text("contactEmail"), timeZone: text("timeZone"), notes: text("notes") };
+    const update = await updateClient(db, actor, clientId, patch);
+    const refresh = update.sessionsNeedRefresh ? await tellSessions(env, member, clientId) : undefined;
+    if (timeZoneOnly) return json<ActionData>({ error: null, created: null, timeZoneError: null, timeZoneSaved: true, refresh });
+    return json<ActionData>({ error: null, created: null, clientError: null, clientSaved: update.changed, refresh });
+  } catch (error) {
+    const refused = directoryErrorResponse(error);
+    if (timeZoneOnly) return json<ActionData>({ error: null, created: null, timeZoneError: refused.message }, { status: refused.status });
+    return json<ActionData>({ error: null, created: null, clientError: refused.message }, { status: refused.status });
+  }
 }
 
 /** The change is saved either way; sessions that miss it re-read the policy when their runtime next connects. */
@@ -122,20 +171,33 @@ async function tellSessions(env: Env, member: SignedInMember, clientId: string):
 }
 
 export default function ClientPage() {
-  const { client, tokens, policy, canManage, canEditPolicy, now } = useLoaderData<typeof loader>();
+  const { client, tokens, policy, canManage, canEditPolicy, canEditClient, history, now } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const navigation = useNavigation();
   return (
     <section className="space-y-6">
       <div>
         <Link to="/clients" className="text-sm text-indigo-700 hover:underline">← Clients</Link>
-        <h1 className="mt-1 text-2xl font-semibold" data-testid="client-name">{client.name}</h1>
+        <div className="mt-1 flex flex-wrap items-center gap-2">
+          <h1 className="text-2xl font-semibold" data-testid="client-name">{client.name}</h1>
+          {client.archivedAt !== null ? (
+            <span className="rounded bg-slate-200 px-2 py-0.5 text-xs font-medium text-slate-700" data-testid="client-archived-badge">archived</span>
+          ) : null}
+        </div>
         <p className="text-sm text-slate-600">
           {client.contactName ?? "No contact"} {client.contactEmail ? `· ${client.contactEmail}` : ""} ·{" "}
           <span data-testid="client-time-zone">{client.timeZone}</span> ·{" "}
-          <Link to={`/endpoints?client=${client.id}`} className="text-indigo-700 hover:underline">View endpoints</Link>
+          <Link to={`/endpoints?client=${client.id}`} className="text-indigo-700 underline">View endpoints</Link>
         </p>
+        {client.notes ? <p className="mt-1 whitespace-pre-line text-sm text-slate-700" data-testid="client-notes">{client.notes}</p> : null}
       </div>
+
+      {client.archivedAt !== null ? (
+        <p className="rounded border border-slate-300 bg-slate-50 p-3 text-sm text-slate-800" role="status" data-testid="client-archived">
+          Archived {formatTimestamp(client.archivedAt)}{client.archivedBy ? ` by ${client.archivedBy}` : ""}. It is hidden from the client list and
+          takes no new endpoints (its enrollment tokens were revoked). Its endpoints stay readable and keep running; decommission an endpoint to end its service.
+        </p>
+      ) : null}
 
       <div className="rounded-lg bg-white p-4 shadow">
         <h2 className="text-lg font-semibold">Install the runtime on an endpoint</h2>
@@ -173,7 +235,7 @@ export default function ClientPage() {
             </button>
           </Form>
         ) : null}
-        <table className="mt-4 w-full text-sm">
+        <div className="max-w-full overflow-x-auto"><table className="mt-4 w-full text-sm">
           <thead className="text-left text-slate-500">
             <tr><th className="py-1">Label</th><th>Created</th><th>Expires</th><th>Uses</th><th>State</th><th /></tr>
           </thead>
@@ -200,7 +262,7 @@ export default function ClientPage() {
               );
             })}
           </tbody>
-        </table>
+        </table></div>
       </div>
 
       <ApprovalPolicySection
@@ -211,13 +273,14 @@ export default function ClientPage() {
         busy={navigation.state !== "idle"}
       />
 
-      <TimeZoneSection
-        timeZone={client.timeZone}
-        canEdit={canEditPolicy}
-        error={actionData?.timeZoneError ?? null}
-        saved={actionData?.timeZoneSaved ? actionData.refresh ?? null : undefined}
-        busy={navigation.state !== "idle"}
-      />
+      {canEditClient ? (
+        <ClientDetailsSection
+          client={client}
+          history={history}
+          result={actionData ?? null}
+          busy={navigation.state !== "idle"}
+        />
+      ) : null}
     </section>
   );
 }
@@ -420,36 +483,89 @@ function ApprovalPolicySection({
   );
 }
 
-function TimeZoneSection({
-  timeZone,
-  canEdit,
-  error,
-  saved,
+const HISTORY_TEXT: Record<string, string> = {
+  "client.created": "created the client",
+  "client.updated": "changed",
+  "client.archived": "archived the client",
+  "client.restored": "restored the client",
+};
+
+/** Edit the client's name, contact, time zone and notes; archive or restore it; see who changed what (admins). */
+function ClientDetailsSection({
+  client,
+  history,
+  result,
   busy,
 }: {
-  timeZone: string;
-  canEdit: boolean;
-  error: string | null;
-  saved: RefreshOutcome | undefined;
+  client: SerializeFrom<typeof loader>["client"];
+  history: SerializeFrom<typeof loader>["history"];
+  result: SerializeFrom<typeof action> | null;
   busy: boolean;
 }) {
-  if (!canEdit) return null;
+  const error = result?.clientError ?? result?.timeZoneError ?? null;
+  const saved = result?.clientSaved ?? (result?.timeZoneSaved ? ["timeZone"] : undefined);
   return (
-    <div className="rounded-lg bg-white p-4 shadow" data-testid="client-time-zone-section">
-      <h2 className="text-lg font-semibold">Time zone</h2>
-      <p className="text-sm text-slate-600">Approval pages and emails show times in the client&apos;s time zone.</p>
-      {error ? <p className="mt-2 text-sm text-red-700" role="alert" data-testid="time-zone-error">{error}</p> : null}
-      {saved !== undefined && !error ? <SavedNotice refresh={saved} testId="time-zone-saved" /> : null}
-      <Form method="post" className="mt-3 flex flex-wrap items-end gap-3 text-sm" key={timeZone}>
-        <input type="hidden" name="intent" value="save-time-zone" />
-        <label className="flex flex-col">
-          Client time zone (IANA, e.g. Europe/Berlin)
-          <input name="timeZone" defaultValue={timeZone} required maxLength={64} spellCheck={false} className="mt-1 w-64 rounded border px-2 py-1 font-mono" />
-        </label>
-        <button className="rounded bg-indigo-600 px-3 py-1.5 font-medium text-white disabled:opacity-50" disabled={busy}>
-          Save time zone
-        </button>
+    <div className="rounded-lg bg-white p-4 shadow" data-testid="client-details">
+      <h2 className="text-lg font-semibold">Client details</h2>
+      <p className="text-sm text-slate-600">
+        Approval pages and emails show times in the client&apos;s time zone. The contact approves commands when the approval policy names no
+        other approvers, so a change to either is sent to the client&apos;s endpoint sessions.
+      </p>
+      {error ? <p className="mt-2 text-sm text-red-700" role="alert" data-testid="client-error">{error}</p> : null}
+      {saved && !error ? (
+        saved.length === 0 ? (
+          <p className="mt-2 text-sm text-slate-600" role="status" data-testid="client-saved">Nothing changed.</p>
+        ) : result?.refresh !== undefined ? (
+          <SavedNotice refresh={result.refresh ?? null} testId="client-saved" />
+        ) : (
+          <p className="mt-2 text-sm text-emerald-700" role="status" data-testid="client-saved">Saved.</p>
+        )
+      ) : null}
+      {result?.archived ? (
+        <p className="mt-2 text-sm text-emerald-700" role="status" data-testid="client-archive-result">
+          Archived. {result.archived.revokedTokens} outstanding enrollment {result.archived.revokedTokens === 1 ? "token was" : "tokens were"} revoked.
+        </p>
+      ) : null}
+      <Form method="post" className="mt-3 grid gap-3 text-sm sm:grid-cols-2" key={`${client.name}|${client.timeZone}|${client.contactEmail}|${client.notes}`}>
+        <input type="hidden" name="intent" value="save-client" />
+        <ClientFields values={client} />
+        <div className="sm:col-span-2">
+          <button className="rounded bg-indigo-600 px-3 py-1.5 font-medium text-white disabled:opacity-50" disabled={busy}>
+            Save client details
+          </button>
+        </div>
       </Form>
+      <Form method="post" className="mt-4 flex flex-wrap items-center gap-3 border-t border-slate-100 pt-3 text-sm">
+        {client.archivedAt === null ? (
+          <>
+            <input type="hidden" name="intent" value="archive-client" />
+            <button className="rounded border border-red-300 px-3 py-1.5 font-medium text-red-700 hover:bg-red-50 disabled:opacity-50" disabled={busy}>
+              Archive client
+            </button>
+            <span className="text-slate-600">Hides it from the client list and revokes its enrollment tokens; its endpoints keep running.</span>
+          </>
+        ) : (
+          <>
+            <input type="hidden" name="intent" value="restore-client" />
+            <button className="rounded border border-slate-300 px-3 py-1.5 font-medium hover:bg-slate-50 disabled:opacity-50" disabled={busy}>
+              Restore client
+            </button>
+          </>
+        )}
+      </Form>
+      {history.length ? (
+        <div className="mt-4 border-t border-slate-100 pt-3">
+          <h3 className="text-sm font-medium text-slate-700">Changes (audited)</h3>
+          <ul className="mt-1 space-y-0.5 text-xs text-slate-600" data-testid="client-history">
+            {history.map((event) => (
+              <li key={event.seq} data-kind={event.kind}>
+                {formatTimestamp(event.at)} · {event.actorName} {HISTORY_TEXT[event.kind] ?? event.kind}
+                {event.kind === "client.updated" ? ` ${Object.keys(event.detail).join(", ")}` : ""}
+              </li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
     </div>
   );
 }

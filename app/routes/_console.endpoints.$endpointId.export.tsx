@@ -8,7 +8,7 @@ import type { LoaderFunctionArgs } from "@remix-run/cloudflare";
 import { createDb } from "~/db/client.server";
 import { requireMember } from "~/lib/auth.server";
 import { getEnv } from "~/lib/env.server";
-import { transcriptExportResponse } from "~/models/review.server";
+import { transcriptExportResponse } from "~/models/transcript-export.server";
 
 export async function loader(args: LoaderFunctionArgs) {
   const member = await requireMember(args, ["admin", "technician", "noc"]);

@@ -1,15 +1,17 @@
 import { useCallback, useState } from "react";
 import { json, type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction } from "@remix-run/cloudflare";
-import { describePlacement } from "../../protocol/location-hints";
+import { describePlacement } from "@protocol/location-hints";
 import { Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
 import { LifecycleActions, LifecycleBanner, type LifecycleActionResult } from "~/components/endpoint-lifecycle";
+import { EndpointDetailsEditor } from "~/components/endpoint-details-editor";
 import { ExportLinks } from "~/components/export-links";
 import { OnlineBadge } from "~/components/status-badge";
 import { LiveSession } from "~/components/transcript/live-session";
 import { createDb } from "~/db/client.server";
 import { CAN_RUN_COMMANDS, requireMember } from "~/lib/auth.server";
 import { getEnv } from "~/lib/env.server";
-import { formatAge, formatTimestamp } from "~/lib/format";
+import { formatAge } from "~/lib/format";
+import { Time } from "~/lib/time-zone";
 import { callerAddress } from "~/lib/request.server";
 import {
   decommissionEndpoint,
@@ -23,10 +25,14 @@ import {
 } from "~/models/endpoint-lifecycle.server";
 import { getEndpointForOrg } from "~/models/endpoints.server";
 import { getEndpointRuntime } from "~/models/runtime-updates.server";
-import { listSequenceTemplates, saveSequenceTemplate, saveTemplateSchema } from "~/models/sequence-templates.server";
-import { describeZodError } from "../../protocol/messages";
+import { saveTemplateSchema } from "~/models/sequence-templates.server";
+import { listScripts, saveScript, ScriptError } from "~/models/script-library.server";
+import { queueLibraryRun } from "~/models/automation.server";
+import { LibraryRunPanel } from "~/components/library-run-panel";
+import { roleMay, rolesWith } from "@protocol/permissions";
+import { describeZodError } from "@protocol/messages";
 
-export const meta: MetaFunction<typeof loader> = ({ data }) => [{ title: data ? `${data.endpoint.hostname} · Caisey` : "Caisey" }];
+export const meta: MetaFunction<typeof loader> = ({ data }) => [{ title: data ? `${data.endpoint.displayName ?? data.endpoint.hostname} · Caisey` : "Caisey" }];
 
 async function loadEndpoint(args: LoaderFunctionArgs, roles?: Parameters<typeof requireMember>[1]) {
   const member = await requireMember(args, roles);
@@ -40,9 +46,15 @@ export async function loader(args: LoaderFunctionArgs) {
   const { member, db, endpoint } = await loadEndpoint(args);
   // A decommissioned endpoint is read-only for everyone: the session refuses runs too.
   const canRun = CAN_RUN_COMMANDS.includes(member.role) && endpoint.decommissionedAt === null;
-  const templates = canRun ? await listSequenceTemplates(db, member.org.id) : [];
+  // NOC staff queue diagnostic sequences (drafted or from the library) but no live commands (docs/roles.md).
+  const canQueue = roleMay(member.role, "sequence.queue") && endpoint.decommissionedAt === null;
+  const scripts = canQueue ? await listScripts(db, member.org.id) : [];
+  // Scripts without parameters also load into the sequence drafting panel (they were its templates).
+  const templates = scripts
+    .filter((script) => script.params.length === 0)
+    .map((script) => ({ id: script.id, name: script.name, steps: script.steps, stopOnFailure: script.stopOnFailure, createdBy: script.changedByName }));
   const runtime = await getEndpointRuntime(getEnv(args.context), member.org.id, endpoint.id);
-  return json({ endpoint, canRun, role: member.role, isAdmin: LIFECYCLE_ROLES.includes(member.role), templates, runtime, now: Date.now() });
+  return json({ endpoint, canRun, canQueue, role: member.role, isAdmin: LIFECYCLE_ROLES.includes(member.role), templates, scripts, runtime, userId: member.userId, now: Date.now() });
 }
 
 /** Saves a reusable diagnostic sequence (from the sequence panel), or changes the endpoint's lifecycle (admins). */
@@ -50,7 +62,8 @@ export async function action(args: ActionFunctionArgs) {
   const form = await args.request.formData();
   const intent = form.get("intent");
   if (typeof intent === "string" && LIFECYCLE_INTENTS.includes(intent)) return lifecycleAction(args, Object.fromEntries(form));
-  const { member, db } = await loadEndpoint(args, CAN_RUN_COMMANDS);
+  if (intent === "run-script") return runScriptAction(args, form);
+  const { member, db } = await loadEndpoint(args, rolesWith("library.edit"));
   if (intent !== "save-template") return json({ error: "Unknown action" }, { status: 400 });
   let raw: unknown;
   try {
@@ -60,8 +73,35 @@ export async function action(args: ActionFunctionArgs) {
   }
   const parsed = saveTemplateSchema.safeParse(raw);
   if (!parsed.success) return json({ error: describeZodError(parsed.error) }, { status: 400 });
-  await saveSequenceTemplate(db, member.org.id, parsed.data, member.name);
+  // Saved into the script library: a new script, or a new version of the one with this name.
+  const existing = (await listScripts(db, member.org.id, { includeArchived: true })).find((script) => script.name === parsed.data.name);
+  try {
+    await saveScript(db, member.org.id, existing?.id ?? null, { name: parsed.data.name, body: { steps: parsed.data.steps, stopOnFailure: parsed.data.stopOnFailure }, changeNote: "Saved from the sequence panel" }, { userId: member.userId, name: member.name });
+  } catch (error) {
+    if (error instanceof ScriptError) return json({ error: error.message }, { status: error.status });
+    throw error;
+  }
   return json({ saved: parsed.data.name });
+}
+
+/** Runs a library script here: values validated and quoted on the server, queued through the session (role and approval checked there). */
+async function runScriptAction(args: ActionFunctionArgs, form: FormData) {
+  const member = await requireMember(args, rolesWith("sequence.queue"));
+  const params: Record<string, string> = {};
+  for (const key of new Set([...form.keys()].filter((k) => k.startsWith("param.")))) {
+    const values = form.getAll(key);
+    params[key.slice("param.".length)] = String(values[values.length - 1] ?? "");
+  }
+  const outcome = await queueLibraryRun(
+    getEnv(args.context),
+    member.org.id,
+    args.params.endpointId ?? "",
+    { scriptId: String(form.get("scriptId") ?? ""), params, notBefore: null, expiresAt: null, reason: String(form.get("reason") ?? "").trim() },
+    { userId: member.userId, name: member.name, email: member.email, role: member.role, canRun: CAN_RUN_COMMANDS.includes(member.role), address: callerAddress(args.request) },
+  );
+  if (outcome.status >= 300) return json({ error: String(outcome.body.error) }, { status: outcome.status });
+  const script = outcome.body.script as { name: string; version: number };
+  return json({ queued: `${script.name} v${script.version}` });
 }
 
 /**
@@ -105,7 +145,7 @@ async function lifecycleAction(args: ActionFunctionArgs, form: Record<string, Fo
 }
 
 export default function EndpointPage() {
-  const { endpoint, canRun, role, isAdmin, templates, runtime, now } = useLoaderData<typeof loader>();
+  const { endpoint, canRun, canQueue, role, isAdmin, templates, scripts, runtime, userId, now } = useLoaderData<typeof loader>();
   const actionData = useActionData<typeof action>();
   const lifecycleResult = actionData && "intent" in actionData ? (actionData as LifecycleActionResult) : null;
   const navigation = useNavigation();
@@ -116,8 +156,15 @@ export default function EndpointPage() {
     <section className="space-y-4">
       <div>
         <Link to={`/endpoints?client=${endpoint.clientId}`} className="text-sm text-indigo-700 hover:underline">← {endpoint.clientName}</Link>
-        <div className="mt-1 flex items-center gap-3">
-          <h1 className="font-mono text-2xl font-semibold" data-testid="endpoint-hostname">{endpoint.hostname}</h1>
+        <div className="mt-1 flex flex-wrap items-center gap-3">
+          {endpoint.displayName ? (
+            <h1 className="text-2xl font-semibold">
+              <span data-testid="endpoint-display-name">{endpoint.displayName}</span>{" "}
+              <span className="font-mono text-base font-normal text-slate-600" data-testid="endpoint-hostname">{endpoint.hostname}</span>
+            </h1>
+          ) : (
+            <h1 className="break-all font-mono text-2xl font-semibold" data-testid="endpoint-hostname">{endpoint.hostname}</h1>
+          )}
           {endpoint.decommissionedAt === null ? <OnlineBadge online={liveOnline ?? endpoint.online} /> : null}
           <div className="ml-auto">
             <ExportLinks endpointId={endpoint.id} />
@@ -127,8 +174,8 @@ export default function EndpointPage() {
           <div><dt className="inline font-medium">OS </dt><dd className="inline">{endpoint.os} {endpoint.osVersion}</dd></div>
           <div><dt className="inline font-medium">Region </dt><dd className="inline" data-testid="endpoint-placement">{describePlacement({ jurisdiction: endpoint.jurisdiction, locationHint: endpoint.locationHint, placedAt: endpoint.placedAt, colo: endpoint.runtimeColo })}</dd></div>
           <div><dt className="inline font-medium">Last seen </dt><dd className="inline">{formatAge(endpoint.lastSeenAt, now)}</dd></div>
-          <div><dt className="inline font-medium">Enrolled </dt><dd className="inline">{formatTimestamp(endpoint.enrolledAt)}</dd></div>
-          <div><dt className="inline font-medium">Tags </dt><dd className="inline">{endpoint.tags.join(", ") || "—"}</dd></div>
+          <div><dt className="inline font-medium">Enrolled </dt><dd className="inline"><Time at={endpoint.enrolledAt} /></dd></div>
+          <div><dt className="inline font-medium">Tags </dt><dd className="inline" data-testid="endpoint-tags">{endpoint.tags.join(", ") || "—"}</dd></div>
           <div data-testid="runtime-version">
             <dt className="inline font-medium">Runtime </dt>
             <dd className="inline">{runtime?.version ? `${runtime.version} (${runtime.platform ?? "platform not reported"})` : "not reported yet"}</dd>
@@ -136,13 +183,14 @@ export default function EndpointPage() {
           {runtime?.update ? (
             <div data-testid="runtime-update" title={runtime.update.detail}>
               <dt className="inline font-medium">Update </dt>
-              <dd className="inline">{runtime.update.version}: {runtime.update.phase.replace("_", " ")} {formatTimestamp(runtime.update.at)}{runtime.update.detail && (runtime.update.phase === "rolled_back" || runtime.update.phase === "failed") ? ` (${runtime.update.detail})` : ""}</dd>
+              <dd className="inline">{runtime.update.version}: {runtime.update.phase.replace("_", " ")} <Time at={runtime.update.at} />{runtime.update.detail && (runtime.update.phase === "rolled_back" || runtime.update.phase === "failed") ? ` (${runtime.update.detail})` : ""}</dd>
             </div>
           ) : null}
           {runtime?.target && runtime.target !== runtime.version ? (
             <div><dt className="inline font-medium">Target </dt><dd className="inline">{runtime.target}</dd></div>
           ) : null}
         </dl>
+        {isAdmin && endpoint.decommissionedAt === null ? <EndpointDetailsEditor endpoint={endpoint} /> : null}
       </div>
       <LifecycleBanner endpoint={endpoint} />
       {endpoint.placedAt === null ? (
@@ -152,7 +200,10 @@ export default function EndpointPage() {
           command input appear then.
         </p>
       ) : (
-        <LiveSession endpointId={endpoint.id} canRun={canRun} role={role} defaultShell="default" templates={templates} onRuntimeState={onRuntimeState} />
+        <>
+          <LiveSession endpointId={endpoint.id} userId={userId} canRun={canRun} canQueue={canQueue} role={role} defaultShell="default" templates={templates} onRuntimeState={onRuntimeState} />
+          {canQueue ? <LibraryRunPanel scripts={scripts as never} /> : null}
+        </>
       )}
       {isAdmin ? <LifecycleActions endpoint={endpoint} result={lifecycleResult} busy={navigation.state !== "idle"} /> : null}
     </section>

@@ -1,5 +1,5 @@
 import { json, type LoaderFunctionArgs } from "@remix-run/cloudflare";
-import { LOCATION_HINT_LABELS } from "../../protocol/location-hints";
+import { LOCATION_HINT_LABELS } from "@protocol/location-hints";
 import { Form, Link, useLoaderData, useNavigation, useSearchParams } from "@remix-run/react";
 import { OnlineBadge } from "~/components/status-badge";
 import { createDb } from "~/db/client.server";
@@ -59,7 +59,7 @@ export default function EndpointsPage() {
           defaultValue={search.q}
           placeholder="Search hostname, client or tag"
           aria-label="Search endpoints"
-          className="min-w-64 flex-1 rounded border border-slate-300 px-3 py-1.5 text-sm"
+          className="min-w-0 basis-64 flex-1 rounded border border-slate-300 px-3 py-1.5 text-sm"
         />
         <select name="client" defaultValue={search.client} aria-label="Client" className={selectClass}>
           <option value="">All clients</option>
@@ -90,7 +90,7 @@ export default function EndpointsPage() {
       </Form>
 
       <div className="mt-4 overflow-hidden rounded-lg bg-white shadow">
-        <table className="w-full text-sm">
+        <div className="max-w-full overflow-x-auto"><table className="w-full text-sm">
           <thead className="bg-slate-100 text-left text-slate-600">
             <tr>
               <th className="px-4 py-2">Hostname</th>
@@ -115,6 +115,7 @@ export default function EndpointsPage() {
                 <tr key={row.id} className="border-t border-slate-100" data-testid="endpoint-row">
                   <td className="px-4 py-2 font-mono">
                     <Link to={`/endpoints/${row.id}`} className="text-indigo-700 hover:underline">{row.hostname}</Link>
+                    {row.displayName ? <span className="ml-2 font-sans text-slate-600" data-testid="endpoint-row-display-name">{row.displayName}</span> : null}
                   </td>
                   <td className="px-4 py-2">
                     {row.decommissionedAt !== null ? (
@@ -141,7 +142,7 @@ export default function EndpointsPage() {
               ))}
             </tbody>
           ))}
-        </table>
+        </table></div>
         {page.rows.length === 0 ? <p className="px-4 py-6 text-center text-slate-500">No endpoints match.</p> : null}
       </div>
       <nav className="mt-3 flex justify-between text-sm" aria-label="Pagination">

@@ -5,20 +5,12 @@ import { createDb } from "~/db/client.server";
 import type { Role } from "~/db/schema";
 import { requireMember } from "~/lib/auth.server";
 import { getEnv } from "~/lib/env.server";
-import { formatTimestamp } from "~/lib/format";
 import { rejectInvalidCursor } from "~/lib/keyset-cursor";
 import { describeTruncation } from "~/lib/truncation";
-import {
-  countUnreviewedFailures,
-  listReviewActivity,
-  listReviewFilterOptions,
-  markReviewed,
-  parseReviewFilters,
-  parseReviewItems,
-  verifyTenantAuditChains,
-  type EndpointChainVerdict,
-  type ReviewStatus,
-} from "~/models/review.server";
+import { countUnreviewedFailures, listReviewActivity, listReviewFilterOptions, markReviewed, parseReviewFilters, parseReviewItems } from "~/models/review.server";
+import { verifyTenantAuditChains, type EndpointChainVerdict } from "~/models/audit-chains.server";
+import { REVIEW_STATUSES, STATUS_LABEL } from "~/lib/review";
+import { Time, timeZoneFromCookie, useTimeZone } from "~/lib/time-zone";
 
 const REVIEWERS: readonly Role[] = ["admin", "technician", "noc"];
 
@@ -29,7 +21,9 @@ export async function loader(args: LoaderFunctionArgs) {
   const db = createDb(getEnv(args.context).DB);
   const filters = parseReviewFilters(new URL(args.request.url).searchParams);
   const now = Date.now();
-  const page = await listReviewActivity(db, member.org.id, member.userId, filters, { now }).catch(rejectInvalidCursor);
+  // The window's from/to were typed on the viewer's wall clock (the zone cookie; UTC until the browser has set it).
+  const zone = timeZoneFromCookie(args.request.headers.get("Cookie"));
+  const page = await listReviewActivity(db, member.org.id, member.userId, filters, { now, zone }).catch(rejectInvalidCursor);
   const [unreviewedFailures, options] = await Promise.all([
     countUnreviewedFailures(db, member.org.id, member.userId, page.window),
     listReviewFilterOptions(db, member.org.id, filters.client),
@@ -58,17 +52,6 @@ export async function action(args: ActionFunctionArgs) {
   return json<ActionData>({ intent: "error", error: "Unknown action" }, { status: 400 });
 }
 
-// Values of a .server module are not in the browser bundle: the status list is restated here (type-checked).
-const STATUS_OPTIONS = ["failed", "timed_out", "pending_approval", "succeeded", "cancelled", "interrupted"] as const satisfies readonly ReviewStatus[];
-
-const STATUS_LABEL: Record<string, string> = {
-  failed: "failed",
-  timed_out: "timed out",
-  pending_approval: "pending approval",
-  succeeded: "succeeded",
-  cancelled: "cancelled",
-  interrupted: "interrupted",
-};
 
 const STATUS_STYLE: Record<string, string> = {
   failed: "bg-red-100 text-red-800",
@@ -80,10 +63,9 @@ const STATUS_STYLE: Record<string, string> = {
 };
 
 const inputClass = "rounded border border-slate-300 bg-white px-2 py-1.5 text-sm";
-/** Time of day only (the column header says UTC; the full timestamp is in the row's Time column). */
-const time = (ms: number | null) => (ms === null ? "–" : formatTimestamp(ms).slice(11, 19));
 
 export default function ReviewPage() {
+  const zone = useTimeZone();
   const { filters, page, unreviewedFailures, options } = useLoaderData<typeof loader>();
   const actionData = useActionData<ActionData>();
   const navigation = useNavigation();
@@ -116,8 +98,8 @@ export default function ReviewPage() {
         </p>
       </div>
       <p className="text-sm text-slate-600">
-        Finished commands and approvals still waiting, from the audit trail, {formatTimestamp(page.window.fromMs)} to{" "}
-        {page.window.toMs === null ? "now" : formatTimestamp(page.window.toMs)}. Times are UTC.
+        Finished commands and approvals still waiting, from the audit trail, <Time at={page.window.fromMs} /> to{" "}
+        {page.window.toMs === null ? "now" : <Time at={page.window.toMs} />}. Times are in your zone; hover one for UTC.
       </p>
 
       <Form method="get" className="flex flex-wrap items-end gap-2" role="search" aria-label="Review filters">
@@ -143,7 +125,7 @@ export default function ReviewPage() {
           Status
           <select name="status" defaultValue={filters.status} className={inputClass}>
             <option value="">Any status</option>
-            {STATUS_OPTIONS.map((s) => <option key={s} value={s}>{STATUS_LABEL[s]}</option>)}
+            {REVIEW_STATUSES.map((s) => <option key={s} value={s}>{STATUS_LABEL[s]}</option>)}
           </select>
         </label>
         <label className="flex flex-col text-xs text-slate-600">
@@ -154,11 +136,11 @@ export default function ReviewPage() {
           </select>
         </label>
         <label className="flex flex-col text-xs text-slate-600">
-          From (UTC)
+          From ({zone})
           <input type="datetime-local" name="from" defaultValue={filters.from || page.window.from} className={inputClass} />
         </label>
         <label className="flex flex-col text-xs text-slate-600">
-          To (UTC)
+          To ({zone})
           <input type="datetime-local" name="to" defaultValue={filters.to} className={inputClass} />
         </label>
         <button className="rounded bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white">
@@ -211,7 +193,7 @@ export default function ReviewPage() {
                 <th className="px-3 py-2">Technician</th>
                 <th className="px-3 py-2">Command</th>
                 <th className="px-3 py-2">Exit</th>
-                <th className="whitespace-nowrap px-3 py-2">Sent · executed · returned (UTC)</th>
+                <th className="whitespace-nowrap px-3 py-2">Sent · executed · returned</th>
                 <th className="px-3 py-2">Reviewed</th>
               </tr>
             </thead>
@@ -232,10 +214,10 @@ export default function ReviewPage() {
                     </td>
                     <td className="px-3 py-2">
                       <span className={`whitespace-nowrap rounded px-1.5 py-0.5 text-xs font-medium ${STATUS_STYLE[row.status] ?? "bg-slate-100 text-slate-700"}`} data-testid="review-status">
-                        {STATUS_LABEL[row.status] ?? row.status}
+                        {STATUS_LABEL[row.status as keyof typeof STATUS_LABEL] ?? row.status}
                       </span>
                     </td>
-                    <td className="whitespace-nowrap px-3 py-2 text-slate-600" title={formatTimestamp(row.at)}>{formatTimestamp(row.at)}</td>
+                    <td className="whitespace-nowrap px-3 py-2 text-slate-600"><Time at={row.at} /></td>
                     <td className="px-3 py-2">{row.clientName ?? "—"}</td>
                     <td className="whitespace-nowrap px-3 py-2 font-mono">{row.hostname}</td>
                     <td className="px-3 py-2">{row.technicianName ?? row.technicianId ?? "—"}</td>
@@ -259,7 +241,7 @@ export default function ReviewPage() {
                     </td>
                     <td className="px-3 py-2 font-mono">{row.exitCode ?? "–"}</td>
                     <td className="whitespace-nowrap px-3 py-2 font-mono text-xs text-slate-600">
-                      {time(row.sentAt)} · {time(row.executedAt)} · {time(row.returnedAt)}
+                      <Time at={row.sentAt} timeOnly /> · <Time at={row.executedAt} timeOnly /> · <Time at={row.returnedAt} timeOnly />
                     </td>
                     <td className="px-3 py-2">
                       {row.reviewed ? (

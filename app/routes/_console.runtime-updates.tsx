@@ -12,7 +12,7 @@ import {
   runtimeVersionCounts,
   setRuntimeTarget,
 } from "~/models/runtime-updates.server";
-import { describeZodError } from "../../protocol/messages";
+import { describeZodError } from "@protocol/messages";
 
 export const meta: MetaFunction = () => [{ title: "Runtime updates · Caisey" }];
 
@@ -83,7 +83,7 @@ export default function RuntimeUpdatesPage() {
           </p>
         ) : null}
       </Form>
-      <table className="text-sm">
+      <div className="max-w-full overflow-x-auto"><table className="text-sm">
         <thead><tr><th className="pr-6 text-left">Runtime version</th><th className="pr-6 text-left">Platform</th><th className="text-right">Endpoints</th></tr></thead>
         <tbody>
           {fleet.map((row) => (
@@ -94,7 +94,7 @@ export default function RuntimeUpdatesPage() {
             </tr>
           ))}
         </tbody>
-      </table>
+      </table></div>
     </section>
   );
 }

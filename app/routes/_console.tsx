@@ -5,6 +5,7 @@ import { Form, NavLink, Outlet, useLoaderData } from "@remix-run/react";
 import { requireMember } from "~/lib/auth.server";
 import { getEnv } from "~/lib/env.server";
 import { resolveAuthMode } from "~/lib/offline-auth.server";
+import { ZoneLabel } from "~/lib/time-zone";
 
 export async function loader(args: LoaderFunctionArgs) {
   const member = await requireMember(args);
@@ -20,15 +21,21 @@ export default function ConsoleLayout() {
   return (
     <div className="min-h-full">
       <header className="bg-slate-900">
-        <div className="mx-auto flex max-w-7xl items-center gap-6 px-4 py-3">
+        <div className="mx-auto flex max-w-7xl flex-wrap items-center gap-x-6 gap-y-2 px-4 py-3">
           <span className="text-lg font-semibold text-white">Caisey</span>
-          <nav className="flex gap-1">
+          <nav className="flex flex-wrap gap-1" aria-label="Console">
             <NavLink to="/endpoints" className={navClass}>Endpoints</NavLink>
             <NavLink to="/clients" className={navClass}>Clients</NavLink>
             <NavLink to="/review" className={navClass}>Review</NavLink>
+            <NavLink to="/fleet" className={navClass}>Fleet runs</NavLink>
             {member.role === "admin" ? <NavLink to="/runtime-updates" className={navClass}>Runtime updates</NavLink> : null}
+            {member.role === "admin" ? <NavLink to="/members" className={navClass}>Members</NavLink> : null}
+            <NavLink to="/library" className={navClass}>Library</NavLink>
+            {member.role === "admin" ? <NavLink to="/settings/api" className={navClass}>API</NavLink> : null}
+            {member.role === "admin" ? <NavLink to="/settings" className={navClass}>Settings</NavLink> : null}
           </nav>
-          <div className="ml-auto flex items-center gap-3 text-sm text-slate-300">
+          <div className="ml-auto flex flex-wrap items-center gap-3 text-sm text-slate-300">
+            <ZoneLabel className="text-xs text-slate-300" />
             <span data-testid="current-member">
               {member.name} · <span className="uppercase">{member.role}</span> · {member.org.name}
             </span>

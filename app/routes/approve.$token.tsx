@@ -25,8 +25,8 @@ import {
   type DecideApprovalResult,
   type ViewApprovalResult,
 } from "~/models/approvals.server";
-import { approvalDecisionSchema, type ApprovalView } from "../../protocol/approvals";
-import { describeZodError } from "../../protocol/messages";
+import { approvalDecisionSchema, type ApprovalView } from "@protocol/approvals";
+import { describeZodError } from "@protocol/messages";
 
 const CSRF_COOKIE = "caisey_approval_csrf";
 const CSRF_FIELD = "csrf";

@@ -300,7 +300,21 @@ export class Agent {
       ...(RUNTIME_PLATFORM ? { platform: RUNTIME_PLATFORM } : {}),
       updateStatus: this.pendingUpdateStatus.slice(0, 10),
       ...(this.clockSampleDue() ? { clockSample: this.clockSample } : {}),
+      compactAnswers: true,
+      ...(this.clockSampleWanted() ? { wantTime: true as const } : {}),
     };
+  }
+
+  /**
+   * An idle compact answer carries no server time, so we ask for it on the
+   * check-in before a sample is due (and while we have none): the sample we send
+   * is then one interval old, as with full answers.
+   */
+  private clockSampleWanted(): boolean {
+    if (this.clockSample === undefined) return true;
+    const now = Date.now();
+    const nextSampleAt = this.clockSampleDue() ? now + CLOCK_SAMPLE_EVERY_MS : this.clockSampleSentAt + CLOCK_SAMPLE_EVERY_MS;
+    return now + this.checkin.interval >= nextSampleAt;
   }
 
   /** A sample goes with the first check-in that has one, then every ten minutes: clocks drift slowly, links are metered. */
@@ -311,7 +325,7 @@ export class Agent {
   async onCheckinResponse(request: CheckinRequest, response: CheckinResponse): Promise<boolean> {
     this.noteContact("checkin");
     if (request.clockSample) this.clockSampleSentAt = Date.now();
-    this.clockSample = { sentAt: request.clock, serverTime: response.serverTime, receivedAt: Date.now() };
+    if (response.serverTime !== undefined) this.clockSample = { sentAt: request.clock, serverTime: response.serverTime, receivedAt: Date.now() };
     // The network is back after an outage: the WebSocket may be too, so try it now rather than at the next retry.
     if (this.checkinFailures > 0 && this.choice === "auto" && this.mode === "checkin" && !this.stopping) this.connection.probe();
     this.checkinFailures = 0;

@@ -6,29 +6,15 @@
 // and says so. Marker files on the "endpoint" prove what ran.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { processRunning, Runtime, signIn, Stack, Viewer, waitUntil } from "./stack";
+import { beforeAll, describe, expect, it } from "vitest";
+import { processRunning, useFaultStack, Viewer, waitUntil } from "./stack";
 
-const stack = new Stack(Number(process.env.FAULTS_PORT ?? 8797), ".wrangler/faults-state");
-const runtimes: Runtime[] = [];
+const faults = useFaultStack();
+const { stack, newRuntime } = faults;
 let cookie = "";
-
-beforeAll(async () => {
-  await stack.start(true);
-  cookie = await signIn(stack.origin);
-}, 150_000);
-
-afterAll(async () => {
-  for (const runtime of runtimes) await runtime.kill();
-  await stack.stop();
+beforeAll(() => {
+  cookie = faults.cookie();
 });
-
-function newRuntime(name: string): Runtime {
-  const runtime = new Runtime();
-  runtime.enroll(stack.origin, `fault-${name}-${Date.now()}`);
-  runtimes.push(runtime);
-  return runtime;
-}
 
 const readPid = (file: string) => (existsSync(file) ? Number(readFileSync(file, "utf8").trim()) || 0 : 0);
 

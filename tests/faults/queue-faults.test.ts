@@ -2,30 +2,16 @@
 // runtime processes, real shell commands that count their own runs in a
 // ledger file on the endpoint. Each test asserts nothing lost, nothing run
 // twice, and a complete transcript.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { existsSync } from "node:fs";
-import { CLOCK_ONE_HOUR_SLOW, CuttableRelay, Runtime, signIn, Stack, Viewer, waitUntil } from "./stack";
+import { CLOCK_ONE_HOUR_SLOW, CuttableRelay, signIn, useFaultStack, Viewer, waitUntil } from "./stack";
 
-const stack = new Stack(Number(process.env.FAULTS_PORT ?? 8797), ".wrangler/faults-state");
-const runtimes: Runtime[] = [];
+const faults = useFaultStack();
+const { stack, newRuntime } = faults;
 let cookie = "";
-
-beforeAll(async () => {
-  await stack.start(true);
-  cookie = await signIn(stack.origin);
-}, 150_000);
-
-afterAll(async () => {
-  for (const runtime of runtimes) await runtime.kill();
-  await stack.stop();
+beforeAll(() => {
+  cookie = faults.cookie();
 });
-
-function newRuntime(server: string, name: string): Runtime {
-  const runtime = new Runtime();
-  runtime.enroll(server, `fault-${name}-${Date.now()}`);
-  runtimes.push(runtime);
-  return runtime;
-}
 
 function sequence(viewer: Viewer, name: string, steps: string[], extra: Record<string, unknown> = {}) {
   viewer.send({ type: "run_sequence", requestId: crypto.randomUUID(), name, steps: steps.map((text) => ({ text, shell: "sh" })), ...extra });
@@ -47,7 +33,7 @@ function expectCompleteTranscript(viewer: Viewer, commands: number) {
 
 describe("queue delivery under faults", () => {
   it("a runtime killed mid-command reports it interrupted after restart and never runs it again; the queue carries on", async () => {
-    const runtime = newRuntime(stack.origin, "kill");
+    const runtime = newRuntime("kill");
     const viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
     await viewer.connect();
     runtime.start();
@@ -68,7 +54,7 @@ describe("queue delivery under faults", () => {
 
   it("a connection cut between steps loses nothing and runs nothing twice", async () => {
     const relay = new CuttableRelay(stack.port);
-    const runtime = newRuntime(stack.origin, "cut");
+    const runtime = newRuntime("cut");
     runtime.useServer(await relay.listen());
     const viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
     await viewer.connect();
@@ -91,7 +77,7 @@ describe("queue delivery under faults", () => {
   }, 60_000);
 
   it("restarting workerd mid-sequence loses nothing: the result waits in the outbox, the queue resumes", async () => {
-    const runtime = newRuntime(stack.origin, "restart");
+    const runtime = newRuntime("restart");
     let viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
     await viewer.connect();
     runtime.start();
@@ -120,7 +106,7 @@ describe("queue delivery under faults", () => {
 
   for (const transport of ["websocket", "checkin"] as const) {
     it(`runs an endpoint's commands one at a time in the order accepted, over ${transport}, unless one runs alongside`, async () => {
-      const runtime = newRuntime(stack.origin, `order-${transport}`);
+      const runtime = newRuntime(`order-${transport}`);
       const viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
       await viewer.connect();
       runtime.start(["--transport", transport, "--checkin-interval", "1"]);
@@ -150,7 +136,7 @@ describe("queue delivery under faults", () => {
   }
 
   it("work queued while the runtime is offline for longer than its check-in interval runs in order when it returns", async () => {
-    const runtime = newRuntime(stack.origin, "offline");
+    const runtime = newRuntime("offline");
     const viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
     await viewer.connect();
     const checkinArgs = ["--transport", "checkin", "--checkin-interval", "1"];
@@ -177,7 +163,7 @@ describe("queue delivery under faults", () => {
 
   it("after a 20 s network cut in auto mode, the next command completes over the WebSocket within 20 s of the network returning", async () => {
     const relay = new CuttableRelay(stack.port);
-    const runtime = newRuntime(stack.origin, "recovery");
+    const runtime = newRuntime("recovery");
     runtime.useServer(await relay.listen());
     const viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
     await viewer.connect();
@@ -207,7 +193,7 @@ describe("queue delivery under faults", () => {
   for (const transport of ["websocket", "checkin"] as const) {
     it(`with the endpoint's clock an hour slow (${transport}), transcript, export and audit give server time, and name the skew`, async () => {
       expect(existsSync(CLOCK_ONE_HOUR_SLOW.LD_PRELOAD!), "libfaketime is missing: apt-get install faketime").toBe(true);
-      const runtime = newRuntime(stack.origin, `skew-${transport}`);
+      const runtime = newRuntime(`skew-${transport}`);
       const viewer = new Viewer(stack.origin, cookie, runtime.endpointId);
       await viewer.connect();
       // Queued first, so the first contact takes it (a check-in runtime would otherwise wait out the 30 s interval).

@@ -2,10 +2,12 @@
 // via scripts/dev.mjs), endpoint runtimes (the single-file executable we ship,
 // built by `npm run build`), a viewer socket, and a TCP relay the test can cut.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { afterAll, beforeAll } from "vitest";
 import { WebSocket } from "ws";
 import { DEMO_RUNTIME_TOKEN } from "../../scripts/seed.mjs";
 
@@ -65,7 +67,7 @@ export class Stack {
     this.child = child;
     child.stdout!.on("data", (d) => (this.output += d));
     child.stderr!.on("data", (d) => (this.output += d));
-    await waitUntil("the stack to be ready", () => this.output.includes(`Console ready: ${this.origin}`) || child.exitCode !== null, 120_000);
+    await waitUntil("the stack to be ready", () => this.output.includes(`Console ready: ${this.origin}`) || child.exitCode !== null, STACK_START_TIMEOUT_MS);
     if (child.exitCode !== null) throw new Error(`stack exited:\n${this.output.slice(-3000)}`);
   }
 
@@ -149,6 +151,12 @@ export class CuttableRelay {
   }
 }
 
+/**
+ * A fresh stack publishes the runtime release to local R2 and applies every migration with wrangler's CLI: on a
+ * shared 2-core machine under load that has taken over two minutes.
+ */
+export const STACK_START_TIMEOUT_MS = 300_000;
+
 export class Runtime {
   /** `executable`: another build of the runtime to run (default: this machine's executable from npm run build). */
   constructor(readonly executable?: string) {}
@@ -187,6 +195,11 @@ export class Runtime {
     if (!child || child.exitCode !== null) return;
     child.kill(signal);
     await exited(child);
+  }
+
+  /** The process was started and has ended (e.g. killed itself by fault injection). */
+  exited(): boolean {
+    return this.child !== null && this.child.exitCode !== null || this.child?.signalCode != null;
   }
 
   ledgerLines(): string[] {
@@ -430,3 +443,131 @@ export const CLOCK_ONE_HOUR_SLOW: NodeJS.ProcessEnv = {
   FAKETIME: "-1h",
   FAKETIME_DONT_FAKE_MONOTONIC: "1",
 };
+
+/**
+ * `wrangler pages dev` with a deployed environment's configuration ([env.<env>] of both wrangler
+ * files, flattened into a scratch directory by wrangler's own parser) instead of the local top level:
+ * production vars, no .dev.vars, no offline keys unless `bindings` adds them. Serves this checkout's
+ * build (public/ and functions/ from `npm run build`). `secrets` are added as .dev.vars.
+ */
+export class EnvironmentStack {
+  private child: ChildProcess | null = null;
+  output = "";
+  readonly origin: string;
+  readonly dir = mkdtempSync(join(tmpdir(), "caisey-env-stack-"));
+
+  constructor(readonly env: "production" | "preview", readonly port: number, readonly secrets: Record<string, string> = {}) {
+    this.origin = `http://127.0.0.1:${port}`;
+  }
+
+  async start() {
+    const { unstable_readConfig: readConfig } = await import("wrangler");
+    const pages = readConfig({ config: join(root, "wrangler.toml"), env: this.env }, { hideWarnings: true });
+    const session = readConfig({ config: join(root, "workers/session/wrangler.toml"), env: this.env }, { hideWarnings: true });
+    const common = { compatibility_date: pages.compatibility_date, compatibility_flags: pages.compatibility_flags };
+    type Parsed = { d1_databases: { binding: string; database_name?: string; database_id?: string }[] };
+    const d1 = (config: Parsed) => config.d1_databases.map(({ binding, database_name, database_id }) => ({ binding, database_name, database_id }));
+    writeFileSync(
+      join(this.dir, "wrangler.json"),
+      JSON.stringify({
+        name: pages.name,
+        pages_build_output_dir: join(root, "public"),
+        ...common,
+        vars: pages.vars,
+        d1_databases: d1(pages),
+        durable_objects: { bindings: pages.durable_objects.bindings },
+        r2_buckets: pages.r2_buckets.map(({ binding, bucket_name }: { binding: string; bucket_name?: string }) => ({ binding, bucket_name })),
+      }),
+    );
+    writeFileSync(
+      join(this.dir, "session.json"),
+      JSON.stringify({
+        name: session.name,
+        main: join(root, "workers/session/src/index.ts"),
+        ...common,
+        vars: session.vars,
+        d1_databases: d1(session),
+        durable_objects: { bindings: session.durable_objects.bindings },
+        migrations: session.migrations,
+      }),
+    );
+    // Pages dev compiles the functions directory next to where it runs.
+    symlinkSync(join(root, "functions"), join(this.dir, "functions"));
+    const env = { ...process.env };
+    for (const key of Object.keys(env)) if (key.startsWith("CLERK_") || key.startsWith("CAISEY_")) delete env[key];
+    const args = [
+      "pages", "dev", "-c", "wrangler.json", "-c", "session.json", "--ip", "127.0.0.1", "--port", String(this.port),
+      "--persist-to", join(this.dir, "state"), "--show-interactive-dev-session=false",
+    ];
+    // Secrets as an operator's `wrangler pages secret put` would add them (none unless the test says so).
+    if (Object.keys(this.secrets).length) {
+      writeFileSync(join(this.dir, ".dev.vars"), Object.entries(this.secrets).map(([name, value]) => `${name}=${JSON.stringify(value)}`).join("\n"));
+    }
+    const child = spawn(join(root, "node_modules/.bin/wrangler"), args, { cwd: this.dir, stdio: ["ignore", "pipe", "pipe"], detached: true, env });
+    this.child = child;
+    child.stdout!.on("data", (d) => (this.output += d));
+    child.stderr!.on("data", (d) => (this.output += d));
+    await waitUntil("wrangler pages dev to listen", async () => child.exitCode !== null || !(await portClosed(this.port)), 120_000);
+    if (child.exitCode !== null) throw new Error(`wrangler pages dev exited:\n${this.output.slice(-3000)}`);
+  }
+
+  async stop() {
+    const child = this.child;
+    this.child = null;
+    if (child && child.exitCode === null) {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        child.kill("SIGKILL");
+      }
+      await exited(child);
+      await waitUntil("the port to close", () => portClosed(this.port), 10_000);
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A GET with a Host header of the caller's choosing (fetch does not let a caller set Host). */
+export function getWithHost(origin: string, path: string, host: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  const url = new URL(path, origin);
+  return new Promise((resolvePromise, reject) => {
+    const request = http.request({ hostname: url.hostname, port: url.port, path: url.pathname + url.search, headers: { host } }, (response) => {
+      let body = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk) => (body += chunk));
+      response.on("end", () => resolvePromise({ status: response.statusCode ?? 0, headers: response.headers, body }));
+    });
+    request.on("error", reject);
+    request.end();
+  });
+}
+
+/**
+ * The set-up every file driving the shared fault stack needs: the stack started once for the file (fresh state)
+ * with a signed-in technician, every runtime the file enrolled killed at the end, and the stack stopped.
+ */
+export function useFaultStack(port = Number(process.env.FAULTS_PORT ?? 8797), stateDir = ".wrangler/faults-state") {
+  const stack = new Stack(port, stateDir);
+  const runtimes: Runtime[] = [];
+  let cookie = "";
+  beforeAll(async () => {
+    await stack.start(true);
+    cookie = await signIn(stack.origin);
+  }, STACK_START_TIMEOUT_MS + 30_000);
+  afterAll(async () => {
+    for (const runtime of runtimes) await runtime.kill();
+    await stack.stop();
+  });
+  return {
+    stack,
+    /** The signed-in technician's session cookie (set once beforeAll has run). */
+    cookie: () => cookie,
+    /** A runtime enrolled against `server` (the stack itself unless a relay or proxy stands between). */
+    newRuntime(name: string, server = stack.origin): Runtime {
+      const runtime = new Runtime();
+      runtime.enroll(server, `fault-${name}-${Date.now()}`);
+      runtimes.push(runtime);
+      return runtime;
+    },
+  };
+}

@@ -17,6 +17,8 @@ import {
   canonicalCheckpointPayload,
   computeAuditHash,
   computeCheckpointMac,
+  computePruneAnchorMac,
+  canonicalPruneAnchorPayload,
   GENESIS_HASH,
   verifyAuditChain,
   verifyCheckpointMac,
@@ -150,6 +152,45 @@ describe("scripts/audit-verify.mjs checkpoints", () => {
     expect(script.auditMacKeyProblem("short")).toBe(auditMacKeyProblem("short"));
     expect(script.auditMacKeyProblem(key)).toBeNull();
     expect(auditMacKeyProblem(key)).toBeNull();
+  });
+});
+
+describe("scripts/audit-verify.mjs prune anchors (ADR 0029)", () => {
+  const key = "unit-audit-mac-key-0123456789abcdef0123456789";
+
+  async function chain(length: number): Promise<AuditEvent[]> {
+    const events: AuditEvent[] = [];
+    for (let seq = 1; seq <= length; seq++) {
+      const unhashed = { ...base, seq, prevHash: events.at(-1)?.hash ?? GENESIS_HASH, detail: JSON.stringify({ n: seq }) };
+      events.push({ ...unhashed, hash: await computeAuditHash(unhashed) });
+    }
+    return events;
+  }
+
+  /** What audit:verify concludes about a replica pruned through seq 4 of 8, given its anchor and checkpoint rows. */
+  async function judge(kept: AuditEvent[], anchorRow: Record<string, unknown>, all: AuditEvent[]) {
+    const start = { seq: Number(anchorRow.seq), hash: String(anchorRow.hash) };
+    const head = all.at(-1)!;
+    const checkpoint = { endpoint_id: base.endpointId, org_id: base.orgId, seq: head.seq, hash: head.hash, at: 5, mac: await computeCheckpointMac(key, { endpointId: base.endpointId, orgId: base.orgId, seq: head.seq, hash: head.hash, at: 5 }) };
+    return script.assessEndpoint({ endpointId: base.endpointId, orgId: base.orgId, replica: script.verifyChain(kept, start), checkpoint, anchor: anchorRow as never, session: null, sessionsChecked: false, key });
+  }
+
+  it("accepts a replica that starts at a MACed anchor, and still reports a deleted or edited event and a forged or mismatched anchor", async () => {
+    const all = await chain(8);
+    const anchor = { endpointId: base.endpointId, orgId: base.orgId, seq: 4, hash: all[3]!.hash, at: 7, archiveKey: "audit/org_unit/2026-12-04.jsonl" };
+    expect(script.canonicalPruneAnchorPayload(anchor)).toBe(canonicalPruneAnchorPayload(anchor));
+    const row = { endpoint_id: anchor.endpointId, org_id: anchor.orgId, seq: 4, hash: anchor.hash, at: 7, archive_key: anchor.archiveKey, mac: await computePruneAnchorMac(key, anchor) };
+    const kept = all.slice(4);
+    expect(await judge(kept, row, all)).toMatchObject({ ok: true });
+    // From the genesis, the same kept events are a broken chain: the anchor is what makes them verifiable.
+    expect(script.verifyChain(kept)).toMatchObject({ ok: false, brokenAtSeq: 1 });
+
+    expect((await judge([kept[0]!, ...kept.slice(2)], row, all)).problems.join()).toMatch(/seq 6: event 6 is missing/);
+    expect((await judge([kept[0]!, { ...kept[1]!, detail: "{}" }, ...kept.slice(2)], row, all)).problems.join()).toMatch(/edited/);
+    expect((await judge(kept, { ...row, seq: 3, hash: all[2]!.hash }, all)).problems.join()).toMatch(/prune anchor at seq 3 has no valid MAC/);
+    const genuineButWrong = { ...anchor, hash: all[2]!.hash };
+    const wrongRow = { ...row, hash: genuineButWrong.hash, mac: await computePruneAnchorMac(key, genuineButWrong) };
+    expect((await judge(kept, wrongRow, all)).problems.join()).toMatch(/previous-hash link does not match/);
   });
 });
 
@@ -361,4 +402,26 @@ describe("npm run audit:verify against local state", () => {
     }
     expect(verify(["--bogus"]).code).toBe(2);
   }, 60_000);
+
+  // --remote builds `wrangler d1 execute caisey-db --remote --env production -c wrangler.toml --json`;
+  // the stand-in checks exactly that call and answers from this local D1 (no Cloudflare account here).
+  it("--remote reads the environment's D1 through wrangler, checks chains and signed checkpoints, and says heads were not checked", () => {
+    const remote = (args: string[], env: Record<string, string>) =>
+      verify(args, { CAISEY_DEPLOY_WRANGLER: join(root, "tests/unit/fixtures/remote-d1-as-local.mjs"), FAKE_D1_STATE: state, FAKE_D1_EXPECT_ENV: "production", FAKE_D1_EXPECT_DATABASE: "caisey-db", ...env });
+    const run = remote(["--remote", "--env", "production"], { AUDIT_MAC_KEY: key });
+    expect(run.code, run.stdout + run.stderr).toBe(1);
+    expect(run.stdout).toContain("Reading remote D1 caisey-db (production) through wrangler; session heads are not readable remotely");
+    expect(run.line("ep_ok")).toMatch(/^ok .*5 events/);
+    expect(run.line("ep_forged")).toMatch(/^BROKEN .*checkpoint at seq 4 has no valid MAC/);
+    expect(run.line("ep_tail")).toMatch(/^BROKEN .*session checkpointed seq 5/);
+    expect(run.stdout).toMatch(/Session heads NOT checked \(remote\)/);
+    // Preview reads its own database; the call shape is checked again by the stand-in.
+    const preview = remote(["--remote", "--env", "preview"], { AUDIT_MAC_KEY: key, FAKE_D1_EXPECT_ENV: "preview", FAKE_D1_EXPECT_DATABASE: "caisey-db-preview" });
+    expect(preview.line("ep_ok"), preview.stdout + preview.stderr).toMatch(/^ok /);
+    // The local development key never counts for a deployed environment.
+    const devKeyOnly = remote(["--remote"], {});
+    expect(devKeyOnly.code).toBe(2);
+    expect(devKeyOnly.stderr).toMatch(/AUDIT_MAC_KEY is not set.*production session worker's secret/s);
+    expect(remote(["--remote", "--env", "staging"], { AUDIT_MAC_KEY: key }).code).toBe(2);
+  }, 120_000);
 });

@@ -4,7 +4,7 @@ import { parseMessage, runtimeMessageSchema, viewerMessageSchema } from "../../p
 describe("wire protocol validation", () => {
   it("accepts a well-formed run request and fills defaults", () => {
     const parsed = parseMessage(viewerMessageSchema, JSON.stringify({ type: "run", requestId: "r1", text: " echo hi " }));
-    expect(parsed).toEqual({ ok: true, value: { type: "run", requestId: "r1", text: "echo hi", shell: "default", privileged: false, reason: "", alongside: false } });
+    expect(parsed).toEqual({ ok: true, value: { type: "run", requestId: "r1", text: "echo hi", shell: "default", privileged: false, reason: "", alongside: false, notBefore: null, maintenanceWindow: false } });
   });
 
   it("names the offending field of a bad message", () => {

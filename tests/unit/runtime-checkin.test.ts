@@ -3,12 +3,11 @@
 // "proxy" can block). Covers in-order runs, result delivery and acks, retries
 // after a failed upload, exactly-once across acks and crashes, cancel, the
 // auto fallback from the WebSocket and the way back.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer, type WebSocket } from "ws";
 import {
@@ -22,21 +21,11 @@ import {
   type DispatchedCommand,
 } from "../../protocol/messages";
 import { outboxFileName } from "../../runtime/src/outbox";
+import { cli, CREDENTIAL, enrolledStateDir, fileLines, killChildren, outboxFiles, posix, processGroupAlive, scratch, startRuntime, stopRuntime, TOKEN, waitFor } from "./runtime-harness";
 
-const repo = resolve(__dirname, "../..");
-const bin = join(repo, "runtime/bin/caisey-runtime.mjs");
-const posix = process.platform !== "win32";
-const TOKEN = "enroll-token-0123456789";
-const CREDENTIAL = "credential-".padEnd(48, "c");
 const NOT_RERUN = "interrupted: the runtime stopped or crashed while this command was running; it was not run again";
 
-const scratch = mkdtempSync(join(tmpdir(), "caisey-checkin-"));
-const children = new Set<ChildProcess>();
-
-afterEach(() => {
-  for (const child of children) child.kill("SIGKILL");
-  children.clear();
-});
+afterEach(killChildren);
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 // ---------------------------------------------------------------------------
@@ -158,7 +147,6 @@ class CheckinServer {
       }
       if (req.url !== "/agent/checkin" || req.method !== "POST") return reply(404, { error: "Not found" });
       if (this.reject || req.headers.authorization !== `Bearer ${CREDENTIAL}`) return reply(401, { error: "Runtime credential rejected" });
-      if (req.headers["content-type"] !== "application/json") return reply(400, { error: "content-type must be application/json" });
       const parsed = parseMessage(checkinRequestSchema, body);
       if (!parsed.ok) {
         this.invalid.push(parsed.error);
@@ -205,63 +193,13 @@ class CheckinServer {
   }
 }
 
-async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
+// Only where no later event can show that nothing else happened (a 60 s interval; a socket that replaced check-in).
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("close", (code) => done({ code, stdout, stderr }));
-  });
-}
-
-type RuntimeProcess = { child: ChildProcess; stderr: () => string; exited: Promise<number | null> };
-
-function startRuntime(stateDir: string, args: string[], env: NodeJS.ProcessEnv = {}): RuntimeProcess {
-  const child = spawn(process.execPath, [bin, "run", "--state-dir", stateDir, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.add(child);
-  let stderr = "";
-  child.stderr!.on("data", (d) => (stderr += d));
-  child.stdout!.resume();
-  const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)));
-  return { child, stderr: () => stderr, exited };
-}
-
-async function stopRuntime(runtime: RuntimeProcess): Promise<number | null> {
-  runtime.child.kill("SIGTERM");
-  return runtime.exited;
-}
-
-async function enrolledStateDir(server: CheckinServer, name: string): Promise<string> {
-  const stateDir = join(scratch, name);
-  const { code, stderr } = await cli(["enroll", "--server", server.url, "--token", TOKEN, "--state-dir", stateDir, "--hostname", "test-host"]);
-  expect(code, stderr).toBe(0);
-  return stateDir;
-}
-
-function fileLines(file: string): string[] {
-  return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
-}
-
-function outboxFiles(stateDir: string): string[] {
-  const dir = join(stateDir, "outbox");
-  return existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith(".json") && !n.startsWith(".")) : [];
+/** Resolves once the runtime has checked in `count` more times: later check-ins show what it did not send. */
+async function moreCheckins(server: { checkins: unknown[] }, count: number): Promise<void> {
+  const from = server.checkins.length;
+  await waitFor(`${count} more check-in(s)`, () => server.checkins.length >= from + count);
 }
 
 function tailText(result: CommandResult | undefined): string {
@@ -343,7 +281,7 @@ describe.runIf(posix)("caisey-runtime HTTPS check-in", () => {
     expect(failed).toHaveLength(1);
     expect(failed[0]!.body.results.map((r) => r.commandId)).toEqual(["retry-1"]);
     await waitFor("outbox emptied", () => outboxFiles(stateDir).length === 0);
-    await sleep(1500); // a couple more check-ins: the acked result is not sent again
+    await moreCheckins(server, 2); // the acked result is not sent again in later check-ins
     expect(server.resultPosts.get("retry-1")).toBe(1);
     expect(server.acksSent.get("retry-1")).toBe(1);
     expect(tailText(server.stored.get("retry-1"))).toBe("retried\n");
@@ -367,7 +305,7 @@ describe.runIf(posix)("caisey-runtime HTTPS check-in", () => {
     const posts = server.resultPosts.get("once-1");
     server.redeliver = [once];
     await waitFor("redelivery answered", () => server.redeliver.length === 0);
-    await sleep(2000);
+    await moreCheckins(server, 2); // the repeat was handled (ignored) before these
     expect(fileLines(counter)).toEqual(["run"]);
     expect(server.resultPosts.get("once-1")).toBe(posts);
     expect(runtime.stderr()).toMatch(/already ran and its result was acknowledged/);
@@ -392,7 +330,10 @@ describe.runIf(posix)("caisey-runtime HTTPS check-in", () => {
     expect(result.error).toContain(NOT_RERUN);
     expect(result.error).toMatch(/left over from the previous run \(process group \d+\) were killed/);
     expect(runtime.stderr()).toMatch(/crash-1 was running when the runtime last stopped/);
-    await sleep(2500); // the orphan was killed: it never finishes, and no second run appears
+    // The orphan was killed: once its process group is gone it can never finish, and no second run appears.
+    const group = Number(/process group (\d+)/.exec(result.error ?? "")![1]);
+    await waitFor("the orphan's process group gone", () => !processGroupAlive(group));
+    await moreCheckins(server, 1);
     expect(fileLines(counter)).toEqual(["run"]);
     expect(outboxFiles(stateDir)).toHaveLength(0);
     expect(await stopRuntime(runtime)).toBe(0);

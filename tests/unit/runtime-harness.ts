@@ -1,7 +1,7 @@
 // Shared by the runtime's process-level tests: the built CLI (runtime/bin →
 // runtime/dist) against a stand-in server speaking the wire protocol.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -161,8 +161,16 @@ export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code
 
 export type RuntimeProcess = { child: ChildProcess; stderr: () => string; exited: Promise<number | null> };
 
-export function startRuntime(stateDir: string): RuntimeProcess {
-  const child = spawn(process.execPath, [bin, "run", "--state-dir", stateDir], { stdio: ["ignore", "pipe", "pipe"] });
+export function startRuntime(stateDir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): RuntimeProcess {
+  return spawnCli(["run", "--state-dir", stateDir, ...args], env);
+}
+
+/** Any CLI command as a tracked process (killed by killChildren), for tests that watch it while it runs. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): RuntimeProcess {
+  const child = spawn(process.execPath, [bin, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.add(child);
   let stderr = "";
   child.stderr!.on("data", (d) => (stderr += d));
@@ -176,7 +184,8 @@ export async function stopRuntime(runtime: RuntimeProcess): Promise<number | nul
   return runtime.exited;
 }
 
-export async function enrolledStateDir(server: FakeServer, name: string): Promise<string> {
+/** Enrolls a state directory against any stand-in server that answers /agent/enroll with TOKEN. */
+export async function enrolledStateDir(server: { url: string }, name: string): Promise<string> {
   const stateDir = join(scratch, name);
   const { code, stderr } = await cli(["enroll", "--server", server.url, "--token", TOKEN, "--state-dir", stateDir, "--hostname", "test-host"]);
   expect(code, stderr).toBe(0);
@@ -187,8 +196,12 @@ export function hellos(server: FakeServer): number {
   return server.of("hello").length;
 }
 
+export function fileLines(file: string): string[] {
+  return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
+}
+
 export function lines(file: string): number {
-  return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean).length : 0;
+  return fileLines(file).length;
 }
 
 export function outboxFiles(stateDir: string): string[] {
@@ -220,6 +233,7 @@ export function useFakeServer(): () => FakeServer {
   });
   afterAll(async () => {
     await server.stop();
+    rmSync(scratch, { recursive: true, force: true });
   });
   afterEach(() => {
     killChildren();
@@ -229,4 +243,14 @@ export function useFakeServer(): () => FakeServer {
     expect(server.invalid).toEqual([]);
   });
   return () => server;
+}
+
+/** Whether any process of this group still runs (an orphaned command's shell and children). */
+export function processGroupAlive(group: number): boolean {
+  try {
+    process.kill(-group, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

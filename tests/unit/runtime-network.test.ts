@@ -3,26 +3,21 @@
 // choices of docs/decisions/0015-runtime-network.md: one kept-alive
 // connection for all check-ins, lean check-in requests, and a dead WebSocket
 // detected by the missing pong.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, execFileSync as exec } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { execFileSync as exec } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { createServer as createTlsServer } from "node:https";
 import { createProxy } from "proxy";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer, type WebSocket } from "ws";
 import { checkinRequestSchema, type CheckinResponse } from "../../protocol/messages";
 import { configureNetwork, proxyFor, redactProxy } from "../../runtime/src/http";
+import { killChildren, repo, scratch, spawnCli, waitFor } from "./runtime-harness";
 
-const repo = resolve(__dirname, "../..");
-const bin = join(repo, "runtime/bin/caisey-runtime.mjs");
 const CREDENTIAL = "credential-".padEnd(48, "n");
-const scratch = mkdtempSync(join(tmpdir(), "caisey-network-"));
-const children = new Set<ChildProcess>();
 const PROXY_VARS = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"];
 const savedEnv = Object.fromEntries(PROXY_VARS.map((name) => [name, process.env[name]]));
 
@@ -38,8 +33,7 @@ afterEach(() => {
     else process.env[name] = value;
   }
   configureNetwork({});
-  for (const child of children) child.kill("SIGKILL");
-  children.clear();
+  killChildren();
 });
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -169,24 +163,9 @@ class StandIn {
   }
 }
 
+/** The CLI with no proxy from this machine's environment: these tests choose the proxy themselves. */
 function runCli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, HTTP_PROXY: "", HTTPS_PROXY: "", http_proxy: "", https_proxy: "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  children.add(child);
-  let stderr = "";
-  child.stderr!.on("data", (d) => (stderr += d));
-  child.stdout!.resume();
-  const exited = new Promise<number | null>((done) => child.on("exit", (code) => done(code)));
-  return { child, stderr: () => stderr, exited };
-}
-
-async function waitFor<T>(what: string, check: () => T, timeoutMs = 20_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  return spawnCli(args, { HTTP_PROXY: "", HTTPS_PROXY: "", http_proxy: "", https_proxy: "", ...env });
 }
 
 async function enrolled(server: StandIn, name: string): Promise<string> {
@@ -214,12 +193,14 @@ describe.runIf(process.platform !== "win32")("caisey-runtime on a metered link",
       expect(server.connections - connectionsBefore).toBe(1);
       for (const [index, checkin] of server.checkins.entries()) {
         const names = checkin.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
-        expect(names.sort()).toEqual(["authorization", "connection", "content-length", "content-type", "host"]);
+        // No content-type either (ADR 0027): the session reads the body as JSON regardless.
+        expect(names.sort()).toEqual(["authorization", "connection", "content-length", "host"]);
         const body = JSON.parse(checkin.body);
         expect(body).not.toHaveProperty("started");
         expect(body).not.toHaveProperty("results");
         // Who we are goes with the first check-in of the process only.
-        if (index === 0) expect(body).toMatchObject({ hostname: expect.any(String), os: expect.any(String), runtimeVersion: expect.any(String) });
+        // It also says it takes compact answers, and asks for the server time it has no sample of yet.
+        if (index === 0) expect(body).toMatchObject({ hostname: expect.any(String), os: expect.any(String), runtimeVersion: expect.any(String), compactAnswers: true, wantTime: true });
         // The first exchange's timestamps go with the second (the session measures the endpoint's clock), then not for ten minutes.
         else if (index === 1) expect(Object.keys(body).sort()).toEqual(["clock", "clockSample", "protocol"]);
         else expect(Object.keys(body).sort()).toEqual(["clock", "protocol"]);

@@ -2,9 +2,9 @@
 // real local HTTP + WebSocket server speaking the wire protocol. Covers
 // enrollment, exactly-once execution across reconnects and restarts, results
 // surviving a server outage and a runtime crash, and credential rejection.
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import {
   cli,
   CREDENTIAL,
@@ -16,14 +16,13 @@ import {
   lines,
   outboxFiles,
   posix,
+  processGroupAlive,
   scratch,
   startRuntime,
   stopRuntime,
   TOKEN,
   waitFor,
 } from "./runtime-harness";
-
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 // ---------------------------------------------------------------------------
 
@@ -118,13 +117,13 @@ describe.runIf(posix)("caisey-runtime CLI", () => {
     server.dropConnections();
     await waitFor("reconnect", () => hellos(server) === 2);
     server.dispatch(command);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor("stored result resent after the reconnect", () => server.results("once-1").length >= 3);
 
     expect(await stopRuntime(runtime)).toBe(0);
     runtime = startRuntime(stateDir);
     await waitFor("hello after restart", () => hellos(server) === 3);
     server.dispatch(command);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor("stored result resent after the restart", () => server.results("once-1").length >= 4);
 
     expect(lines(counter)).toBe(1);
     const results = server.results("once-1");
@@ -138,7 +137,7 @@ describe.runIf(posix)("caisey-runtime CLI", () => {
     await waitFor("outbox emptied", () => outboxFiles(stateDir).length === 0);
     const before = server.results("once-1").length;
     server.dispatch(command);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor("the late redelivery answered (ignored)", () => /already ran and its result was acknowledged/.test(runtime.stderr()));
     expect(server.results("once-1")).toHaveLength(before);
     expect(lines(counter)).toBe(1);
     expect(await stopRuntime(runtime)).toBe(0);
@@ -190,7 +189,9 @@ describe.runIf(posix)("caisey-runtime CLI", () => {
     const [result] = await waitFor("result", () => server.results("crash-1").length > 0 && server.results("crash-1"));
     expect(result).toMatchObject({ status: "interrupted", exitCode: null });
     expect(result.error).toMatch(/^interrupted: the runtime stopped or crashed while this command was running; it was not run again; its processes left over from the previous run \(process group \d+\) were killed$/);
-    await new Promise((r) => setTimeout(r, 2500)); // the orphan was killed (it never finishes); no second run appears
+    // The orphan was killed: once its process group is gone it can never finish, and no second run appears.
+    const group = Number(/process group (\d+)/.exec(result.error ?? "")![1]);
+    await waitFor("the orphan's process group gone", () => !processGroupAlive(group));
     expect(lines(counter)).toBe(1);
     expect(await stopRuntime(runtime)).toBe(0);
   }, 30_000);

@@ -3,9 +3,9 @@
 // on Linux, a real runtime process gets SIGINT and SIGHUP in the middle of a
 // command: it must stop as on SIGTERM (exit 0, journal and outbox written),
 // and after a restart deliver the result without running the command again.
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import {
   enrolledStateDir,
   FakeServer,
@@ -18,8 +18,6 @@ import {
   startRuntime,
   waitFor,
 } from "./runtime-harness";
-
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe.runIf(posix)("caisey-runtime stopped like a Windows service", () => {
   const fakeServer = useFakeServer();

@@ -85,6 +85,8 @@ describe("client approval policies (D1)", () => {
       hostname: `host-${endpointId}`,
       clientName: `Client ${clientId}`,
       timeZone: "Europe/Berlin",
+      maintenanceWindows: [],
+      retentionDays: 90,
     });
     // An endpoint the directory does not know: null, never a default.
     expect(await readSessionPolicy(env.DB, unique("ep_unknown"))).toBeNull();

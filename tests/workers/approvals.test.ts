@@ -22,10 +22,10 @@ import {
   type TestSocket,
   viewerIdentity,
   waitForMail,
+  endpointIdsFor,
 } from "./socket";
 
-let counter = 0;
-const freshEndpoint = () => `ep_approval_test_${Date.now()}_${counter++}`;
+const freshEndpoint = endpointIdsFor("ep_approval_test");
 const SECOND_APPROVER = { name: "Omar Okafor", email: "omar@client.test" };
 
 async function approverCall(endpointId: string, path: "view" | "decide", body: unknown): Promise<{ status: number; json(): Promise<any> }> {

@@ -11,11 +11,10 @@ import {
   type AuditRow,
 } from "../../protocol/audit";
 import { createDb } from "~/db/client.server";
-import { verifyTenantAuditChains } from "~/models/review.server";
-import { connectDirect, connectRuntime, connectViewer, runInSession, sessionStub, viewerIdentity } from "./socket";
+import { verifyTenantAuditChains } from "~/models/audit-chains.server";
+import { connectDirect, connectRuntime, connectViewer, runInSession, sessionStub, viewerIdentity, endpointIdsFor } from "./socket";
 
-let counter = 0;
-const freshEndpoint = () => `ep_audit_test_${Date.now()}_${counter++}`;
+const freshEndpoint = endpointIdsFor("ep_audit_test");
 
 /** Drives one command through the real DO: requested → dispatched → finished. */
 async function runCommandThroughSession(endpointId: string, text: string, status: "succeeded" | "failed" = "succeeded") {

@@ -11,10 +11,10 @@ import {
   result,
   type TestSocket,
   viewerIdentity,
+  endpointIdsFor,
 } from "./socket";
 
-let counter = 0;
-const freshEndpoint = () => `ep_bounded_test_${Date.now()}_${counter++}`;
+const freshEndpoint = endpointIdsFor("ep_bounded_test");
 
 /** Queues `count` commands (as 20-step sequences, so the page's message budget is not the limit here). */
 async function queueCommands(viewer: TestSocket, count: number): Promise<void> {

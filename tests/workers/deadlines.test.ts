@@ -1,10 +1,9 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_CHECKIN_INTERVAL_MS } from "../../protocol/messages";
-import { checkin, connectRuntime, connectViewer, runInSession, runtimeIdentity, sessionStub, TEST_APPROVER, type TestSocket, viewerIdentity, waitForMail } from "./socket";
+import { checkin, connectRuntime, connectViewer, runInSession, runtimeIdentity, sessionStub, TEST_APPROVER, type TestSocket, viewerIdentity, waitForMail, endpointIdsFor, settled } from "./socket";
 
-let counter = 0;
-const freshEndpoint = () => `ep_deadline_test_${Date.now()}_${counter++}`;
+const freshEndpoint = endpointIdsFor("ep_deadline_test");
 /** Comfortably past any result deadline the session could compute for a 1 s command. */
 const LONG_AGO = () => Date.now() - 10 * DEFAULT_CHECKIN_INTERVAL_MS;
 
@@ -53,7 +52,7 @@ describe("server-side deadlines and liveness", () => {
     expect(await runtimeValue(endpointId, "checkin_offline_at")).toBe("");
     const alarm = await nextAlarm(endpointId);
     expect(alarm === null || alarm > Date.now()).toBe(true);
-    await new Promise((r) => setTimeout(r, 50));
+    await settled(viewer);
     expect(viewer.messages.slice(seenBefore).filter((m) => m.type === "runtime" && !m.runtime.online)).toHaveLength(0);
     expect(await auditKinds(endpointId)).not.toContain("runtime.disconnected");
   });

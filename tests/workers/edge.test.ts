@@ -108,7 +108,13 @@ describe("edge origin guard: every state-changing request comes from this site",
       body: new URLSearchParams({ intent: "save-policy", patterns: "", approvers: "", linkTtlHours: "1" }),
       headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
     });
-  const clerkEnv = (): Env => ({ ...(env as unknown as Env), CAISEY_OFFLINE_AUTH: undefined });
+  // A real (development) Clerk instance's key shapes: the guard refuses everything without them (clerk-config.server.ts).
+  const clerkEnv = (): Env => ({
+    ...(env as unknown as Env),
+    CAISEY_OFFLINE_AUTH: undefined,
+    CLERK_PUBLISHABLE_KEY: `pk_test_${btoa("neat-owl-12.clerk.accounts.dev$")}`,
+    CLERK_SECRET_KEY: "sk_test_edge",
+  });
 
   it("refuses a Remix data request and a document POST from a foreign Origin, naming why", async () => {
     const data = await handleEdgeRequest(post(DATA_PATH, { origin: "https://evil.example", "sec-fetch-site": "cross-site" }), env);
@@ -194,7 +200,13 @@ describe("edge origin guard: every state-changing request comes from this site",
   });
 
   it("fails closed in production without PUBLIC_ORIGIN, on every request", async () => {
-    const production = { ...clerkEnv(), CAISEY_ENV: "production", PUBLIC_ORIGIN: undefined } as Env;
+    const production = {
+      ...clerkEnv(),
+      CAISEY_ENV: "production",
+      PUBLIC_ORIGIN: undefined,
+      CLERK_PUBLISHABLE_KEY: `pk_live_${btoa("clerk.console.caisey.test$")}`,
+      CLERK_SECRET_KEY: "sk_live_edge",
+    } as Env;
     for (const request of [new Request(`${PUBLIC}/endpoints`), post(DATA_PATH, { origin: PUBLIC })]) {
       const response = await handleEdgeRequest(request, production);
       expect(response!.status).toBe(500);
@@ -203,5 +215,26 @@ describe("edge origin guard: every state-changing request comes from this site",
     const plainHttp = await handleEdgeRequest(new Request(`${PUBLIC}/endpoints`), { ...production, PUBLIC_ORIGIN: "http://console.caisey.test" } as Env);
     expect(plainHttp!.status).toBe(500);
     expect(await handleEdgeRequest(new Request(`${PUBLIC}/endpoints`), { ...production, PUBLIC_ORIGIN: PUBLIC } as Env)).toBeNull();
+  });
+
+  it("serves nothing to browsers while Clerk is off and its keys are missing or wrong; runtimes keep working", async () => {
+    const production = { ...clerkEnv(), CAISEY_ENV: "production", PUBLIC_ORIGIN: PUBLIC } as Env;
+    const cases: [Partial<Env>, string][] = [
+      [{ CLERK_PUBLISHABLE_KEY: undefined, CLERK_SECRET_KEY: undefined }, "CLERK_PUBLISHABLE_KEY and CLERK_SECRET_KEY are not set"],
+      [{ CLERK_SECRET_KEY: "" }, "CLERK_SECRET_KEY is not set"],
+      [{ CLERK_PUBLISHABLE_KEY: (env as unknown as Env).CLERK_PUBLISHABLE_KEY }, "offline development key, but offline auth is off"],
+      [{ CLERK_SECRET_KEY: "not-a-key" }, "CLERK_SECRET_KEY is not a Clerk secret key"],
+      [{}, "a development instance's (pk_test_)"],
+    ];
+    for (const [change, reason] of cases) {
+      for (const request of [new Request(`${PUBLIC}/endpoints`), new Request(`${PUBLIC}/`), post(DATA_PATH, { origin: PUBLIC }), new Request(`${PUBLIC}/webhooks/clerk`, { method: "POST" })]) {
+        const response = await handleEdgeRequest(request, { ...production, ...change } as Env);
+        expect(response!.status, `${request.url} with ${reason}`).toBe(503);
+        expect(await response!.text()).toContain(reason);
+      }
+    }
+    const missing = { ...production, CLERK_PUBLISHABLE_KEY: undefined, CLERK_SECRET_KEY: undefined } as Env;
+    const checkin = await handleEdgeRequest(new Request(`${PUBLIC}/agent/checkin`, { method: "POST", body: "{}" }), missing);
+    expect(checkin!.status).toBe(401); // reached the route: refused for its credential, not for Clerk
   });
 });

@@ -29,3 +29,28 @@ export async function seedLargeTenant(orgId: string, count: number): Promise<voi
     ).bind(orgId, count),
   ]);
 }
+
+/** One /api/v1 request through the real edge (origin guard, token check, handlers), as an automation client sends it. */
+export async function apiCall(
+  path: string,
+  options: { method?: string; token?: string | null; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
+  const { handleEdgeRequest } = await import("~/edge/router.server");
+  const headers: Record<string, string> = { ...(options.headers ?? {}) };
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  if (options.body !== undefined) headers["content-type"] ??= "application/json";
+  const request = new Request(`http://127.0.0.1:8788/api/v1${path}`, {
+    method: options.method ?? (options.body === undefined ? "GET" : "POST"),
+    headers,
+    body: options.body === undefined ? undefined : typeof options.body === "string" ? options.body : JSON.stringify(options.body),
+  });
+  const response = (await handleEdgeRequest(request, env as never))!;
+  const text = await response.text();
+  let body: any = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: the test sees the text
+  }
+  return { status: response.status, body, headers: response.headers };
+}

@@ -4,10 +4,9 @@
 // the step that actually failed; anything else is refused, audited, and
 // changes nothing.
 import { describe, expect, it } from "vitest";
-import { connectRuntime, connectViewer, result, sessionAudit, type TestSocket, viewerIdentity } from "./socket";
+import { connectRuntime, connectViewer, result, sessionAudit, type TestSocket, viewerIdentity, endpointIdsFor } from "./socket";
 
-let counter = 0;
-const freshEndpoint = () => `ep_interrupt_test_${Date.now()}_${counter++}`;
+const freshEndpoint = endpointIdsFor("ep_interrupt_test");
 
 function queueSequence(viewer: TestSocket, steps: { text: string; idempotent?: boolean }[], extra: Record<string, unknown> = {}) {
   viewer.send({ type: "run_sequence", requestId: crypto.randomUUID(), name: "Patch night", steps, stopOnFailure: true, ...extra });

@@ -3,10 +3,9 @@
 // a decommissioned endpoint runs nothing new and keeps its transcript.
 import { describe, expect, it } from "vitest";
 import { SESSION_CLOSE_CODES, SESSION_PATHS } from "../../protocol/session-contract";
-import { checkin, connectDirect, connectRuntime, connectViewer, directoryCall, registerEndpoint, replayAll, runtimeHello, runtimeIdentity, sessionAuditKinds, viewerIdentity } from "./socket";
+import { checkin, connectDirect, connectRuntime, connectViewer, directoryCall, registerEndpoint, replayAll, runtimeHello, runtimeIdentity, sessionAuditKinds, viewerIdentity, endpointIdsFor } from "./socket";
 
-let counter = 0;
-const freshEndpoint = () => `ep_lifecycle_test_${Date.now()}_${counter++}`;
+const freshEndpoint = endpointIdsFor("ep_lifecycle_test");
 
 const lifecycle = (endpointId: string, action: string, orgId = "org_test") => directoryCall(endpointId, SESSION_PATHS.lifecycle, { action }, orgId);
 const auditKinds = sessionAuditKinds;

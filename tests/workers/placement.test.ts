@@ -9,6 +9,7 @@ import { handleEdgeRequest } from "~/edge/router.server";
 import { sha256Hex } from "~/lib/crypto.server";
 import { viewApproval } from "~/models/approvals.server";
 import { createEnrollmentToken } from "~/models/enrollment.server";
+import { callSessionAsDirectory, NOT_PLACED_REASON } from "~/models/session-call.server";
 import { refreshSessionPolicies } from "~/models/session-policy.server";
 import { locationHintFor } from "../../protocol/placement";
 import { DEMO_ORG } from "../../scripts/seed.mjs";
@@ -100,6 +101,20 @@ describe("session placement", () => {
     expect(refresh.failed.map((f) => f.endpointId)).not.toContain(endpointId);
     const view = await viewApproval(env, `${endpointId}~${"a".repeat(43)}`, "198.19.8.1");
     expect(view).toMatchObject({ ok: false, reason: "invalid" });
+    expect(await sessionIds()).not.toContain(unplacedId);
+  });
+
+  it("answers any call to an unplaced session with 'not placed yet', creating nothing, whoever makes it", async () => {
+    const endpointId = freshEndpoint("ep_unplaced_call");
+    const unplacedId = env.ENDPOINT_SESSION.idFromName(endpointId).toString();
+    const answer = await callSessionAsDirectory(env, {
+      session: { endpointId, placement: { jurisdiction: null, locationHint: null, placedAt: null } },
+      orgId: DEMO_ORG.id,
+      path: "/policy",
+      body: {},
+      actor: { userId: "user_demo_admin", name: "Ada Admin" },
+    });
+    expect(answer).toEqual({ answered: false, reason: NOT_PLACED_REASON });
     expect(await sessionIds()).not.toContain(unplacedId);
   });
 

@@ -4,24 +4,9 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { createDb } from "~/db/client.server";
-import {
-  commandsToCsv,
-  commandsToText,
-  countUnreviewedFailures,
-  csvField,
-  defaultWindowStart,
-  listEndpointCommands,
-  listReviewActivity,
-  markReviewed,
-  parseReviewFilters,
-  parseReviewItems,
-  resolveWindow,
-  reviewFiltersSchema,
-  toDatetimeLocal,
-  transcriptExportResponse,
-  verifyTenantAuditChains,
-  type ReviewFilters,
-} from "~/models/review.server";
+import { commandsToCsv, commandsToText, listEndpointCommands, transcriptExportResponse } from "~/models/transcript-export.server";
+import { countUnreviewedFailures, csvField, defaultWindowStart, listReviewActivity, markReviewed, parseReviewFilters, parseReviewItems, resolveWindow, reviewFiltersSchema, toDatetimeLocal, type ReviewFilters } from "~/models/review.server";
+import { verifyTenantAuditChains } from "~/models/audit-chains.server";
 import { InvalidCursorError } from "~/lib/keyset-cursor";
 import { describeTruncation } from "~/lib/truncation";
 import { computeAuditHash, GENESIS_HASH, type AuditEvent } from "../../protocol/audit";

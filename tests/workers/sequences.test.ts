@@ -1,9 +1,8 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { checkin, connectRuntime, connectViewer, result, runInSession, sessionStub, type TestSocket, viewerIdentity } from "./socket";
+import { checkin, connectRuntime, connectViewer, result, runInSession, sessionStub, type TestSocket, viewerIdentity, endpointIdsFor, settled } from "./socket";
 
-let counter = 0;
-const freshEndpoint = () => `ep_sequence_test_${Date.now()}_${counter++}`;
+const freshEndpoint = endpointIdsFor("ep_sequence_test");
 
 function queueSequence(viewer: TestSocket, steps: string[], extra: Record<string, unknown> = {}) {
   const message = { type: "run_sequence", requestId: crypto.randomUUID(), name: "Morning checks", steps: steps.map((text) => ({ text })), ...extra };
@@ -28,7 +27,7 @@ describe("queued work and diagnostic sequences", () => {
     const request = queueSequence(viewer, ["hostname", "uptime", "df -h"]);
     const queued = await viewer.waitFor((m) => m.type === "events" && m.events.filter((e: any) => e.kind === "command.queued").length === 3);
     viewer.send(request); // resent after a reconnect: not queued twice
-    await new Promise((r) => setTimeout(r, 100));
+    await settled(viewer);
     expect(viewer.events().filter((e) => e.kind === "command.queued")).toHaveLength(3);
     expect(queued.events.filter((e: any) => e.kind === "command.queued").map((e: any) => [e.text, e.sequence.step, e.sequence.steps])).toEqual([
       ["hostname", 0, 3],

@@ -147,7 +147,7 @@ describe("runtime reports", () => {
 describe("runtime presence", () => {
   it("takes a check-in runtime offline when it misses its check-ins, audited, and wakes for it", () =>
     inFreshSession(({ store, audit }) => {
-      const presence = new RuntimePresence({ store, audit, runtimeConnections: () => [], broadcast: () => {}, writeDirectory: () => {} });
+      const presence = new RuntimePresence({ store, audit, runtimeConnections: () => [], broadcast: () => {}, directory: () => ({ db: env.DB, endpointId: "ep_modules" }), waitUntil: () => {} });
       const now = Date.now();
       presence.checkedIn(now, 30_000);
       presence.setOnline(true, "checkin");
@@ -162,7 +162,7 @@ describe("runtime presence", () => {
 
   it("binds the session to the first tenant and refuses every other", () =>
     inFreshSession(({ store, audit }) => {
-      const presence = new RuntimePresence({ store, audit, runtimeConnections: () => [], broadcast: () => {}, writeDirectory: () => {} });
+      const presence = new RuntimePresence({ store, audit, runtimeConnections: () => [], broadcast: () => {}, directory: () => ({ db: env.DB, endpointId: "ep_modules" }), waitUntil: () => {} });
       const identity = (orgId: string) => ({ peer: "runtime", endpointId: "ep", orgId, address: null }) as never;
       expect(presence.bindTenant(identity("org_a"))).toBe(true);
       expect(presence.bindTenant(identity("org_b"))).toBe(false);

@@ -246,7 +246,8 @@ export async function checkin(endpointId: string, body: Record<string, unknown>,
     headers: { "content-type": "application/json", "x-partykit-room": endpointId, [IDENTITY_HEADERS.identity]: JSON.stringify(identity) },
     body: JSON.stringify({ protocol: 1, runtimeVersion: "test", hostname: "h", os: "linux", clock: Date.now(), ...body }),
   });
-  return { status: response.status, body: await response.json() };
+  // 204: the compact "nothing to do" for a runtime that takes compact answers (ADR 0027).
+  return { status: response.status, body: response.status === 204 ? await response.text() : await response.json() };
 }
 
 /**
@@ -275,4 +276,45 @@ export function freshEndpoint(prefix = "ep_test"): string {
 /** Runs SQL inside an endpoint's session (setting up a past the test cannot wait for, or reading state). */
 export function sessionSql(endpointId: string, query: string, ...bindings: unknown[]): Promise<any[]> {
   return runInSession(sessionStub(endpointId), (_instance, state) => state.storage.sql.exec(query, ...bindings).toArray());
+}
+
+/** Replicates the session's audit chain to D1 now (what its alarm does shortly after the events), until nothing is left. */
+export async function replicateAudit(endpointId: string): Promise<void> {
+  for (;;) {
+    const outcome = await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB, env.AUDIT_MAC_KEY));
+    if ("failed" in outcome) throw new Error(`audit replication failed: ${outcome.failed}`);
+    if (outcome.remaining === 0) return;
+  }
+}
+
+/** A file's own freshEndpoint with its prefix (ids of different files never meet, whatever Date.now() says). */
+export function endpointIdsFor(prefix: string): () => string {
+  return () => freshEndpoint(prefix);
+}
+
+/**
+ * Resolves once the session has handled everything this viewer sent before, and everything it sent this viewer
+ * before is in `viewer.messages`: it answers a sync in arrival order (ADR 0028), on the same socket. The positive
+ * signal to wait for before asserting that something did NOT happen, instead of a sleep.
+ */
+export async function settled(viewer: TestSocket): Promise<void> {
+  const newest: number = await runInSession(sessionStub(viewer.endpointId), (_instance, state) =>
+    state.storage.sql.exec("SELECT COALESCE(MAX(seq), 0) AS seq FROM events").one().seq,
+  );
+  await replayAll(viewer, newest);
+}
+
+/** Runs one command through the session over sockets (viewer asks, runtime reports success) and returns its id. */
+export async function runCommandToEnd(endpointId: string, text: string, orgId = "org_test"): Promise<string> {
+  const viewer = await connectViewer(endpointId, viewerIdentity(endpointId, { orgId }));
+  const runtime = await connectDirect(endpointId, { ...runtimeIdentity(endpointId), orgId });
+  runtime.send(runtimeHello);
+  viewer.send({ type: "run", requestId: crypto.randomUUID(), text, shell: "default" });
+  const dispatch = await runtime.waitFor((m) => m.type === "dispatch");
+  const commandId: string = dispatch.command.commandId;
+  runtime.send({ type: "result", result: result(commandId, "succeeded", `output of ${text}`) });
+  await runtime.waitFor((m) => m.type === "ack");
+  viewer.close();
+  runtime.close();
+  return commandId;
 }

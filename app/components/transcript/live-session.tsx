@@ -1,10 +1,15 @@
-import { Fragment, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
+import { Fragment, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
+import { useConfirmDialog } from "~/components/confirm-dialog";
+import { searchBackwards, technicianHistory } from "~/lib/command-history";
 import { describeRuntimeLink } from "~/lib/format";
-import { isFinished, noticesAfter, queuePositions } from "~/lib/transcript";
+import { Time, useTimeZone } from "~/lib/time-zone";
+import { isFinished, noticesAfter, queuePositions, type TranscriptCommand, type TranscriptState } from "~/lib/transcript";
 import type { Role } from "~/db/schema";
-import type { Shell } from "../../../protocol/messages";
+import type { Shell } from "@protocol/messages";
 import type { SequenceTemplate } from "~/models/sequence-templates.server";
 import { CommandEntry, RefusalLine } from "./command-entry";
+import { LatencyPanel } from "./latency-panel";
+import { ShortcutsDialog } from "./shortcuts-dialog";
 import { SequencePanel } from "./sequence-panel";
 import { useEndpointSession, type SessionError } from "./use-endpoint-session";
 
@@ -20,7 +25,9 @@ export const REASON_REQUIRED_MESSAGE = "Give a reason: the client reads it first
 
 export function LiveSession({
   endpointId,
+  userId,
   canRun,
+  canQueue = canRun,
   role,
   defaultShell,
   templates,
@@ -29,7 +36,11 @@ export function LiveSession({
   /** Told whenever the session's word on the runtime changes (the page header's badge follows it live). */
   onRuntimeState?: (runtime: { online: boolean } | null) => void;
   endpointId: string;
+  /** The signed-in member: the command history is theirs on this endpoint. */
+  userId: string;
   canRun: boolean;
+  /** May queue diagnostic sequences (NOC staff may, without live commands; docs/roles.md). */
+  canQueue?: boolean;
   /** The member's role: only admins may re-issue approval links (the session enforces it too). */
   role: Role;
   defaultShell: Shell;
@@ -38,7 +49,8 @@ export function LiveSession({
   const session = useEndpointSession(endpointId);
   const { transcript } = session;
   useEffect(() => onRuntimeState?.(session.runtime ?? null), [session.runtime, onRuntimeState]);
-  const link = session.runtime ? describeRuntimeLink(session.runtime) : null;
+  const zone = useTimeZone();
+  const link = session.runtime ? describeRuntimeLink(session.runtime, Date.now(), zone) : null;
   const positions = useMemo(() => queuePositions(transcript), [transcript]);
   const [text, setText] = useState("");
   const [shell, setShell] = useState<Shell>(defaultShell);
@@ -50,6 +62,16 @@ export function LiveSession({
   const submittedAtRef = useRef(new Map<string, number>());
   const [rttByRequest, setRttByRequest] = useState<Record<string, number>>({});
   const bottomRef = useRef<HTMLDivElement>(null);
+  const commandInputRef = useRef<HTMLInputElement>(null);
+  const searchInputRef = useRef<HTMLInputElement>(null);
+  const { confirm, element: confirmDialog } = useConfirmDialog();
+  const historyItems = useMemo(() => technicianHistory(transcript, userId), [transcript, userId]);
+  /** Where ArrowUp/ArrowDown stand in the history; null while editing the draft. */
+  const [historyIndex, setHistoryIndex] = useState<number | null>(null);
+  const draftRef = useRef("");
+  /** Ctrl-R reverse search: the query and the history index it currently matches (-1: none). */
+  const [search, setSearch] = useState<{ query: string; index: number } | null>(null);
+  const announcement = useFinishedAnnouncement(transcript);
   const scrolledToTargetRef = useRef(false);
 
   // Runs once the finished output is in the DOM (before the browser paints the
@@ -95,7 +117,106 @@ export function LiveSession({
     setText("");
     setPrivileged(false);
     setReason("");
+    setHistoryIndex(null);
+    draftRef.current = "";
+    commandInputRef.current?.focus();
   };
+
+  const recall = (index: number | null) => {
+    setHistoryIndex(index);
+    if (index === null) {
+      setText(draftRef.current);
+      return;
+    }
+    const item = historyItems[index]!;
+    setText(item.text);
+    setShell(item.shell as Shell);
+  };
+
+  const onCommandKeyDown = (event: React.KeyboardEvent<HTMLInputElement>) => {
+    if (event.key === "ArrowUp" && historyItems.length) {
+      event.preventDefault();
+      if (historyIndex === null) draftRef.current = text;
+      recall(Math.max(0, (historyIndex ?? historyItems.length) - 1));
+    } else if (event.key === "ArrowDown" && historyIndex !== null) {
+      event.preventDefault();
+      recall(historyIndex + 1 >= historyItems.length ? null : historyIndex + 1);
+    } else if (event.key === "r" && event.ctrlKey) {
+      event.preventDefault();
+      if (historyIndex === null) draftRef.current = text;
+      setSearch({ query: "", index: -1 });
+    }
+  };
+
+  const searching = search !== null;
+  useEffect(() => {
+    if (searching) searchInputRef.current?.focus();
+  }, [searching]);
+
+  const closeSearch = (accept: boolean) => {
+    if (accept && search && search.index >= 0) recall(search.index);
+    setSearch(null);
+    commandInputRef.current?.focus();
+  };
+
+  const onSearchKeyDown = (event: React.KeyboardEvent<HTMLInputElement>) => {
+    if (!search) return;
+    if (event.key === "r" && event.ctrlKey) {
+      // Again: the next older match.
+      event.preventDefault();
+      const older = searchBackwards(historyItems, search.query, search.index >= 0 ? search.index : historyItems.length);
+      if (older >= 0) setSearch({ ...search, index: older });
+    } else if (event.key === "Enter") {
+      event.preventDefault();
+      closeSearch(true);
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      closeSearch(false);
+    }
+  };
+
+  const { run, cancel, reissue, sequenceAction } = session;
+  const rerun = useCallback(
+    (command: TranscriptCommand) => {
+      const startedAt = performance.now();
+      const requestId = run(command.text, command.shell as Shell, { privileged: false, reason: "" });
+      submittedAtRef.current.set(requestId, startedAt);
+      commandInputRef.current?.focus();
+    },
+    [run],
+  );
+
+  const commandsRef = useRef(transcript.commands);
+  commandsRef.current = transcript.commands;
+  const confirmCancel = useCallback(
+    async (commandId: string) => {
+      const command = commandsRef.current[commandId];
+      if (!command) return;
+      const ok =
+        command.status === "pending_approval"
+          ? await confirm("Withdraw this approval request?", "The client's links stop working and the command will not run.", "Withdraw request")
+          : await confirm(
+              `Cancel “${command.text}”?`,
+              command.status === "running" ? "It is stopped on the endpoint now; what it already changed stays changed." : "It will not run.",
+              "Cancel command",
+            );
+      if (ok) cancel(commandId);
+    },
+    [confirm, cancel],
+  );
+  const confirmReissue = useCallback(
+    async (commandId: string) => {
+      if (await confirm("Send new approval links?", "Every approver gets a new link; the links already sent stop working.", "Re-issue links")) reissue(commandId);
+    },
+    [confirm, reissue],
+  );
+  const confirmSequenceAction = useCallback(
+    async (sequenceId: string, action: "retry" | "skip" | "abort") => {
+      if (action === "abort" && !(await confirm("Abort the rest of this sequence?", "Its remaining steps will not run.", "Abort sequence"))) return;
+      sequenceAction(sequenceId, action);
+    },
+    [confirm, sequenceAction],
+  );
 
   return (
     <div className="overflow-hidden rounded-lg bg-slate-900 shadow">
@@ -109,6 +230,7 @@ export function LiveSession({
         <span className="ml-auto" data-testid="presence">
           watching: {session.viewers.map((v) => v.name).join(", ") || "—"}
         </span>
+        <ShortcutsDialog />
       </div>
       {session.errors.map((error) => (
         <div
@@ -125,8 +247,13 @@ export function LiveSession({
           <button onClick={() => session.dismissError(error.id)} className="text-xs underline">dismiss</button>
         </div>
       ))}
-      <div className="max-h-[60vh] min-h-48 overflow-y-auto" data-testid="transcript">
+      <div className="max-h-[60vh] min-h-48 overflow-y-auto" data-testid="transcript" role="log" aria-label="Transcript" aria-live="off" tabIndex={0}>
         {session.history.hasOlder ? <LoadOlder loading={session.history.loading} onLoad={session.loadOlder} /> : null}
+        {transcript.prunedBefore ? (
+          <p className="px-4 py-2 text-xs text-slate-500" data-testid="transcript-pruned">
+            History before <Time at={transcript.prunedBefore} /> was removed by your organisation&apos;s retention setting.
+          </p>
+        ) : null}
         {transcript.order.length === 0 ? <p className="px-4 py-6 text-sm text-slate-500">No commands yet.</p> : null}
         <Notices notices={noticesAfter(transcript, null)} />
         {transcript.order.map((id) => {
@@ -136,12 +263,14 @@ export function LiveSession({
               <CommandEntry
                 command={command}
                 browserRttMs={rttByRequest[command.requestId]}
-                canCancel={canRun}
+                canCancel={canRun || (canQueue && command.sequence !== null)}
                 canReissue={role === "admin"}
-                onCancel={session.cancel}
-                onReissue={session.reissue}
+                onCancel={confirmCancel}
+                onReissue={confirmReissue}
                 queueAhead={positions.get(id)}
-                onSequenceAction={session.sequenceAction}
+                onSequenceAction={confirmSequenceAction}
+                onRerun={canRun ? rerun : undefined}
+                serverClockOffsetMs={session.serverClockOffsetMs}
               />
               <Notices notices={noticesAfter(transcript, id)} />
             </Fragment>
@@ -149,6 +278,9 @@ export function LiveSession({
         })}
         <div ref={bottomRef} />
       </div>
+      {/* Polite: a finished command is announced once, after whatever the reader is saying. */}
+      <p role="status" aria-live="polite" className="sr-only" data-testid="transcript-announcement">{announcement}</p>
+      {confirmDialog}
       {canRun ? (
         <form onSubmit={submit} className="flex flex-wrap gap-2 border-t border-slate-700 p-3">
           <select value={shell} onChange={(e) => setShell(e.target.value as Shell)} aria-label="Shell" className="rounded bg-slate-800 px-2 text-sm text-slate-200">
@@ -159,15 +291,41 @@ export function LiveSession({
             <option value="cmd">cmd (Windows)</option>
           </select>
           <input
+            ref={commandInputRef}
             value={text}
-            onChange={(e) => setText(e.target.value)}
+            onChange={(e) => {
+              setText(e.target.value);
+              setHistoryIndex(null);
+            }}
+            onKeyDown={onCommandKeyDown}
             aria-label="Command"
+            aria-keyshortcuts="ArrowUp ArrowDown Control+R"
             placeholder="Type a command and press Enter"
             autoComplete="off"
             spellCheck={false}
-            className="flex-1 rounded bg-slate-800 px-3 py-1.5 font-mono text-sm text-slate-100 placeholder:text-slate-500"
+            className="min-w-0 flex-1 rounded bg-slate-800 px-3 py-1.5 font-mono text-sm text-slate-100 placeholder:text-slate-400"
+            data-history-index={historyIndex ?? ""}
           />
           <button className="rounded bg-indigo-600 px-3 py-1.5 text-sm font-medium text-white">Run</button>
+          {search ? (
+            <div className="flex basis-full items-center gap-2 text-xs text-slate-300" data-testid="history-search">
+              <label htmlFor="history-search" className="whitespace-nowrap">reverse search</label>
+              <input
+                id="history-search"
+                ref={searchInputRef}
+                value={search.query}
+                onChange={(e) => setSearch({ query: e.target.value, index: searchBackwards(historyItems, e.target.value) })}
+                onKeyDown={onSearchKeyDown}
+                aria-describedby="history-search-match"
+                autoComplete="off"
+                spellCheck={false}
+                className="min-w-0 flex-1 rounded bg-slate-800 px-2 py-1 font-mono text-slate-100"
+              />
+              <span id="history-search-match" className="min-w-0 truncate font-mono" data-testid="history-search-match" aria-live="polite">
+                {search.query ? (search.index >= 0 ? historyItems[search.index]!.text : "no match") : "type to search your history (Enter takes it, Esc leaves)"}
+              </span>
+            </div>
+          ) : null}
           <div className="flex basis-full flex-wrap items-center gap-3 text-xs text-slate-300">
             <label className="flex items-center gap-1.5">
               <input
@@ -195,7 +353,7 @@ export function LiveSession({
               aria-describedby={reasonProblem ? "reason-problem" : undefined}
               placeholder="Reason shown to the client (required whenever the client must approve)"
               maxLength={500}
-              className="min-w-72 flex-1 rounded bg-slate-800 px-2 py-1 text-slate-100 placeholder:text-slate-500"
+              className="min-w-0 flex-1 basis-64 rounded bg-slate-800 px-2 py-1 text-slate-100 placeholder:text-slate-400"
             />
             {reasonProblem ? (
               <p id="reason-problem" role="alert" className="basis-full text-red-300" data-testid="reason-problem">
@@ -205,12 +363,15 @@ export function LiveSession({
           </div>
         </form>
       ) : null}
-      {canRun ? <SequencePanel templates={templates} onQueue={session.runSequence} /> : null}
+      {canQueue ? <SequencePanel templates={templates} onQueue={session.runSequence} /> : null}
+      <LatencyPanel transcript={transcript} />
       {canRun ? null : (
         <p className="border-t border-slate-700 px-4 py-2 text-xs text-slate-400" data-testid="cannot-run">
           {session.runtime?.decommissioned
             ? "This endpoint was decommissioned: nothing new runs on it. Its transcript stays readable."
-            : "Your role can watch but not run commands."}
+            : canQueue
+              ? "Your role can queue diagnostic sequences (below) but not run live commands."
+              : "Your role can watch but not run commands."}
         </p>
       )}
     </div>
@@ -246,4 +407,29 @@ function LoadOlder({ loading, onLoad }: { loading: boolean; onLoad: () => void }
       {loading ? "Loading earlier commands…" : "Load earlier commands"}
     </button>
   );
+}
+
+/**
+ * The sentence the polite live region reads when a command this page watched
+ * finishes. Commands already finished when the page loaded are not announced.
+ */
+function useFinishedAnnouncement(transcript: TranscriptState): string {
+  const [announcement, setAnnouncement] = useState("");
+  const seenRef = useRef(new Map<string, boolean>());
+  useEffect(() => {
+    const seen = seenRef.current;
+    const finishedNow: TranscriptCommand[] = [];
+    for (const id of transcript.order) {
+      const command = transcript.commands[id]!;
+      const finished = isFinished(command);
+      if (finished && seen.get(id) === false) finishedNow.push(command);
+      seen.set(id, finished);
+    }
+    const last = finishedNow[finishedNow.length - 1];
+    if (last) {
+      const outcome = last.status.replace("_", " ") + (last.exitCode !== null ? `, exit ${last.exitCode}` : "");
+      setAnnouncement(`Finished: ${last.text} — ${outcome}${finishedNow.length > 1 ? ` (and ${finishedNow.length - 1} more)` : ""}`);
+    }
+  }, [transcript]);
+  return announcement;
 }

@@ -1,11 +1,12 @@
 import { useFetcher } from "@remix-run/react";
 import { useState } from "react";
+import { useTimeZone } from "~/lib/time-zone";
 import type { SequenceTemplate } from "~/models/sequence-templates.server";
-import type { Shell, ViewerMessage } from "../../../protocol/messages";
+import type { Shell, ViewerMessage } from "@protocol/messages";
 
 type SequenceRequest = Omit<Extract<ViewerMessage, { type: "run_sequence" }>, "type" | "requestId">;
 
-/** datetime-local (the technician's time zone) → epoch ms, or null when empty. */
+/** datetime-local (the browser's wall clock: the viewer's zone, as everywhere on the console) → epoch ms, or null when empty. */
 function localTimeToEpoch(value: string): number | null {
   if (!value) return null;
   const ms = new Date(value).getTime();
@@ -33,10 +34,13 @@ export function SequencePanel({
   const [idempotent, setIdempotent] = useState(false);
   const [notBefore, setNotBefore] = useState("");
   const [expiresAt, setExpiresAt] = useState("");
+  const [inWindow, setInWindow] = useState(false);
   const [privileged, setPrivileged] = useState(false);
   const [reason, setReason] = useState("");
   const [problem, setProblem] = useState<string | null>(null);
   const saver = useFetcher<{ error?: string; saved?: string }>();
+  // datetime-local reads the browser's wall clock, which is the zone every time on the console is shown in (ADR 0024).
+  const zone = useTimeZone();
 
   const steps = stepsText.split("\n").map((line) => line.trim()).filter(Boolean).map((text) => ({ text, shell, idempotent }));
 
@@ -56,10 +60,11 @@ export function SequencePanel({
     const end = localTimeToEpoch(expiresAt);
     if (!name.trim() || steps.length === 0) return setProblem("Give the sequence a name and at least one step.");
     if (start !== null && end !== null && end <= start) return setProblem("The expiry must be after the window opens.");
+    if (inWindow && start !== null) return setProblem("Choose either a start time or the maintenance window, not both.");
     if (privileged && !reason.trim()) return setProblem("Give a reason: the client reads it first when deciding whether to approve.");
     setProblem(null);
     // The reason travels even unticked: under the client's policy any step may still need approval.
-    onQueue({ name: name.trim(), steps, stopOnFailure, notBefore: start, expiresAt: end, privileged, reason: reason.trim() });
+    onQueue({ name: name.trim(), steps, stopOnFailure, notBefore: start, expiresAt: end, privileged, reason: reason.trim(), maintenanceWindow: inWindow });
     setStepsText("");
   };
 
@@ -104,8 +109,12 @@ export function SequencePanel({
         <label className="flex items-center gap-1.5" title="If the runtime stops or crashes during a step, that step is run again once without asking">
           <input type="checkbox" checked={idempotent} onChange={(e) => setIdempotent(e.target.checked)} data-testid="sequence-idempotent" /> Steps are safe to run twice
         </label>
-        <label className="flex items-center gap-1.5">Not before <input type="datetime-local" value={notBefore} onChange={(e) => setNotBefore(e.target.value)} aria-label="Not before" className={inputClass} /></label>
-        <label className="flex items-center gap-1.5">Expires <input type="datetime-local" value={expiresAt} onChange={(e) => setExpiresAt(e.target.value)} aria-label="Expires" className={inputClass} /></label>
+        <label className="flex items-center gap-1.5">Not before <input type="datetime-local" value={notBefore} onChange={(e) => setNotBefore(e.target.value)} aria-label={`Not before (${zone})`} className={inputClass} /></label>
+        <label className="flex items-center gap-1.5" title="Each step starts only inside one of the client's (or the endpoint's tags') recurring maintenance windows, in the client's time zone">
+          <input type="checkbox" checked={inWindow} onChange={(e) => setInWindow(e.target.checked)} /> In the maintenance window
+        </label>
+        <label className="flex items-center gap-1.5">Expires <input type="datetime-local" value={expiresAt} onChange={(e) => setExpiresAt(e.target.value)} aria-label={`Expires (${zone})`} className={inputClass} /></label>
+        <span className="text-slate-400" data-testid="sequence-zone">times in {zone}</span>
         <label className="flex items-center gap-1.5">
           <input type="checkbox" checked={privileged} onChange={(e) => setPrivileged(e.target.checked)} /> Ask the client to approve every step
         </label>
@@ -116,7 +125,7 @@ export function SequencePanel({
           aria-label="Why this sequence (shown to the client)"
           placeholder="Why, in plain words for the client (required whenever a step needs approval)"
           maxLength={500}
-          className={`${inputClass} min-w-64 flex-1`}
+          className={`${inputClass} min-w-0 flex-1 basis-64`}
         />
         <button className="rounded bg-indigo-600 px-3 py-1 font-medium text-white">Queue sequence</button>
         <button

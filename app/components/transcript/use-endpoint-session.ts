@@ -9,7 +9,7 @@ import {
   type ViewerBoundMessage,
   type ViewerMessage,
   type Viewer,
-} from "../../../protocol/messages";
+} from "@protocol/messages";
 
 export type SessionErrorCode = Extract<ViewerBoundMessage, { type: "error" }>["code"];
 export interface SessionError {
@@ -57,6 +57,11 @@ export function useEndpointSession(endpointId: string) {
   const [runtime, setRuntime] = useState<RuntimeState | null>(null);
   const [errors, setErrors] = useState<SessionError[]>([]);
   const [history, setHistory] = useState<HistoryState>({ hasOlder: false, oldestSeq: 0, loading: false });
+  /**
+   * Browser clock minus server clock, estimated from live events (arrival time minus the server's `at`);
+   * the smallest sample is the one with the least transit in it. Elapsed times count with it.
+   */
+  const [serverClockOffsetMs, setServerClockOffsetMs] = useState<number | null>(null);
   /** Frames of a history page, applied together once the page's last frame arrives. */
   const historyFramesRef = useRef<Events[number][]>([]);
   /** Distinct ids for errors that arrive within the same millisecond. */
@@ -94,6 +99,11 @@ export function useEndpointSession(endpointId: string) {
           setHistory({ hasOlder: message.window.hasOlder, oldestSeq: message.window.oldestSeq, loading: false });
         } else {
           dispatch({ type: "events", events: message.events, lastSeq: message.lastSeq });
+          const newest = message.events[message.events.length - 1];
+          if (newest) {
+            const sample = Date.now() - newest.at;
+            setServerClockOffsetMs((current) => (current === null || sample < current ? sample : current));
+          }
         }
       } else if (message.type === "history") {
         historyFramesRef.current.push(...message.events);
@@ -138,9 +148,19 @@ export function useEndpointSession(endpointId: string) {
   }, [send]);
 
   const run = useCallback(
-    (text: string, shell: Shell, options: { privileged: boolean; reason: string; alongside?: boolean }) => {
+    (text: string, shell: Shell, options: { privileged: boolean; reason: string; alongside?: boolean; notBefore?: number | null; maintenanceWindow?: boolean }) => {
       const requestId = crypto.randomUUID();
-      send({ type: "run", requestId, text, shell, alongside: options.alongside ?? false, privileged: options.privileged, reason: options.reason });
+      send({
+        type: "run",
+        requestId,
+        text,
+        shell,
+        alongside: options.alongside ?? false,
+        privileged: options.privileged,
+        reason: options.reason,
+        notBefore: options.notBefore ?? null,
+        maintenanceWindow: options.maintenanceWindow ?? false,
+      });
       return requestId;
     },
     [send],
@@ -166,5 +186,5 @@ export function useEndpointSession(endpointId: string) {
     [send],
   );
 
-  return { transcript, status, viewers, runtime, errors, history, loadOlder, run, runSequence, cancel, reissue, dismissError, sequenceAction };
+  return { serverClockOffsetMs: serverClockOffsetMs ?? 0, transcript, status, viewers, runtime, errors, history, loadOlder, run, runSequence, cancel, reissue, dismissError, sequenceAction };
 }

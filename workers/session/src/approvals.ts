@@ -47,8 +47,9 @@ export async function readSessionPolicy(db: D1Database, endpointId: string): Pro
   const row = await db
     .prepare(
       `SELECT e.hostname, c.name AS client_name, c.contact_name, c.contact_email, c.time_zone,
-              p.mode, p.allowed_commands, p.patterns, p.approvers, p.link_ttl_hours, p.updated_at
-       FROM endpoints e JOIN clients c ON c.id = e.client_id
+              p.mode, p.allowed_commands, p.patterns, p.approvers, p.link_ttl_hours, p.updated_at,
+              o.retention_days
+       FROM endpoints e JOIN clients c ON c.id = e.client_id JOIN organisations o ON o.id = e.org_id
        LEFT JOIN approval_policies p ON p.client_id = e.client_id AND p.org_id = e.org_id
        WHERE e.id = ?`,
     )
@@ -67,6 +68,8 @@ export async function readSessionPolicy(db: D1Database, endpointId: string): Pro
     hostname: String(row.hostname),
     clientName: String(row.client_name),
     timeZone: String(row.time_zone ?? "UTC"),
+    maintenanceWindows: await readMaintenanceWindows(db, endpointId),
+    retentionDays: Number(row.retention_days ?? 90),
   };
   const parsed = sessionPolicySchema.safeParse(candidate);
   if (!parsed.success) throw new PolicyUnreadableError(`the stored approval policy is malformed: ${describeZodError(parsed.error)}`);
@@ -85,4 +88,18 @@ function parseJson(text: unknown): unknown {
   } catch {
     return null;
   }
+}
+
+/** The recurring windows of the endpoint's client and of its tags (ADR 0026), read with the policy. */
+async function readMaintenanceWindows(db: D1Database, endpointId: string): Promise<unknown[]> {
+  const rows = await db
+    .prepare(
+      `SELECT w.id, w.days, w.start_minute, w.duration_minutes
+       FROM maintenance_windows w JOIN endpoints e ON e.id = ? AND w.org_id = e.org_id
+       WHERE w.client_id = e.client_id OR w.tag_id IN (SELECT tag_id FROM endpoint_tags WHERE endpoint_id = e.id)
+       ORDER BY w.id`,
+    )
+    .bind(endpointId)
+    .all<{ id: string; days: string; start_minute: number; duration_minutes: number }>();
+  return rows.results.map((row) => ({ id: row.id, days: parseJson(row.days), startMinute: row.start_minute, durationMinutes: row.duration_minutes }));
 }

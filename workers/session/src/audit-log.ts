@@ -52,7 +52,8 @@ export class AuditLog {
     // The DO's storage is the reference copy of this chain; recording whose
     // chain it is lets audit:verify read it offline, without the DO's name.
     if (this.getMeta("endpoint_id") === undefined) this.setMeta("endpoint_id", endpointId);
-    const last = this.sql.exec<{ seq: number; hash: string }>("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").toArray()[0];
+    // After retention pruned every row, the chain continues from the prune anchor, never from the genesis again.
+    const last = this.sql.exec<{ seq: number; hash: string }>("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").toArray()[0] ?? this.prunedThrough();
     const unhashed: UnhashedAuditEvent = {
       endpointId,
       orgId,
@@ -87,7 +88,41 @@ export class AuditLog {
     return event;
   }
 
-  /** Every event in seq order (for verification and export from the DO itself). */
+  /**
+   * Where the kept chain starts: the last event retention deleted (seq and
+   * hash), or the genesis. Verify `all()` from here (verifyAuditChain's `previous`).
+   */
+  anchor(): { seq: number; hash: string } {
+    return this.prunedThrough() ?? { seq: 0, hash: GENESIS_HASH };
+  }
+
+  /**
+   * Deletes the events D1 already holds (replicated) that are older than
+   * `cutoff`, oldest first and without gaps. The anchor is recorded in the same
+   * synchronous step, before the rows go, so the kept chain stays verifiable.
+   */
+  pruneReplicatedBefore(cutoff: number): { deleted: number; anchor: { seq: number; hash: string } } | null {
+    // The newest event that may go: every event up to it must be replicated and old (seq order is append order).
+    const through = this.sql
+      .exec<{ seq: number; hash: string }>(
+        `SELECT seq, hash FROM audit_log WHERE seq < COALESCE((SELECT MIN(seq) FROM audit_log WHERE replicated = 0 OR at >= ?), 9007199254740991)
+         ORDER BY seq DESC LIMIT 1`,
+        cutoff,
+      )
+      .toArray()[0];
+    if (!through) return null;
+    const anchor = { seq: through.seq, hash: through.hash };
+    this.setMeta("audit_prune_anchor", JSON.stringify(anchor));
+    const deleted = this.sql.exec("DELETE FROM audit_log WHERE seq <= ? AND replicated = 1 RETURNING 1", anchor.seq).toArray().length;
+    return { deleted, anchor };
+  }
+
+  private prunedThrough(): { seq: number; hash: string } | null {
+    const stored = this.getMeta("audit_prune_anchor");
+    return stored ? (JSON.parse(stored) as { seq: number; hash: string }) : null;
+  }
+
+  /** Every event kept, in seq order, starting after `anchor()` (for verification and export from the DO itself). */
   all(): AuditEvent[] {
     const { endpointId, orgId } = this.identity();
     return this.sql
@@ -109,7 +144,7 @@ export class AuditLog {
 
   /** The newest event D1 has acknowledged: what the replica must at least contain. */
   replicatedHead(): { seq: number; hash: string } | null {
-    return this.sql.exec<{ seq: number; hash: string }>("SELECT seq, hash FROM audit_log WHERE replicated = 1 ORDER BY seq DESC LIMIT 1").toArray()[0] ?? null;
+    return this.sql.exec<{ seq: number; hash: string }>("SELECT seq, hash FROM audit_log WHERE replicated = 1 ORDER BY seq DESC LIMIT 1").toArray()[0] ?? this.prunedThrough();
   }
 
   /**

@@ -2,16 +2,18 @@
 // unless every step can be honoured: a known policy (fail closed), and for
 // steps that need consent a reason and someone other than the requester to ask.
 import { approvalRule } from "../../../protocol/approvals";
-import { DEFAULT_COMMAND_TIMEOUT_MS, type ViewerMessage } from "../../../protocol/messages";
+import { DEFAULT_COMMAND_TIMEOUT_MS, type ScriptRef, type ViewerMessage } from "../../../protocol/messages";
 import type { VerifiedPeerIdentity as PeerIdentity } from "../../../protocol/session-contract";
 import { eligibleApprovers, type ApprovalFlow } from "./approval-flow";
 import type { AuditLog } from "./audit-log";
 import type { CommandStore } from "./command-store";
 import type { EventLog } from "./event-log";
+import { identityMay, refusalAudit, runPermission } from "./permissions";
 import type { PolicyCopy } from "./policy-copy";
 import type { SessionStore } from "./session-store";
 
-export type RunRequest = Extract<ViewerMessage, { type: "run" | "run_sequence" }>;
+/** A library run also names the script version it rendered (recorded with every step). */
+export type RunRequest = Extract<ViewerMessage, { type: "run" | "run_sequence" }> & { script?: ScriptRef };
 
 /** Why a request was refused, as the viewer's error frame carries it. */
 export type IntakeRefusal = { code: "forbidden" | "policy_unavailable" | "invalid_message" | "no_approvers"; message: string };
@@ -31,7 +33,11 @@ export class CommandIntake {
 
   async accept(identity: PeerIdentity, message: RunRequest): Promise<IntakeRefusal | null> {
     const { store, policyCopy } = this.host;
-    if (!identity.canRun || !identity.userId) return { code: "forbidden", message: "Your role cannot run commands" };
+    const permission = runPermission(message.type === "run_sequence");
+    if (!identityMay(identity, permission)) {
+      this.host.audit.append(refusalAudit(identity, permission, { requestId: message.requestId }));
+      return { code: "forbidden", message: permission === "command.run" ? "Your role cannot run live commands; queue a sequence instead" : "Your role cannot queue sequences" };
+    }
     if (this.host.decommissioned()) {
       return { code: "forbidden", message: "This endpoint was decommissioned: nothing new runs on it. Its transcript and audit trail stay readable." };
     }
@@ -61,7 +67,8 @@ export class CommandIntake {
       };
     }
     const sequence = isSequence ? { id: `seq_${crypto.randomUUID()}`, name: message.name, steps: steps.length, stopOnFailure: message.stopOnFailure } : null;
-    const notBefore = isSequence ? message.notBefore : null;
+    // Work for the maintenance window waits for the window's next opening instead of a fixed time.
+    const notBefore = message.maintenanceWindow ? null : message.notBefore;
     const expiresAt = isSequence ? message.expiresAt : null;
     const alongside = !isSequence && message.alongside;
     const now = Date.now();
@@ -94,6 +101,7 @@ export class CommandIntake {
         alongside ? 1 : 0,
         stepIdempotent ? 1 : 0,
       );
+      if (message.maintenanceWindow) store.exec("UPDATE commands SET maintenance_window = 1 WHERE id = ?", commandId);
       this.host.events.append("command.queued", {
         commandId,
         requestId,
@@ -105,6 +113,8 @@ export class CommandIntake {
         expiresAt,
         ...(alongside ? { alongside: true } : {}),
         ...(stepIdempotent ? { idempotent: true } : {}),
+        ...(message.script ? { script: message.script } : {}),
+        ...(message.maintenanceWindow ? { maintenanceWindow: true } : {}),
       });
       this.host.audit.append({
         kind: "command.requested",
@@ -113,7 +123,7 @@ export class CommandIntake {
         actorAddress: identity.address,
         commandId,
         status: rule ? "pending_approval" : "queued",
-        detail: { text, shell, reason: message.reason, sequence: sequence?.name ?? null, step, notBefore, expiresAt },
+        detail: { text, shell, reason: message.reason, sequence: sequence?.name ?? null, step, notBefore, expiresAt, ...(message.script ? { script: message.script } : {}) },
       });
       if (rule) {
         this.host.approvals.request({

@@ -46,6 +46,8 @@ export type CommandRow = {
   retry_of: string | null;
   /** For an interrupted sequence step: how the technician (or the session) went on. */
   resolution: "retried" | "auto_retried" | "skipped" | "aborted" | null;
+  /** 1: starts only inside one of the endpoint's maintenance windows (ADR 0026). */
+  maintenance_window?: number;
 };
 
 export type CommandOutcome = Omit<EventBody<"command.finished">, "commandId">;

@@ -8,6 +8,9 @@ import type { AuditLog } from "./audit-log";
 import type { CommandRow, CommandStore } from "./command-store";
 import { onPlacement, type PlacementHost } from "./placement";
 import type { PolicyCopy } from "./policy-copy";
+import { onFleetQueue } from "./fleet-queue";
+import { queueSequenceOverHttp, type ReplySink } from "./queue-over-http";
+import type { RunRequest } from "./command-intake";
 import type { RuntimePresence } from "./runtime-presence";
 import type { RuntimeUpdates } from "./runtime-updates";
 import type { SessionStore } from "./session-store";
@@ -21,6 +24,8 @@ export interface DirectoryHost {
   updates: RuntimeUpdates;
   audit: AuditLog;
   placement: PlacementHost;
+  /** Work queued by the console's server (library runs, the REST API, alert webhooks, fleet runs): refusals go to the sink as viewer error frames. */
+  acceptFromDirectory(sink: ReplySink, identity: PeerIdentity, message: RunRequest): Promise<void>;
   broadcast(message: ViewerBoundMessage): void;
   offerUpdate(): void;
   scheduleAlarm(): void;
@@ -34,6 +39,10 @@ export class DirectoryCalls {
     if (path === SESSION_PATHS.lifecycle) return this.lifecycle(body, identity);
     if (path === SESSION_PATHS.placement) return onPlacement(this.host.placement, body, identity);
     if (path === SESSION_PATHS.runtimeTarget) return this.runtimeTargetRefresh(identity);
+    if (path === SESSION_PATHS.queueSequence) return queueSequenceOverHttp({ sql: this.host.store.sql, accept: this.host.acceptFromDirectory }, body, identity);
+    if (path === SESSION_PATHS.fleetQueue) {
+      return onFleetQueue({ sql: this.host.store.sql, queue: (who, message, sink) => this.host.acceptFromDirectory(sink, who, message) }, body, identity);
+    }
     return Response.json({ error: "Not found" }, { status: 404 });
   }
 
@@ -44,7 +53,7 @@ export class DirectoryCalls {
       kind: "policy.updated",
       actorId: identity.userId,
       actorName: identity.userName,
-      detail: { mode: policy.mode, version: policy.version, approvers: policy.approvers.length, allowedCommands: policy.allowedCommands.length },
+      detail: { mode: policy.mode, version: policy.version, approvers: policy.approvers.length, allowedCommands: policy.allowedCommands.length, retentionDays: policy.retentionDays },
     });
     return Response.json({ version: policy.version });
   }

@@ -7,13 +7,13 @@ import {
   viewerMessageSchema,
   type RuntimeBoundMessage,
   type TranscriptEvent,
-  type Viewer,
   type ViewerBoundMessage,
 } from "../../../protocol/messages";
 import { readPeerIdentity, SESSION_CLOSE_CODES, SESSION_PATHS } from "../../../protocol/session-contract";
 import { AlarmArbiter } from "./alarm";
 import { ApprovalFlow } from "./approval-flow";
 import { AuditLog } from "./audit-log";
+import { checkinHttpAnswer, COMPACT_CHECKIN_KEY } from "./checkin-answer";
 import { CommandIntake } from "./command-intake";
 import { CommandQueue } from "./command-queue";
 import { CommandStore } from "./command-store";
@@ -28,6 +28,7 @@ import { RuntimeClock } from "./runtime-clock";
 import { RuntimePresence, type ConnectionState } from "./runtime-presence";
 import { RuntimeReports } from "./runtime-reports";
 import { RuntimeUpdates } from "./runtime-updates";
+import { Retention } from "./retention";
 import { migrate } from "./schema";
 import { SequenceFlow } from "./sequence-flow";
 import { SessionStore } from "./session-store";
@@ -73,6 +74,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     appendEvent: (kind, body) => this.events.append(kind, body),
     audit: (entry) => this.audit.append(entry),
     skip: (commandId, error, by) => this.commands.finish(commandId, { status: "skipped", exitCode: null, error, timings: null, ...(by ? { by } : {}) }),
+    policy: () => this.policyCopy.current(),
   });
 
   private readonly presence = new RuntimePresence({
@@ -80,7 +82,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     audit: this.audit,
     runtimeConnections: () => this.getConnections<ConnectionState>("runtime"),
     broadcast: (message) => this.broadcastToViewers(message),
-    writeDirectory: (online, at) => this.writeDirectory(online, at),
+    directory: () => ({ db: this.env.DB, endpointId: this.name }),
+    waitUntil: (promise) => this.ctx.waitUntil(promise),
   });
 
   private readonly queue = new CommandQueue({
@@ -112,6 +115,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   });
 
   private readonly runtime = new RuntimeChannel({
+    store: this.store,
     commands: this.commands,
     queue: this.queue,
     reports: this.reports,
@@ -126,21 +130,23 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     scheduleAlarm: () => this.wakeUps.schedule(),
   });
 
+  private readonly intake = new CommandIntake({
+    store: this.store,
+    commands: this.commands,
+    events: this.events,
+    audit: this.audit,
+    approvals: this.approvals,
+    policyCopy: this.policyCopy,
+    decommissioned: () => this.presence.decommissioned(),
+  });
+
   private readonly viewers = new ViewerChannel({
     store: this.store,
     commands: this.commands,
     events: this.events,
     audit: this.audit,
     replay: this.replay,
-    intake: new CommandIntake({
-      store: this.store,
-      commands: this.commands,
-      events: this.events,
-      audit: this.audit,
-      approvals: this.approvals,
-      policyCopy: this.policyCopy,
-      decommissioned: () => this.presence.decommissioned(),
-    }),
+    intake: this.intake,
     approvals: this.approvals,
     sequences: this.sequences,
     send: (connection, message) => this.send(connection, message),
@@ -149,6 +155,8 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       if (runtime) this.send(runtime, { type: "cancel", commandId });
     },
     dispatch: () => this.runtime.dispatch(),
+    viewerConnections: () => this.getConnections<ConnectionState>("viewer"),
+    broadcast: (message, exceptConnectionId) => this.broadcastToViewers(message, exceptConnectionId),
   });
 
   private readonly placementHost: PlacementHost = {
@@ -171,9 +179,15 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     broadcast: (message) => this.broadcastToViewers(message),
     offerUpdate: () => this.runtime.offerUpdate(),
     scheduleAlarm: () => this.wakeUps.schedule(),
+    acceptFromDirectory: async (sink, identity, message) => {
+      const refused = await this.intake.accept(identity, message);
+      if (refused) return sink.send(JSON.stringify({ type: "error", code: refused.code, message: refused.message, requestId: message.requestId }));
+      this.runtime.dispatch();
+    },
   });
 
-  /** One alarm: check-in liveness, approval expiry, result deadlines and windows, approval delivery, audit replication. */
+  private readonly retention = new Retention({ store: this.store, events: this.events, audit: this.audit, retentionDays: () => this.policyCopy.current()?.retentionDays ?? null });
+  /** One alarm: check-in liveness, approval expiry, result deadlines and windows, approval delivery, audit replication, retention. */
   private readonly wakeUps = new AlarmArbiter((at) => void this.ctx.storage.setAlarm(at), [
     this.presence,
     { nextWakeAt: () => this.approvals.nextWakeAt(), wake: (now) => this.approvals.expireDue(now) },
@@ -186,6 +200,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     },
     { nextWakeAt: () => this.approvals.delivery.nextWakeAt(), wake: (now) => this.approvals.delivery.deliverDue(now) },
     { nextWakeAt: () => this.audit.nextWakeAt(), wake: () => this.audit.wake(this.env.DB, this.env.AUDIT_MAC_KEY) },
+    this.retention,
   ]);
 
   /**
@@ -245,7 +260,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       if (!this.checkinBucket.take(Date.now())) {
         return Response.json({ error: "Checking in too often; wait before the next check-in" }, { status: 429, headers: { "Retry-After": String(CHECKIN_RETRY_AFTER_S) } });
       }
-      return Response.json(this.runtime.checkin(parsed.data, identity));
+      return checkinHttpAnswer(this.runtime.checkin(parsed.data, identity), parsed.data, this.store.value(COMPACT_CHECKIN_KEY));
     }
     const approval =
       path === SESSION_PATHS.approvalView ? this.approvals.view(body, identity) : path === SESSION_PATHS.approvalDecide ? this.approvals.decide(body, identity) : null;
@@ -268,7 +283,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       this.runtime.connected(connection, identity, this.getConnections("runtime"));
     } else {
       this.send(connection, { type: "runtime", runtime: this.presence.state() });
-      this.broadcastPresence();
+      this.viewers.announcePresence();
     }
   }
 
@@ -280,7 +295,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       this.audit.append({ kind: "runtime.disconnected", actorAddress: connection.state.address, detail: {} });
     } else {
       this.viewers.closed(connection.id);
-      this.broadcastPresence(connection.id);
+      this.viewers.announcePresence(connection.id);
     }
   }
 
@@ -296,27 +311,6 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       if (!parsed.ok) return this.send(connection, { type: "error", code: "invalid_message", message: parsed.error });
       this.runtime.handle(connection, parsed.value);
     }
-  }
-
-  /** Presence changes only (connect, disconnect, missed check-ins): never while a command is handled. */
-  private writeDirectory(online: boolean, at: number): void {
-    const write = this.env.DB.prepare("UPDATE endpoints SET online = ?, last_seen_at = ? WHERE id = ?")
-      .bind(online ? 1 : 0, at, this.name)
-      .run()
-      .catch((error: unknown) => console.error("endpoint directory update failed", error));
-    this.ctx.waitUntil(write);
-  }
-
-  private broadcastPresence(leavingConnectionId?: string): void {
-    const viewers = new Map<string, Viewer>();
-    for (const connection of this.getConnections<ConnectionState>("viewer")) {
-      const state = connection.state;
-      if (connection.id === leavingConnectionId || !state?.userId) continue;
-      const viewer = viewers.get(state.userId);
-      if (viewer) viewer.connections += 1;
-      else viewers.set(state.userId, { userId: state.userId, name: state.userName ?? state.userId, connections: 1 });
-    }
-    this.broadcastToViewers({ type: "presence", viewers: [...viewers.values()] }, leavingConnectionId);
   }
 
   /** Live events go only to viewers that have had their replay (the replay ends where they begin). */

@@ -14,6 +14,8 @@ export interface SessionEnv {
   EMAIL?: { send(message: { from: string; to: string; subject: string; text: string; html: string }): Promise<unknown> };
   /** "1" in local dev and CI; the capture mailer refuses to run without it. */
   CAISEY_OFFLINE_AUTH?: string;
+  /** R2 bucket for the nightly archive of the D1 audit replica (docs/decisions/0029-retention.md). */
+  AUDIT_ARCHIVE?: R2Bucket;
   /** "production" on deployed environments. */
   CAISEY_ENV?: string;
 }

@@ -24,7 +24,7 @@ export class EventLog {
       chunkIndex,
       JSON.stringify(body),
     )!;
-    this.pending.push({ ...body, seq: row.seq, at, kind } as TranscriptEvent);
+    this.pending.push({ ...body, seq: row.seq, at, kind } as unknown as TranscriptEvent);
     if (this.pending.length === 1) queueMicrotask(() => this.flush());
   }
 

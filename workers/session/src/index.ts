@@ -1,3 +1,6 @@
+import { archiveAuditReplica } from "./audit-archive";
+import type { SessionEnv } from "./env";
+
 export { EdgeRateLimiter } from "./edge-rate-limiter";
 export { EndpointSession } from "./endpoint-session";
 
@@ -7,4 +10,8 @@ export default {
   fetch(): Response {
     return new Response("Not found", { status: 404 });
   },
-} satisfies ExportedHandler;
+  /** Nightly (wrangler.toml [triggers]): archive the D1 audit replica to R2, then prune it (ADR 0029). */
+  scheduled(controller, env, ctx): void {
+    ctx.waitUntil(archiveAuditReplica(env, controller.scheduledTime));
+  },
+} satisfies ExportedHandler<SessionEnv>;

@@ -5,13 +5,14 @@ import type { Connection } from "partyserver";
 import {
   DEFAULT_CHECKIN_INTERVAL_MS,
   type CheckinRequest,
-  type CheckinResponse,
+  type FullCheckinResponse,
   type RuntimeBoundMessage,
   type RuntimeMessage,
   type ViewerBoundMessage,
 } from "../../../protocol/messages";
 import { SESSION_CLOSE_CODES, type VerifiedPeerIdentity as PeerIdentity } from "../../../protocol/session-contract";
 import type { AuditLog } from "./audit-log";
+import { COMPACT_CHECKIN_KEY, compactAnswersSetting } from "./checkin-answer";
 import type { CommandQueue } from "./command-queue";
 import type { CommandStore } from "./command-store";
 import type { PolicyCopy } from "./policy-copy";
@@ -19,11 +20,13 @@ import { estimateFromCheckinSample, estimateFromEcho, estimateFromOneWay, type R
 import type { ConnectionState, RuntimePresence } from "./runtime-presence";
 import type { RuntimeReports } from "./runtime-reports";
 import type { RuntimeUpdates } from "./runtime-updates";
+import type { SessionStore } from "./session-store";
 
 /** How long a check-in may take to arrive (the runtime's request timeout): bounds a one-way clock estimate. */
 const CHECKIN_MAX_TRANSIT_MS = 15_000;
 
 export interface RuntimeChannelHost {
+  store: SessionStore;
   commands: CommandStore;
   queue: CommandQueue;
   reports: RuntimeReports;
@@ -104,7 +107,7 @@ export class RuntimeChannel {
    * The HTTPS path for runtimes behind networks that block WebSockets: the same
    * idempotent result handling and due-command rules as the socket.
    */
-  checkin(checkin: CheckinRequest, identity: PeerIdentity): CheckinResponse {
+  checkin(checkin: CheckinRequest, identity: PeerIdentity): FullCheckinResponse {
     const { presence, clock, updates, reports, queue, commands } = this.host;
     const now = Date.now();
     const wasOnline = presence.state().online;
@@ -115,6 +118,9 @@ export class RuntimeChannel {
     presence.checkedIn(now, intervalMs);
     // A runtime describes itself on its first check-in per process only (metered links).
     if (checkin.runtimeVersion !== undefined) updates.report(checkin.runtimeVersion, checkin.platform);
+    // The self-description also says whether it takes compact answers (a rolled-back runtime may not).
+    const compact = compactAnswersSetting(checkin);
+    if (compact !== undefined) this.host.store.setValue(COMPACT_CHECKIN_KEY, compact);
     for (const status of checkin.updateStatus) updates.onStatus(status, identity.address);
     if (!wasOnline) {
       presence.setOnline(true, "checkin");

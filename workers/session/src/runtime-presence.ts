@@ -19,8 +19,9 @@ export interface PresenceHost {
   audit: AuditLog;
   runtimeConnections(): Iterable<Connection<ConnectionState>>;
   broadcast(message: ViewerBoundMessage): void;
-  /** Presence changes only (connect, disconnect, missed check-ins): never while a command is handled. */
-  writeDirectory(online: boolean, at: number): void;
+  /** The directory (D1) and this endpoint, read when needed (tests swap the binding for an outage). */
+  directory(): { db: D1Database; endpointId: string };
+  waitUntil(promise: Promise<unknown>): void;
 }
 
 export class RuntimePresence {
@@ -63,7 +64,18 @@ export class RuntimePresence {
     this.host.store.setValue("last_seen_at", String(now));
     this.host.store.setValue("online_since", online ? String(now) : "");
     this.host.broadcast({ type: "runtime", runtime: { ...this.state(), online, transport } });
-    this.host.writeDirectory(online, now);
+    this.writeDirectory(online, now);
+  }
+
+  /** Presence changes only (connect, disconnect, missed check-ins): never while a command is handled. */
+  private writeDirectory(online: boolean, at: number): void {
+    const { db, endpointId } = this.host.directory();
+    const write = db
+      .prepare("UPDATE endpoints SET online = ?, last_seen_at = ? WHERE id = ?")
+      .bind(online ? 1 : 0, at, endpointId)
+      .run()
+      .catch((error: unknown) => console.error("endpoint directory update failed", error));
+    this.host.waitUntil(write);
   }
 
   /**

@@ -154,6 +154,10 @@ export const SESSION_MIGRATIONS: readonly string[] = [
   ALTER TABLE commands ADD COLUMN clock_offset_ms REAL;
   ALTER TABLE commands ADD COLUMN clock_uncertainty_ms REAL;
   `,
+  // Recurring maintenance windows (ADR 0026): work that starts only inside one of the endpoint's windows.
+  `
+  ALTER TABLE commands ADD COLUMN maintenance_window INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export function migrate(sql: SqlStorage): void {

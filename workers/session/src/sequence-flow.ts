@@ -8,6 +8,7 @@ import type { Actor, TranscriptEvent } from "../../../protocol/messages";
 import type { EventBody } from "./session-store";
 import type { AuditEntry } from "./audit-log";
 import { isFinal, type CommandRow } from "./command-store";
+import { maintenanceWindowGate, type MaintenanceWindowHost } from "./maintenance-windows";
 
 export type SequenceAction = "retry" | "skip" | "abort";
 
@@ -18,6 +19,8 @@ export interface SequenceFlowHost {
   audit(entry: AuditEntry): void;
   /** Ends a queued step without running it. */
   skip(commandId: string, error: string, by: Actor | null): void;
+  /** The client's zone and maintenance windows (the session's policy copy); absent: no window gating. */
+  policy?: MaintenanceWindowHost["policy"];
 }
 
 /** Whether a queued step may run now, must wait, or is skipped (and why). */
@@ -33,7 +36,18 @@ export class SequenceFlow {
    * failure in a stop-on-failure sequence the rest is skipped, naming the step
    * that actually failed (not the skipped one before it).
    */
-  gate(step: CommandRow): StepGate {
+  gate(step: CommandRow, now = Date.now()): StepGate {
+    const order = this.orderGate(step);
+    if (order.kind !== "run") return order;
+    // Every step of windowed work starts inside a window: a sequence the window closed on waits for the next one.
+    const policy = this.host.policy;
+    if (step.maintenance_window && maintenanceWindowGate({ sql: this.host.sql, policy: () => (policy ? policy() : null) }, step, now).kind === "wait") {
+      return { kind: "wait" };
+    }
+    return order;
+  }
+
+  private orderGate(step: CommandRow): StepGate {
     if (step.sequence_id === null || step.step_index === 0) return { kind: "run" };
     const previous = this.latestAttempt(step.sequence_id, step.step_index - 1);
     if (!previous || !isFinal(previous.status)) return { kind: "wait" };
@@ -150,8 +164,8 @@ export class SequenceFlow {
     this.host.sql.exec(
       `INSERT INTO commands (id, request_id, text, shell, timeout_ms, requested_by_id, requested_by_name, status, created_at,
                              sequence_id, sequence_name, step_index, step_count, stop_on_failure, not_before, expires_at, alongside,
-                             idempotent, retry_of)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+                             idempotent, retry_of, maintenance_window)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`,
       commandId,
       requestId,
       step.text,
@@ -169,6 +183,7 @@ export class SequenceFlow {
       step.expires_at,
       step.idempotent,
       step.id,
+      step.maintenance_window ?? 0,
     );
     const requestedBy = { userId: step.requested_by_id, name: step.requested_by_name };
     this.host.appendEvent("command.queued", {
@@ -188,6 +203,7 @@ export class SequenceFlow {
       expiresAt: step.expires_at,
       idempotent: Boolean(step.idempotent),
       retryOf: step.id,
+      ...(step.maintenance_window ? { maintenanceWindow: true } : {}),
     });
     this.host.audit({
       kind: "command.requested",

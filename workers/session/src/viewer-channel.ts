@@ -1,7 +1,7 @@
 // Messages from technicians' pages: one handler per message type, each page
 // rate limited by its own token bucket.
 import type { Connection } from "partyserver";
-import type { ViewerBoundMessage, ViewerMessage } from "../../../protocol/messages";
+import type { Viewer, ViewerBoundMessage, ViewerMessage } from "../../../protocol/messages";
 import type { VerifiedPeerIdentity as PeerIdentity } from "../../../protocol/session-contract";
 import type { ApprovalFlow } from "./approval-flow";
 import type { AuditLog } from "./audit-log";
@@ -9,6 +9,7 @@ import type { CommandIntake, RunRequest } from "./command-intake";
 import type { CommandStore } from "./command-store";
 import type { EventLog } from "./event-log";
 import type { TranscriptReplay } from "./replay";
+import { cancelPermitted, identityMay, refusalAudit } from "./permissions";
 import type { ConnectionState } from "./runtime-presence";
 import type { SequenceFlow } from "./sequence-flow";
 import type { SessionStore } from "./session-store";
@@ -34,6 +35,8 @@ export interface ViewerHost {
   sendCancelToRuntime(commandId: string): void;
   /** Sends or settles whatever became due. */
   dispatch(): void;
+  viewerConnections(): Iterable<Connection<ConnectionState>>;
+  broadcast(message: ViewerBoundMessage, exceptConnectionId?: string): void;
 }
 
 export class ViewerChannel {
@@ -71,6 +74,19 @@ export class ViewerChannel {
     this.buckets.delete(connectionId);
   }
 
+  /** Who is watching: one entry per member, however many pages they have open. */
+  announcePresence(leavingConnectionId?: string): void {
+    const viewers = new Map<string, Viewer>();
+    for (const connection of this.host.viewerConnections()) {
+      const state = connection.state;
+      if (connection.id === leavingConnectionId || !state?.userId) continue;
+      const viewer = viewers.get(state.userId);
+      if (viewer) viewer.connections += 1;
+      else viewers.set(state.userId, { userId: state.userId, name: state.userName ?? state.userId, connections: 1 });
+    }
+    this.host.broadcast({ type: "presence", viewers: [...viewers.values()] }, leavingConnectionId);
+  }
+
   private takeTokens(connectionId: string, cost: number): boolean {
     let bucket = this.buckets.get(connectionId);
     if (!bucket) this.buckets.set(connectionId, (bucket = new TokenBucket(VIEWER_BUCKET.capacity, VIEWER_BUCKET.refillPerSecond)));
@@ -103,7 +119,10 @@ export class ViewerChannel {
 
   /** Retry / skip / abort for a sequence paused on an interrupted step; anything else is refused and audited. */
   private sequenceAction(connection: Connection, identity: PeerIdentity, sequenceId: string, action: "retry" | "skip" | "abort"): void {
-    if (!identity.canRun || !identity.userId) return this.error(connection, "forbidden", "Your role cannot change a sequence");
+    if (!identityMay(identity, "sequence.resume")) {
+      this.host.audit.append(refusalAudit(identity, "sequence.resume", { sequenceId, action }));
+      return this.error(connection, "forbidden", "Your role cannot change a sequence");
+    }
     const refused = this.host.sequences.act(sequenceId, action, actor(identity), identity.address);
     if (refused) return this.error(connection, refused.refused, refused.message);
     this.host.dispatch();
@@ -116,8 +135,11 @@ export class ViewerChannel {
   }
 
   private cancel(connection: Connection, identity: PeerIdentity, commandId: string): void {
-    if (!identity.canRun || !identity.userId) return this.error(connection, "forbidden", "Your role cannot cancel commands");
     const command = this.host.commands.get(commandId);
+    if (!cancelPermitted(identity, command)) {
+      this.host.audit.append(refusalAudit(identity, "command.cancel", {}, command ? commandId : null));
+      return this.error(connection, "forbidden", "Your role cannot cancel commands");
+    }
     if (!command) return this.error(connection, "not_found", `No command ${commandId}`);
     const by = actor(identity);
     if (!["pending_approval", "queued", "dispatched", "running"].includes(command.status)) {
