@@ -32,7 +32,7 @@ export default function ConsoleLayout() {
             {member.role === "admin" ? <NavLink to="/members" className={navClass}>Members</NavLink> : null}
             <NavLink to="/library" className={navClass}>Library</NavLink>
             {member.role === "admin" ? <NavLink to="/settings/api" className={navClass}>API</NavLink> : null}
-            {member.role === "admin" ? <NavLink to="/settings" className={navClass}>Settings</NavLink> : null}
+            {member.role === "admin" ? <NavLink to="/settings" end className={navClass}>Settings</NavLink> : null}
           </nav>
           <div className="ml-auto flex flex-wrap items-center gap-3 text-sm text-slate-300">
             <ZoneLabel className="text-xs text-slate-300" />
