@@ -1,4 +1,5 @@
 import { useState } from "react";
+import { ShellOptions } from "~/components/shell-options";
 import { json, redirect, type ActionFunctionArgs, type LoaderFunctionArgs, type MetaFunction } from "@remix-run/cloudflare";
 import { Form, Link, useActionData, useLoaderData, useNavigation } from "@remix-run/react";
 import { ViewerTime, ViewerZoneLabel } from "~/components/viewer-time";
@@ -135,11 +136,7 @@ export default function FleetRunsPage() {
           <div className="flex flex-wrap gap-2">
             <input name="name" aria-label="Run name" placeholder="Name, e.g. Disk check" className={`${input} flex-1`} required />
             <select name="shell" aria-label="Shell" className={input} defaultValue="default">
-              <option value="default">default shell</option>
-              <option value="sh">sh</option>
-              <option value="bash">bash</option>
-              <option value="powershell">PowerShell</option>
-              <option value="cmd">cmd (Windows)</option>
+              <ShellOptions />
             </select>
           </div>
           <textarea name="steps" aria-label="Commands" rows={3} placeholder={"One command per line; several lines run as a sequence, in order"} className={`${input} w-full font-mono`} required />

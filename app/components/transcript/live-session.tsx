@@ -1,4 +1,5 @@
 import { Fragment, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
+import { ShellOptions } from "~/components/shell-options";
 import { useConfirmDialog } from "~/components/confirm-dialog";
 import { searchBackwards, technicianHistory } from "~/lib/command-history";
 import { describeRuntimeLink } from "~/lib/format";
@@ -284,11 +285,7 @@ export function LiveSession({
       {canRun ? (
         <form onSubmit={submit} className="flex flex-wrap gap-2 border-t border-slate-700 p-3">
           <select value={shell} onChange={(e) => setShell(e.target.value as Shell)} aria-label="Shell" className="rounded bg-slate-800 px-2 text-sm text-slate-200">
-            <option value="default">default shell</option>
-            <option value="sh">sh</option>
-            <option value="bash">bash</option>
-            <option value="powershell">PowerShell</option>
-            <option value="cmd">cmd (Windows)</option>
+            <ShellOptions />
           </select>
           <input
             ref={commandInputRef}

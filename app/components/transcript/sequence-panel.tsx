@@ -1,4 +1,5 @@
 import { useFetcher } from "@remix-run/react";
+import { ShellOptions } from "~/components/shell-options";
 import { useState } from "react";
 import { useTimeZone } from "~/lib/time-zone";
 import type { SequenceTemplate } from "~/models/sequence-templates.server";
@@ -86,11 +87,7 @@ export function SequencePanel({
           </select>
         ) : null}
         <select value={shell} onChange={(e) => setShell(e.target.value as Shell)} aria-label="Sequence shell" className={inputClass}>
-          <option value="default">default shell</option>
-          <option value="sh">sh</option>
-          <option value="bash">bash</option>
-          <option value="powershell">PowerShell</option>
-            <option value="cmd">cmd (Windows)</option>
+          <ShellOptions />
         </select>
       </div>
       <textarea
