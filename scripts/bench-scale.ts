@@ -201,10 +201,13 @@ async function main() {
   const extra = Math.max(0, LIST_ENDPOINTS - have);
   execFileSync("npx", [
     "wrangler", "d1", "execute", "caisey-db", "--local", "--persist-to", STATE_DIR, "--command",
-    `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${extra})
+    // SQLite's OFFSET cannot see the outer row, so clients are numbered once and joined round-robin.
+    `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${extra}),
+          c AS (SELECT id, ROW_NUMBER() OVER (ORDER BY id) - 1 AS k, COUNT(*) OVER () AS total FROM clients WHERE org_id = '${DEMO_ORG.id}')
      INSERT INTO endpoints (id, org_id, client_id, hostname, os, online)
-     SELECT printf('ep_bulk_%05d', i), '${DEMO_ORG.id}', (SELECT id FROM clients WHERE org_id = '${DEMO_ORG.id}' ORDER BY id LIMIT 1 OFFSET (i % 3)),
-            printf('bulk-%05d', (i * 7919) % ${extra}), CASE i % 3 WHEN 0 THEN 'windows' WHEN 1 THEN 'linux' ELSE 'macos' END, i % 2 FROM n`,
+     SELECT printf('ep_bulk_%05d', i), '${DEMO_ORG.id}', c.id,
+            printf('bulk-%05d', (i * 7919) % ${extra}), CASE i % 3 WHEN 0 THEN 'windows' WHEN 1 THEN 'linux' ELSE 'macos' END, i % 2
+     FROM n JOIN c ON c.k = n.i % c.total`,
   ], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   const timeLoader = async (path: string) => {
     const samples: number[] = [];
