@@ -8,8 +8,8 @@
 // original text is written back in `finally`, on SIGINT/SIGTERM too, and the run ends by checking that every file
 // it touched is byte-identical to what it read. A snippet that is not found exactly once fails the run loudly.
 //
-//   node scripts/safety-mutations.mjs                 all mutations, then docs/quality.md's table is rewritten
-//   node scripts/safety-mutations.mjs --only a,b      just these (table not written unless --write)
+//   node scripts/safety-mutations.mjs                 all mutations; docs/quality.md's table is rewritten after each
+//   node scripts/safety-mutations.mjs --only a,b      just these; their rows are merged into the table, the others kept
 //   node scripts/safety-mutations.mjs --list          the list, nothing run
 //   --table                                           only rewrite the table from the stored results
 //   --check                                           only verify every snippet is found exactly once
@@ -172,7 +172,7 @@ export const mutations = [
     original: "serverMs: Math.round(clock ? runtimeMs - clock.offsetMs : runtimeMs)",
     replacement: "serverMs: Math.round(runtimeMs)",
     why: "the transcript and audit show the endpoint's own (wrong) clock",
-    test: workers("session.test.ts", "review.test.ts", "deadlines.test.ts"),
+    test: workers("server-time.test.ts"),
   },
   // ---- the session's command and runtime modules (split out of endpoint-session.ts, ADR 0028) ----
   {
@@ -237,7 +237,7 @@ export const mutations = [
     original: "const MAX_RUNNING_COMMANDS = 1;",
     replacement: "const MAX_RUNNING_COMMANDS = 2;",
     why: "two commands of one endpoint are dispatched at once",
-    test: workers("session.test.ts", "sequences.test.ts", "checkin-reoffer.test.ts", "deadlines.test.ts"),
+    test: workers("session-modules.test.ts", "session.test.ts", "sequences.test.ts"),
   },
 ];
 
@@ -326,10 +326,11 @@ const summary = (output) => {
   return { failedTests, tail: tail.replace(/\s+/g, " ") };
 };
 
-// Results are kept across runs (.cache/safety-results.json), each with a fingerprint of the mutated file, the
-// mutation and its tests: the table shows a result only while that fingerprint still holds, so a partial rerun
-// (--only) adds to the table and a changed file or test list shows its mutation as not run until it runs again.
-const resultsPath = `${root}.cache/safety-results.json`;
+// Results are kept across runs in docs/safety-mutations.json (committed, so every checkout and merge shares them),
+// each with a fingerprint of the mutated file, the mutation and its tests: the table shows a result only while that
+// fingerprint still holds, so a partial rerun (--only) merges into the table and a changed file or test list shows
+// its mutation as not run until it runs again.
+const resultsPath = `${root}docs/safety-mutations.json`;
 const fingerprint = (m) => createHash("sha256").update(JSON.stringify([read(m.file), m.original, m.replacement, m.test.args])).digest("hex");
 const stored = (() => {
   try {
@@ -340,7 +341,7 @@ const stored = (() => {
 })();
 if (flag("--table")) {
   writeTable();
-  console.log("docs/quality.md: safety-mutation table rewritten from .cache/safety-results.json");
+  console.log("docs/quality.md: safety-mutation table rewritten from docs/safety-mutations.json");
   process.exit(0);
 }
 const results = [];
@@ -392,8 +393,8 @@ try {
     for (const name of failedTests) console.log(`  failed: ${name}`);
     results.push({ ...m, status, seconds: run.seconds, failedTests, tail });
     stored[m.id] = { status, failedTests, seconds: run.seconds, at: new Date().toISOString(), fingerprint: fingerprint(m) };
-    mkdirSync(`${root}.cache`, { recursive: true });
-    writeFileSync(resultsPath, JSON.stringify(stored, null, 2));
+    const ordered = Object.fromEntries(mutations.filter((x) => stored[x.id]).map((x) => [x.id, stored[x.id]]));
+    writeFileSync(resultsPath, `${JSON.stringify(ordered, null, 2)}\n`);
     writeTable();
   }
 } finally {
@@ -417,7 +418,6 @@ try {
 
 /** Rewrites docs/quality.md's table: after every mutation, so a run cut short still records what it measured. */
 function writeTable() {
-  if (only && !flag("--write")) return;
   const rows = mutations.map((m) => {
     const r = stored[m.id];
     return { m, r: r && r.fingerprint === fingerprint(m) ? r : null };
