@@ -304,15 +304,19 @@ export async function settled(viewer: TestSocket): Promise<void> {
   await replayAll(viewer, newest);
 }
 
-/** Runs one command through the session over sockets (viewer asks, runtime reports success) and returns its id. */
-export async function runCommandToEnd(endpointId: string, text: string, orgId = "org_test"): Promise<string> {
+/** Runs one command through the session over sockets (viewer asks, runtime reports its end) and returns its id. */
+export async function runCommandToEnd(
+  endpointId: string,
+  text: string,
+  { orgId = "org_test", status = "succeeded" }: { orgId?: string; status?: "succeeded" | "failed" } = {},
+): Promise<string> {
   const viewer = await connectViewer(endpointId, viewerIdentity(endpointId, { orgId }));
   const runtime = await connectDirect(endpointId, { ...runtimeIdentity(endpointId), orgId });
   runtime.send(runtimeHello);
   viewer.send({ type: "run", requestId: crypto.randomUUID(), text, shell: "default" });
   const dispatch = await runtime.waitFor((m) => m.type === "dispatch");
   const commandId: string = dispatch.command.commandId;
-  runtime.send({ type: "result", result: result(commandId, "succeeded", `output of ${text}`) });
+  runtime.send({ type: "result", result: result(commandId, status, `output of ${text}`) });
   await runtime.waitFor((m) => m.type === "ack");
   viewer.close();
   runtime.close();
