@@ -304,6 +304,17 @@ export async function settled(viewer: TestSocket): Promise<void> {
   await replayAll(viewer, newest);
 }
 
+/**
+ * For a runtime socket what `settled` is for a viewer: the session answers a malformed message with an error, in
+ * arrival order, so once that answer is here so is everything it sent this socket before. The positive signal to
+ * wait for before asserting that a runtime was NOT sent something.
+ */
+export async function roundTrip(socket: TestSocket): Promise<void> {
+  const from = socket.messages.length;
+  socket.send({ type: "round_trip" });
+  await socket.waitFor((m) => m.type === "error" && m.code === "invalid_message", 5_000, from);
+}
+
 /** Runs one command through the session over sockets (viewer asks, runtime reports its end) and returns its id. */
 export async function runCommandToEnd(
   endpointId: string,
