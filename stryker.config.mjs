@@ -8,19 +8,23 @@ const mutate = process.env.MUTATE ? process.env.MUTATE.split(",") : everything;
 export default {
   packageManager: "npm",
   testRunner: "vitest",
-  vitest: { configFile: "vitest.mutation.config.ts" },
+  // related: false: the dry run runs every file of the mutation config (Vitest's "related files" lookup found none
+  // for protocol/ in the sandbox), and per-test coverage then decides which tests each mutant runs.
+  vitest: { configFile: "vitest.mutation.config.ts", related: false },
   checkers: ["typescript"],
   tsconfigFile: "tsconfig.mutation.json",
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },
   mutate,
-  // Only what the unit layer and the runtime build need; keeps the sandbox copy small.
-  ignorePatterns: ["/app", "/e2e", "/workers", "/public", "/build", "/functions", "/docs", "/.data", "/test-results", "/playwright-report", "/.wrangler", "/.cache"],
+  // Only what the unit layer and the runtime build need; keeps the sandbox copy small. The unit tests import app/lib
+  // and workers/session/src modules too (the transcript, the session's clock), so those stay in the sandbox.
+  ignorePatterns: ["/e2e", "/public", "/build", "/functions", "/docs", "/.data", "/test-results", "/playwright-report", "/.wrangler", "/.cache"],
   coverageAnalysis: "perTest",
   // Static mutants (module-level constants) would rerun the whole layer each; reported as ignored.
   ignoreStatic: true,
   concurrency: Number(process.env.STRYKER_CONCURRENCY ?? 2),
   timeoutMS: 20_000,
-  incremental: true,
+  // STRYKER_INCREMENTAL=0 measures from scratch.
+  incremental: process.env.STRYKER_INCREMENTAL !== "0",
   incrementalFile: ".cache/stryker-incremental.json",
   reporters: ["json", "progress", "clear-text"],
   jsonReporter: { fileName: "reports/mutation/mutation.json" },

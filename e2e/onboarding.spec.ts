@@ -3,17 +3,11 @@
 import { expect, test } from "@playwright/test";
 import { E2E_ORIGIN } from "./origin";
 import { RuntimeProcess } from "./runtime";
-import { runCommand, waitForHydration } from "./support";
+import { runCommand, signInAsNewOrganisation, waitForHydration } from "./support";
 
 test("the first admin of a new organisation is provisioned on first sign-in and starts from an empty tenant", async ({ page }) => {
   const orgName = `Fresh MSP ${Date.now().toString(36)}`;
-  await page.goto("/offline/sign-in");
-  await page.getByRole("textbox", { name: "Organisation" }).fill(orgName);
-  await page.getByLabel("Your name").fill("Ada Fresh");
-  await page.getByLabel("Email").fill("ada@fresh-msp.test");
-  await page.getByRole("button", { name: "Create and sign in as admin" }).click();
-  await expect(page).toHaveURL(/\/clients$/);
-  await expect(page.getByTestId("current-member")).toHaveText(`Ada Fresh · admin · ${orgName}`);
+  await signInAsNewOrganisation(page, orgName, "Ada Fresh", "ada@fresh-msp.test");
   // Nothing of the demo tenants is visible.
   await expect(page.getByText("Acme Manufacturing")).toHaveCount(0);
   await page.goto("/endpoints");
@@ -26,13 +20,7 @@ test("a new organisation's admin creates a client and a token, enrolls a real ru
   test.setTimeout(240_000);
   const suffix = Date.now().toString(36);
   const orgName = `Onboarding MSP ${suffix}`;
-  await page.goto("/offline/sign-in");
-  await page.getByRole("textbox", { name: "Organisation" }).fill(orgName);
-  await page.getByLabel("Your name").fill("Olga Onboard");
-  await page.getByLabel("Email").fill(`olga@onboarding-${suffix}.test`);
-  await page.getByRole("button", { name: "Create and sign in as admin" }).click();
-  await expect(page).toHaveURL(/\/clients$/);
-  await expect(page.getByTestId("current-member")).toHaveText(`Olga Onboard · admin · ${orgName}`);
+  await signInAsNewOrganisation(page, orgName, "Olga Onboard", `olga@onboarding-${suffix}.test`);
   await waitForHydration(page);
   await expect(page.getByTestId("client-row")).toHaveCount(0);
 

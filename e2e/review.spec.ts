@@ -6,7 +6,8 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { computeAuditHash, GENESIS_HASH, type AuditEvent, type UnhashedAuditEvent } from "../protocol/audit";
+import type { AuditEvent } from "../protocol/audit";
+import { linkAuditChain, type ChainLink } from "../tests/audit-chain";
 import { demoEndpoints, DEMO_ORG, FOREIGN_ENDPOINT_ID, OTHER_ORG } from "../scripts/seed.mjs";
 import { openEndpoint, runtimeForSpec } from "./runtime";
 import { runCommand, signIn } from "./support";
@@ -34,7 +35,7 @@ const COMMANDS: Spec[] = [
   { endpointId: FOREIGN_ENDPOINT_ID, orgId: OTHER_ORG.id, commandId: `cmd_${RUN}_x1`, text: "echo contoso-only-e2e", status: "failed", minutesAgo: 10, exitCode: 9 },
 ];
 
-function eventsFor(spec: Spec, now: number): Omit<UnhashedAuditEvent, "seq" | "prevHash">[] {
+function eventsFor(spec: Spec, now: number): ChainLink[] {
   const at = now - spec.minutesAgo * 60_000;
   const base = { endpointId: spec.endpointId, orgId: spec.orgId, commandId: spec.commandId, ...TECH };
   if (spec.status === "pending_approval") {
@@ -63,11 +64,8 @@ async function seedAuditSql(): Promise<string> {
   const chains = new Map<string, AuditEvent[]>();
   for (const spec of COMMANDS) {
     const chain = chains.get(spec.endpointId) ?? [];
-    for (const event of eventsFor(spec, now)) {
-      const previous = chain[chain.length - 1];
-      const unhashed = { ...event, seq: (previous?.seq ?? 0) + 1, prevHash: previous?.hash ?? GENESIS_HASH } as UnhashedAuditEvent;
-      chain.push({ ...unhashed, hash: await computeAuditHash(unhashed) });
-    }
+    const last = chain.at(-1);
+    chain.push(...(await linkAuditChain(eventsFor(spec, now), last ? { seq: last.seq, hash: last.hash } : null)));
     chains.set(spec.endpointId, chain);
   }
   const columns = "endpoint_id, seq, org_id, at, kind, actor_id, actor_name, actor_address, command_id, status, detail, prev_hash, hash";

@@ -15,6 +15,17 @@ export async function signIn(page: Page, who: keyof typeof MEMBERS, redirectTo =
   await waitForHydration(page);
 }
 
+/** Signs in offline as the first admin of a new organisation (the claims Clerk would mint for a fresh sign-up). */
+export async function signInAsNewOrganisation(page: Page, orgName: string, name: string, email: string) {
+  await page.goto("/offline/sign-in");
+  await page.getByRole("textbox", { name: "Organisation" }).fill(orgName);
+  await page.getByLabel("Your name").fill(name);
+  await page.getByLabel("Email").fill(email);
+  await page.getByRole("button", { name: "Create and sign in as admin" }).click();
+  await expect(page).toHaveURL(/\/clients$/);
+  await expect(page.getByTestId("current-member")).toHaveText(`${name} · admin · ${orgName}`);
+}
+
 /**
  * Server-rendered controls are visible before React owns them; a click on a
  * controlled input before hydration is undone when React takes over.

@@ -75,15 +75,20 @@ export class Stack {
   async stop() {
     const child = this.child;
     this.child = null;
-    if (!child || child.exitCode !== null) return;
-    try {
-      process.kill(-child.pid!, "SIGKILL");
-    } catch {
-      child.kill("SIGKILL");
-    }
-    await exited(child);
-    await waitUntil("the port to close", () => portClosed(this.port), 10_000);
+    await killStack(child, this.port);
   }
+}
+
+/** Kills a stack's wrangler with its whole process group (workerd too) and waits until its port is free. */
+async function killStack(child: ChildProcess | null, port: number): Promise<void> {
+  if (!child || child.exitCode !== null) return;
+  try {
+    process.kill(-child.pid!, "SIGKILL");
+  } catch {
+    child.kill("SIGKILL");
+  }
+  await exited(child);
+  await waitUntil("the port to close", () => portClosed(port), 10_000);
 }
 
 function portClosed(port: number): Promise<boolean> {
@@ -514,15 +519,7 @@ export class EnvironmentStack {
   async stop() {
     const child = this.child;
     this.child = null;
-    if (child && child.exitCode === null) {
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {
-        child.kill("SIGKILL");
-      }
-      await exited(child);
-      await waitUntil("the port to close", () => portClosed(this.port), 10_000);
-    }
+    await killStack(child, this.port);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

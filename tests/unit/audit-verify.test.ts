@@ -27,6 +27,7 @@ import {
   type UnhashedAuditEvent,
 } from "../../protocol/audit";
 import * as script from "../../scripts/audit-verify.mjs";
+import { linkAuditChain, relinkAuditChain } from "../audit-chain";
 
 const base: UnhashedAuditEvent = {
   endpointId: "ep_unit_1",
@@ -74,14 +75,7 @@ describe("scripts/audit-verify.mjs hashing", () => {
   });
 
   it("gives the same verdicts as verifyAuditChain: intact, edited, relinked, missing", async () => {
-    const chain: AuditEvent[] = [];
-    let prevHash = GENESIS_HASH;
-    for (let seq = 1; seq <= 6; seq++) {
-      const unhashed = { ...variants[seq % variants.length], seq, prevHash };
-      const hash = await computeAuditHash(unhashed);
-      chain.push({ ...unhashed, hash });
-      prevHash = hash;
-    }
+    const chain = await linkAuditChain([1, 2, 3, 4, 5, 6].map((seq) => variants[seq % variants.length]));
     const cases: AuditEvent[][] = [
       chain,
       chain.map((e) => (e.seq === 3 ? { ...e, detail: JSON.stringify({ text: "echo harmless" }) } : e)),
@@ -100,15 +94,11 @@ describe("scripts/audit-verify.mjs hashing", () => {
   it("streams rows from D1 pages and reports each endpoint's first broken link", async () => {
     const rows: Record<string, unknown>[] = [];
     for (const endpointId of ["ep_a", "ep_b"]) {
-      let prevHash = GENESIS_HASH;
-      for (let seq = 1; seq <= 5; seq++) {
-        const unhashed = { ...base, endpointId, seq, prevHash };
-        const hash = await computeAuditHash(unhashed);
+      for (const { seq, prevHash, hash } of await linkAuditChain(Array.from({ length: 5 }, () => ({ ...base, endpointId })))) {
         rows.push({
           endpoint_id: endpointId, org_id: base.orgId, seq, at: base.at, kind: base.kind, actor_id: base.actorId, actor_name: base.actorName,
           actor_address: base.actorAddress, command_id: base.commandId, status: base.status, detail: base.detail, prev_hash: prevHash, hash,
         });
-        prevHash = hash;
       }
     }
     (rows[7] as { detail: string }).detail = "{}"; // ep_b seq 3 edited
@@ -158,14 +148,7 @@ describe("scripts/audit-verify.mjs checkpoints", () => {
 describe("scripts/audit-verify.mjs prune anchors (ADR 0029)", () => {
   const key = "unit-audit-mac-key-0123456789abcdef0123456789";
 
-  async function chain(length: number): Promise<AuditEvent[]> {
-    const events: AuditEvent[] = [];
-    for (let seq = 1; seq <= length; seq++) {
-      const unhashed = { ...base, seq, prevHash: events.at(-1)?.hash ?? GENESIS_HASH, detail: JSON.stringify({ n: seq }) };
-      events.push({ ...unhashed, hash: await computeAuditHash(unhashed) });
-    }
-    return events;
-  }
+  const chain = (length: number): Promise<AuditEvent[]> => linkAuditChain(Array.from({ length }, (_, i) => ({ ...base, detail: JSON.stringify({ n: i + 1 }) })));
 
   /** What audit:verify concludes about a replica pruned through seq 4 of 8, given its anchor and checkpoint rows. */
   async function judge(kept: AuditEvent[], anchorRow: Record<string, unknown>, all: AuditEvent[]) {
@@ -289,16 +272,11 @@ describe("npm run audit:verify against local state", () => {
   /** Replaces seq `from`.. of a chain with edited events whose hashes are all recomputed, as a D1 writer could. */
   async function rewriteWithRecomputedHashes(db: D1Database, endpointId: string, from: number) {
     const { results } = await db.prepare("SELECT * FROM audit_events WHERE endpoint_id = ? ORDER BY seq").bind(endpointId).all<AuditRow>();
-    let prevHash = GENESIS_HASH;
-    for (const row of results) {
-      const event = auditEventFromRow(row);
-      if (event.seq >= from) {
-        const { hash: _old, ...unhashed } = { ...event, prevHash, detail: event.seq === from ? JSON.stringify({ text: "echo harmless" }) : event.detail };
-        const hash = await computeAuditHash(unhashed);
-        await db.prepare("UPDATE audit_events SET detail = ?, prev_hash = ?, hash = ? WHERE endpoint_id = ? AND seq = ?").bind(unhashed.detail, prevHash, hash, endpointId, event.seq).run();
-        prevHash = hash;
-      } else prevHash = event.hash;
+    const forged = await relinkAuditChain(results.map((row) => auditEventFromRow(row)), from, (e) => ({ ...e, detail: JSON.stringify({ text: "echo harmless" }) }));
+    for (const event of forged.filter((e) => e.seq >= from)) {
+      await db.prepare("UPDATE audit_events SET detail = ?, prev_hash = ?, hash = ? WHERE endpoint_id = ? AND seq = ?").bind(event.detail, event.prevHash, event.hash, endpointId, event.seq).run();
     }
+    const prevHash = forged.at(-1)!.hash;
     expect(await verifyAuditChain((await db.prepare("SELECT * FROM audit_events WHERE endpoint_id = ? ORDER BY seq").bind(endpointId).all<AuditRow>()).results.map((r) => auditEventFromRow(r)))).toMatchObject({ ok: true });
     return prevHash;
   }

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { checkinRequestSchema, DEFAULT_CHECKIN_INTERVAL_MS, PROTOCOL_VERSION, type CheckinRequest, type CheckinResponse } from "../../protocol/messages";
-import { CheckinLoop, checkinUrl } from "../../runtime/src/checkin";
+import { CheckinLoop, checkinBody, checkinUrl, clampCheckinInterval, MAX_CHECKIN_INTERVAL_MS, MIN_CHECKIN_INTERVAL_MS, serverErrorText } from "../../runtime/src/checkin";
 import { silentLogger } from "../../runtime/src/log";
 
 const servers: ReturnType<typeof createServer>[] = [];
@@ -34,20 +34,25 @@ async function standIn(answer: (index: number) => { status: number; body?: unkno
   return { url: checkinUrl(`http://127.0.0.1:${(server.address() as AddressInfo).port}`), seen };
 }
 
-function loopAgainst(url: string) {
+function loopAgainst(url: string, sendNow = false) {
   const responses: CheckinResponse[] = [];
   const failures: string[] = [];
+  const rejections: string[] = [];
+  const failureCounts: number[] = [];
   const request: CheckinRequest = { protocol: PROTOCOL_VERSION, runtimeVersion: "1.0.0", hostname: "h", os: "linux", clock: Date.now(), started: [], results: [], updateStatus: [], compactAnswers: true };
   const loop = new CheckinLoop(url, "credential-".padEnd(48, "c"), {
     checkinRequest: () => ({ ...request, clock: Date.now() }),
     onCheckinResponse: async (_request, response) => {
       responses.push(response);
-      return false;
+      return sendNow && responses.length === 1;
     },
-    onCheckinFailed: (reason) => failures.push(reason),
-    onRejected: (reason) => failures.push(reason),
+    onCheckinFailed: (reason, consecutive) => {
+      failures.push(reason);
+      failureCounts.push(consecutive);
+    },
+    onRejected: (reason) => rejections.push(reason),
   }, silentLogger, 1000);
-  return { loop, responses, failures };
+  return { loop, responses, failures, rejections, failureCounts };
 }
 
 describe("compact check-in answers on the runtime", () => {
@@ -82,5 +87,100 @@ describe("compact check-in answers on the runtime", () => {
     loop.stop();
     expect(responses).toEqual([]);
     expect(failures[0]).toContain("HTTP 202");
+  });
+});
+
+describe("the check-in loop's answers and timing", () => {
+  it("stops for good on a refused credential (401/403) and says why", async () => {
+    for (const status of [401, 403]) {
+      const { url, seen } = await standIn(() => ({ status, body: { error: "credential revoked" } }));
+      const { loop, failures, rejections } = loopAgainst(url);
+      loop.start();
+      await expect.poll(() => rejections.length).toBe(1);
+      await loop.idle();
+      expect(rejections[0]).toBe(`HTTP ${status}: credential revoked`);
+      expect(loop.isRunning).toBe(false);
+      loop.wake(); // a stopped loop does not check in again
+      expect(seen.length).toBe(1);
+      expect(failures).toEqual([]);
+    }
+  });
+
+  it("counts failures (refused body, server error, no JSON, invalid answer) and retries each with backoff", async () => {
+    const answers = [{ status: 400, body: { error: "bad body" } }, { status: 503 }, { status: 200, body: "{" }, { status: 200, body: { nextCheckinMs: -1 } }];
+    const { url } = await standIn((index) => answers[index] ?? { status: 204 });
+    const { loop, responses, failures, rejections, failureCounts } = loopAgainst(url);
+    loop.start();
+    await expect.poll(() => responses.length, { timeout: 15_000 }).toBe(1);
+    loop.stop();
+    expect(failureCounts).toEqual([1, 2, 3, 4]);
+    expect(failures[0]).toBe("HTTP 400: bad body");
+    expect(failures[1]).toBe("server answered HTTP 503");
+    expect(failures[2]).toMatch(/^invalid check-in answer: |not JSON/);
+    expect(failures[3]).toMatch(/^invalid check-in answer: /);
+    expect(rejections).toEqual([]);
+  });
+
+  it("takes the server's interval (clamped), and checks in again at once when the runtime has news", async () => {
+    const { url, seen } = await standIn((index) => (index === 0 ? { status: 200, body: { nextCheckinMs: 600_000 } } : { status: 204 }));
+    const { loop, responses } = loopAgainst(url, true);
+    loop.start();
+    await expect.poll(() => responses.length).toBe(2); // the second without waiting ten minutes: sendNow
+    loop.stop();
+    expect(responses[0].nextCheckinMs).toBe(600_000);
+    expect(seen.length).toBe(2);
+    for (const { headers } of seen) expect(headers.authorization).toBe(`Bearer ${"credential-".padEnd(48, "c")}`);
+    expect(clampCheckinInterval(5)).toBe(MIN_CHECKIN_INTERVAL_MS);
+    expect(clampCheckinInterval(Number.NaN)).toBe(MIN_CHECKIN_INTERVAL_MS);
+    expect(clampCheckinInterval(MAX_CHECKIN_INTERVAL_MS * 2)).toBe(MAX_CHECKIN_INTERVAL_MS);
+    expect(clampCheckinInterval(1500.4)).toBe(1500);
+  });
+
+  it("builds lean bodies and readable URLs and error texts", () => {
+    const request: CheckinRequest = { protocol: PROTOCOL_VERSION, runtimeVersion: "1.0.0", hostname: "h", os: "linux", platform: "linux-x64", clock: 5, started: [], results: [], updateStatus: [], compactAnswers: true };
+    expect(JSON.parse(checkinBody(request, false))).toEqual({ protocol: PROTOCOL_VERSION, clock: 5 });
+    expect(JSON.parse(checkinBody({ ...request, started: [{ commandId: "c", startedAt: 6 }] }, true))).toEqual({
+      protocol: PROTOCOL_VERSION,
+      clock: 5,
+      runtimeVersion: "1.0.0",
+      hostname: "h",
+      os: "linux",
+      platform: "linux-x64",
+      compactAnswers: true,
+      started: [{ commandId: "c", startedAt: 6 }],
+    });
+    expect(checkinUrl("https://caisey.test/base//?x=1#y")).toBe("https://caisey.test/base/agent/checkin");
+    expect(serverErrorText(JSON.stringify({ error: "nope" }))).toBe("nope");
+    expect(serverErrorText("  plain text  ")).toBe("plain text");
+    expect(serverErrorText("")).toBeUndefined();
+  });
+});
+
+describe("waking the check-in loop", () => {
+  it("checks in again right after the one in flight when woken meanwhile, not after the interval", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const seen: number[] = [];
+    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      req.resume();
+      req.on("end", async () => {
+        seen.push(seen.length);
+        if (seen.length === 1) await gate; // the first answer waits until the loop has been woken
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ nextCheckinMs: 600_000 }));
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    const { loop, responses } = loopAgainst(checkinUrl(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+    loop.start();
+    await expect.poll(() => seen.length).toBe(1);
+    loop.wake(); // in flight: remembered, not a second request now
+    expect(seen.length).toBe(1);
+    release();
+    await expect.poll(() => responses.length).toBe(2); // at once, not ten minutes later
+    await loop.idle();
+    loop.stop();
+    loop.wake(); // stopped: nothing more
+    expect(seen.length).toBe(2);
   });
 });

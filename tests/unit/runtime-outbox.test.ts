@@ -165,8 +165,10 @@ describe.runIf(posix)("caisey-runtime CLI", () => {
     expect(result!.status).toBe("succeeded");
     expect(result!.tail.map((c) => c.data).join("")).toContain("late");
 
-    await new Promise((r) => setTimeout(r, 300));
-    expect(outboxFiles(stateDir)).toHaveLength(1); // no ack yet
+    // A round trip after the result (the runtime answers a clock message in order), and still no ack: still on disk.
+    server.send({ type: "clock", serverTime: 1_234_567 });
+    await waitFor("the clock answer", () => server.of("clock").some((m) => m.serverTime === 1_234_567));
+    expect(outboxFiles(stateDir)).toHaveLength(1);
     server.send({ type: "ack", commandId: "outage-1" });
     await waitFor("outbox emptied after the ack", () => outboxFiles(stateDir).length === 0);
     expect(await stopRuntime(runtime)).toBe(0);
@@ -203,11 +205,10 @@ describe.runIf(posix)("caisey-runtime CLI", () => {
     await waitFor("hello", () => hellos(server) === 1);
     server.dispatch({ commandId: "long-1", text: `echo $$ > ${pidFile}; sleep 30` });
     await waitFor("started", () => server.of("started", "long-1").length === 1 && existsSync(pidFile) && readFileSync(pidFile, "utf8").trim());
-    const started = Date.now();
     expect(await stopRuntime(runtime)).toBe(0);
-    expect(Date.now() - started).toBeLessThan(5000);
     const [result] = server.results("long-1");
     expect(result).toMatchObject({ status: "interrupted", error: expect.stringMatching(/runtime stopped/) });
+    expect(result!.durationMs).toBeLessThan(30_000); // killed, not waited for
     expect(outboxFiles(stateDir)).toHaveLength(0); // acked before exiting
     const pid = Number(readFileSync(pidFile, "utf8"));
     expect(() => process.kill(pid, 0)).toThrow();

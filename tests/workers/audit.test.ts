@@ -3,7 +3,6 @@ import { describe, expect, it } from "vitest";
 import {
   auditEventFromRow,
   compareReplicaToCheckpoint,
-  computeAuditHash,
   GENESIS_HASH,
   verifyAuditChain,
   verifyCheckpointMac,
@@ -12,26 +11,10 @@ import {
 } from "../../protocol/audit";
 import { createDb } from "~/db/client.server";
 import { verifyTenantAuditChains } from "~/models/audit-chains.server";
-import { connectDirect, connectRuntime, connectViewer, runInSession, sessionStub, viewerIdentity, endpointIdsFor } from "./socket";
+import { relinkAuditChain } from "../audit-chain";
+import { connectDirect, connectViewer, runCommandToEnd, runInSession, sessionStub, viewerIdentity, endpointIdsFor } from "./socket";
 
 const freshEndpoint = endpointIdsFor("ep_audit_test");
-
-/** Drives one command through the real DO: requested → dispatched → finished. */
-async function runCommandThroughSession(endpointId: string, text: string, status: "succeeded" | "failed" = "succeeded") {
-  const viewer = await connectViewer(endpointId, viewerIdentity(endpointId));
-  const runtime = await connectRuntime(endpointId);
-  viewer.send({ type: "run", requestId: crypto.randomUUID(), text, shell: "default" });
-  const dispatch = await runtime.waitFor((m) => m.type === "dispatch");
-  const commandId = dispatch.command.commandId;
-  runtime.send({
-    type: "result",
-    result: { commandId, status, exitCode: status === "succeeded" ? 0 : 3, startedAt: Date.now(), finishedAt: Date.now(), durationMs: 1, tail: [], truncated: false, error: null },
-  });
-  await runtime.waitFor((m) => m.type === "ack");
-  viewer.close();
-  runtime.close();
-  return commandId as string;
-}
 
 async function localAudit(endpointId: string): Promise<{ events: AuditEvent[]; pending: number }> {
   return runInSession(sessionStub(endpointId), (instance: any) => ({ events: instance.audit.all(), pending: instance.audit.pendingCount() }));
@@ -86,7 +69,7 @@ async function waitForLocalCount(endpointId: string, atLeast: number) {
 describe("audit trail", () => {
   it("records who did what, when and from where, as an intact hash chain", async () => {
     const endpointId = freshEndpoint();
-    const commandId = await runCommandThroughSession(endpointId, "ipconfig /all");
+    const commandId = await runCommandToEnd(endpointId, "ipconfig /all");
     const events = await waitForLocalCount(endpointId, 5);
     expect(events.map((e) => e.kind)).toEqual(["runtime.connected", "command.requested", "command.dispatched", "command.finished", "runtime.disconnected"]);
     const requested = events.find((e) => e.kind === "command.requested")!;
@@ -100,7 +83,7 @@ describe("audit trail", () => {
 
   it("replicates to D1 by alarm, once per event even when a batch is sent again", async () => {
     const endpointId = freshEndpoint();
-    await runCommandThroughSession(endpointId, "whoami");
+    await runCommandToEnd(endpointId, "whoami");
     const local = await waitForLocalCount(endpointId, 4);
     expect(await runDurableObjectAlarm(sessionStub(endpointId))).toBe(true);
     const replicated = await d1Audit(endpointId);
@@ -126,8 +109,8 @@ describe("audit trail", () => {
        BEGIN SELECT RAISE(ABORT, 'simulated D1 outage'); END`,
     ).run();
     try {
-      await runCommandThroughSession(endpointId, "Get-Service", "failed");
-      await runCommandThroughSession(endpointId, "Get-Process");
+      await runCommandToEnd(endpointId, "Get-Service", { status: "failed" });
+      await runCommandToEnd(endpointId, "Get-Process");
       const before = await waitForLocalCount(endpointId, 10); // two commands × (connected, requested, dispatched, finished, disconnected)
       const outcome = await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB, env.AUDIT_MAC_KEY));
       expect(outcome.failed).toMatch(/simulated D1 outage/);
@@ -156,7 +139,7 @@ describe("audit trail", () => {
 
   it("detects an edited or deleted event in the replica and names the first broken link", async () => {
     const endpointId = freshEndpoint();
-    await runCommandThroughSession(endpointId, "Get-NetIPConfiguration");
+    await runCommandToEnd(endpointId, "Get-NetIPConfiguration");
     await waitForLocalCount(endpointId, 4);
     await runDurableObjectAlarm(sessionStub(endpointId));
     const requested = (await d1Audit(endpointId)).find((e) => e.kind === "command.requested")!;
@@ -171,7 +154,7 @@ describe("audit trail", () => {
 
   it("writes a MACed checkpoint of each batch's last event in the same D1 batch, and records whose chain the session holds", async () => {
     const endpointId = freshEndpoint();
-    await runCommandThroughSession(endpointId, "hostname");
+    await runCommandToEnd(endpointId, "hostname");
     await waitForLocalCount(endpointId, 4);
     await replicateNow(endpointId);
     const replicated = await d1Audit(endpointId);
@@ -201,7 +184,7 @@ describe("audit trail", () => {
     await runInSession(sessionStub(endpointId), (instance: any) => {
       instance.env = { ...instance.env, AUDIT_MAC_KEY: undefined };
     });
-    await runCommandThroughSession(endpointId, "uptime");
+    await runCommandToEnd(endpointId, "uptime");
     const local = await waitForLocalCount(endpointId, 4);
     for (const key of [undefined, "", "too-short-to-be-a-secret"]) {
       const outcome = await runInSession(sessionStub(endpointId), async (instance: any) => instance.audit.replicate(env.DB, key));
@@ -218,25 +201,19 @@ describe("audit trail", () => {
 
   it("a replica rewritten with recomputed hashes no longer matches its checkpoint, and the checkpoint cannot be re-signed", async () => {
     const endpointId = freshEndpoint();
-    await runCommandThroughSession(endpointId, "Get-LocalUser");
+    await runCommandToEnd(endpointId, "Get-LocalUser");
     await waitForLocalCount(endpointId, 4);
     await replicateNow(endpointId);
     const events = await d1Audit(endpointId);
     const requested = events.find((e) => e.kind === "command.requested")!;
     // Edit one event and recompute every hash after it, as anyone with D1 write access could.
-    let prevHash = GENESIS_HASH;
-    for (const event of events) {
-      if (event.seq < requested.seq) {
-        prevHash = event.hash;
-        continue;
-      }
-      const edited = { ...event, prevHash, detail: event.seq === requested.seq ? JSON.stringify({ text: "echo harmless", shell: "default" }) : event.detail };
-      const { hash: _old, ...unhashed } = edited;
-      prevHash = await computeAuditHash(unhashed);
+    const forged = await relinkAuditChain(events, requested.seq, (e) => ({ ...e, detail: JSON.stringify({ text: "echo harmless", shell: "default" }) }));
+    for (const event of forged.filter((e) => e.seq >= requested.seq)) {
       await env.DB.prepare("UPDATE audit_events SET detail = ?, prev_hash = ?, hash = ? WHERE endpoint_id = ? AND seq = ?")
-        .bind(edited.detail, edited.prevHash, prevHash, endpointId, event.seq)
+        .bind(event.detail, event.prevHash, event.hash, endpointId, event.seq)
         .run();
     }
+    const prevHash = forged.at(-1)!.hash;
     expect(await verifyAuditChain(await d1Audit(endpointId))).toMatchObject({ ok: true }); // the chain alone is fooled
     expect(await replicaVerdict(endpointId)).toEqual({ ok: false, reason: expect.stringMatching(/does not match the session's checkpoint .*rewritten/) });
     expect(await reviewVerdict(endpointId)).toMatchObject({ ok: false, brokenAtSeq: events.at(-1)!.seq, reason: expect.stringMatching(/does not match the session's checkpoint/) });
@@ -249,11 +226,11 @@ describe("audit trail", () => {
 
   it("a deleted tail falls short of the checkpoint; rolled back with an older genuine checkpoint, it falls short of the session's head", async () => {
     const endpointId = freshEndpoint();
-    await runCommandThroughSession(endpointId, "Get-Date");
+    await runCommandToEnd(endpointId, "Get-Date");
     await waitForLocalCount(endpointId, 4);
     await replicateNow(endpointId);
     const older = (await d1Checkpoint(endpointId))!; // what an attacker could have saved
-    await runCommandThroughSession(endpointId, "Get-ChildItem C:\\Users");
+    await runCommandToEnd(endpointId, "Get-ChildItem C:\\Users");
     await waitForLocalCount(endpointId, older.seq + 4);
     await replicateNow(endpointId);
     const head = await runInSession(sessionStub(endpointId), (instance: any) => instance.audit.replicatedHead());

@@ -20,7 +20,7 @@ import { authenticateRuntimeCredential, createEnrollmentToken } from "~/models/e
 import { DEMO_ORG, DEMO_RUNTIME_TOKEN, FOREIGN_ENDPOINT_ID, OTHER_ORG } from "../../scripts/seed.mjs";
 import { SESSION_CLOSE_CODES } from "../../protocol/session-contract";
 import { seedDemo } from "./helpers";
-import { connectDirect, replayAll, runtimeHello, sessionAudit, sessionAuditKinds, TestSocket, viewerIdentity } from "./socket";
+import { checkin, connectDirect, replayAll, runtimeHello, runtimeIdentity, sessionAudit, sessionAuditKinds, TestSocket, viewerIdentity } from "./socket";
 
 const ORIGIN = "http://127.0.0.1:8788";
 /** PUBLIC_ORIGIN as vitest.workers.config.ts binds it. */
@@ -122,6 +122,29 @@ describe("revoke", () => {
     expect(await auditKinds(runtime.endpointId)).toContain("runtime.revoked");
     const audited = (await sessionAudit(runtime.endpointId)).find((e: any) => e.kind === "runtime.revoked");
     expect(audited).toMatchObject({ actorId: ADMIN.userId, actorName: ADMIN.name });
+  });
+
+  it("the session itself refuses a runtime the edge authenticated before the revoke, and takes back one authenticated after it", async () => {
+    const runtime = await enrolledRuntime("revoke-race");
+    const connected = await connectThroughEdge(runtime.credential);
+    await connected.socket!.waitFor((m) => m.type === "clock");
+    const authenticatedBefore = Date.now();
+    await revokeRuntimeCredential(env, ADMIN, runtime.endpointId);
+    const revokeDone = Date.now();
+    await connected.socket!.waitForClose();
+
+    // A socket and a check-in that passed the edge just before the revoke reach the session after it.
+    const before = { ...runtimeIdentity(runtime.endpointId), orgId: DEMO_ORG.id, authenticatedAt: authenticatedBefore };
+    const late = await connectDirect(runtime.endpointId, before);
+    expect((await late.waitForClose()).code).toBe(SESSION_CLOSE_CODES.revoked);
+    const refused = await checkin(runtime.endpointId, {}, before);
+    expect(refused.status).toBe(403);
+    expect(await auditKinds(runtime.endpointId)).not.toContain("runtime.reinstated");
+
+    // Authenticated after the revoke means a new credential (the old one is gone from D1): the session takes it back.
+    const after = { ...before, authenticatedAt: revokeDone + 1 };
+    expect((await checkin(runtime.endpointId, {}, after)).status).toBe(200);
+    expect(await auditKinds(runtime.endpointId)).toContain("runtime.reinstated");
   });
 
   it("refuses a revoked or decommissioned endpoint's credential even if its hash were still stored", async () => {

@@ -45,12 +45,12 @@ function sessionChain(endpointId: string) {
 async function sessionWithHistory(retentionDays = 7) {
   const tenant = await tenantWithEndpoint(retentionDays);
   const { endpointId } = tenant;
-  const oldCommand = await runCommandToEnd(endpointId, "echo old", tenant.orgId);
+  const oldCommand = await runCommandToEnd(endpointId, "echo old", { orgId: tenant.orgId });
   const oldAuditThrough = OLD_AUDIT_EVENTS;
   // Transcript rows are not hashed: their times can be moved into the past.
   await sessionSql(endpointId, "UPDATE commands SET created_at = ?, received_at = ? WHERE id = ?", OLD, OLD, oldCommand);
   await sessionSql(endpointId, "UPDATE events SET at = ? WHERE command_id = ?", OLD, oldCommand);
-  const recentCommand = await runCommandToEnd(endpointId, "echo recent", tenant.orgId);
+  const recentCommand = await runCommandToEnd(endpointId, "echo recent", { orgId: tenant.orgId });
   await replicateNow(endpointId);
   // Old unfinished work (held for a window that has not opened) and an old pending approval are never pruned.
   for (const [id, status] of [["cmd_old_queued", "queued"], ["cmd_old_pending", "pending_approval"]] as const) {
@@ -110,7 +110,7 @@ describe("session retention", () => {
 
   it("still reports tampering after pruning: a deleted middle event, an edited one, a moved anchor", async () => {
     const { endpointId, orgId } = await sessionWithHistory();
-    await runCommandToEnd(endpointId, "echo more", orgId);
+    await runCommandToEnd(endpointId, "echo more", { orgId });
     await pruneNow(endpointId);
     expect(await sessionChain(endpointId)).toMatchObject({ ok: true });
     const seqs = (await sessionSql(endpointId, "SELECT seq FROM audit_log ORDER BY seq")).map((row) => row.seq);
@@ -130,7 +130,7 @@ describe("session retention", () => {
 
 async function replicaWithOldEvents(retentionDays = 7) {
   const { endpointId, orgId } = await tenantWithEndpoint(retentionDays);
-  await runCommandToEnd(endpointId, "echo kept", orgId);
+  await runCommandToEnd(endpointId, "echo kept", { orgId });
   await replicateNow(endpointId);
   return { endpointId, orgId, through: OLD_AUDIT_EVENTS };
 }
@@ -194,7 +194,7 @@ describe("nightly archive of the D1 audit replica", () => {
 describe("the retention setting", () => {
   it("is refused to non-admins and out of range, and an admin's change reaches the sessions with the policy refresh", async () => {
     const { endpointId, orgId } = await tenantWithEndpoint(90);
-    await runCommandToEnd(endpointId, "echo hi", orgId);
+    await runCommandToEnd(endpointId, "echo hi", { orgId });
     const copy = () => runInSession(sessionStub(endpointId), (instance) => instance.policyCopy.current().retentionDays);
     expect(await copy()).toBe(90);
     for (const role of ["technician", "noc"] as const) {

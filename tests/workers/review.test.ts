@@ -9,7 +9,8 @@ import { countUnreviewedFailures, csvField, defaultWindowStart, listReviewActivi
 import { verifyTenantAuditChains } from "~/models/audit-chains.server";
 import { InvalidCursorError } from "~/lib/keyset-cursor";
 import { describeTruncation } from "~/lib/truncation";
-import { computeAuditHash, GENESIS_HASH, type AuditEvent } from "../../protocol/audit";
+import type { AuditEvent } from "../../protocol/audit";
+import { linkAuditChain } from "../audit-chain";
 import { seedDemo } from "./helpers";
 
 const db = () => createDb(env.DB);
@@ -38,16 +39,7 @@ async function seedTenant(endpointCount = 2) {
 /** Appends events to an endpoint's chain in D1 (valid hashes), returning them. */
 async function appendChain(endpointId: string, orgId: string, events: Seeded[]): Promise<AuditEvent[]> {
   const last = await env.DB.prepare("SELECT seq, hash FROM audit_events WHERE endpoint_id = ? ORDER BY seq DESC LIMIT 1").bind(endpointId).first<{ seq: number; hash: string }>();
-  let seq = last?.seq ?? 0;
-  let prevHash = last?.hash ?? GENESIS_HASH;
-  const chain: AuditEvent[] = [];
-  for (const event of events) {
-    seq += 1;
-    const unhashed = { ...event, endpointId, orgId, seq, prevHash };
-    const hash = await computeAuditHash(unhashed);
-    chain.push({ ...unhashed, hash });
-    prevHash = hash;
-  }
+  const chain = await linkAuditChain(events.map((event) => ({ ...event, endpointId, orgId })), last ?? null);
   await env.DB.batch(
     chain.map((e) =>
       env.DB.prepare(

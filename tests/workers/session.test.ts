@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "../../protocol/messages";
-import { result, connectDirect, connectRuntime, connectViewer, registerEndpoint, replayAll, runInSession, runtimeIdentity, sessionStub, type TestSocket, viewerIdentity } from "./socket";
+import { result, roundTrip, connectDirect, connectRuntime, connectViewer, registerEndpoint, replayAll, runInSession, runtimeIdentity, sessionStub, type TestSocket, viewerIdentity } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_session_test_${Date.now()}_${counter++}`;
@@ -165,8 +165,7 @@ describe("endpoint session Durable Object", () => {
     again.send(result);
     await pause();
     again.send(result);
-    await again.waitFor((m) => m.type === "ack");
-    await new Promise((r) => setTimeout(r, 100));
+    await roundTrip(again);
     expect(again.messages.filter((m) => m.type === "ack")).toHaveLength(2);
 
     const all = (await syncAll(viewer)).events;

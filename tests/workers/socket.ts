@@ -304,15 +304,30 @@ export async function settled(viewer: TestSocket): Promise<void> {
   await replayAll(viewer, newest);
 }
 
-/** Runs one command through the session over sockets (viewer asks, runtime reports success) and returns its id. */
-export async function runCommandToEnd(endpointId: string, text: string, orgId = "org_test"): Promise<string> {
+/**
+ * For a runtime socket what `settled` is for a viewer: the session answers a malformed message with an error, in
+ * arrival order, so once that answer is here so is everything it sent this socket before. The positive signal to
+ * wait for before asserting that a runtime was NOT sent something.
+ */
+export async function roundTrip(socket: TestSocket): Promise<void> {
+  const from = socket.messages.length;
+  socket.send({ type: "round_trip" });
+  await socket.waitFor((m) => m.type === "error" && m.code === "invalid_message", 5_000, from);
+}
+
+/** Runs one command through the session over sockets (viewer asks, runtime reports its end) and returns its id. */
+export async function runCommandToEnd(
+  endpointId: string,
+  text: string,
+  { orgId = "org_test", status = "succeeded" }: { orgId?: string; status?: "succeeded" | "failed" } = {},
+): Promise<string> {
   const viewer = await connectViewer(endpointId, viewerIdentity(endpointId, { orgId }));
   const runtime = await connectDirect(endpointId, { ...runtimeIdentity(endpointId), orgId });
   runtime.send(runtimeHello);
   viewer.send({ type: "run", requestId: crypto.randomUUID(), text, shell: "default" });
   const dispatch = await runtime.waitFor((m) => m.type === "dispatch");
   const commandId: string = dispatch.command.commandId;
-  runtime.send({ type: "result", result: result(commandId, "succeeded", `output of ${text}`) });
+  runtime.send({ type: "result", result: result(commandId, status, `output of ${text}`) });
   await runtime.waitFor((m) => m.type === "ack");
   viewer.close();
   runtime.close();
