@@ -7,7 +7,10 @@
 //      recomputed hashes, or with its tail deleted, no longer matches it;
 //   3. the replica reaches the head each session Durable Object itself holds
 //      (its SQLite under <state>/v3/do): a tail deleted together with the
-//      checkpoint rolled back to an older, genuine one is still caught.
+//      checkpoint rolled back to an older, genuine one is still caught;
+//   4. each tenant's directory_audit chain in D1 (admin changes to clients and
+//      endpoint details, docs/decisions/0022) is intact (a chain alone: it has
+//      no checkpoint, so a deleted tail is not detectable there).
 // The hashing and MAC are the ones in protocol/audit.ts, reimplemented here
 // with node:crypto; tests/unit/audit-verify.test.ts proves both agree.
 // Prints one line per endpoint as it is checked; exits 1 if any is broken,
@@ -58,7 +61,8 @@ export function computeAuditHash(event) {
  * pages); the same rules and messages as verifyAuditChain in protocol/audit.ts.
  */
 export class ChainVerifier {
-  constructor(previous = { seq: 0, hash: GENESIS_HASH }) {
+  constructor(previous = { seq: 0, hash: GENESIS_HASH }, hashOf = computeAuditHash) {
+    this.hashOf = hashOf;
     this.expectedSeq = previous.seq + 1;
     this.prevHash = previous.hash;
     this.checked = 0;
@@ -72,7 +76,7 @@ export class ChainVerifier {
       this.broken = { brokenAtSeq: this.expectedSeq, reason: `event ${this.expectedSeq} is missing (found ${event.seq})` };
     } else if (event.prevHash !== this.prevHash) {
       this.broken = { brokenAtSeq: event.seq, reason: "previous-hash link does not match the event before it" };
-    } else if (computeAuditHash(event) !== event.hash) {
+    } else if (this.hashOf(event) !== event.hash) {
       this.broken = { brokenAtSeq: event.seq, reason: "contents do not match the event's hash (edited)" };
     }
     if (this.broken) return false;
@@ -92,6 +96,53 @@ export function verifyChain(events, previous) {
   const verifier = new ChainVerifier(previous);
   for (const event of events) if (!verifier.push(event)) break;
   return verifier.verdict();
+}
+
+/** Identical to `canonical` in app/models/directory-audit.server.ts: every column but `hash`, in a fixed order. */
+export function canonicalDirectoryAuditPayload(row) {
+  return JSON.stringify([row.orgId, row.seq, row.at, row.kind, row.actorId, row.actorName, row.actorAddress, row.subjectType, row.subjectId, row.detail, row.prevHash]);
+}
+
+export function computeDirectoryAuditHash(row) {
+  return createHash("sha256").update(canonicalDirectoryAuditPayload(row), "utf8").digest("hex");
+}
+
+const DIRECTORY_COLUMNS = "org_id, seq, at, kind, actor_id, actor_name, actor_address, subject_type, subject_id, detail, prev_hash, hash";
+
+/**
+ * Verifies every tenant's directory_audit chain (ADR 0022), keyset-paged by
+ * (org_id, seq) like the endpoint chains, locally or remotely through the same
+ * `read`. Returns [{ orgId, ok, checked, brokenAtSeq?, reason? }] by org id.
+ */
+export function verifyDirectoryChains(read, { orgId = null, pageSize = 20000 } = {}) {
+  const orgFilter = orgId ? `org_id = ${sqlString(orgId)}` : "1 = 1";
+  const chains = new Map();
+  let after = null;
+  for (;;) {
+    const keyset = after ? ` AND (org_id, seq) > (${sqlString(after.orgId)}, ${Number(after.seq)})` : "";
+    const rows = read(`SELECT ${DIRECTORY_COLUMNS} FROM directory_audit WHERE ${orgFilter}${keyset} ORDER BY org_id, seq LIMIT ${pageSize}`);
+    for (const row of rows) {
+      if (!chains.has(row.org_id)) chains.set(row.org_id, new ChainVerifier(undefined, computeDirectoryAuditHash));
+      chains.get(row.org_id).push({
+        orgId: row.org_id,
+        seq: Number(row.seq),
+        at: Number(row.at),
+        kind: row.kind,
+        actorId: row.actor_id,
+        actorName: row.actor_name,
+        actorAddress: row.actor_address ?? null,
+        subjectType: row.subject_type,
+        subjectId: row.subject_id,
+        detail: row.detail,
+        prevHash: row.prev_hash,
+        hash: row.hash,
+      });
+    }
+    if (rows.length < pageSize) break;
+    const last = rows[rows.length - 1];
+    after = { orgId: last.org_id, seq: last.seq };
+  }
+  return [...chains].sort(([a], [b]) => (a < b ? -1 : 1)).map(([org, verifier]) => ({ orgId: org, ...verifier.verdict() }));
 }
 
 /** Identical to AUDIT_MAC_KEY_MIN_LENGTH / auditMacKeyProblem in protocol/audit.ts. */
@@ -568,10 +619,12 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
     console.log(`Read ${sessions.length} session${sessions.length === 1 ? "" : "s"} from ${join(stateDir, SESSION_DO_DIR)}.`);
   }
 
+  const read = createD1Reader(root, target);
   let results;
+  let directory;
   try {
     results = verifyAudit({
-      read: createD1Reader(root, target),
+      read,
       key,
       sessions,
       orgId: options.org ?? null,
@@ -586,6 +639,11 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
         else console.log(`BROKEN  ${who}: ${r.problems.join("; ")}`);
       },
     });
+    directory = verifyDirectoryChains(read, { orgId: options.org ?? null, pageSize });
+    for (const d of directory) {
+      if (d.ok) console.log(`ok      directory audit of ${d.orgId}: ${d.checked} events`);
+      else console.log(`BROKEN  directory audit of ${d.orgId}: at seq ${d.brokenAtSeq}: ${d.reason} (${d.checked} events intact before it)`);
+    }
   } catch (error) {
     console.error(`audit:verify could not read the ${remote ? place : `local D1 in ${stateDir}`}:\n${error.message}`);
     return 2;
@@ -597,7 +655,11 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
   if (endpoints.length === 0) console.log(`No audit events${scope} in ${place}.${headNote}`);
   else if (broken.length === 0) console.log(`Audit trails intact: ${endpoints.length} endpoint${endpoints.length === 1 ? "" : "s"}${scope}, ${events} events (${Date.now() - started} ms).${headNote}`);
   else console.log(`${broken.length} of ${endpoints.length} audit trails${scope} broken.${headNote}`);
-  return broken.length ? 1 : 0;
+  const brokenDirectory = directory.filter((d) => !d.ok);
+  if (directory.length === 0) console.log(`No directory audit events${scope}.`);
+  else if (brokenDirectory.length === 0) console.log(`Directory audit chains intact: ${directory.length} tenant${directory.length === 1 ? "" : "s"}, ${directory.reduce((n, d) => n + d.checked, 0)} events.`);
+  else console.log(`${brokenDirectory.length} of ${directory.length} directory audit chains broken: ${brokenDirectory.map((d) => d.orgId).join(", ")}.`);
+  return broken.length || brokenDirectory.length ? 1 : 0;
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -109,6 +109,10 @@ export function checkConfiguration({ env, pagesConfig, sessionConfig, projectNam
   }
   const bucket = pages.r2_buckets.find((b) => b.binding === "RUNTIME_RELEASES")?.bucket_name;
   if (!bucket) problems.push(`${where(pagesConfig)}: no R2 bucket bound as RUNTIME_RELEASES.`);
+  // The session worker's nightly archive of the D1 audit replica (docs/decisions/0029-retention.md).
+  const auditArchive = (session.r2_buckets ?? []).find((b) => b.binding === "AUDIT_ARCHIVE")?.bucket_name;
+  if (!auditArchive) problems.push(`${where(sessionConfig)}: no R2 bucket bound as AUDIT_ARCHIVE.`);
+  else if (auditArchive === bucket) problems.push(`${where(sessionConfig)}: AUDIT_ARCHIVE must be its own bucket, not the runtime releases bucket ${bucket}.`);
   if (!session.observability?.enabled) problems.push(`${where(sessionConfig)}: [observability] enabled = true is missing (Workers Logs).`);
 
   const mailProvider = String(session.vars?.APPROVAL_MAIL_PROVIDER ?? "").trim().toLowerCase();
@@ -136,6 +140,7 @@ export function checkConfiguration({ env, pagesConfig, sessionConfig, projectNam
       sessionConfig,
       database: pagesDb ? { name: pagesDb.database_name, id: pagesDb.database_id } : null,
       bucket,
+      auditArchive,
       sessionWorker: session.name,
       publicOrigin: pages.vars?.PUBLIC_ORIGIN,
       mailProvider,
@@ -202,7 +207,7 @@ export function parsePagesSecretList(stdout) {
 
 /** The steps of a deploy, in order: { title, commands (as printed), run (real deploy only) }. */
 export function planDeploy(settings, { skipBuild, productionBranch }) {
-  const { env, projectName, database, bucket, sessionWorker, pagesConfig, sessionConfig } = settings;
+  const { env, projectName, database, bucket, auditArchive, sessionWorker, pagesConfig, sessionConfig } = settings;
   const branch = env === "production" ? productionBranch : PREVIEW_BRANCH;
   const rel = (p) => relative(root, p) || ".";
   const pagesC = ["-c", rel(pagesConfig)];
@@ -225,8 +230,12 @@ export function planDeploy(settings, { skipBuild, productionBranch }) {
     },
     {
       id: "r2",
-      title: `Find or create the R2 bucket ${bucket}`,
-      commands: [["wrangler", "r2", "bucket", "list"], ["wrangler", "r2", "bucket", "create", bucket, "(only if missing)"]],
+      title: `Find or create the R2 buckets ${bucket} (runtime releases) and ${auditArchive} (audit archive)`,
+      commands: [
+        ["wrangler", "r2", "bucket", "list"],
+        ["wrangler", "r2", "bucket", "create", bucket, "(only if missing)"],
+        ["wrangler", "r2", "bucket", "create", auditArchive, "(only if missing)"],
+      ],
     },
     {
       id: "secrets",
@@ -330,10 +339,12 @@ async function runStep(step, settings, options, runner, log) {
     }
     case "r2": {
       const buckets = parseBucketList(runner.wrangler(["r2", "bucket", "list"]).stdout);
-      if (buckets.includes(bucket)) log(`  found R2 bucket ${bucket}`);
-      else {
-        runner.wrangler(["r2", "bucket", "create", bucket]);
-        log(`  created R2 bucket ${bucket}`);
+      for (const name of [settings.bucket, settings.auditArchive]) {
+        if (buckets.includes(name)) log(`  found R2 bucket ${name}`);
+        else {
+          runner.wrangler(["r2", "bucket", "create", name]);
+          log(`  created R2 bucket ${name}`);
+        }
       }
       return;
     }
@@ -422,7 +433,7 @@ export async function main(argv = process.argv.slice(2), { env = process.env, lo
     error(`[deploy] refused: the configuration of ${options.env} is incomplete; nothing was changed.\n  - ${problems.join("\n  - ")}`);
     return 1;
   }
-  say(`configuration ok: D1 ${settings.database.name}, R2 ${settings.bucket}, session worker ${settings.sessionWorker}, console ${settings.publicOrigin}, mail ${settings.mailProvider}`);
+  say(`configuration ok: D1 ${settings.database.name}, R2 ${settings.bucket} and ${settings.auditArchive}, session worker ${settings.sessionWorker}, console ${settings.publicOrigin}, mail ${settings.mailProvider}`);
   const placeholders = pending.filter((p) => !p.startsWith("D1 database_id"));
   if (pending.length) {
     for (const p of pending) say(`${dryRun ? "to do" : "note"}: ${p}`);

@@ -60,7 +60,7 @@ async function resolveMember(args: AuthArgs): Promise<SignedInMember | AuthFailu
   const db = createDb(env.DB);
   // The member lookup runs on every page: read it from the nearest D1 replica (Sessions API), not the primary.
   // A replica may trail the primary by its replication lag, so provisioning and its re-read use the primary.
-  const nearest = createDb(env.DB.withSession("first-unconstrained") as unknown as D1Database);
+  const nearest = createDb(env.DB.withSession("first-unconstrained"));
   const lookup = (from = nearest) =>
     from
       .select({

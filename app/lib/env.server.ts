@@ -1,12 +1,14 @@
 import type { AppLoadContext } from "@remix-run/cloudflare";
-import type { EdgeRateLimiterRpc } from "@protocol/session-contract";
+import type { PagesEnv } from "../../worker-configuration";
 
-/** Bindings and variables of the Pages project (wrangler.toml + .dev.vars / secrets). */
-export interface Env {
-  DB: D1Database;
-  ENDPOINT_SESSION: DurableObjectNamespace;
-  /** The session worker's EdgeRateLimiter (typed RPC); see app/lib/rate-limit.server.ts. */
-  EDGE_RATE_LIMITER: DurableObjectNamespace<EdgeRateLimiterRpc & Rpc.DurableObjectBranded>;
+/**
+ * Bindings and variables of the Pages project. The bindings and the vars in
+ * wrangler.toml are generated (`npm run types`, worker-configuration.d.ts,
+ * checked by tests/unit/wrangler-types.test.ts); below are only what
+ * wrangler.toml cannot show: secrets (set in Cloudflare, `wrangler pages secret
+ * put`) and local dev/CI variables (.dev.vars).
+ */
+export interface Env extends PagesEnv {
   /**
    * "off" disables the edge rate limits, honoured only in offline mode (local
    * dev and CI, never production): load tests enroll dozens of runtimes from
@@ -24,19 +26,6 @@ export interface Env {
   CAISEY_OFFLINE_AUTH?: string;
   /** PKCS#8 PEM private key that mints offline session tokens; never set in production. */
   CAISEY_OFFLINE_SIGNING_KEY?: string;
-  /** "production" on deployed environments; offline auth refuses to run there. */
-  CAISEY_ENV?: string;
-  /**
-   * The console's public origin (https://console.example). State-changing
-   * requests must come from it and absolute URLs are built from it, never from
-   * Host; required in production. See app/lib/public-origin.server.ts.
-   */
-  PUBLIC_ORIGIN?: string;
-  /**
-   * R2 bucket with the runtime releases (protocol/runtime-release.ts runtimeObjectKeys), published by
-   * scripts/publish-runtime.mjs; see app/models/runtime-releases.server.ts.
-   */
-  RUNTIME_RELEASES?: R2Bucket;
   /**
    * Local dev and tests without R2: a URL serving a build's --out directory
    * (<url>/<version>/manifest.json, <url>/<version>/<platform>/<file>). Runtimes then download from it.
@@ -44,12 +33,23 @@ export interface Env {
   CAISEY_RUNTIME_RELEASES_URL?: string;
 }
 
+/**
+ * What server.ts's getLoadContext hands Remix (the part loaders read): the
+ * Pages context, whose env is the Env above, and the per-request CSP nonce
+ * (app/lib/security-headers.server.ts).
+ */
+declare module "@remix-run/cloudflare" {
+  interface AppLoadContext {
+    cloudflare: { env: Env };
+    cspNonce?: string;
+  }
+}
+
 export function getEnv(context: AppLoadContext): Env {
-  return (context as unknown as { cloudflare: { env: Env } }).cloudflare.env;
+  return context.cloudflare.env;
 }
 
 /** The per-request CSP nonce server.ts puts in the load context (see app/lib/security-headers.server.ts). */
 export function getCspNonce(context: AppLoadContext): string | undefined {
-  const nonce = (context as unknown as { cspNonce?: unknown }).cspNonce;
-  return typeof nonce === "string" ? nonce : undefined;
+  return context.cspNonce;
 }

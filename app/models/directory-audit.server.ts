@@ -84,7 +84,8 @@ function canonical(row: Omit<Row, "hash">): string {
   ]);
 }
 
-async function hashOf(row: Omit<Row, "hash">): Promise<string> {
+/** The chain hash of a directory_audit row (scripts/audit-verify.mjs computes the same with node:crypto). */
+export async function hashOf(row: Omit<Row, "hash">): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical(row)));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -119,7 +119,7 @@ async function refreshAffectedSessions(
       ).map((row) => row.clientId);
   const total: SessionPolicyRefresh = { refreshed: 0, failed: [] };
   for (const id of clientIds) {
-    const outcome = await refreshSessionPolicies(env as Env, orgId, id, actor);
+    const outcome = await refreshSessionPolicies(env, orgId, id, actor);
     total.refreshed += outcome.refreshed;
     total.failed.push(...outcome.failed);
   }

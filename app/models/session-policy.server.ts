@@ -30,7 +30,7 @@ export interface PolicyActor {
   name: string;
 }
 
-export async function refreshSessionPolicies(env: Env, orgId: string, clientId: string, actor: PolicyActor): Promise<SessionPolicyRefresh> {
+export async function refreshSessionPolicies(env: Pick<Env, "DB" | "ENDPOINT_SESSION">, orgId: string, clientId: string, actor: PolicyActor): Promise<SessionPolicyRefresh> {
   const fleet = await createDb(env.DB)
     .select({ endpointId: endpoints.id, hostname: endpoints.hostname, ...sessionPlacementColumns })
     .from(endpoints)
@@ -55,7 +55,7 @@ export async function refreshSessionPolicies(env: Env, orgId: string, clientId: 
   return { refreshed, failed };
 }
 
-async function refreshOne(env: Env, orgId: string, session: SessionAddress, actor: PolicyActor): Promise<boolean> {
+async function refreshOne(env: Pick<Env, "ENDPOINT_SESSION">, orgId: string, session: SessionAddress, actor: PolicyActor): Promise<boolean> {
   const endpointId = session.endpointId;
   const result = await callSessionAsDirectory(env, {
     session,

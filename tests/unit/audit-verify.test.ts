@@ -26,6 +26,7 @@ import {
   type AuditRow,
   type UnhashedAuditEvent,
 } from "../../protocol/audit";
+import { hashOf as directoryAuditHash } from "../../app/models/directory-audit.server";
 import * as script from "../../scripts/audit-verify.mjs";
 import { linkAuditChain, relinkAuditChain } from "../audit-chain";
 
@@ -117,6 +118,15 @@ describe("scripts/audit-verify.mjs hashing", () => {
       { endpointId: "ep_b", orgId: "org_unit", ok: false, checked: 2, brokenAtSeq: 3, reason: "contents do not match the event's hash (edited)" },
     ]);
     expect(queries).toHaveLength(4); // 10 rows in pages of 3
+  });
+});
+
+describe("scripts/audit-verify.mjs directory_audit hashing", () => {
+  it("hashes a directory_audit row as app/models/directory-audit.server.ts does", async () => {
+    for (const actorAddress of ["192.0.2.7", null]) {
+      const row = { orgId: "org_1", seq: 2, at: 1_760_000_000_000, kind: "endpoint.details_updated", actorId: "user_a", actorName: "Ada \"A\" Admin", actorAddress, subjectType: "endpoint", subjectId: "ep_1", detail: '{"name":"Front desk"}', prevHash: "a".repeat(64) };
+      expect(script.computeDirectoryAuditHash(row)).toBe(await directoryAuditHash(row));
+    }
   });
 });
 
@@ -383,6 +393,46 @@ describe("npm run audit:verify against local state", () => {
 
   // --remote builds `wrangler d1 execute caisey-db --remote --env production -c wrangler.toml --json`;
   // the stand-in checks exactly that call and answers from this local D1 (no Cloudflare account here).
+  /** Appends a tenant's directory_audit rows hashed by the app's own code (app/models/directory-audit.server.ts). */
+  async function writeDirectoryChain(db: D1Database, orgId: string, count: number) {
+    let prevHash = GENESIS_HASH;
+    for (let seq = 1; seq <= count; seq++) {
+      const row = { orgId, seq, at: 1_760_000_000_000 + seq, kind: "client.updated", actorId: "user_admin", actorName: "Ada Admin", actorAddress: seq === 2 ? null : "192.0.2.7", subjectType: "client", subjectId: "cl_1", detail: JSON.stringify({ name: `Client ${seq}` }), prevHash };
+      const hash = await directoryAuditHash(row);
+      await db
+        .prepare("INSERT INTO directory_audit (org_id, seq, at, kind, actor_id, actor_name, actor_address, subject_type, subject_id, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        .bind(row.orgId, row.seq, row.at, row.kind, row.actorId, row.actorName, row.actorAddress, row.subjectType, row.subjectId, row.detail, row.prevHash, hash)
+        .run();
+      prevHash = hash;
+    }
+  }
+
+  it("verifies each tenant's directory_audit chain (ADR 0022) and reports a tampered row", async () => {
+    const mf = await startWriter();
+    try {
+      const db = await mf.getD1Database("DB");
+      await writeDirectoryChain(db, "org_dir_ok", 3);
+      await writeDirectoryChain(db, "org_dir_tampered", 4);
+      const intact = verify(["--org", "org_dir_ok", "--no-sessions"]);
+      expect(intact.code, intact.stdout + intact.stderr).toBe(0);
+      expect(intact.stdout).toContain("ok      directory audit of org_dir_ok: 3 events");
+      expect(intact.stdout).toContain("Directory audit chains intact: 1 tenant, 3 events.");
+
+      // An admin's rename rewritten in place: the row no longer matches its hash.
+      await db.prepare("UPDATE directory_audit SET detail = ? WHERE org_id = ? AND seq = 3").bind(JSON.stringify({ name: "Someone else" }), "org_dir_tampered").run();
+      const all = verify(["--no-sessions"]);
+      expect(all.code, all.stdout + all.stderr).toBe(1);
+      expect(all.stdout).toContain("ok      directory audit of org_dir_ok: 3 events");
+      expect(all.stdout).toContain("BROKEN  directory audit of org_dir_tampered: at seq 3: contents do not match the event's hash (edited) (2 events intact before it)");
+      expect(all.stdout).toContain("1 of 2 directory audit chains broken: org_dir_tampered.");
+      // A deleted row breaks the link of the one after it.
+      await db.prepare("DELETE FROM directory_audit WHERE org_id = ? AND seq = 2").bind("org_dir_ok").run();
+      expect(verify(["--org", "org_dir_ok", "--no-sessions"]).stdout).toContain("BROKEN  directory audit of org_dir_ok: at seq 2: event 2 is missing (found 3)");
+    } finally {
+      await mf.dispose();
+    }
+  }, 120_000);
+
   it("--remote reads the environment's D1 through wrangler, checks chains and signed checkpoints, and says heads were not checked", () => {
     const remote = (args: string[], env: Record<string, string>) =>
       verify(args, { CAISEY_DEPLOY_WRANGLER: join(root, "tests/unit/fixtures/remote-d1-as-local.mjs"), FAKE_D1_STATE: state, FAKE_D1_EXPECT_ENV: "production", FAKE_D1_EXPECT_DATABASE: "caisey-db", ...env });
@@ -393,6 +443,8 @@ describe("npm run audit:verify against local state", () => {
     expect(run.line("ep_forged")).toMatch(/^BROKEN .*checkpoint at seq 4 has no valid MAC/);
     expect(run.line("ep_tail")).toMatch(/^BROKEN .*session checkpointed seq 5/);
     expect(run.stdout).toMatch(/Session heads NOT checked \(remote\)/);
+    // The directory chains are read through the same wrangler path (written and tampered with above).
+    expect(run.stdout).toContain("BROKEN  directory audit of org_dir_tampered: at seq 3:");
     // Preview reads its own database; the call shape is checked again by the stand-in.
     const preview = remote(["--remote", "--env", "preview"], { AUDIT_MAC_KEY: key, FAKE_D1_EXPECT_ENV: "preview", FAKE_D1_EXPECT_DATABASE: "caisey-db-preview" });
     expect(preview.line("ep_ok"), preview.stdout + preview.stderr).toMatch(/^ok /);

@@ -78,6 +78,7 @@ describe("npm run deploy -- --dry-run", { timeout: 120_000 }, () => {
       "wrangler pages project list --json",
       "wrangler d1 create caisey-db (only if missing)",
       "wrangler r2 bucket create caisey-runtime-releases (only if missing)",
+      "wrangler r2 bucket create caisey-audit-archive (only if missing)",
       "wrangler pages secret list --project-name caisey --env production",
       "npm run build",
       "wrangler d1 migrations apply caisey-db --remote --env production -c wrangler.toml",
@@ -97,11 +98,12 @@ describe("npm run deploy -- --dry-run", { timeout: 120_000 }, () => {
   it("plans previews on their own D1, bucket and session worker", () => {
     const { status, output } = deploy(["--env", "preview", "--dry-run", "--skip-build"]);
     expect(status, output).toBe(0);
-    expect(output).toContain("D1 caisey-db-preview, R2 caisey-runtime-releases-preview, session worker caisey-session-preview");
+    expect(output).toContain("D1 caisey-db-preview, R2 caisey-runtime-releases-preview and caisey-audit-archive-preview, session worker caisey-session-preview");
+    expect(output).toContain("would run: wrangler r2 bucket create caisey-audit-archive-preview (only if missing)");
     expect(output).toContain("wrangler deploy -c workers/session/wrangler.toml --env preview");
     expect(output).toContain("--branch preview");
     expect(output).not.toContain("npm run build");
-    expect(output).not.toMatch(/caisey-db[^-]|caisey-session[^-]|caisey-runtime-releases[^-]/);
+    expect(output).not.toMatch(/caisey-db[^-]|caisey-session[^-]|caisey-runtime-releases[^-]|caisey-audit-archive[^-]/);
   });
 
   it.each([
@@ -110,6 +112,7 @@ describe("npm run deploy -- --dry-run", { timeout: 120_000 }, () => {
     ["the Pages project binds another session worker's Durable Objects", (p: string, s: string) => [p.replace(/script_name = "caisey-session"\n/g, 'script_name = "caisey-session-preview"\n'), s], "but this environment's session worker is caisey-session"],
     ["the two files bind different databases", (p: string, s: string) => [p, s.replace(/(\[\[env\.production\.d1_databases\]\][^[]*?)database_name = "caisey-db"/, '$1database_name = "other-db"')], "binds different D1 databases"],
     ["no mail provider", (p: string, s: string) => [p, s.replace(/(\[env\.production\.vars\][^[]*?)APPROVAL_MAIL_PROVIDER = .*\n/, "$1")], "APPROVAL_MAIL_PROVIDER must be one of"],
+    ["the session worker has no audit archive bucket", (p: string, s: string) => [p, s.replace(/\[\[env\.production\.r2_buckets\]\]\nbinding = "AUDIT_ARCHIVE"\nbucket_name = .*\n/, "")], "no R2 bucket bound as AUDIT_ARCHIVE"],
     ["observability is off", (p: string, s: string) => [p, s.replace("[observability]\nenabled = true", "[observability]\nenabled = false")], "[observability] enabled = true is missing"],
   ] as const)("refuses, even as a dry run, when %s", (_what, edit, message) => {
     const copies = configCopies(edit as (p: string, s: string) => [string, string]);
@@ -143,7 +146,7 @@ describe("npm run deploy against a stand-in Cloudflare account", { timeout: 120_
     expect(first.output).toMatch(/npx wrangler secret put AUDIT_MAC_KEY -c \S+ --env production/);
     let state = account.read();
     expect(state.projects).toEqual(["caisey"]);
-    expect(state.buckets).toEqual(["caisey-runtime-releases"]);
+    expect(state.buckets).toEqual(["caisey-runtime-releases", "caisey-audit-archive"]);
     expect(state.databases.map((d) => d.name)).toEqual(["caisey-db"]);
     const id = state.databases[0]!.uuid;
     for (const file of [copies.pages, copies.session]) {

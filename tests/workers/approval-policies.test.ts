@@ -270,7 +270,7 @@ describe("client approval policies (D1)", () => {
 describe("approval link calls from the Pages app to the session DO", () => {
   const neverCalled = {
     ...env,
-    ENDPOINT_SESSION: new Proxy({} as DurableObjectNamespace, {
+    ENDPOINT_SESSION: new Proxy({} as typeof env.ENDPOINT_SESSION, {
       get() {
         throw new Error("a malformed link must not reach a Durable Object");
       },

@@ -165,7 +165,7 @@ describe("revoke", () => {
       ENDPOINT_SESSION: {
         idFromName: (name: string) => env.ENDPOINT_SESSION.idFromName(name),
         get: () => ({ fetch: () => Promise.reject(new Error("Durable Object unavailable")) }),
-      } as unknown as DurableObjectNamespace,
+      } as unknown as Env["ENDPOINT_SESSION"],
     };
     const outcome = await revokeRuntimeCredential(unreachable, ADMIN, runtime.endpointId);
     expect(outcome.session).toEqual({ reached: false, message: SESSION_UNREACHABLE.revoke });

@@ -18,7 +18,8 @@ async function hex(data: Uint8Array<ArrayBuffer>) {
   return [...new Uint8Array(await crypto.subtle.digest("SHA-256", data))].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function call(loader: (args: any) => unknown, path: string, params: Record<string, string> = {}, withEnv: Env = env) {
+/** withEnv may lack RUNTIME_RELEASES: a deployment whose Pages project lost the binding wrangler.toml declares. */
+function call(loader: (args: any) => unknown, path: string, params: Record<string, string> = {}, withEnv: Omit<Env, "RUNTIME_RELEASES"> & { RUNTIME_RELEASES?: R2Bucket } = env) {
   return loader({ request: new Request(`${ORIGIN}${path}`), params, context: { cloudflare: { env: withEnv } } }) as Promise<Response> | Response;
 }
 

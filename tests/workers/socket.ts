@@ -72,7 +72,7 @@ export class TestSocket {
 /** Untyped on purpose: tests reach into the DO (runInDurableObject) by field name. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function sessionStub(endpointId: string): any {
-  const namespace: DurableObjectNamespace = env.ENDPOINT_SESSION;
+  const namespace = env.ENDPOINT_SESSION;
   return namespace.get(namespace.idFromName(endpointId));
 }
 
