@@ -8,5 +8,12 @@ export default defineConfig({
       { find: /^~\//, replacement: fileURLToPath(new URL("./app/", import.meta.url)) },
     ],
   },
-  test: { include: ["tests/unit/**/*.test.ts"], environment: "node", globalSetup: ["tests/unit/global-setup.ts"] },
+  test: {
+    include: ["tests/unit/**/*.test.ts"],
+    environment: "node",
+    globalSetup: ["tests/unit/global-setup.ts"],
+    // Most unit files wait on child processes (wrangler, the runtime CLI), not on the CPU: vitest 4's default of
+    // half the cores runs them one after another on a 2-core CI machine.
+    maxWorkers: 3,
+  },
 });

@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { SESSION_DEV_VARS_PATH, ensureDevVars, ensureSessionDevVars } from "./dev-keys.mjs";
 import { hostPlatform } from "./build-runtime.mjs";
 import { publishRuntime } from "./publish-runtime.mjs";
+import { seedStateFromTemplate } from "./stack-template.mjs";
 import { DEMO_MEMBERS, DEMO_RUNTIME_TOKEN, seedSql } from "./seed.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -51,6 +52,7 @@ function cleanEnv() {
 }
 
 if (options.fresh) rmSync(stateDir, { recursive: true, force: true });
+const startingEmpty = !existsSync(stateDir);
 mkdirSync(stateDir, { recursive: true });
 ensureDevVars(join(root, ".dev.vars"), { origin });
 // The session worker reads its own .dev.vars (next to its wrangler.toml), not the root one.
@@ -67,14 +69,18 @@ if (!options["no-build"] && !existsSync(join(release, "latest.json"))) {
   const platforms = [...new Set([hostPlatform(), "windows-x64"])].join(",");
   run(process.execPath, [join(root, "scripts/build-runtime.mjs"), "--platforms", platforms], `Building runtime executables (${platforms}; once, kept in .cache)`);
 }
-if (existsSync(join(release, "latest.json"))) {
-  log("Publishing the runtime release to local R2");
-  publishRuntime({ release, target: { local: true, persistTo: stateDir } });
-} else {
+if (!existsSync(join(release, "latest.json"))) {
   log("No runtime release in .cache/runtime-release: /runtime/download and the installers answer 503 (npm run build:runtime builds one).");
 }
-
-run(bin("wrangler"), ["d1", "migrations", "apply", "caisey-db", "--local", "--persist-to", stateDir], "Applying D1 migrations");
+if (startingEmpty) {
+  seedStateFromTemplate({ root, release, stateDir, run, log });
+} else {
+  if (existsSync(join(release, "latest.json"))) {
+    log("Publishing the runtime release to local R2");
+    publishRuntime({ release, target: { local: true, persistTo: stateDir } });
+  }
+  run(bin("wrangler"), ["d1", "migrations", "apply", "caisey-db", "--local", "--persist-to", stateDir], "Applying D1 migrations");
+}
 const seedFile = join(stateDir, "seed.sql");
 writeFileSync(seedFile, seedSql());
 run(bin("wrangler"), ["d1", "execute", "caisey-db", "--local", "--persist-to", stateDir, "--file", seedFile], "Seeding demo data");
