@@ -40,5 +40,7 @@ export default defineConfig({
     include: ["tests/workers/**/*.test.ts"],
     setupFiles: ["./tests/workers/apply-migrations.ts"],
     testTimeout: 30_000,
+    // Each file waits seconds for its own isolate and module graph: two at a time on 2 cores (ADR 0030).
+    maxWorkers: 2,
   },
 });
