@@ -552,6 +552,11 @@ export class Agent {
    * `started` waits for the next check-in, output stays in the command's
    * tail, results wait in the outbox.
    */
+  /** Which socket connection messages go out on now (MessageSink: streamed output is re-sent if it closes). */
+  link(): number {
+    return this.connection.link;
+  }
+
   send(message: RuntimeMessage): boolean {
     if (this.connection.send(message)) return true;
     if (message.type === "started" && this.mode === "checkin") {

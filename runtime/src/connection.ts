@@ -50,6 +50,7 @@ export class ReconnectingConnection {
   /** Connection attempts that failed in a row, before the socket opened. */
   private failures = 0;
   private closedPromise: Promise<void> = Promise.resolve();
+  private opened = 0;
 
   constructor(
     private readonly url: string,
@@ -60,6 +61,14 @@ export class ReconnectingConnection {
 
   get isOpen(): boolean {
     return this.socket?.readyState === WebSocket.OPEN;
+  }
+
+  /**
+   * Which connection a message sent now goes out on (0: none). What was sent on
+   * a connection that has closed since may never have arrived.
+   */
+  get link(): number {
+    return this.isOpen ? this.opened : 0;
   }
 
   start(): void {
@@ -145,6 +154,7 @@ export class ReconnectingConnection {
       response.on("error", () => socket.terminate());
     });
     socket.on("open", () => {
+      this.opened += 1;
       openedAt = Date.now();
       this.failures = 0;
       this.log.info("connected");

@@ -16,6 +16,8 @@ import { killProcessTree } from "./process-tree";
 export interface MessageSink {
   /** Returns false when there is no open connection, i.e. the message was not sent. */
   send(message: RuntimeMessage): boolean;
+  /** The connection a message sent now goes out on (0 or absent: none, or not told apart). */
+  link?(): number;
 }
 
 export interface ExecutorOptions {
@@ -70,6 +72,13 @@ class CommandExecution implements Execution {
   private readonly log: Logger;
   private child: ChildProcess | undefined;
   private nextIndex = 0;
+  /**
+   * Streamed chunks, newest last, with the connection each went out on: a chunk
+   * sent just before its connection dropped may never have arrived, so the
+   * result's tail carries it again (the session keeps one copy per index).
+   */
+  private readonly streamed: { index: number; chunk: OutputChunk; bytes: number; link: number }[] = [];
+  private streamedBytes = 0;
   private startedAt = Date.now();
   private startedMono = performance.now();
   private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -205,8 +214,13 @@ class CommandExecution implements Execution {
 
   private sendOutput(chunk: OutputChunk): boolean {
     const sent = this.sink.send({ type: "output", commandId: this.command.commandId, index: this.nextIndex, chunk });
-    if (sent) this.nextIndex += 1;
-    return sent;
+    if (!sent) return false;
+    const bytes = Buffer.byteLength(chunk.data, "utf8");
+    this.streamed.push({ index: this.nextIndex, chunk, bytes, link: this.sink.link?.() ?? 0 });
+    this.streamedBytes += bytes;
+    while (this.streamed.length > MAX_TAIL_CHUNKS || this.streamedBytes > MAX_TAIL_BYTES) this.streamedBytes -= this.streamed.shift()!.bytes;
+    this.nextIndex += 1;
+    return true;
   }
 
   private kill(reason: KillReason): void {
@@ -242,6 +256,7 @@ class CommandExecution implements Execution {
       }
     }
     const tail = this.takeTail();
+    const resent = this.resend(tail.chunks);
     const { status, exitCode, error } = this.outcome();
     const result: CommandResult = {
       commandId: this.command.commandId,
@@ -250,8 +265,8 @@ class CommandExecution implements Execution {
       startedAt: this.startedAt,
       finishedAt,
       durationMs,
-      tail: tail.chunks,
-      tailStartIndex: this.nextIndex,
+      tail: [...resent.map((s) => s.chunk), ...tail.chunks],
+      tailStartIndex: resent[0]?.index ?? this.nextIndex,
       truncated: this.buffer.truncated || tail.dropped,
       error: error === null ? null : error.slice(0, MAX_ERROR_LENGTH),
     };
@@ -267,6 +282,21 @@ class CommandExecution implements Execution {
       if (!this.sendOutput(chunk)) dropped = true;
     }
     return { chunks: this.buffer.takeAll(), dropped };
+  }
+
+  /**
+   * Streamed chunks whose connection has closed since they were sent, from the
+   * oldest such one on (the tail must be contiguous), as many of the newest as
+   * fit beside the unsent tail; an older gap still shows as lost in transit.
+   */
+  private resend(unsent: OutputChunk[]): { index: number; chunk: OutputChunk; bytes: number }[] {
+    const current = this.sink.link?.() ?? 0;
+    const first = this.streamed.findIndex((s) => s.link !== current);
+    if (first < 0) return [];
+    const resent = this.streamed.slice(first);
+    let bytes = resent.reduce((sum, s) => sum + s.bytes, 0) + unsent.reduce((sum, c) => sum + Buffer.byteLength(c.data, "utf8"), 0);
+    while (resent.length > 0 && (resent.length + unsent.length > MAX_TAIL_CHUNKS || bytes > MAX_TAIL_BYTES)) bytes -= resent.shift()!.bytes;
+    return resent;
   }
 
   private outcome(): { status: FinalStatus; exitCode: number | null; error: string | null } {

@@ -4,12 +4,12 @@
 // after a failed upload, exactly-once across acks and crashes, cancel, the
 // auto fallback from the WebSocket and the way back.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { WebSocketServer, type WebSocket } from "ws";
+import { beforeEach, describe, expect, it } from "vitest";
+import type { WebSocket } from "ws";
 import {
   checkinRequestSchema,
   enrollRequestSchema,
@@ -21,12 +21,24 @@ import {
   type DispatchedCommand,
 } from "../../protocol/messages";
 import { outboxFileName } from "../../runtime/src/outbox";
-import { cli, CREDENTIAL, enrolledStateDir, fileLines, killChildren, outboxFiles, posix, processGroupAlive, scratch, startRuntime, stopRuntime, TOKEN, waitFor } from "./runtime-harness";
+import {
+  cli,
+  CREDENTIAL,
+  enrolledStateDir,
+  fileLines,
+  outboxFiles,
+  posix,
+  processGroupAlive,
+  StandInServer,
+  startRuntime,
+  stopRuntime,
+  useStandIn,
+  waitFor,
+  type Reply,
+} from "./runtime-harness";
 
 const NOT_RERUN = "interrupted: the runtime stopped or crashed while this command was running; it was not run again";
 
-afterEach(killChildren);
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 // ---------------------------------------------------------------------------
 // A stand-in for the server: /agent/enroll, /agent/checkin and /agent/connect.
@@ -35,8 +47,7 @@ function command(commandId: string, text: string, extra: Partial<DispatchedComma
   return { commandId, text, shell: "default", timeoutMs: 30_000, maxOutputBytes: 256 * 1024, ...extra };
 }
 
-class CheckinServer {
-  port = 0;
+class CheckinServer extends StandInServer {
   requests: { body: CheckinRequest; at: number; status: number }[] = [];
   /** Results stored (first copy wins, like the real server). */
   stored = new Map<string, CommandResult>();
@@ -60,43 +71,18 @@ class CheckinServer {
   wsHellos = 0;
   /** The runtime's socket once it connected (ws "accept"). */
   socket: WebSocket | undefined;
-  invalid: string[] = [];
-  private http: Server | undefined;
-  private wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
-  private tcp = new Set<Socket>();
 
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    const http = createServer((req, res) => this.onHttp(req, res));
-    http.on("connection", (socket) => {
-      this.tcp.add(socket);
-      socket.on("close", () => this.tcp.delete(socket));
-    });
-    http.on("upgrade", (req, socket, head) => {
-      if (this.ws === "destroy") return socket.destroy();
-      if (this.ws === "refuse400") {
-        socket.end("HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n\r\nWebSockets are blocked by policy");
-        return;
-      }
-      if (req.headers.authorization !== `Bearer ${CREDENTIAL}`) {
-        socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\r\n{"error":"Runtime credential rejected"}');
-        return;
-      }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws));
-    });
-    await new Promise<void>((done) => http.listen(0, "127.0.0.1", done));
-    this.port = (http.address() as AddressInfo).port;
-    this.http = http;
-  }
-
-  async stop(): Promise<void> {
-    for (const ws of this.wss.clients) ws.terminate();
-    for (const socket of this.tcp) socket.destroy();
-    await new Promise<void>((done) => (this.http ? this.http.close(() => done()) : done()));
-    this.wss.close();
+  protected onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.ws === "destroy") return void socket.destroy();
+    if (this.ws === "refuse400") {
+      socket.end("HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\n\r\nWebSockets are blocked by policy");
+      return;
+    }
+    if (req.headers.authorization !== `Bearer ${CREDENTIAL}`) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\r\n{"error":"Runtime credential rejected"}');
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws));
   }
 
   reset(): void {
@@ -135,52 +121,44 @@ class CheckinServer {
     if (!this.stored.has(result.commandId)) this.stored.set(result.commandId, result);
   }
 
-  private onHttp(req: IncomingMessage, res: ServerResponse): void {
-    let body = "";
-    req.on("data", (part) => (body += part));
-    req.on("end", () => {
-      const reply = (status: number, json: unknown) => {
-        res.writeHead(status, { "content-type": "application/json" });
-        res.end(JSON.stringify(json));
-      };
-      if (req.url === "/agent/enroll" && req.method === "POST") {
-        const parsed = parseMessage(enrollRequestSchema, body);
-        if (!parsed.ok) return reply(400, { error: parsed.error });
-        return reply(201, { endpointId: "ep-checkin-1", credential: CREDENTIAL, clientName: "Acme Dental" });
-      }
-      if (req.url !== "/agent/checkin" || req.method !== "POST") return reply(404, { error: "Not found" });
-      if (this.reject || req.headers.authorization !== `Bearer ${CREDENTIAL}`) return reply(401, { error: "Runtime credential rejected" });
-      const parsed = parseMessage(checkinRequestSchema, body);
-      if (!parsed.ok) {
-        this.invalid.push(parsed.error);
-        return reply(400, { error: parsed.error });
-      }
-      const request = parsed.value;
-      const failing = request.results.find((r) => this.failResultOnce.has(r.commandId));
-      if (this.failNext > 0 || failing) {
-        if (failing) this.failResultOnce.delete(failing.commandId);
-        else this.failNext -= 1;
-        this.requests.push({ body: request, at: Date.now(), status: 503 });
-        return reply(503, { error: "Service unavailable" });
-      }
-      this.requests.push({ body: request, at: Date.now(), status: 200 });
-      for (const result of request.results) this.store(result);
-      const acks = this.autoAck ? request.results.map((r) => r.commandId) : [];
-      for (const id of acks) this.acksSent.set(id, (this.acksSent.get(id) ?? 0) + 1);
-      const dispatch: DispatchedCommand[] = [];
-      const nextStep = this.sequence.find((c) => !this.stored.has(c.commandId));
-      if (nextStep) dispatch.push(nextStep);
-      dispatch.push(...this.batch.filter((c) => !this.stored.has(c.commandId)));
-      dispatch.push(...this.redeliver.splice(0));
-      const response: CheckinResponse = {
-        acks,
-        dispatch,
-        cancel: this.cancels.splice(0),
-        nextCheckinMs: this.nextCheckinMs,
-        serverTime: Date.now(),
-      };
-      reply(200, response);
-    });
+  protected onRequest(req: IncomingMessage, body: string, reply: Reply): void {
+    if (req.url === "/agent/enroll" && req.method === "POST") {
+      const parsed = parseMessage(enrollRequestSchema, body);
+      if (!parsed.ok) return reply(400, { error: parsed.error });
+      return reply(201, { endpointId: "ep-checkin-1", credential: CREDENTIAL, clientName: "Acme Dental" });
+    }
+    if (req.url !== "/agent/checkin" || req.method !== "POST") return reply(404, { error: "Not found" });
+    if (this.reject || req.headers.authorization !== `Bearer ${CREDENTIAL}`) return reply(401, { error: "Runtime credential rejected" });
+    const parsed = parseMessage(checkinRequestSchema, body);
+    if (!parsed.ok) {
+      this.invalid.push(parsed.error);
+      return reply(400, { error: parsed.error });
+    }
+    const request = parsed.value;
+    const failing = request.results.find((r) => this.failResultOnce.has(r.commandId));
+    if (this.failNext > 0 || failing) {
+      if (failing) this.failResultOnce.delete(failing.commandId);
+      else this.failNext -= 1;
+      this.requests.push({ body: request, at: Date.now(), status: 503 });
+      return reply(503, { error: "Service unavailable" });
+    }
+    this.requests.push({ body: request, at: Date.now(), status: 200 });
+    for (const result of request.results) this.store(result);
+    const acks = this.autoAck ? request.results.map((r) => r.commandId) : [];
+    for (const id of acks) this.acksSent.set(id, (this.acksSent.get(id) ?? 0) + 1);
+    const dispatch: DispatchedCommand[] = [];
+    const nextStep = this.sequence.find((c) => !this.stored.has(c.commandId));
+    if (nextStep) dispatch.push(nextStep);
+    dispatch.push(...this.batch.filter((c) => !this.stored.has(c.commandId)));
+    dispatch.push(...this.redeliver.splice(0));
+    const response: CheckinResponse = {
+      acks,
+      dispatch,
+      cancel: this.cancels.splice(0),
+      nextCheckinMs: this.nextCheckinMs,
+      serverTime: Date.now(),
+    };
+    reply(200, response);
   }
 
   private onSocket(ws: WebSocket): void {
@@ -212,36 +190,28 @@ const CHECKIN = ["--transport", "checkin", "--checkin-interval", "1"];
 // ---------------------------------------------------------------------------
 
 describe.runIf(posix)("caisey-runtime HTTPS check-in", () => {
+  const standIn = useStandIn(() => new CheckinServer());
   let server: CheckinServer;
-
-  beforeAll(async () => {
-    server = new CheckinServer();
-    await server.start();
-  });
-  afterAll(async () => {
-    await server.stop();
-  });
-  afterEach(() => {
-    expect(server.invalid).toEqual([]);
-    server.reset();
+  beforeEach(() => {
+    server = standIn();
   });
 
   it("checks in, runs a sequence's steps in order (checking in right after each), uploads results and drops them after acks", async () => {
     const stateDir = await enrolledStateDir(server, "sequence");
     const out = join(stateDir, "out.txt");
-    // A long interval: the steps can only finish quickly if the runtime checks in right after each batch.
-    server.nextCheckinMs = 5000;
+    // A minute between scheduled check-ins: the three steps can only all arrive before the next scheduled one if the
+    // runtime checks in right after each batch, so every check-in after the first must carry a result.
+    server.nextCheckinMs = 60_000;
+    server.sequence = [1, 2, 3].map((n) => command(`seq-${n}`, `echo step-${n} >> ${out}; echo out-${n}`));
     const runtime = startRuntime(stateDir, ["--transport", "checkin", "--checkin-interval", "5"]);
     const first = await waitFor("first check-in", () => server.checkins[0]);
     expect(first).toMatchObject({ protocol: 1, hostname: expect.any(String), os: "linux", started: [], results: [] });
     expect(Math.abs(first.clock - Date.now())).toBeLessThan(10_000);
     expect(runtime.stderr()).toMatch(/using HTTPS check-in every 5 s/);
 
-    const queuedAt = Date.now();
-    server.sequence = [1, 2, 3].map((n) => command(`seq-${n}`, `echo step-${n} >> ${out}; echo out-${n}`));
-    await waitFor("all steps stored", () => server.stored.size === 3, 15_000);
-    // Without the immediate check-ins this takes 3 intervals (15 s); the first step waits for at most one.
-    expect(Date.now() - queuedAt).toBeLessThan(5000 + 4000);
+    await waitFor("all steps stored", () => server.stored.size === 3, 30_000);
+    // Each result came in its own check-in, in order, and none of them was the scheduled one a minute later.
+    expect(server.checkins.flatMap((c) => c.results.map((r) => r.commandId))).toEqual(["seq-1", "seq-2", "seq-3"]);
     expect(fileLines(out)).toEqual(["step-1", "step-2", "step-3"]);
     for (const n of [1, 2, 3]) {
       const result = server.stored.get(`seq-${n}`);
@@ -318,7 +288,7 @@ describe.runIf(posix)("caisey-runtime HTTPS check-in", () => {
     const counter = join(stateDir, "runs.txt");
     const crashed = startRuntime(stateDir, CHECKIN);
     await waitFor("first check-in", () => server.checkins.length >= 1);
-    server.batch = [command("crash-1", `echo run >> ${counter}; sleep 2; echo orphan-finished >> ${counter}`)];
+    server.batch = [command("crash-1", `echo run >> ${counter}; sleep 30; echo orphan-finished >> ${counter}`)];
     await waitFor("command running", () => fileLines(counter).length === 1);
     // The spawn record follows the spawn by a moment; a kill -9 inside that moment leaves nothing to sweep (ADR 0018).
     await waitFor("its spawn recorded", () => fileLines(join(stateDir, "journal.spawns")).some((line) => line.includes("crash-1")));

@@ -1,6 +1,6 @@
 // The executor against real processes (POSIX shell): statuses, streaming,
 // the tail that carries the last output with the exit status, caps and kills.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -10,6 +10,7 @@ import { execute } from "../../runtime/src/executor";
 import { CHUNK_BYTES, splitUtf8, truncateUtf8 } from "../../runtime/src/output-buffer";
 import { outboxFileName } from "../../runtime/src/outbox";
 import { backoffDelay } from "../../runtime/src/backoff";
+import { waitFor } from "./runtime-harness";
 
 const posix = process.platform !== "win32";
 const scratch = mkdtempSync(join(tmpdir(), "caisey-exec-"));
@@ -36,16 +37,23 @@ function command(text: string, extra: Partial<DispatchedCommand> = {}): Dispatch
   return { commandId: `cmd-${nextId}`, text, shell: "default", timeoutMs: 10_000, maxOutputBytes: 256 * 1024, ...extra };
 }
 
-/** A sink standing in for the socket; `connected` false simulates a dropped connection. */
+/**
+ * A sink standing in for the socket; `connected` false simulates a dropped
+ * connection, and a new `connection` number a reconnect.
+ */
 function recordingSink(connected = true) {
   const messages: RuntimeMessage[] = [];
   return {
     messages,
     connected,
+    connection: 1,
     send(message: RuntimeMessage) {
       if (!this.connected) return false;
       messages.push(message);
       return true;
+    },
+    link() {
+      return this.connected ? this.connection : 0;
     },
     outputs() {
       return messages.filter((m): m is Extract<RuntimeMessage, { type: "output" }> => m.type === "output");
@@ -95,6 +103,40 @@ describe.runIf(posix)("executor", () => {
     ]);
     expect(result.tail).toEqual([{ stream: "stdout", data: "end\n" }]);
     expect(result.tailStartIndex).toBe(3); // the tail continues the numbering, so a lost chunk shows as a gap
+  }, 10_000);
+
+  it("carries output streamed on a connection that dropped before the end again in the tail, from its index", async () => {
+    const sink = recordingSink();
+    const go = join(scratch, "go-dropped");
+    const execution = execute(command(`printf 'first\\n'; while [ ! -e ${go} ]; do sleep 0.02; done; printf 'last\\n'`), sink);
+    await waitFor("first streamed", () => sink.outputs().length === 1);
+    sink.connected = false; // "first" went out, but its connection is gone: it may never have arrived
+    writeFileSync(go, "");
+    const result = await execution.result;
+    expect(result.tailStartIndex).toBe(0);
+    expect(result.tail).toEqual([
+      { stream: "stdout", data: "first\n" },
+      { stream: "stdout", data: "last\n" },
+    ]);
+    expect(commandResultSchema.safeParse(result).success).toBe(true);
+  }, 10_000);
+
+  it("after a reconnect, repeats from the oldest chunk of the closed connection so the tail stays contiguous", async () => {
+    const sink = recordingSink();
+    const [reconnected, go] = [join(scratch, "reconnected"), join(scratch, "go-reconnected")];
+    const execution = execute(
+      command(`printf 'first\\n'; while [ ! -e ${reconnected} ]; do sleep 0.02; done; printf 'second\\n'; while [ ! -e ${go} ]; do sleep 0.02; done; printf 'last\\n'`),
+      sink,
+    );
+    await waitFor("first streamed", () => sink.outputs().length === 1);
+    sink.connection = 2;
+    writeFileSync(reconnected, "");
+    await waitFor("second streamed", () => sink.outputs().length === 2);
+    writeFileSync(go, "");
+    const result = await execution.result;
+    expect(sink.outputs().map((m) => [m.index, m.chunk.data])).toEqual([[0, "first\n"], [1, "second\n"]]);
+    expect(result.tailStartIndex).toBe(0);
+    expect(result.tail.map((c) => c.data)).toEqual(["first\n", "second\n", "last\n"]);
   }, 10_000);
 
   it("reports a non-zero exit as failed with its exit code", async () => {

@@ -4,6 +4,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
@@ -28,54 +29,87 @@ export const scratch = mkdtempSync(join(tmpdir(), "caisey-runtime-"));
 export const children = new Set<ChildProcess>();
 
 // ---------------------------------------------------------------------------
-// A stand-in for the server side: /agent/enroll and /agent/connect.
+// Stand-ins for the server side (FakeServer here, the check-in server in
+// runtime-checkin.test.ts) share the plumbing: listen on loopback, track every
+// connection, read JSON bodies, and go away abruptly like a crashed server.
 
-export type Received = { message: RuntimeMessage; at: number };
+export type Reply = (status: number, json: unknown) => void;
 
-export class FakeServer {
+export abstract class StandInServer {
   port = 0;
-  received: Received[] = [];
+  /** Messages or bodies that failed the protocol's schemas: every test expects none. */
   invalid: string[] = [];
-  enrollments: unknown[] = [];
-  autoAck = true;
-  reject: "none" | "close4401" | "http401" = "none";
+  protected wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   private http: Server | undefined;
-  private wss: WebSocketServer | undefined;
-  private sockets = new Set<WebSocket>();
   private tcp = new Set<Socket>();
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  protected abstract onRequest(req: IncomingMessage, body: string, reply: Reply): void;
+  protected abstract onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Back to a fresh server's state between tests (keeps listening). */
+  abstract reset(): void;
+
+  /** Listens (again on the same port after a stop). */
   async start(): Promise<void> {
-    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
-    const http = createServer((req, res) => this.onHttp(req, res));
+    this.wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+    const http = createServer((req, res) => {
+      let body = "";
+      req.on("data", (part) => (body += part));
+      req.on("end", () =>
+        this.onRequest(req, body, (status, json) => {
+          res.writeHead(status, { "content-type": "application/json" });
+          res.end(JSON.stringify(json));
+        }),
+      );
+    });
     http.on("connection", (socket) => {
       this.tcp.add(socket);
       socket.on("close", () => this.tcp.delete(socket));
     });
-    http.on("upgrade", (req, socket, head) => {
-      const authorized = req.url === "/agent/connect" && req.headers.authorization === `Bearer ${CREDENTIAL}`;
-      if (!authorized || this.reject === "http401") {
-        socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\r\n{"error":"Runtime credential rejected; enroll again"}');
-        return;
-      }
-      wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws));
-    });
+    http.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head));
     await new Promise<void>((done) => http.listen(this.port, "127.0.0.1", done));
     this.port = (http.address() as AddressInfo).port;
     this.http = http;
-    this.wss = wss;
   }
 
   /** Goes away abruptly, like a crashed server or a dropped network. */
   async stop(): Promise<void> {
-    for (const ws of this.sockets) ws.terminate();
+    for (const ws of this.wss.clients) ws.terminate();
     for (const socket of this.tcp) socket.destroy();
     await new Promise<void>((done) => (this.http ? this.http.close(() => done()) : done()));
-    this.wss?.close();
+    this.wss.close();
     this.http = undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// A stand-in for the server side: /agent/enroll and /agent/connect.
+
+export type Received = { message: RuntimeMessage; at: number };
+
+export class FakeServer extends StandInServer {
+  received: Received[] = [];
+  enrollments: unknown[] = [];
+  autoAck = true;
+  reject: "none" | "close4401" | "http401" = "none";
+  private sockets = new Set<WebSocket>();
+
+  reset(): void {
+    this.received = [];
+    this.autoAck = true;
+    this.reject = "none";
+  }
+
+  protected onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const authorized = req.url === "/agent/connect" && req.headers.authorization === `Bearer ${CREDENTIAL}`;
+    if (!authorized || this.reject === "http401") {
+      socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\r\n{"error":"Runtime credential rejected; enroll again"}');
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws));
   }
 
   /** Drops the current connections but keeps listening. */
@@ -102,21 +136,13 @@ export class FakeServer {
     return this.of("result").map((m) => m.result).filter((r) => r.commandId === commandId);
   }
 
-  private onHttp(req: IncomingMessage, res: import("node:http").ServerResponse): void {
-    let body = "";
-    req.on("data", (part) => (body += part));
-    req.on("end", () => {
-      const reply = (status: number, json: unknown) => {
-        res.writeHead(status, { "content-type": "application/json" });
-        res.end(JSON.stringify(json));
-      };
-      if (req.url !== "/agent/enroll" || req.method !== "POST") return reply(404, { error: "Not found" });
-      const parsed = parseMessage(enrollRequestSchema, body);
-      if (!parsed.ok) return reply(400, { error: `Invalid enrollment request: ${parsed.error}` });
-      this.enrollments.push(parsed.value);
-      if (parsed.value.token !== TOKEN) return reply(401, { error: "Enrollment token is invalid or expired" });
-      reply(201, { endpointId: "ep-test-1", credential: CREDENTIAL, clientName: "Acme Dental" });
-    });
+  protected onRequest(req: IncomingMessage, body: string, reply: Reply): void {
+    if (req.url !== "/agent/enroll" || req.method !== "POST") return reply(404, { error: "Not found" });
+    const parsed = parseMessage(enrollRequestSchema, body);
+    if (!parsed.ok) return reply(400, { error: `Invalid enrollment request: ${parsed.error}` });
+    this.enrollments.push(parsed.value);
+    if (parsed.value.token !== TOKEN) return reply(401, { error: "Enrollment token is invalid or expired" });
+    reply(201, { endpointId: "ep-test-1", credential: CREDENTIAL, clientName: "Acme Dental" });
   }
 
   private onSocket(ws: WebSocket): void {
@@ -222,13 +248,13 @@ export function killChildren(): void {
 
 /**
  * The hooks every file with real runtime processes needs: children killed after
- * each test, the scratch dir removed at the end, and one FakeServer for the
+ * each test, the scratch dir removed at the end, and one stand-in server for the
  * file, reset after each test (no invalid message may have reached it).
  */
-export function useFakeServer(): () => FakeServer {
-  let server: FakeServer;
+export function useStandIn<S extends StandInServer>(make: () => S): () => S {
+  let server: S;
   beforeAll(async () => {
-    server = new FakeServer();
+    server = make();
     await server.start();
   });
   afterAll(async () => {
@@ -237,13 +263,13 @@ export function useFakeServer(): () => FakeServer {
   });
   afterEach(() => {
     killChildren();
-    server.received = [];
-    server.autoAck = true;
-    server.reject = "none";
     expect(server.invalid).toEqual([]);
+    server.reset();
   });
   return () => server;
 }
+
+export const useFakeServer = (): (() => FakeServer) => useStandIn(() => new FakeServer());
 
 /** Whether any process of this group still runs (an orphaned command's shell and children). */
 export function processGroupAlive(group: number): boolean {

@@ -9,6 +9,7 @@ import {
   cli,
   CREDENTIAL,
   enrolledStateDir,
+  fileLines,
   FakeServer,
   fullOutput,
   hellos,
@@ -179,9 +180,11 @@ describe.runIf(posix)("caisey-runtime CLI", () => {
     const counter = join(stateDir, "runs.txt");
     const crashed = startRuntime(stateDir);
     await waitFor("hello", () => hellos(server) === 1);
-    const command = { commandId: "crash-1", text: `echo run >> ${counter}; sleep 2; echo orphan-finished >> ${counter}` };
+    const command = { commandId: "crash-1", text: `echo run >> ${counter}; sleep 30; echo orphan-finished >> ${counter}` };
     server.dispatch(command);
     await waitFor("command running", () => lines(counter) === 1);
+    // The spawn record follows the spawn by a moment; a kill -9 inside that moment leaves nothing to sweep (ADR 0018).
+    await waitFor("its spawn recorded", () => fileLines(join(stateDir, "journal.spawns")).some((line) => line.includes("crash-1")));
     crashed.child.kill("SIGKILL");
     await crashed.exited;
 

@@ -8,7 +8,7 @@ import { createDb } from "~/db/client.server";
 import { createFleetRun, FleetRunError, getFleetRunProgress, resolveFleetTargets, saveEndpointFilter } from "~/models/fleet-runs.server";
 import { saveMaintenanceWindow } from "~/models/maintenance-windows.server";
 import { localWallMs, nextOpening } from "../../protocol/maintenance-windows";
-import { connectDirect, replicateAudit, result, runInSession, runtimeHello, runtimeIdentity, sessionSql, sessionStub, type TestSocket } from "./socket";
+import { connectDirect, replicateAudit, result, roundTrip, runInSession, runtimeHello, runtimeIdentity, sessionSql, sessionStub, type TestSocket } from "./socket";
 
 let counter = 0;
 const unique = (label: string) => `${label}_${Date.now()}_${counter++}`;
@@ -199,7 +199,8 @@ describe("recurring maintenance windows in a real session", () => {
       selector: { client: t.clientA },
       schedule: "window",
     });
-    await new Promise((r) => setTimeout(r, 200));
+    // Once the runtime's socket has answered a round trip, anything the session sent it before is in its messages.
+    await roundTrip(runtime);
     expect(runtime.messages.filter((m) => m.type === "dispatch")).toEqual([]);
     // The session computed the opening itself and set its alarm for it.
     const expected = nextOpening({ id: "x", ...closed }, ZONE, Date.now()).opensAt;
