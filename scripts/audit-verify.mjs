@@ -114,13 +114,13 @@ const DIRECTORY_COLUMNS = "org_id, seq, at, kind, actor_id, actor_name, actor_ad
  * (org_id, seq) like the endpoint chains, locally or remotely through the same
  * `read`. Returns [{ orgId, ok, checked, brokenAtSeq?, reason? }] by org id.
  */
-export function verifyDirectoryChains(read, { orgId = null, pageSize = 20000 } = {}) {
+export async function verifyDirectoryChains(read, { orgId = null, pageSize = 20000 } = {}) {
   const orgFilter = orgId ? `org_id = ${sqlString(orgId)}` : "1 = 1";
   const chains = new Map();
   let after = null;
   for (;;) {
     const keyset = after ? ` AND (org_id, seq) > (${sqlString(after.orgId)}, ${Number(after.seq)})` : "";
-    const rows = read(`SELECT ${DIRECTORY_COLUMNS} FROM directory_audit WHERE ${orgFilter}${keyset} ORDER BY org_id, seq LIMIT ${pageSize}`);
+    const rows = await read(`SELECT ${DIRECTORY_COLUMNS} FROM directory_audit WHERE ${orgFilter}${keyset} ORDER BY org_id, seq LIMIT ${pageSize}`);
     for (const row of rows) {
       if (!chains.has(row.org_id)) chains.set(row.org_id, new ChainVerifier(undefined, computeDirectoryAuditHash));
       chains.get(row.org_id).push({
@@ -181,8 +181,8 @@ export function pruneAnchorMacValid(key, anchor, mac) {
 }
 
 /** Map endpointId -> prune anchor row (where the replica starts after archiving), for all endpoints or one org's. */
-export function readAnchors(read, { orgId = null } = {}) {
-  const rows = read(`SELECT endpoint_id, org_id, seq, hash, at, archive_key, mac FROM audit_prune_anchors${orgId ? ` WHERE org_id = ${sqlString(orgId)}` : ""}`);
+export async function readAnchors(read, { orgId = null } = {}) {
+  const rows = await read(`SELECT endpoint_id, org_id, seq, hash, at, archive_key, mac FROM audit_prune_anchors${orgId ? ` WHERE org_id = ${sqlString(orgId)}` : ""}`);
   return new Map(rows.map((row) => [row.endpoint_id, row]));
 }
 
@@ -228,10 +228,11 @@ export async function remoteDatabaseName(root, env) {
   return db.database_name;
 }
 
-function createD1Reader(root, target) {
+/** Remote D1 through `wrangler d1 execute --remote` (one process per query: paging keeps them few). */
+function createRemoteD1Reader(root, target) {
   // scripts/deploy.mjs's convention: tests stand in for Cloudflare with CAISEY_DEPLOY_WRANGLER.
   const wrangler = process.env.CAISEY_DEPLOY_WRANGLER ?? join(root, "node_modules", ".bin", "wrangler");
-  return (query) => {
+  const read = async (query) => {
     const result = spawnSync(wrangler, d1ExecuteArgs(query, target), {
       cwd: root,
       encoding: "utf8",
@@ -242,6 +243,33 @@ function createD1Reader(root, target) {
     const parsed = JSON.parse(result.stdout.slice(Math.max(0, result.stdout.search(/[[{]/))));
     return parsed.flatMap((statement) => statement.results ?? []);
   };
+  return { read, close: async () => {} };
+}
+
+/**
+ * The local D1 of `npm run dev` (`<state>/v3/d1`, where wrangler persists it), opened once with Miniflare, as
+ * wrangler itself does for `d1 execute --local`; one workerd for the whole run instead of one wrangler per query.
+ */
+async function createLocalD1Reader(root, stateDir) {
+  const { unstable_readConfig } = await import("wrangler");
+  const config = unstable_readConfig({ config: join(root, "wrangler.toml") }, { hideWarnings: true });
+  const binding = config.d1_databases.find((d) => d.binding === "DB");
+  if (!binding) throw new Error("wrangler.toml binds no D1 database as DB");
+  const { Miniflare } = await import("miniflare");
+  const mf = new Miniflare({
+    modules: true,
+    script: "export default { fetch() { return new Response(null, { status: 404 }); } }",
+    compatibilityDate: "2026-04-20",
+    d1Databases: { DB: binding.preview_database_id ?? binding.database_id },
+    d1Persist: join(stateDir, "v3", "d1"),
+  });
+  try {
+    const db = await mf.getD1Database("DB");
+    return { read: async (query) => (await db.prepare(query).all()).results, close: () => mf.dispose() };
+  } catch (error) {
+    await mf.dispose();
+    throw error;
+  }
 }
 
 const EVENT_COLUMNS = "endpoint_id, org_id, seq, at, kind, actor_id, actor_name, actor_address, command_id, status, detail, prev_hash, hash";
@@ -251,14 +279,14 @@ const EVENT_COLUMNS = "endpoint_id, org_id, seq, at, kind, actor_id, actor_name,
  * each endpoint's chain to its own verifier as it streams past.
  * Returns Map endpointId -> { orgId, verifier }.
  */
-export function readAllChains(read, { orgId = null, pageSize = 20000, anchors = new Map(), onProgress = () => {} } = {}) {
+export async function readAllChains(read, { orgId = null, pageSize = 20000, anchors = new Map(), onProgress = () => {} } = {}) {
   const orgFilter = orgId ? `org_id = ${sqlString(orgId)}` : "1 = 1";
   const chains = new Map();
   let after = null;
   let eventsRead = 0;
   for (;;) {
     const keyset = after ? ` AND (endpoint_id, seq) > (${sqlString(after.endpointId)}, ${Number(after.seq)})` : "";
-    const rows = read(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${orgFilter}${keyset} ORDER BY endpoint_id, seq LIMIT ${pageSize}`);
+    const rows = await read(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE ${orgFilter}${keyset} ORDER BY endpoint_id, seq LIMIT ${pageSize}`);
     for (const row of rows) {
       let chain = chains.get(row.endpoint_id);
       // A pruned replica starts after its anchor, not at the genesis.
@@ -275,22 +303,22 @@ export function readAllChains(read, { orgId = null, pageSize = 20000, anchors = 
 }
 
 /** Verifies every chain in the replica (the chain alone: no checkpoint, no session). */
-export function verifyAllChains(read, options) {
-  return [...readAllChains(read, options)].map(([endpointId, chain]) => ({ endpointId, orgId: chain.orgId, ...chain.verifier.verdict() }));
+export async function verifyAllChains(read, options) {
+  return [...(await readAllChains(read, options))].map(([endpointId, chain]) => ({ endpointId, orgId: chain.orgId, ...chain.verifier.verdict() }));
 }
 
 /**
  * Feeds the given chains the events written after the ones they have seen (a
  * batch that landed while we read), in one keyset-paged query.
  */
-function readChainTails(read, verifiers, pageSize) {
+async function readChainTails(read, verifiers, pageSize) {
   const live = [...verifiers].filter(([, verifier]) => !verifier.broken);
   if (live.length === 0) return;
   const since = live.map(([endpointId, verifier]) => `(endpoint_id = ${sqlString(endpointId)} AND seq > ${Number(verifier.expectedSeq - 1)})`).join(" OR ");
   let after = null;
   for (;;) {
     const keyset = after ? ` AND (endpoint_id, seq) > (${sqlString(after.endpointId)}, ${Number(after.seq)})` : "";
-    const rows = read(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE (${since})${keyset} ORDER BY endpoint_id, seq LIMIT ${pageSize}`);
+    const rows = await read(`SELECT ${EVENT_COLUMNS} FROM audit_events WHERE (${since})${keyset} ORDER BY endpoint_id, seq LIMIT ${pageSize}`);
     for (const row of rows) verifiers.get(row.endpoint_id)?.push(eventFromRow(row));
     if (rows.length < pageSize) return;
     const last = rows[rows.length - 1];
@@ -299,12 +327,12 @@ function readChainTails(read, verifiers, pageSize) {
 }
 
 /** Map endpointId -> checkpoint row, for all endpoints (of one org) or the given ones. */
-export function readCheckpoints(read, { orgId = null, endpointIds = null } = {}) {
+export async function readCheckpoints(read, { orgId = null, endpointIds = null } = {}) {
   const filters = [
     orgId ? `org_id = ${sqlString(orgId)}` : null,
     endpointIds ? `endpoint_id IN (${endpointIds.map(sqlString).join(", ")})` : null,
   ].filter(Boolean);
-  const rows = read(`SELECT endpoint_id, org_id, seq, hash, at, mac FROM audit_checkpoints${filters.length ? ` WHERE ${filters.join(" AND ")}` : ""}`);
+  const rows = await read(`SELECT endpoint_id, org_id, seq, hash, at, mac FROM audit_checkpoints${filters.length ? ` WHERE ${filters.join(" AND ")}` : ""}`);
   return new Map(rows.map((row) => [row.endpoint_id, row]));
 }
 
@@ -385,10 +413,10 @@ export function assessEndpoint({ endpointId, orgId, replica, checkpoint, anchor 
  * endpoint that disagrees is read once more, in case a batch landed meanwhile
  * (events and checkpoint are committed together).
  */
-export function verifyAudit({ read, key, sessions = null, orgId = null, pageSize = 20000, onEndpoint = () => {}, onProgress = () => {} }) {
-  const anchors = readAnchors(read, { orgId });
-  const chains = readAllChains(read, { orgId, pageSize, anchors, onProgress: ({ events, endpoints }) => onProgress(events, endpoints) });
-  const checkpoints = readCheckpoints(read, { orgId });
+export async function verifyAudit({ read, key, sessions = null, orgId = null, pageSize = 20000, onEndpoint = () => {}, onProgress = () => {} }) {
+  const anchors = await readAnchors(read, { orgId });
+  const chains = await readAllChains(read, { orgId, pageSize, anchors, onProgress: ({ events, endpoints }) => onProgress(events, endpoints) });
+  const checkpoints = await readCheckpoints(read, { orgId });
   const sessionsById = new Map();
   const results = [];
   for (const session of sessions ?? []) {
@@ -423,11 +451,11 @@ export function verifyAudit({ read, key, sessions = null, orgId = null, pageSize
       if (!chains.has(endpointId)) chains.set(endpointId, { orgId: orgOf(endpointId), verifier: new ChainVerifier(anchorStart(anchors.get(endpointId))) });
       verifiers.set(endpointId, chains.get(endpointId).verifier);
     }
-    readChainTails(read, verifiers, pageSize);
+    await readChainTails(read, verifiers, pageSize);
     for (const endpointId of disagreeing) {
       if (chains.get(endpointId).verifier.checked === 0 && !chains.get(endpointId).verifier.broken) chains.delete(endpointId);
     }
-    const fresh = readCheckpoints(read, { endpointIds: disagreeing });
+    const fresh = await readCheckpoints(read, { endpointIds: disagreeing });
     for (const endpointId of disagreeing) {
       if (fresh.has(endpointId)) checkpoints.set(endpointId, fresh.get(endpointId));
       else checkpoints.delete(endpointId);
@@ -619,11 +647,13 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
     console.log(`Read ${sessions.length} session${sessions.length === 1 ? "" : "s"} from ${join(stateDir, SESSION_DO_DIR)}.`);
   }
 
-  const read = createD1Reader(root, target);
   let results;
   let directory;
+  let reader;
   try {
-    results = verifyAudit({
+    reader = remote ? createRemoteD1Reader(root, target) : await createLocalD1Reader(root, stateDir);
+    const { read } = reader;
+    results = await verifyAudit({
       read,
       key,
       sessions,
@@ -639,7 +669,7 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
         else console.log(`BROKEN  ${who}: ${r.problems.join("; ")}`);
       },
     });
-    directory = verifyDirectoryChains(read, { orgId: options.org ?? null, pageSize });
+    directory = await verifyDirectoryChains(read, { orgId: options.org ?? null, pageSize });
     for (const d of directory) {
       if (d.ok) console.log(`ok      directory audit of ${d.orgId}: ${d.checked} events`);
       else console.log(`BROKEN  directory audit of ${d.orgId}: at seq ${d.brokenAtSeq}: ${d.reason} (${d.checked} events intact before it)`);
@@ -647,6 +677,8 @@ export async function main(argv = process.argv.slice(2), { root = resolve(dirnam
   } catch (error) {
     console.error(`audit:verify could not read the ${remote ? place : `local D1 in ${stateDir}`}:\n${error.message}`);
     return 2;
+  } finally {
+    await reader?.close();
   }
   const endpoints = results.filter((r) => r.endpointId);
   const broken = endpoints.filter((r) => !r.ok);

@@ -104,7 +104,7 @@ describe("scripts/audit-verify.mjs hashing", () => {
     }
     (rows[7] as { detail: string }).detail = "{}"; // ep_b seq 3 edited
     const queries: string[] = [];
-    // A tiny in-memory stand-in for `wrangler d1 execute`: honours the keyset and LIMIT the script sends.
+    // A tiny in-memory stand-in for D1: honours the keyset and LIMIT the script sends.
     const read = (query: string) => {
       queries.push(query);
       const limit = Number(/LIMIT (\d+)/.exec(query)![1]);
@@ -112,7 +112,7 @@ describe("scripts/audit-verify.mjs hashing", () => {
       const after = keyset ? rows.findIndex((r) => r.endpoint_id === keyset[1] && r.seq === Number(keyset[2])) + 1 : 0;
       return rows.slice(after, after + limit);
     };
-    const verdicts = script.verifyAllChains(read, { pageSize: 3 });
+    const verdicts = await script.verifyAllChains(read, { pageSize: 3 });
     expect(verdicts).toEqual([
       { endpointId: "ep_a", orgId: "org_unit", ok: true, checked: 5, lastHash: rows[4].hash },
       { endpointId: "ep_b", orgId: "org_unit", ok: false, checked: 2, brokenAtSeq: 3, reason: "contents do not match the event's hash (edited)" },
