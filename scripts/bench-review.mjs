@@ -276,7 +276,7 @@ async function main() {
     "| --- | ---: | :---: | ---: | ---: | ---: | ---: |",
     ...[baseline, ...scenarios].map((s) => `| ${s.name} | ${s.rows} | ${s.more ? "yes" : "no"} | ${s.unreviewed} | ${fmt(s.p50)} | ${fmt(s.p95)} | ${fmt(s.max)} |`),
     "",
-    `Chain verification over the same events, one run each: \`npm run audit:verify\` (wrangler d1 execute --json, pages of 20,000) ${cliSeconds.toFixed(1)} s, exit ${verify.status} ("${cliSummary}"); ` +
+    `Chain verification over the same events, one run each: \`npm run audit:verify\` (local D1 through one Miniflare, pages of 20,000) ${cliSeconds.toFixed(1)} s, exit ${verify.status} ("${cliSummary}"); ` +
       `the review page's "Verify audit chains" action (pages of 1,000, WebCrypto in workerd) ${actionSeconds.toFixed(1)} s, ${intact ? "all intact" : "NOT intact"}.`,
     "",
     "Reproduce: `npx remix build && node scripts/bench-review.mjs` (state in `.wrangler/bench-review-state`, port 8796).",
