@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { join } from "node:path";
-import { beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { WebSocket } from "ws";
 import {
   checkinRequestSchema,
@@ -190,11 +190,7 @@ const CHECKIN = ["--transport", "checkin", "--checkin-interval", "1"];
 // ---------------------------------------------------------------------------
 
 describe.runIf(posix)("caisey-runtime HTTPS check-in", () => {
-  const standIn = useStandIn(() => new CheckinServer());
-  let server: CheckinServer;
-  beforeEach(() => {
-    server = standIn();
-  });
+  const server = useStandIn(new CheckinServer());
 
   it("checks in, runs a sequence's steps in order (checking in right after each), uploads results and drops them after acks", async () => {
     const stateDir = await enrolledStateDir(server, "sequence");

@@ -251,12 +251,8 @@ export function killChildren(): void {
  * each test, the scratch dir removed at the end, and one stand-in server for the
  * file, reset after each test (no invalid message may have reached it).
  */
-export function useStandIn<S extends StandInServer>(make: () => S): () => S {
-  let server: S;
-  beforeAll(async () => {
-    server = make();
-    await server.start();
-  });
+export function useStandIn<S extends StandInServer>(server: S): S {
+  beforeAll(() => server.start());
   afterAll(async () => {
     await server.stop();
     rmSync(scratch, { recursive: true, force: true });
@@ -266,10 +262,10 @@ export function useStandIn<S extends StandInServer>(make: () => S): () => S {
     expect(server.invalid).toEqual([]);
     server.reset();
   });
-  return () => server;
+  return server;
 }
 
-export const useFakeServer = (): (() => FakeServer) => useStandIn(() => new FakeServer());
+export const useFakeServer = (): FakeServer => useStandIn(new FakeServer());
 
 /** Whether any process of this group still runs (an orphaned command's shell and children). */
 export function processGroupAlive(group: number): boolean {

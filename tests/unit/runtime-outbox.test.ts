@@ -4,13 +4,12 @@
 // surviving a server outage and a runtime crash, and credential rejection.
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   cli,
   CREDENTIAL,
   enrolledStateDir,
   fileLines,
-  FakeServer,
   fullOutput,
   hellos,
   useFakeServer,
@@ -28,11 +27,7 @@ import {
 // ---------------------------------------------------------------------------
 
 describe.runIf(posix)("caisey-runtime CLI", () => {
-  const fakeServer = useFakeServer();
-  let server: FakeServer;
-  beforeEach(() => {
-    server = fakeServer();
-  });
+  const server = useFakeServer();
 
   it("enroll stores identity.json (0600, dir 0700), refuses to overwrite without --force, reports HTTP errors", async () => {
     const stateDir = await enrolledStateDir(server, "enroll");

@@ -5,10 +5,9 @@
 // and after a restart deliver the result without running the command again.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   enrolledStateDir,
-  FakeServer,
   hellos,
   useFakeServer,
   lines,
@@ -20,11 +19,7 @@ import {
 } from "./runtime-harness";
 
 describe.runIf(posix)("caisey-runtime stopped like a Windows service", () => {
-  const fakeServer = useFakeServer();
-  let server: FakeServer;
-  beforeEach(() => {
-    server = fakeServer();
-  });
+  const server = useFakeServer();
 
   it.each(["SIGINT", "SIGHUP"] as const)(
     "on %s mid-command: exits 0 with journal and outbox intact, delivers the result after a restart, never reruns",
