@@ -14,6 +14,7 @@ import { SESSION_DEV_VARS_PATH, ensureDevVars, ensureSessionDevVars } from "./de
 import { hostPlatform } from "./build-runtime.mjs";
 import { publishRuntime } from "./publish-runtime.mjs";
 import { seedStateFromTemplate } from "./stack-template.mjs";
+import { acquireStartLock } from "./start-lock.mjs";
 import { DEMO_MEMBERS, DEMO_RUNTIME_TOKEN, seedSql } from "./seed.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -44,9 +45,13 @@ function run(command, args, label) {
   }
 }
 
-/** Clerk reads process.env before bindings; a stray CLERK_* here would override .dev.vars. */
+/**
+ * Clerk reads process.env before bindings; a stray CLERK_* here would override .dev.vars. Each stack gets its own
+ * wrangler dev registry: two stacks at once (the suite's fault and browser lanes) both register "caisey" and
+ * "caisey-session", and neither may ever see the other's.
+ */
 function cleanEnv() {
-  const env = { ...process.env };
+  const env = { ...process.env, WRANGLER_REGISTRY_PATH: join(stateDir, "dev-registry") };
   for (const key of Object.keys(env)) if (key.startsWith("CLERK_") || key.startsWith("CAISEY_OFFLINE")) delete env[key];
   return env;
 }
@@ -54,6 +59,9 @@ function cleanEnv() {
 if (options.fresh) rmSync(stateDir, { recursive: true, force: true });
 const startingEmpty = !existsSync(stateDir);
 mkdirSync(stateDir, { recursive: true });
+// .dev.vars carry this stack's PUBLIC_ORIGIN and wrangler reads them once, at its start: another stack starting at the
+// same time (another port) must not rewrite them in between. Held until this stack answers.
+const releaseStartLock = await acquireStartLock(join(root, ".wrangler", "stack-start.lock"));
 ensureDevVars(join(root, ".dev.vars"), { origin });
 // The session worker reads its own .dev.vars (next to its wrangler.toml), not the root one.
 ensureSessionDevVars(join(root, SESSION_DEV_VARS_PATH), { origin });
@@ -118,6 +126,7 @@ server.on("exit", (code) => {
 });
 
 await waitForServer(`${origin}/offline/sign-in`, 90_000);
+releaseStartLock();
 log(`Console ready: ${origin}`);
 log(`Approval emails are captured, not sent: read them at ${origin}/dev/mailbox`);
 log(`Sign in at ${origin}/offline/sign-in as one of: ${DEMO_MEMBERS.filter((m) => m.orgId.includes("northwind")).map((m) => `${m.name} (${m.role})`).join(", ")}`);
