@@ -9,11 +9,13 @@ import {
   connectDirect,
   connectViewer,
   directoryCall,
+  eventually,
   registerEndpoint,
   result,
   runtimeHello,
   runtimeIdentity,
   sessionAudit,
+  sessionAuditKinds,
   viewerIdentity,
   type TestSocket,
 } from "./socket";
@@ -148,6 +150,8 @@ describe("runtime updates (session side)", () => {
     // The old version, back after the failed trial, reports the rollback before its hello (as the runtime does).
     const again = await connectDirect(endpointId, identityOf(endpointId));
     again.send({ type: "update_status", status: { version: "0.9.1", phase: "rolled_back", detail: "did not connect within 60 s" } });
+    // The in-process test socket may reorder back-to-back frames under load (a runtime's TCP stream does not).
+    await eventually("the rollback recorded", async () => (await sessionAuditKinds(endpointId)).includes("runtime.update_status"));
     again.send({ ...runtimeHello, runtimeVersion: "0.9.0", platform: "linux-x64" });
     // Handled in order: once this refusal is back, the hello was handled and any offer would have been sent.
     again.send({ type: "update_status", status: { version: "0.0.1", phase: "failed", detail: "" } });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "../../protocol/messages";
-import { result, roundTrip, connectDirect, connectRuntime, connectViewer, registerEndpoint, replayAll, runInSession, runtimeIdentity, sessionStub, type TestSocket, viewerIdentity } from "./socket";
+import { eventually, result, roundTrip, connectDirect, sessionSql, connectRuntime, connectViewer, registerEndpoint, replayAll, runInSession, runtimeIdentity, sessionStub, type TestSocket, viewerIdentity } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_session_test_${Date.now()}_${counter++}`;
@@ -24,6 +24,9 @@ describe("endpoint session Durable Object", () => {
     const commandId = await runOneCommand(viewerA, runtime, "echo hello");
     runtime.send({ type: "started", commandId, startedAt: Date.now() });
     runtime.send({ type: "output", commandId, index: 0, chunk: { stream: "stdout", data: "hel" } });
+    // The in-process test socket does not keep back-to-back frames in order under load (a runtime's TCP stream does):
+    // the result goes once the output is in.
+    await viewerA.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.kind === "command.output"));
     runtime.send({
       type: "result",
       result: {
@@ -184,9 +187,12 @@ describe("endpoint session Durable Object", () => {
     const chunks = Math.ceil(DEFAULT_MAX_OUTPUT_BYTES / chunk.length) + 2;
     for (let index = 0; index < chunks; index++) {
       runtime.send({ type: "output", commandId, index, chunk: { stream: "stdout", data: chunk } });
-      // workerd's in-process test client may reorder large back-to-back frames;
-      // a real runtime's frames share one ordered TCP stream.
-      await new Promise((r) => setTimeout(r, 5));
+      // workerd's in-process test client may reorder back-to-back frames (a real runtime's share one ordered TCP
+      // stream): the next chunk goes once this one is stored, or once the cap was reached and it was dropped.
+      await eventually(`chunk ${index} handled`, async () => {
+        const [row] = await sessionSql(endpointId, "SELECT truncated, (SELECT MAX(chunk_index) FROM events WHERE command_id = ?) AS last FROM commands WHERE id = ?", commandId, commandId);
+        return row.truncated === 1 || row.last === index;
+      });
     }
     runtime.send({
       type: "result",

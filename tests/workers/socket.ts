@@ -304,6 +304,15 @@ export async function settled(viewer: TestSocket): Promise<void> {
   await replayAll(viewer, newest);
 }
 
+/** Polls `probe` until it holds (a positive signal to wait for, instead of a sleep). */
+export async function eventually(what: string, probe: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /**
  * For a runtime socket what `settled` is for a viewer: the session answers a malformed message with an error, in
  * arrival order, so once that answer is here so is everything it sent this socket before. The positive signal to
