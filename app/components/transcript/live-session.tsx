@@ -62,7 +62,7 @@ export function LiveSession({
   /** performance.now() at submit, by requestId: the browser's own round-trip clock. */
   const submittedAtRef = useRef(new Map<string, number>());
   const [rttByRequest, setRttByRequest] = useState<Record<string, number>>({});
-  const bottomRef = useRef<HTMLDivElement>(null);
+  const transcriptRef = useRef<HTMLDivElement>(null);
   const commandInputRef = useRef<HTMLInputElement>(null);
   const searchInputRef = useRef<HTMLInputElement>(null);
   const { confirm, element: confirmDialog } = useConfirmDialog();
@@ -98,8 +98,15 @@ export function LiveSession({
       }
       return;
     }
-    // After the frame, so following the tail never forces a layout while messages are being handled.
-    const frame = requestAnimationFrame(() => bottomRef.current?.scrollIntoView({ block: "nearest" }));
+    // After the frame, so following the tail never forces a layout while messages are being handled. The transcript
+    // scrolls to its end; the page moves only to keep the prompt the technician is typing at in view as the
+    // transcript grows above it (on a phone it would slide below the fold).
+    const frame = requestAnimationFrame(() => {
+      const box = transcriptRef.current;
+      if (box) box.scrollTop = box.scrollHeight;
+      const input = commandInputRef.current;
+      if (input && document.activeElement === input) input.scrollIntoView({ block: "nearest" });
+    });
     return () => cancelAnimationFrame(frame);
   }, [transcript]);
 
@@ -248,7 +255,7 @@ export function LiveSession({
           <button onClick={() => session.dismissError(error.id)} className="text-xs underline">dismiss</button>
         </div>
       ))}
-      <div className="max-h-[60vh] min-h-48 overflow-y-auto" data-testid="transcript" role="log" aria-label="Transcript" aria-live="off" tabIndex={0}>
+      <div ref={transcriptRef} className="max-h-[60vh] min-h-48 overflow-y-auto" data-testid="transcript" role="log" aria-label="Transcript" aria-live="off" tabIndex={0}>
         {session.history.hasOlder ? <LoadOlder loading={session.history.loading} onLoad={session.loadOlder} /> : null}
         {transcript.prunedBefore ? (
           <p className="px-4 py-2 text-xs text-slate-500" data-testid="transcript-pruned">
@@ -277,7 +284,6 @@ export function LiveSession({
             </Fragment>
           );
         })}
-        <div ref={bottomRef} />
       </div>
       {/* Polite: a finished command is announced once, after whatever the reader is saying. */}
       <p role="status" aria-live="polite" className="sr-only" data-testid="transcript-announcement">{announcement}</p>
