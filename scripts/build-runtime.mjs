@@ -3,7 +3,8 @@
 //
 //   node scripts/build-runtime.mjs [--platforms host|all|linux-x64,windows-x64,...] [--version 1.2.3] [--out DIR]
 //
-// Always writes runtime/dist/cli.js (the Node bundle behind runtime/bin). For each platform asked it writes a
+// Writes runtime/dist/cli.js (the Node bundle behind runtime/bin) unless --no-script-bundle (builds of other versions
+// for tests: another lane of the suite runs runtimes from runtime/dist meanwhile). For each platform asked it writes a
 // single-file executable <out>/<version>/<platform>/caisey-runtime[.exe] (a Node single-executable
 // application: Node's own binary for that platform from the npm registry with our bundle injected),
 // <out>/<version>/manifest.json (sha256 + Ed25519 signature per artifact, protocol/runtime-release.ts) and
@@ -314,12 +315,12 @@ function writeManifest({ version, publicKey, privateKey, out, platforms }) {
   return manifest;
 }
 
-export async function buildRuntime({ platforms, version, out, production, engine }) {
+export async function buildRuntime({ platforms, version, out, production, engine, scriptBundle = true }) {
   if (!/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/.test(version)) throw new Error(`--version must look like 1.2.3 (got "${version}")`);
   const { privateKey, publicKey } = loadSigningKey({ production });
   const meta = { version, publicKey, engine };
   log(`runtime ${version}${platforms.length ? ` for ${platforms.join(", ")}` : " (bundle only)"}`);
-  await buildScriptBundle(meta);
+  if (scriptBundle) await buildScriptBundle(meta);
   if (platforms.length === 0) return undefined;
   const work = join(root, ".cache/runtime-build");
   mkdirSync(work, { recursive: true });
@@ -340,6 +341,7 @@ if (invokedDirectly) {
         production: { type: "boolean" },
         // Bun for every platform asked: only to run the test suites against the engine darwin-arm64 ships on.
         engine: { type: "string" },
+        "no-script-bundle": { type: "boolean" },
       },
       strict: true,
     });
@@ -349,6 +351,7 @@ if (invokedDirectly) {
       out: resolve(values.out ?? join(root, ".cache/runtime-release")),
       production: values.production || process.env.NODE_ENV === "production",
       engine: values.engine === "bun" ? "bun" : undefined,
+      scriptBundle: !values["no-script-bundle"],
     });
   } catch (error) {
     process.stderr.write(`[build-runtime] failed: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -13,7 +13,7 @@ let executable = "";
 let cookie = "";
 
 beforeAll(async () => {
-  const built = execFileSync(process.execPath, ["scripts/build-runtime.mjs", "--platforms", "host", "--engine", "bun", "--out", out], { encoding: "utf8" });
+  const built = execFileSync(process.execPath, ["scripts/build-runtime.mjs", "--platforms", "host", "--engine", "bun", "--out", out, "--no-script-bundle"], { encoding: "utf8" });
   const match = /: (\S+caisey-runtime) \(/.exec(built.split("\n").filter((l) => l.includes("caisey-runtime (")).at(-1) ?? "");
   if (!match) throw new Error(`no Bun executable in the build output:\n${built}`);
   executable = join(process.cwd(), match[1]);
