@@ -338,7 +338,11 @@ export async function runCommandToEnd(
   const commandId: string = dispatch.command.commandId;
   runtime.send({ type: "result", result: result(commandId, status, `output of ${text}`) });
   await runtime.waitFor((m) => m.type === "ack");
+  const disconnects = async () => (await sessionAuditKinds(endpointId)).filter((kind) => kind === "runtime.disconnected").length;
+  const before = await disconnects();
   viewer.close();
   runtime.close();
+  // The close is handled after we return otherwise: callers that count the session's audit events would race it.
+  await eventually("the runtime's disconnect recorded", async () => (await disconnects()) > before);
   return commandId;
 }
