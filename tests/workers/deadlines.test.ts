@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_CHECKIN_INTERVAL_MS } from "../../protocol/messages";
-import { checkin, connectRuntime, connectViewer, runInSession, runtimeIdentity, sessionStub, TEST_APPROVER, type TestSocket, viewerIdentity, waitForMail, endpointIdsFor, settled } from "./socket";
+import { checkin, connectRuntime, connectViewer, outputArrived, runInSession, runtimeIdentity, sessionStub, TEST_APPROVER, type TestSocket, viewerIdentity, waitForMail, endpointIdsFor, settled } from "./socket";
 
 const freshEndpoint = endpointIdsFor("ep_deadline_test");
 /** Comfortably past any result deadline the session could compute for a 1 s command. */
@@ -118,7 +118,7 @@ describe("server-side deadlines and liveness", () => {
     const runtime = await connectRuntime(endpointId);
     const commandId = await dispatchOne(viewer, runtime, "seq 3");
     runtime.send({ type: "output", commandId, index: 0, chunk: { stream: "stdout", data: "1\n" } });
-    await new Promise((r) => setTimeout(r, 10));
+    await outputArrived(viewer, commandId);
     // Chunk 1 ("2\n") was lost in transit; the tail says it starts at 2.
     const now = Date.now();
     runtime.send({

@@ -4,7 +4,7 @@
 // the only D1 work allowed is the alarm's audit replication, which runs in its
 // own invocation after the command is done.
 import { describe, expect, it } from "vitest";
-import { checkin, connectRuntime, connectViewer, freshEndpoint, result, runInSession, sessionStub, viewerIdentity } from "./socket";
+import { checkin, connectRuntime, outputArrived, connectViewer, freshEndpoint, result, runInSession, sessionStub, viewerIdentity } from "./socket";
 
 type Counter = { outsideAlarm: string[]; inAlarm: number; alarmDepth: number };
 
@@ -66,6 +66,7 @@ describe("zero central round trips on the command path", () => {
     const commandId: string = dispatch.command.commandId;
     runtime.send({ type: "started", commandId, startedAt: Date.now() });
     runtime.send({ type: "output", commandId, index: 0, chunk: { stream: "stdout", data: "count" } });
+    await outputArrived(viewer, commandId);
     runtime.send({ type: "result", result: { ...result(commandId, "succeeded", "ed\n"), tailStartIndex: 1 } });
     await runtime.waitFor((m) => m.type === "ack" && m.commandId === commandId);
     await finishedEvent(viewer, commandId);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_MAX_OUTPUT_BYTES } from "../../protocol/messages";
-import { eventually, result, roundTrip, connectDirect, sessionSql, connectRuntime, connectViewer, registerEndpoint, replayAll, runInSession, runtimeIdentity, sessionStub, type TestSocket, viewerIdentity } from "./socket";
+import { eventually, outputArrived, result, roundTrip, connectDirect, sessionSql, connectRuntime, connectViewer, registerEndpoint, replayAll, runInSession, runtimeIdentity, sessionStub, type TestSocket, viewerIdentity } from "./socket";
 
 let counter = 0;
 const freshEndpoint = () => `ep_session_test_${Date.now()}_${counter++}`;
@@ -24,9 +24,7 @@ describe("endpoint session Durable Object", () => {
     const commandId = await runOneCommand(viewerA, runtime, "echo hello");
     runtime.send({ type: "started", commandId, startedAt: Date.now() });
     runtime.send({ type: "output", commandId, index: 0, chunk: { stream: "stdout", data: "hel" } });
-    // The in-process test socket does not keep back-to-back frames in order under load (a runtime's TCP stream does):
-    // the result goes once the output is in.
-    await viewerA.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.kind === "command.output"));
+    await outputArrived(viewerA, commandId);
     runtime.send({
       type: "result",
       result: {
@@ -211,6 +209,7 @@ describe("endpoint session Durable Object", () => {
     const runtime = await connectRuntime(endpointId);
     const commandId = await runOneCommand(viewer, runtime, "cat /var/log/huge.log");
     runtime.send({ type: "output", commandId, index: 0, chunk: { stream: "stdout", data: "first part\n" } });
+    await outputArrived(viewer, commandId);
     runtime.send({
       type: "result",
       result: { commandId, status: "succeeded", exitCode: 0, startedAt: Date.now(), finishedAt: Date.now(), durationMs: 5, tail: [{ stream: "stdout", data: "last part\n" }], tailStartIndex: 1, truncated: true, error: null },

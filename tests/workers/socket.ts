@@ -304,6 +304,15 @@ export async function settled(viewer: TestSocket): Promise<void> {
   await replayAll(viewer, newest);
 }
 
+/**
+ * Resolves once `viewer` has received `count` output events of `commandId`. The in-process test socket can reorder
+ * back-to-back frames under load (a runtime's TCP stream cannot): a test sends the result after this, not right
+ * after the output frame.
+ */
+export async function outputArrived(viewer: TestSocket, commandId: string, count = 1): Promise<void> {
+  await eventually(`${count} output event(s) of ${commandId}`, async () => viewer.events().filter((e: any) => e.kind === "command.output" && e.commandId === commandId).length >= count);
+}
+
 /** Polls `probe` until it holds (a positive signal to wait for, instead of a sleep). */
 export async function eventually(what: string, probe: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
