@@ -9,7 +9,7 @@ import { commandResultSchema, MAX_CHUNK_BYTES } from "../../protocol/messages";
 import { execute } from "../../runtime/src/executor";
 import { CHUNK_BYTES, splitUtf8, truncateUtf8 } from "../../runtime/src/output-buffer";
 import { outboxFileName } from "../../runtime/src/outbox";
-import { backoffDelay } from "../../runtime/src/backoff";
+import { backoffDelay, websocketRetryDelay } from "../../runtime/src/backoff";
 import { waitFor } from "./runtime-harness";
 
 const posix = process.platform !== "win32";
@@ -239,5 +239,16 @@ describe("output helpers", () => {
     expect(backoffDelay(3, () => 1)).toBe(4000);
     expect(backoffDelay(50, () => 1)).toBe(30_000);
     expect(backoffDelay(50, () => 0)).toBe(15_000);
+    expect(backoffDelay(2, () => 0.5)).toBe(1500); // half fixed, half random: 1 s + 0.5 × 1 s
+  });
+
+  it("retries the WebSocket from check-in 5-10 s first, at most 15 s apart early on, then 30 s and 60 s ceilings", () => {
+    const range = (attempt: number) => [websocketRetryDelay(attempt, () => 0), websocketRetryDelay(attempt, () => 1)];
+    expect(range(0)).toEqual([5_000, 10_000]);
+    for (const attempt of [1, 4, 7]) expect(range(attempt)).toEqual([7_500, 15_000]);
+    expect(range(8)).toEqual([15_000, 30_000]);
+    expect(range(9)).toEqual([30_000, 60_000]);
+    expect(range(40)).toEqual([30_000, 60_000]);
+    expect(websocketRetryDelay(0, () => 0.5)).toBe(7_500);
   });
 });
