@@ -27,6 +27,7 @@ export default defineConfig({
       "tests/unit/runtime-interruptions.test.ts",
       "tests/unit/runtime-journal.test.ts",
       "tests/unit/runtime-orphans.test.ts",
+      "tests/unit/runtime-output-buffer.test.ts",
       "tests/unit/runtime-shell-cmd.test.ts",
       "tests/unit/runtime-updater.test.ts",
       "tests/unit/runtime-windows.test.ts",

@@ -23,7 +23,7 @@ export function truncateUtf8(text: string, maxBytes: number): string {
   return bytes.subarray(0, end).toString("utf8");
 }
 
-/** Splits into pieces of at most `maxBytes` UTF-8 bytes, never inside a character. */
+/** Splits into pieces of at most `maxBytes` UTF-8 bytes, never inside a character (one longer than `maxBytes` is a piece of its own). */
 export function splitUtf8(text: string, maxBytes: number): string[] {
   const bytes = Buffer.from(text, "utf8");
   const pieces: string[] = [];
@@ -31,6 +31,8 @@ export function splitUtf8(text: string, maxBytes: number): string[] {
   while (start < bytes.length) {
     let end = Math.min(start + maxBytes, bytes.length);
     if (end < bytes.length) while (end > start && (bytes[end]! & 0xc0) === 0x80) end -= 1;
+    // A limit smaller than one character: that character goes whole (backing off further would never advance).
+    if (end === start) for (end = start + 1; end < bytes.length && (bytes[end]! & 0xc0) === 0x80; ) end += 1;
     pieces.push(bytes.subarray(start, end).toString("utf8"));
     start = end;
   }
