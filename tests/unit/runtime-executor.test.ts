@@ -139,6 +139,41 @@ describe.runIf(posix)("executor", () => {
     expect(result.tail.map((c) => c.data)).toEqual(["first\n", "second\n", "last\n"]);
   }, 10_000);
 
+  it("re-sends at most what a tail may carry after a drop: the newest streamed chunks, contiguous with the rest", async () => {
+    const sink = recordingSink();
+    const go = join(scratch, "go-big");
+    // 320 KiB streamed while connected (more than a tail's 256 KiB), then the drop, then a last line.
+    const execution = execute(command(`head -c 327680 /dev/zero | tr '\\0' x; while [ ! -e ${go} ]; do sleep 0.02; done; printf 'last\\n'`, { maxOutputBytes: 1024 * 1024 }), sink);
+    await waitFor("all 320 KiB streamed", () => sink.outputs().reduce((n, m) => n + m.chunk.data.length, 0) === 327_680);
+    sink.connected = false;
+    writeFileSync(go, "");
+    const result = await execution.result;
+    expect(commandResultSchema.safeParse(result).success).toBe(true);
+    const streamed = sink.outputs();
+    const resent = result.tail.slice(0, -1);
+    expect(result.tail.at(-1)).toEqual({ stream: "stdout", data: "last\n" });
+    expect(result.tailStartIndex).toBeGreaterThan(0); // the oldest chunks no longer fit: a gap the session will name
+    expect(result.tailStartIndex! + resent.length).toBe(streamed.length);
+    expect(resent).toEqual(streamed.slice(result.tailStartIndex).map((m) => m.chunk));
+    const resentBytes = resent.reduce((n, c) => n + Buffer.byteLength(c.data), 0);
+    expect(resentBytes).toBeLessThanOrEqual(256 * 1024 - 5);
+    expect(resentBytes).toBeGreaterThan(256 * 1024 - 5 - CHUNK_BYTES); // as much as fits, not less
+  }, 15_000);
+
+  it("re-sends at most a tail's 64 chunks after a drop, however small they are", async () => {
+    const sink = recordingSink();
+    const go = join(scratch, "go-many");
+    const execution = execute(command(`for i in $(seq 1 90); do echo line-$i; sleep 0.03; done; while [ ! -e ${go} ]; do sleep 0.02; done`), sink, { flushIntervalMs: 1 });
+    await waitFor("90 lines streamed", () => sink.outputs().map((m) => m.chunk.data).join("").includes("line-90\n"));
+    expect(sink.outputs().length).toBeGreaterThan(64);
+    sink.connected = false;
+    writeFileSync(go, "");
+    const result = await execution.result;
+    expect(result.tail).toHaveLength(64);
+    expect(result.tailStartIndex).toBe(sink.outputs().length - 64);
+    expect(result.tail.map((c) => c.data).join("")).toContain("line-90\n");
+  }, 15_000);
+
   it("reports a non-zero exit as failed with its exit code", async () => {
     const sink = recordingSink();
     const result = await execute(command("echo oops >&2; exit 3"), sink).result;
