@@ -208,15 +208,9 @@ export function eventFromRow(row) {
 
 const sqlString = (value) => `'${String(value).replace(/'/g, "''")}'`;
 
-/**
- * The `wrangler d1 execute` arguments for one query: the local state of `npm run dev`, or
- * (`remote`) the deployed environment's D1 as named in wrangler.toml's [env.<env>].
- */
-export function d1ExecuteArgs(query, target) {
-  const where = target.remote
-    ? [target.database, "--remote", "--env", target.env, "-c", "wrangler.toml"]
-    : ["caisey-db", "--local", "--persist-to", target.stateDir];
-  return ["d1", "execute", ...where, "--json", "--command", query];
+/** The `wrangler d1 execute` arguments for one query on a deployed environment's D1, as named in wrangler.toml's [env.<env>]. */
+function remoteD1ExecuteArgs(query, target) {
+  return ["d1", "execute", target.database, "--remote", "--env", target.env, "-c", "wrangler.toml", "--json", "--command", query];
 }
 
 /** The D1 database name of a deployed environment, read with wrangler's own parser. */
@@ -233,7 +227,7 @@ function createRemoteD1Reader(root, target) {
   // scripts/deploy.mjs's convention: tests stand in for Cloudflare with CAISEY_DEPLOY_WRANGLER.
   const wrangler = process.env.CAISEY_DEPLOY_WRANGLER ?? join(root, "node_modules", ".bin", "wrangler");
   const read = async (query) => {
-    const result = spawnSync(wrangler, d1ExecuteArgs(query, target), {
+    const result = spawnSync(wrangler, remoteD1ExecuteArgs(query, target), {
       cwd: root,
       encoding: "utf8",
       maxBuffer: 1024 * 1024 * 1024,
@@ -249,8 +243,9 @@ function createRemoteD1Reader(root, target) {
 /**
  * The local D1 of `npm run dev` (`<state>/v3/d1`, where wrangler persists it), opened once with Miniflare, as
  * wrangler itself does for `d1 execute --local`; one workerd for the whole run instead of one wrangler per query.
+ * Also what tests/unit/fixtures/remote-d1-as-local.mjs answers a stand-in remote query from.
  */
-async function createLocalD1Reader(root, stateDir) {
+export async function createLocalD1Reader(root, stateDir) {
   const { unstable_readConfig } = await import("wrangler");
   const config = unstable_readConfig({ config: join(root, "wrangler.toml") }, { hideWarnings: true });
   const binding = config.d1_databases.find((d) => d.binding === "DB");

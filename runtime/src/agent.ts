@@ -547,16 +547,16 @@ export class Agent {
 
   // Plumbing --------------------------------------------------------------------
 
-  /**
-   * Sends over the socket when it is open. On check-in nothing is streamed:
-   * `started` waits for the next check-in, output stays in the command's
-   * tail, results wait in the outbox.
-   */
   /** Which socket connection messages go out on now (MessageSink: streamed output is re-sent if it closes). */
   link(): number {
     return this.connection.link;
   }
 
+  /**
+   * Sends over the socket when it is open. On check-in nothing is streamed:
+   * `started` waits for the next check-in, output stays in the command's
+   * tail, results wait in the outbox.
+   */
   send(message: RuntimeMessage): boolean {
     if (this.connection.send(message)) return true;
     if (message.type === "started" && this.mode === "checkin") {
