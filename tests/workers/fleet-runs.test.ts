@@ -2,7 +2,7 @@
 // Durable Objects (ADR 0026): targeting stays inside the tenant, the work goes
 // through each session's one run path, offline targets keep it queued, and
 // windowed work waits for the endpoint's next window in the client's zone.
-import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { createDb } from "~/db/client.server";
 import { createFleetRun, FleetRunError, getFleetRunProgress, resolveFleetTargets, saveEndpointFilter } from "~/models/fleet-runs.server";
@@ -213,9 +213,11 @@ describe("recurring maintenance windows in a real session", () => {
     expect(progress.counts.offline).toBe(1);
 
     // An admin adds a window that is open now (started 30 local minutes ago): the session re-reads its windows
-    // with the policy, and its next wake-up dispatches the first step.
-    await saveMaintenanceWindow(env, db, t.orgId, { clientId: t.clientA, days: [0, 1, 2, 3, 4, 5, 6], startMinute: (localMinute + 1440 - 30) % 1440, durationMinutes: 120 }, admin);
-    await runDurableObjectAlarm(sessionStub(t.ep.a1));
+    // with the policy and dispatches the first step at once, not at the alarm it set for the old windows.
+    const saved = await saveMaintenanceWindow(env, db, t.orgId, { clientId: t.clientA, days: [0, 1, 2, 3, 4, 5, 6], startMinute: (localMinute + 1440 - 30) % 1440, durationMinutes: 120 }, admin);
+    expect(saved.refresh).toEqual({ refreshed: 2, failed: [] });
+    // Already handed over when the save returns (the alarm would only have come 500 ms after the refresh's audit event).
+    expect(await sessionSql(t.ep.a1, "SELECT status FROM commands WHERE step_index = 0")).toEqual([{ status: "dispatched" }]);
     const dispatch = await runtime.waitFor((m) => m.type === "dispatch");
     expect(dispatch.command.text).toBe("df -h");
     runtime.close();

@@ -29,6 +29,8 @@ export interface DirectoryHost {
   broadcast(message: ViewerBoundMessage): void;
   offerUpdate(): void;
   scheduleAlarm(): void;
+  /** Sends or settles whatever became due (and sets the alarm for the rest). */
+  dispatch(): void;
 }
 
 export class DirectoryCalls {
@@ -55,6 +57,9 @@ export class DirectoryCalls {
       actorName: identity.userName,
       detail: { mode: policy.mode, version: policy.version, approvers: policy.approvers.length, allowedCommands: policy.allowedCommands.length, retentionDays: policy.retentionDays },
     });
+    // The policy carries the maintenance windows: work a new window opens starts now, not at an alarm set for the
+    // old windows' next opening (which a window that moved later must not keep either).
+    this.host.dispatch();
     return Response.json({ version: policy.version });
   }
 

@@ -179,6 +179,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     broadcast: (message) => this.broadcastToViewers(message),
     offerUpdate: () => this.runtime.offerUpdate(),
     scheduleAlarm: () => this.wakeUps.schedule(),
+    dispatch: () => this.runtime.dispatch(),
     acceptFromDirectory: async (sink, identity, message) => {
       const refused = await this.intake.accept(identity, message);
       if (refused) return sink.send(JSON.stringify({ type: "error", code: refused.code, message: refused.message, requestId: message.requestId }));
