@@ -17,6 +17,7 @@ export default defineConfig({
       "tests/unit/console-time.test.ts",
       "tests/unit/maintenance-windows.test.ts",
       "tests/unit/protocol.test.ts",
+      "tests/unit/protocol-time.test.ts",
       "tests/unit/shell-quote.test.ts",
       "tests/unit/transcript*.test.ts",
       "tests/unit/runtime-build.test.ts",

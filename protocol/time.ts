@@ -93,7 +93,8 @@ export function describeZoneOffset(offsetMinutes: number): string {
 
 /**
  * The instant a wall-clock reading ("2026-12-04T09:00", seconds optional) names in `zone`, or null when it
- * is not one. In a DST gap or overlap it takes the offset in force just before.
+ * is not one. Read as the offset in force just before a DST change: a time in the spring gap lands the gap's
+ * length later (02:30 in a 02:00→03:00 gap is 03:30), a time the autumn overlap repeats is its first occurrence.
  */
 export function wallTimeToEpoch(value: string, zone: string): number | null {
   const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?$/.exec(value.trim());
@@ -101,8 +102,11 @@ export function wallTimeToEpoch(value: string, zone: string): number | null {
   const [, y, mo, d, h, mi, s = "0", ms = "0"] = match;
   const wall = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), Number(ms.padEnd(3, "0")));
   if (Number.isNaN(wall)) return null;
-  const first = wall - zoneOffsetMinutes(wall, zone) * 60_000;
-  return wall - zoneOffsetMinutes(first, zone) * 60_000;
+  // Zones change offset at most once within a day either side (DST, or a zone redefining itself).
+  const before = zoneOffsetMinutes(wall - 86_400_000, zone);
+  const after = zoneOffsetMinutes(wall + 86_400_000, zone);
+  const readings = [wall - before * 60_000, wall - after * 60_000].filter((instant, index) => zoneOffsetMinutes(instant, zone) === (index === 0 ? before : after));
+  return readings.length ? Math.min(...readings) : wall - before * 60_000;
 }
 
 /** `timestamp` as a datetime-local value ("2026-12-04T09:00") on the wall clock of `zone`. */
