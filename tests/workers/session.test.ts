@@ -23,6 +23,8 @@ describe("endpoint session Durable Object", () => {
 
     const commandId = await runOneCommand(viewerA, runtime, "echo hello");
     runtime.send({ type: "started", commandId, startedAt: Date.now() });
+    // Each frame after the previous one's effect: the in-process test socket can reorder back-to-back frames.
+    await viewerA.waitFor((m) => m.type === "events" && m.events.some((e: any) => e.kind === "command.started"));
     runtime.send({ type: "output", commandId, index: 0, chunk: { stream: "stdout", data: "hel" } });
     await outputArrived(viewerA, commandId);
     runtime.send({
@@ -153,19 +155,19 @@ describe("endpoint session Durable Object", () => {
     expect(redelivered.command.commandId).toBe(commandId);
 
     const chunk = { type: "output", commandId, index: 0, chunk: { stream: "stdout", data: "host\n" } };
-    // Paced: workerd's in-process test client may reorder back-to-back frames.
-    const pause = () => new Promise((r) => setTimeout(r, 10));
+    // Each frame after the previous one was handled: workerd's in-process test client may reorder back-to-back frames.
     again.send(chunk);
-    await pause();
+    await outputArrived(viewer, commandId);
     again.send(chunk);
-    await pause();
+    await roundTrip(again);
     const result = {
       type: "result",
       result: { commandId, status: "succeeded", exitCode: 0, startedAt: Date.now(), finishedAt: Date.now(), durationMs: 2, tail: [], truncated: false, error: null },
     };
     again.send(result);
-    await pause();
+    await again.waitFor((m) => m.type === "ack");
     again.send(result);
+    await eventually("the repeated result acknowledged too", async () => again.messages.filter((m) => m.type === "ack").length === 2);
     await roundTrip(again);
     expect(again.messages.filter((m) => m.type === "ack")).toHaveLength(2);
 
