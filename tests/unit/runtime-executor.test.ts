@@ -3,6 +3,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import { afterAll, describe, expect, it } from "vitest";
 import type { DispatchedCommand, RuntimeMessage } from "../../protocol/messages";
 import { commandResultSchema, MAX_CHUNK_BYTES } from "../../protocol/messages";
@@ -242,6 +243,140 @@ describe.runIf(posix)("executor", () => {
     expect(result.tail.map((c) => c.data).join("")).toBe("one\ntwo\nthree\n");
     expect(result.status).toBe("succeeded");
   }, 10_000);
+
+  it("gives the command no input: one that reads stdin ends at once instead of waiting for its timeout", async () => {
+    const sink = recordingSink();
+    const result = await execute(command("cat; echo read-all", { timeoutMs: 60_000 }), sink).result;
+    expect(result.status).toBe("succeeded");
+    expect(allText(sink, result.tail)).toBe("read-all\n");
+  }, 10_000);
+
+  it("stops waiting once a background process that holds the output open goes quiet, without its later output", async () => {
+    const sink = recordingSink();
+    const pidFile = join(scratch, "quiet.pid");
+    try {
+      // The background job inherits stdout and speaks again only after 1.5 s: the quiet rule (200 ms) ends the
+      // command first; the 2 s ceiling alone would have waited for "late".
+      const result = await execute(command(`echo $$ > ${pidFile}; (sleep 1.5; echo late; sleep 30) & echo done`), sink).result;
+      expect(result.status).toBe("succeeded");
+      expect(allText(sink, result.tail)).toBe("done\n");
+    } finally {
+      process.kill(-Number(readFileSync(pidFile, "utf8")), "SIGKILL"); // the command's process group
+    }
+  }, 10_000);
+
+  it("ends at the 2 s ceiling when a background process keeps writing after the command exited", async () => {
+    const sink = recordingSink();
+    const pidFile = join(scratch, "chatty.pid");
+    try {
+      // Never quiet for long: without the ceiling this would wait for the test's timeout.
+      const result = await execute(command(`echo $$ > ${pidFile}; (while :; do echo chatter; sleep 0.05; done) & echo done`), sink).result;
+      expect(result.status).toBe("succeeded");
+      expect(allText(sink, result.tail)).toMatch(/^done\n(chatter\n)*$/);
+    } finally {
+      process.kill(-Number(readFileSync(pidFile, "utf8")), "SIGKILL"); // the command's process group
+    }
+  }, 10_000);
+
+  it("ends output cut inside a UTF-8 character with a replacement character, not silently", async () => {
+    const sink = recordingSink();
+    const result = await execute(command("printf 'ab\\342\\202'"), sink).result;
+    expect(allText(sink, result.tail)).toBe("ab\uFFFD");
+  }, 10_000);
+
+  it("streams a burst at once, without waiting for the flush interval, from exactly four chunks' worth", async () => {
+    const sink = recordingSink();
+    const go = join(scratch, "go-burst");
+    const execution = execute(command(`head -c ${4 * CHUNK_BYTES} /dev/zero | tr '\\0' x; while [ ! -e ${go} ]; do sleep 0.02; done`), sink, { flushIntervalMs: 60_000 });
+    await waitFor("the burst streamed", () => sink.outputs().reduce((n, m) => n + m.chunk.data.length, 0) === 4 * CHUNK_BYTES);
+    writeFileSync(go, "");
+    const result = await execution.result;
+    expect(result.tail).toEqual([]);
+    expect(sink.messages.filter((m) => m.type === "started")).toHaveLength(1);
+  }, 10_000);
+
+  it("says started once, however many times it streams", async () => {
+    const sink = recordingSink();
+    const result = await execute(command("for i in 1 2 3 4 5; do echo $i; sleep 0.05; done"), sink, { flushIntervalMs: 1 }).result;
+    expect(result.status).toBe("succeeded");
+    expect(sink.outputs().length).toBeGreaterThan(1);
+    expect(sink.messages.filter((m) => m.type === "started")).toHaveLength(1);
+    expect(sink.messages[0].type).toBe("started");
+  }, 10_000);
+
+  it("measures its duration on the runtime's monotonic clock, within the time the test saw", async () => {
+    const before = performance.now();
+    const result = await execute(command("sleep 0.2"), recordingSink()).result;
+    const seen = performance.now() - before;
+    expect(result.durationMs).toBeGreaterThanOrEqual(150);
+    expect(result.durationMs).toBeLessThanOrEqual(seen + 1);
+  }, 10_000);
+
+  it("keeps the first reason it was stopped for: a cancel is not turned into an interruption by a later stop", async () => {
+    const sink = recordingSink();
+    const execution = execute(command("sleep 30"), sink, { killGraceMs: 100 });
+    await expect.poll(() => sink.messages.some((m) => m.type === "started")).toBe(true);
+    execution.cancel();
+    execution.stop("the runtime is stopping");
+    const result = await execution.result;
+    expect(result.status).toBe("cancelled");
+    expect(result.error).toBeNull();
+  }, 10_000);
+
+  it("reports a cancel as soon as the command ended, not after the SIGKILL grace (only a runtime stop waits for that)", async () => {
+    const sink = recordingSink();
+    const execution = execute(command("sleep 30"), sink, { killGraceMs: 60_000 });
+    await expect.poll(() => sink.messages.some((m) => m.type === "started")).toBe(true);
+    execution.cancel();
+    expect((await execution.result).status).toBe("cancelled"); // within the test's 10 s, far inside the 60 s grace
+  }, 10_000);
+
+  it("caps the stop reason it reports at 2,000 characters", async () => {
+    const sink = recordingSink();
+    const execution = execute(command("sleep 30"), sink, { killGraceMs: 50 });
+    await expect.poll(() => sink.messages.some((m) => m.type === "started")).toBe(true);
+    execution.stop("r".repeat(3_000));
+    const result = await execution.result;
+    expect(result.status).toBe("interrupted");
+    expect(result.error).toBe("r".repeat(2_000));
+  }, 10_000);
+
+  it("names the signal that ended a command that did not exit by itself", async () => {
+    const result = await execute(command("kill -TERM $$"), recordingSink()).result;
+    expect(result).toMatchObject({ status: "failed", exitCode: null, error: "Terminated by signal SIGTERM" });
+  }, 10_000);
+
+  it("reports a command the OS refuses to start (a NUL byte in it) as failed, with the reason", async () => {
+    const result = await execute(command("echo a\0b"), recordingSink()).result;
+    expect(result.status).toBe("failed");
+    expect(result.exitCode).toBeNull();
+    expect(result.error).toMatch(/^Could not start the command: .*null bytes/);
+  }, 10_000);
+
+  // 120 lines alternating between the streams, paced so that each is read on its own: 120 chunks (well over 64
+  // even if a slow moment merges a few).
+  const alternating = "for i in $(seq 1 60); do echo out-$i; echo err-$i >&2; sleep 0.02; done";
+
+  it("at the end, streams whatever does not fit a tail's 64 chunks ahead of the result, oldest first", async () => {
+    const sink = recordingSink();
+    const result = await execute(command(alternating), sink, { flushIntervalMs: 60_000 }).result; // nothing flushes before the end
+    const streamed = sink.outputs();
+    expect(streamed.length).toBeGreaterThan(0);
+    expect(result.tail).toHaveLength(64);
+    expect(result.truncated).toBe(false);
+    expect(result.tailStartIndex).toBe(streamed.length);
+    const lines = [...streamed.map((m) => m.chunk.data), ...result.tail.map((c) => c.data)].join("").split("\n").filter(Boolean);
+    expect(lines).toEqual(Array.from({ length: 60 }, (_, i) => [`out-${i + 1}`, `err-${i + 1}`]).flat());
+  }, 15_000);
+
+  it("when more than 64 chunks are held and no connection is open at the end, keeps the newest 64 and says output was lost", async () => {
+    const sink = recordingSink(false);
+    const result = await execute(command(alternating), sink, { flushIntervalMs: 1 }).result;
+    expect(sink.messages).toEqual([]);
+    expect(result.tail).toHaveLength(64);
+    expect(result.truncated).toBe(true);
+    expect(result.tail.at(-1)).toEqual({ stream: "stderr", data: "err-60\n" });
+  }, 15_000);
 
   it("runs explicitly requested sh and bash", async () => {
     for (const shell of ["sh", "bash"] as const) {
