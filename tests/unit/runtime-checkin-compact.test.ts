@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { checkinRequestSchema, DEFAULT_CHECKIN_INTERVAL_MS, PROTOCOL_VERSION, type CheckinRequest, type CheckinResponse } from "../../protocol/messages";
 import { CheckinLoop, checkinBody, checkinUrl, clampCheckinInterval, MAX_CHECKIN_INTERVAL_MS, MIN_CHECKIN_INTERVAL_MS, serverErrorText } from "../../runtime/src/checkin";
-import { silentLogger } from "../../runtime/src/log";
+import { silentLogger, type Logger } from "../../runtime/src/log";
 
 const servers: ReturnType<typeof createServer>[] = [];
 afterEach(async () => {
@@ -17,15 +17,20 @@ afterEach(async () => {
   }
 });
 
-async function standIn(answer: (index: number) => { status: number; body?: unknown }) {
+type StandInAnswer = { status: number; body?: unknown; raw?: string } | "never";
+
+async function standIn(answer: (index: number) => StandInAnswer) {
   const seen: { headers: IncomingMessage["headers"]; body: string }[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = "";
     req.on("data", (d) => (body += d));
     req.on("end", () => {
-      const { status, body: json } = answer(seen.length);
+      const reply = answer(seen.length);
       seen.push({ headers: req.headers, body });
-      if (json === undefined) res.writeHead(status).end();
+      if (reply === "never") return; // holds the request open until the client gives up
+      const { status, body: json, raw } = reply;
+      if (raw !== undefined) res.writeHead(status).end(raw);
+      else if (json === undefined) res.writeHead(status).end();
       else res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(json));
     });
   });
@@ -34,7 +39,7 @@ async function standIn(answer: (index: number) => { status: number; body?: unkno
   return { url: checkinUrl(`http://127.0.0.1:${(server.address() as AddressInfo).port}`), seen };
 }
 
-function loopAgainst(url: string, sendNow = false) {
+function loopAgainst(url: string, sendNow = false, { timeoutMs, log = silentLogger }: { timeoutMs?: number; log?: Logger } = {}) {
   const responses: CheckinResponse[] = [];
   const failures: string[] = [];
   const rejections: string[] = [];
@@ -51,8 +56,8 @@ function loopAgainst(url: string, sendNow = false) {
       failureCounts.push(consecutive);
     },
     onRejected: (reason) => rejections.push(reason),
-  }, silentLogger, 1000);
-  return { loop, responses, failures, rejections, failureCounts };
+  }, log, 1000, timeoutMs);
+  return { loop, responses, failures, rejections, failureCounts, request };
 }
 
 describe("compact check-in answers on the runtime", () => {
@@ -182,5 +187,147 @@ describe("waking the check-in loop", () => {
     loop.stop();
     loop.wake(); // stopped: nothing more
     expect(seen.length).toBe(2);
+  });
+});
+
+/** Keeps what the loop logs, so a test can read what an operator would see. */
+function capturingLogger() {
+  const lines: string[] = [];
+  const log: Logger = { info: (m) => lines.push(`info ${m}`), warn: (m) => lines.push(`warn ${m}`), error: (m) => lines.push(`error ${m}`) };
+  return { log, lines };
+}
+
+describe("what a failed check-in says", () => {
+  it("names each kind of failure, with the server's own words when it gave any, and logs a refused body as an error", async () => {
+    const answers: StandInAnswer[] = [
+      { status: 400 },
+      { status: 400, body: { error: "bad body" } },
+      { status: 500, raw: "down for maintenance" },
+      { status: 200, raw: "<html>captive portal</html>" },
+    ];
+    const { url } = await standIn((index) => answers[index] ?? { status: 204 });
+    const { log, lines } = capturingLogger();
+    const { loop, responses, failures } = loopAgainst(url, false, { log });
+    loop.start();
+    await expect.poll(() => responses.length, { timeout: 15_000 }).toBe(1);
+    loop.stop();
+    expect(failures).toEqual(["HTTP 400", "HTTP 400: bad body", "server answered HTTP 500: down for maintenance", "the check-in answer is not JSON"]);
+    expect(lines.filter((line) => line.startsWith("error "))).toEqual([
+      "error the server refused the check-in body (HTTP 400)",
+      "error the server refused the check-in body (bad body)",
+    ]);
+  });
+
+  it("retries the first failure after half a second or less (backoff, never more than the interval)", async () => {
+    const { url } = await standIn((index) => (index === 0 ? { status: 503 } : { status: 204 }));
+    const { log, lines } = capturingLogger();
+    const { loop, responses } = loopAgainst(url, false, { log });
+    loop.start();
+    await expect.poll(() => responses.length).toBe(1);
+    loop.stop();
+    const [warning] = lines.filter((line) => line.startsWith("warn "));
+    const delay = Number(/retrying in (\d+) ms$/.exec(warning ?? "")?.[1]);
+    expect(warning).toMatch(/^warn check-in failed \(server answered HTTP 503\); retrying in \d+ ms$/);
+    expect(delay).toBeGreaterThanOrEqual(250);
+    expect(delay).toBeLessThan(500);
+  });
+
+  it("gives up on a check-in that gets no answer within its timeout, and tries again", async () => {
+    const { url } = await standIn((index) => (index === 0 ? "never" : { status: 204 }));
+    const { loop, responses, failures } = loopAgainst(url, false, { timeoutMs: 300 });
+    loop.start();
+    await expect.poll(() => responses.length, { timeout: 10_000 }).toBe(1);
+    loop.stop();
+    expect(failures).toEqual(["no answer within 300 ms"]);
+  });
+
+  it("says so when the check-in could not even be built, and keeps trying", async () => {
+    const { url, seen } = await standIn(() => ({ status: 204 }));
+    let calls = 0;
+    const failures: string[] = [];
+    const loop = new CheckinLoop(url, "credential-".padEnd(48, "c"), {
+      checkinRequest: () => {
+        calls += 1;
+        if (calls === 1) throw new Error("journal unreadable");
+        return { protocol: PROTOCOL_VERSION, runtimeVersion: "1.0.0", hostname: "h", os: "linux", clock: Date.now(), started: [], results: [], updateStatus: [], compactAnswers: true };
+      },
+      onCheckinResponse: async () => false,
+      onCheckinFailed: (reason) => failures.push(reason),
+      onRejected: () => {},
+    }, silentLogger, 1000);
+    loop.start();
+    await expect.poll(() => seen.length).toBe(1);
+    await loop.idle();
+    loop.stop();
+    expect(failures).toEqual(["could not build the check-in: journal unreadable"]);
+  });
+
+  it("counts a check-in whose answer could not be applied locally as a contact, and logs why", async () => {
+    const { url } = await standIn(() => ({ status: 204 }));
+    const { log, lines } = capturingLogger();
+    const failures: string[] = [];
+    let answers = 0;
+    const loop = new CheckinLoop(url, "credential-".padEnd(48, "c"), {
+      checkinRequest: () => ({ protocol: PROTOCOL_VERSION, runtimeVersion: "1.0.0", hostname: "h", os: "linux", clock: Date.now(), started: [], results: [], updateStatus: [], compactAnswers: true }),
+      onCheckinResponse: async () => {
+        answers += 1;
+        throw new Error("disk full");
+      },
+      onCheckinFailed: (reason) => failures.push(reason),
+      onRejected: () => {},
+    }, log, 1000);
+    loop.start();
+    await expect.poll(() => answers).toBe(1);
+    await loop.idle();
+    loop.stop();
+    expect(failures).toEqual([]);
+    expect(lines).toContain("error could not apply the check-in answer: disk full");
+  });
+
+  it("a hard stop aborts the check-in in flight, and the last check-in says it was stopped", async () => {
+    const { url, seen } = await standIn(() => "never");
+    const { loop } = loopAgainst(url);
+    const last = loop.final(60_000);
+    await expect.poll(() => seen.length).toBe(1);
+    loop.abortInFlight();
+    expect(await last).toEqual({ kind: "failed", reason: "runtime stopping" });
+  });
+
+  it("after a stop, the check-in still in flight is neither counted as a failure nor retried", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const seen: number[] = [];
+    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      req.resume();
+      req.on("end", async () => {
+        seen.push(seen.length);
+        await gate;
+        res.writeHead(503).end();
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    const { loop, failures } = loopAgainst(checkinUrl(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+    loop.start();
+    await expect.poll(() => seen.length).toBe(1);
+    loop.stop();
+    release();
+    await loop.idle();
+    await new Promise((resolve) => setImmediate(resolve)); // the loop's own continuation after the answer
+    expect(failures).toEqual([]);
+    expect(seen).toEqual([0]);
+  });
+});
+
+describe("check-in bodies and error texts", () => {
+  it("carries results and update progress when there are any", () => {
+    const result: CheckinRequest["results"][number] = { commandId: "c1", status: "succeeded", exitCode: 0, startedAt: 1, finishedAt: 2, durationMs: 1, tail: [], truncated: false, error: null };
+    const updateStatus: CheckinRequest["updateStatus"] = [{ version: "1.2.3", phase: "downloading", detail: "" }];
+    const request: CheckinRequest = { protocol: PROTOCOL_VERSION, runtimeVersion: "1.0.0", hostname: "h", os: "linux", clock: 5, started: [], results: [result], updateStatus, compactAnswers: true };
+    expect(JSON.parse(checkinBody(request, false))).toEqual({ protocol: PROTOCOL_VERSION, clock: 5, results: [result], updateStatus });
+  });
+
+  it("keeps at most 200 characters of a server's plain-text error", () => {
+    expect(serverErrorText(` ${"x".repeat(300)} `)).toBe("x".repeat(200));
   });
 });
