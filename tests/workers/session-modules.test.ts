@@ -18,6 +18,12 @@ import { SessionStore } from "../../workers/session/src/session-store";
 
 type Modules = ReturnType<typeof wire>;
 
+/** A window open from an hour ago to an hour from now, every day (UTC). */
+function openWindowPolicy() {
+  const minuteOfDay = Math.floor((Date.now() % 86_400_000) / 60_000);
+  return { timeZone: "UTC", maintenanceWindows: [{ id: "mw_open", days: [0, 1, 2, 3, 4, 5, 6], startMinute: (minuteOfDay + 1440 - 60) % 1440, durationMinutes: 120 }] };
+}
+
 function wire(sql: SqlStorage) {
   migrate(sql);
   const store = new SessionStore(sql);
@@ -31,20 +37,22 @@ function wire(sql: SqlStorage) {
     appendEvent: (kind, body) => events.append(kind, body),
     audit: (entry) => audit.append(entry),
     skip: (commandId, error) => commands.finish(commandId, { status: "skipped", exitCode: null, error, timings: null }),
+    policy: () => openWindowPolicy(),
   });
   let online = 0;
   const queue = new CommandQueue({ store, commands, sequences, events, audit, onlineSince: () => online });
   const reports = new RuntimeReports({ store, commands, events, audit, clock, sequences });
-  const enqueue = (id: string, fields: { createdAt?: number; notBefore?: number | null; expiresAt?: number | null; alongside?: boolean } = {}) =>
+  const enqueue = (id: string, fields: { createdAt?: number; notBefore?: number | null; expiresAt?: number | null; alongside?: boolean; maintenanceWindow?: boolean } = {}) =>
     store.exec(
-      `INSERT INTO commands (id, request_id, text, shell, timeout_ms, requested_by_id, requested_by_name, status, created_at, step_index, step_count, not_before, expires_at, alongside)
-       VALUES (?, ?, 'echo hi', 'default', 60000, 'u1', 'Tom', 'queued', ?, 0, 1, ?, ?, ?)`,
+      `INSERT INTO commands (id, request_id, text, shell, timeout_ms, requested_by_id, requested_by_name, status, created_at, step_index, step_count, not_before, expires_at, alongside, maintenance_window)
+       VALUES (?, ?, 'echo hi', 'default', 60000, 'u1', 'Tom', 'queued', ?, 0, 1, ?, ?, ?, ?)`,
       id,
       `req_${id}`,
       fields.createdAt ?? Date.now(),
       fields.notBefore ?? null,
       fields.expiresAt ?? null,
       fields.alongside ? 1 : 0,
+      fields.maintenanceWindow ? 1 : 0,
     );
   return { store, events, audit, commands, queue, reports, broadcast, enqueue, setOnline: (since: number) => (online = since) };
 }
@@ -87,6 +95,16 @@ describe("command queue", () => {
       expect(queue.nextWakeAt(now + 60_000)).toBe(now + 90_000);
       queue.settle(now + 90_000);
       expect(commands.get("expiring")?.status).toBe("expired");
+    }));
+
+  it("decides on the one instant it was given: work in an open window is due even if the clock moved on meanwhile", () =>
+    inFreshSession(({ queue, enqueue, store }) => {
+      // The caller read the clock a moment before the queue looks at the window (seen under load in workerd, where
+      // storage calls let time advance): the window gate must not put not_before past the caller's `now`.
+      const now = Date.now() - 5;
+      enqueue("windowed", { createdAt: now - 1, maintenanceWindow: true });
+      expect(queue.takeDue(now, true).map((c) => c.id)).toEqual(["windowed"]);
+      expect(store.one<{ not_before: number }>("SELECT not_before FROM commands WHERE id = 'windowed'")?.not_before).toBe(now);
     }));
 
   it("times out unreported work only while the runtime is online, after its limit and the grace", () =>

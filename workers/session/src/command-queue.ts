@@ -81,7 +81,9 @@ export class CommandQueue {
         commands.finish(command.id, { status: "expired", exitCode: null, error: "Its expiry passed before it could run", timings: null });
         continue;
       }
-      const gate = sequences.gate(command);
+      // The same instant as the not_before check below: a window gate that read the clock itself could set
+      // not_before a millisecond past `now` and leave the command waiting for a wake-up nobody scheduled.
+      const gate = sequences.gate(command, now);
       if (gate.kind === "wait") continue;
       if (gate.kind === "skip") {
         commands.finish(command.id, { status: "skipped", exitCode: null, error: gate.reason, timings: null });
