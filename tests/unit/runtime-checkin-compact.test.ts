@@ -17,18 +17,20 @@ afterEach(async () => {
   }
 });
 
-type StandInAnswer = { status: number; body?: unknown; raw?: string } | "never";
+/** An answer, optionally held until `after` settles; "never" holds the request open until the client gives up. */
+type StandInAnswer = { status: number; body?: unknown; raw?: string; after?: Promise<unknown> } | "never";
 
 async function standIn(answer: (index: number) => StandInAnswer) {
   const seen: { headers: IncomingMessage["headers"]; body: string }[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let body = "";
     req.on("data", (d) => (body += d));
-    req.on("end", () => {
+    req.on("end", async () => {
       const reply = answer(seen.length);
       seen.push({ headers: req.headers, body });
-      if (reply === "never") return; // holds the request open until the client gives up
-      const { status, body: json, raw } = reply;
+      if (reply === "never") return;
+      const { status, body: json, raw, after } = reply;
+      await after;
       if (raw !== undefined) res.writeHead(status).end(raw);
       else if (json === undefined) res.writeHead(status).end();
       else res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(json));
@@ -165,18 +167,9 @@ describe("waking the check-in loop", () => {
   it("checks in again right after the one in flight when woken meanwhile, not after the interval", async () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((resolve) => (release = resolve));
-    const seen: number[] = [];
-    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-      req.resume();
-      req.on("end", async () => {
-        seen.push(seen.length);
-        if (seen.length === 1) await gate; // the first answer waits until the loop has been woken
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ nextCheckinMs: 600_000 }));
-      });
-    });
-    servers.push(server);
-    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-    const { loop, responses } = loopAgainst(checkinUrl(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+    // The first answer waits until the loop has been woken.
+    const { url, seen } = await standIn((index) => ({ status: 200, body: { nextCheckinMs: 600_000 }, ...(index === 0 ? { after: gate } : {}) }));
+    const { loop, responses } = loopAgainst(url);
     loop.start();
     await expect.poll(() => seen.length).toBe(1);
     loop.wake(); // in flight: remembered, not a second request now
@@ -296,18 +289,8 @@ describe("what a failed check-in says", () => {
   it("after a stop, the check-in still in flight is neither counted as a failure nor retried", async () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((resolve) => (release = resolve));
-    const seen: number[] = [];
-    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-      req.resume();
-      req.on("end", async () => {
-        seen.push(seen.length);
-        await gate;
-        res.writeHead(503).end();
-      });
-    });
-    servers.push(server);
-    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
-    const { loop, failures } = loopAgainst(checkinUrl(`http://127.0.0.1:${(server.address() as AddressInfo).port}`));
+    const { url, seen } = await standIn(() => ({ status: 503, after: gate }));
+    const { loop, failures } = loopAgainst(url);
     loop.start();
     await expect.poll(() => seen.length).toBe(1);
     loop.stop();
@@ -315,7 +298,7 @@ describe("what a failed check-in says", () => {
     await loop.idle();
     await new Promise((resolve) => setImmediate(resolve)); // the loop's own continuation after the answer
     expect(failures).toEqual([]);
-    expect(seen).toEqual([0]);
+    expect(seen).toHaveLength(1);
   });
 });
 
