@@ -101,7 +101,8 @@ export function wallTimeToEpoch(value: string, zone: string): number | null {
   if (!match) return null;
   const [, y, mo, d, h, mi, s = "0", ms = "0"] = match;
   const wall = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), Number(ms.padEnd(3, "0")));
-  if (Number.isNaN(wall)) return null;
+  // Date.UTC rolls over (month 13, 31 February, 24:60); a reading that does not name itself is not one.
+  if (new Date(wall).toISOString().slice(0, 16) !== `${y}-${mo}-${d}T${h}:${mi}` || Number(s) > 59) return null;
   // Zones change offset at most once within a day either side (DST, or a zone redefining itself).
   const before = zoneOffsetMinutes(wall - 86_400_000, zone);
   const after = zoneOffsetMinutes(wall + 86_400_000, zone);

@@ -90,11 +90,13 @@ describe("wallTimeToEpoch / epochToWallTime", () => {
     expect(wallTimeToEpoch("2026-12-04T09:00:07.5", "UTC")).toBe(Date.UTC(2026, 11, 4, 9, 0, 7, 500));
     expect(wallTimeToEpoch("2026-12-04T09:00:07.25", "UTC")).toBe(Date.UTC(2026, 11, 4, 9, 0, 7, 250));
     expect(wallTimeToEpoch("  2026-12-04T09:00  ", "UTC")).toBe(Date.UTC(2026, 11, 4, 9, 0));
+    expect(wallTimeToEpoch("2028-02-29T23:59:59", "UTC")).toBe(Date.UTC(2028, 1, 29, 23, 59, 59)); // a leap day is a day
     expect(wallTimeToEpoch("2026-12-04T09:00", "Asia/Kolkata")).toBe(Date.UTC(2026, 11, 4, 3, 30));
   });
 
   it("refuses anything that is not exactly a wall-clock reading", () => {
-    for (const value of ["", "2026-12-04", "2026-12-04 09:00", "x2026-12-04T09:00", "2026-12-04T09:00x", "2026-12-04T9:00", "26-12-04T09:00", "2026-12-04T09:00:07.1234"]) {
+    for (const value of ["", "2026-12-04", "2026-12-04 09:00", "x2026-12-04T09:00", "2026-12-04T09:00x", "2026-12-04T9:00", "26-12-04T09:00", "2026-12-04T09:00:07.1234",
+      "2026-13-01T09:00", "2026-02-29T09:00", "2026-04-31T09:00", "2026-12-04T24:00", "2026-12-04T09:60", "2026-12-04T09:00:60", "2026-00-10T09:00"]) {
       expect(wallTimeToEpoch(value, "UTC"), value).toBeNull();
     }
   });
