@@ -286,6 +286,20 @@ describe("what a failed check-in says", () => {
     expect(await last).toEqual({ kind: "failed", reason: "runtime stopping" });
   });
 
+  it("idle() resolves only once the check-in in flight has been answered and applied", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const { url, seen } = await standIn(() => ({ status: 200, body: { nextCheckinMs: 600_000 }, after: gate }));
+    const { loop, responses } = loopAgainst(url);
+    loop.start();
+    await expect.poll(() => seen.length).toBe(1);
+    const idle = loop.idle();
+    release();
+    await idle;
+    expect(responses).toHaveLength(1);
+    loop.stop();
+  });
+
   it("after a stop, the check-in still in flight is neither counted as a failure nor retried", async () => {
     let release: () => void = () => {};
     const gate = new Promise<void>((resolve) => (release = resolve));
