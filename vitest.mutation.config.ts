@@ -18,6 +18,7 @@ export default defineConfig({
       "tests/unit/maintenance-windows.test.ts",
       "tests/unit/protocol.test.ts",
       "tests/unit/protocol-time.test.ts",
+      "tests/unit/protocol-rules.test.ts",
       "tests/unit/shell-quote.test.ts",
       "tests/unit/transcript*.test.ts",
       "tests/unit/runtime-build.test.ts",
