@@ -100,10 +100,12 @@ export function windowState(windows: readonly MaintenanceWindow[], zone: string,
   return Number.isFinite(opensAt) ? { open: false, opensAt } : { open: false, opensAt: null };
 }
 
-/** "Mon, Wed 02:00–04:00" / "daily 22:00 for 6 h": how the console states a window. */
+/** "Mon, Wed 02:00–04:00" / "daily 22:00–04:00 (next day)" / "Sat 06:00 for 24 h": how the console states a window. */
 export function describeWindow(window: Pick<MaintenanceWindow, "days" | "startMinute" | "durationMinutes">): string {
   const days = window.days.length === 7 ? "daily" : [...window.days].sort().map((d) => WEEKDAYS[d]).join(", ");
   const clock = (minutes: number) => `${String(Math.floor(minutes / 60) % 24).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`;
+  // "00:00–00:00" would read as nothing at all.
+  if (window.durationMinutes === MAX_WINDOW_MINUTES) return `${days} ${clock(window.startMinute)} for 24 h`;
   const end = window.startMinute + window.durationMinutes;
   const nextDay = end > 24 * 60 ? " (next day)" : "";
   return `${days} ${clock(window.startMinute)}–${clock(end)}${nextDay}`;

@@ -1,6 +1,6 @@
 // Recurring maintenance windows in a client's zone, across daylight-saving changes (ADR 0026).
 import { describe, expect, it } from "vitest";
-import { describeWindow, firstInstantAtOrAfterWall, nextOpening, windowState, type MaintenanceWindow } from "../../protocol/maintenance-windows";
+import { describeWindow, firstInstantAtOrAfterWall, localWallMs, nextOpening, windowState, type MaintenanceWindow } from "../../protocol/maintenance-windows";
 
 const DAILY = [0, 1, 2, 3, 4, 5, 6];
 const daily = (startMinute: number, durationMinutes: number): MaintenanceWindow => ({ id: "w", days: DAILY, startMinute, durationMinutes });
@@ -60,5 +60,40 @@ describe("nextOpening", () => {
   it("finds the first instant at or after a wall time inside a gap and an overlap", () => {
     expect(iso(firstInstantAtOrAfterWall(Date.UTC(2026, 2, 29, 2, 30), "Europe/Berlin"))).toBe("2026-03-29T01:00:00.000Z");
     expect(iso(firstInstantAtOrAfterWall(Date.UTC(2026, 9, 25, 2, 30), "Europe/Berlin"))).toBe("2026-10-25T00:30:00.000Z");
+  });
+});
+
+describe("window edges", () => {
+  it("is open from the very instant it opens, and closed at the instant it closes", () => {
+    const opensAt = Date.parse("2026-06-11T00:00:00Z"); // 02:00 in Berlin
+    expect(windowState([daily(120, 120)], "Europe/Berlin", opensAt)).toEqual({ open: true, closesAt: Date.parse("2026-06-11T02:00:00Z") });
+    const closesAt = Date.parse("2026-06-11T02:00:00Z");
+    expect(windowState([daily(120, 120)], "Europe/Berlin", closesAt)).toEqual({ open: false, opensAt: Date.parse("2026-06-12T00:00:00Z") });
+  });
+
+  it("skips a window the spring-forward jump swallows whole (02:00–02:30) and opens it the next night", () => {
+    const next = nextOpening(daily(120, 30), "America/New_York", Date.parse("2026-03-08T06:00:00Z"));
+    expect(iso(next.opensAt)).toBe("2026-03-09T06:00:00.000Z");
+    expect(iso(next.closesAt)).toBe("2026-03-09T06:30:00.000Z");
+  });
+
+  it("reads the wall clock to the millisecond, before 1970 too", () => {
+    expect(localWallMs(Date.UTC(2026, 0, 1, 0, 0, 0, 123), "UTC")).toBe(Date.UTC(2026, 0, 1, 0, 0, 0, 123));
+    expect(localWallMs(Date.UTC(2026, 0, 1, 0, 0, 0, 999), "Asia/Kolkata")).toBe(Date.UTC(2026, 0, 1, 5, 30, 0, 999));
+    expect(localWallMs(-1, "UTC")).toBe(-1);
+    expect(localWallMs(-1001, "UTC")).toBe(-1001);
+  });
+
+  it("takes the first of two readings in an overlap, and an exact reading outside any change", () => {
+    expect(iso(firstInstantAtOrAfterWall(Date.UTC(2026, 10, 1, 1, 30), "America/New_York"))).toBe("2026-11-01T05:30:00.000Z");
+    expect(iso(firstInstantAtOrAfterWall(Date.UTC(2026, 6, 1, 12, 0), "America/New_York"))).toBe("2026-07-01T16:00:00.000Z");
+  });
+
+  it("states windows as plants do: daily or sorted weekdays, and past midnight as the next day", () => {
+    expect(describeWindow({ days: DAILY, startMinute: 120, durationMinutes: 120 })).toBe("daily 02:00–04:00");
+    expect(describeWindow({ days: [3, 1], startMinute: 22 * 60, durationMinutes: 120 })).toBe("Mon, Wed 22:00–00:00");
+    expect(describeWindow({ days: [6], startMinute: 23 * 60, durationMinutes: 120 })).toBe("Sat 23:00–01:00 (next day)");
+    expect(describeWindow({ days: [0, 1, 2, 3, 4, 5], startMinute: 0, durationMinutes: 24 * 60 })).toBe("Sun, Mon, Tue, Wed, Thu, Fri 00:00 for 24 h");
+    expect(describeWindow({ days: DAILY, startMinute: 6 * 60, durationMinutes: 24 * 60 - 1 })).toBe("daily 06:00–05:59 (next day)");
   });
 });
