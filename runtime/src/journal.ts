@@ -1,7 +1,7 @@
 // The journal is what makes "never run a command twice" hold across reconnects
 // AND restarts: a command id is fsynced here before its process is spawned, so
 // after a crash we can tell "started but no result" from "never seen".
-import { promises as fsp } from "node:fs";
+import { appendFileSync, promises as fsp } from "node:fs";
 import { DurableLineLog, PRIVATE_FILE_MODE } from "./fs-durable";
 
 /**
@@ -24,8 +24,6 @@ function parseEntry(value: unknown): JournalEntry | undefined {
 }
 
 export class Journal {
-  private spawnWrites: Promise<unknown> = Promise.resolve();
-
   private constructor(
     private readonly log: DurableLineLog<JournalEntry>,
     private readonly spawnFile: string,
@@ -67,17 +65,21 @@ export class Journal {
   }
 
   /**
-   * Notes the running process, in a side file next to the journal. Written but
+   * Notes the running process, in a side file next to the journal. Written at
+   * once (synchronously: a SIGKILL a moment after the spawn must still find it,
+   * and an append queued on the thread pool might not have been issued yet) but
    * not fsynced: it only has to survive the runtime's own death (the kernel
    * keeps the write), and a power loss that could drop it kills the orphan too.
-   * An fsync here would stall the event loop right as the command starts.
    */
   recordSpawn(commandId: string, spawn: SpawnRecord): Promise<void> {
     this.spawns.set(commandId, spawn);
     const line = `${JSON.stringify({ id: commandId, at: spawn.at, pid: spawn.pid, ...(spawn.identity ? { identity: spawn.identity } : {}) })}\n`;
-    const next = this.spawnWrites.then(() => fsp.appendFile(this.spawnFile, line, { mode: PRIVATE_FILE_MODE }));
-    this.spawnWrites = next.catch(() => {});
-    return next;
+    try {
+      appendFileSync(this.spawnFile, line, { mode: PRIVATE_FILE_MODE });
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   has(commandId: string): boolean {
@@ -99,7 +101,6 @@ export class Journal {
   }
 
   async close(): Promise<void> {
-    await this.spawnWrites;
     await this.log.close();
   }
 }
