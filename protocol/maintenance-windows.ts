@@ -12,7 +12,9 @@
 // inside the repeated hour opens at its first occurrence and an end inside it
 // closes at its first occurrence (never later than the plant expects).
 import { z } from "zod";
-import { isValidTimeZone, zonedParts } from "./time";
+import { isValidTimeZone, localWallMs, wallReadings } from "./time";
+
+export { localWallMs } from "./time";
 
 export const WEEKDAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"] as const;
 export const MAX_WINDOW_MINUTES = 24 * 60;
@@ -37,12 +39,6 @@ export interface WindowOccurrence {
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
 
-/** The wall clock in `zone` at `instant`, as if it were UTC milliseconds (so it can be compared and shifted). */
-export function localWallMs(instant: number, zone: string): number {
-  const wall = zonedParts(instant, zone);
-  return Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour, wall.minute, wall.second) + (((instant % 1000) + 1000) % 1000);
-}
-
 /**
  * The first instant at which the wall clock in `zone` reads `wall` or later
  * (wall as UTC-style milliseconds). Exists for every wall time: inside a
@@ -50,9 +46,7 @@ export function localWallMs(instant: number, zone: string): number {
  * it is the first occurrence.
  */
 export function firstInstantAtOrAfterWall(wall: number, zone: string): number {
-  const before = wall - (localWallMs(wall - DAY, zone) - (wall - DAY));
-  const after = wall - (localWallMs(wall + DAY, zone) - (wall + DAY));
-  const exact = [before, after].filter((candidate) => localWallMs(candidate, zone) === wall).sort((a, b) => a - b);
+  const { before, after, exact } = wallReadings(wall, zone);
   if (exact.length) return exact[0]!;
   // A gap: the local clock skips `wall`. Search the jump between the two candidates, to the minute
   // (zones change offset on whole minutes).

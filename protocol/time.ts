@@ -91,6 +91,27 @@ export function describeZoneOffset(offsetMinutes: number): string {
   return `UTC${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
 }
 
+const DAY_MS = 86_400_000;
+
+/** The wall clock in `zone` at `instant`, as if it were UTC milliseconds (so it can be compared and shifted). */
+export function localWallMs(instant: number, zone: string): number {
+  const wall = zonedParts(instant, zone);
+  return Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour, wall.minute, wall.second) + (((instant % 1000) + 1000) % 1000);
+}
+
+/**
+ * How the clock in `zone` reads `wall` (a wall time as UTC-style milliseconds): `before` and `after` are `wall`
+ * read with the offset in force a day before and a day after (zones change offset at most once within a day
+ * either side); `exact` holds those at which the clock really reads `wall`, earliest first: none in a spring
+ * gap, two in an autumn overlap.
+ */
+export function wallReadings(wall: number, zone: string): { before: number; after: number; exact: number[] } {
+  const before = wall - (localWallMs(wall - DAY_MS, zone) - (wall - DAY_MS));
+  const after = wall - (localWallMs(wall + DAY_MS, zone) - (wall + DAY_MS));
+  const exact = [before, after].filter((candidate) => localWallMs(candidate, zone) === wall).sort((a, b) => a - b);
+  return { before, after, exact };
+}
+
 /**
  * The instant a wall-clock reading ("2026-12-04T09:00", seconds optional) names in `zone`, or null when it
  * is not one. Read as the offset in force just before a DST change: a time in the spring gap lands the gap's
@@ -103,11 +124,8 @@ export function wallTimeToEpoch(value: string, zone: string): number | null {
   const wall = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), Number(ms.padEnd(3, "0")));
   // Date.UTC rolls over (month 13, 31 February, 24:60); a reading that does not name itself is not one.
   if (new Date(wall).toISOString().slice(0, 16) !== `${y}-${mo}-${d}T${h}:${mi}` || Number(s) > 59) return null;
-  // Zones change offset at most once within a day either side (DST, or a zone redefining itself).
-  const before = zoneOffsetMinutes(wall - 86_400_000, zone);
-  const after = zoneOffsetMinutes(wall + 86_400_000, zone);
-  const readings = [wall - before * 60_000, wall - after * 60_000].filter((instant, index) => zoneOffsetMinutes(instant, zone) === (index === 0 ? before : after));
-  return readings.length ? Math.min(...readings) : wall - before * 60_000;
+  const { before, exact } = wallReadings(wall, zone);
+  return exact[0] ?? before;
 }
 
 /** `timestamp` as a datetime-local value ("2026-12-04T09:00") on the wall clock of `zone`. */
