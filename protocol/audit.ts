@@ -37,6 +37,8 @@ export const AUDIT_KINDS = [
   "permission.refused",
   /** Retention pruned old history from the session (docs/decisions/0029-retention.md). */
   "retention.pruned",
+  /** A removed member's live sockets to this session were closed (docs/decisions/0020-tenant-onboarding.md). */
+  "viewer.access_removed",
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 

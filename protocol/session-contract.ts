@@ -73,6 +73,8 @@ export const SESSION_PATHS = {
   queueSequence: "/sequence",
   /** The console queues one fleet run's work on this endpoint, as the member who started the run (ADR 0026). */
   fleetQueue: "/fleet-queue",
+  /** A member (or, deleted with its organisation, every member) lost access: their live sockets close now. */
+  memberRemoved: "/member-removed",
 } as const;
 
 export const queueSequenceRequestSchema = z.object({
@@ -113,6 +115,12 @@ export const fleetQueueAnswerSchema = z.union([
   z.object({ queued: z.literal(false), code: z.string(), error: z.string() }),
 ]);
 export type FleetQueueAnswer = z.infer<typeof fleetQueueAnswerSchema>;
+
+/** Who lost access (null: everyone, the organisation was deleted); the tenant is the caller's (the directory identity's orgId). */
+export const memberRemovedRequestSchema = z.object({ userId: z.string().min(1).max(200).nullable() });
+export type MemberRemovedRequest = z.infer<typeof memberRemovedRequestSchema>;
+/** The session's answer: how many of the member's sockets it closed (0 when none was open). */
+export const memberRemovedAnswerSchema = z.object({ closed: z.number().int().nonnegative() });
 
 export const placementRequestSchema = z.object({ placement: sessionPlacementSchema });
 export type PlacementRequest = z.infer<typeof placementRequestSchema>;
@@ -162,6 +170,8 @@ export const SESSION_CLOSE_CODES = {
   replaced: 4409,
   /** The runtime's credential was revoked (or the endpoint decommissioned): do not reconnect with it. */
   revoked: 4410,
+  /** The member's access to the tenant was removed: the page must not reconnect as them. */
+  accessRemoved: 4411,
 } as const;
 
 // ---------------------------------------------------------------------------

@@ -146,6 +146,15 @@ export const mutations = [
     test: workers("member-sync.test.ts"),
   },
   {
+    id: "member-removal-closes-sockets",
+    claim: 18,
+    file: "app/models/member-sync.server.ts",
+    original: "  const removal = accessRemovedBy(parsed.data);",
+    replacement: "  const removal = null as ReturnType<typeof accessRemovedBy>;",
+    why: "a removed member's open console sockets stay live until they reload",
+    test: workers("member-sync.test.ts"),
+  },
+  {
     id: "revoked-credential-at-edge",
     claim: 27,
     file: "app/models/enrollment.server.ts",

@@ -40,7 +40,8 @@ export interface Env extends PagesEnv {
  */
 declare module "@remix-run/cloudflare" {
   interface AppLoadContext {
-    cloudflare: { env: Env };
+    /** waitUntil: work that may finish after the response (Pages' context; absent in unit tests). */
+    cloudflare: { env: Env; waitUntil?: (promise: Promise<unknown>) => void };
     cspNonce?: string;
   }
 }

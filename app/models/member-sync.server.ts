@@ -8,12 +8,15 @@
 //   signing secret) create, update and remove members; a removal is remembered,
 //   so a token minted before it provisions nothing.
 import { verifyWebhook } from "@clerk/backend/webhooks";
-import { and, eq } from "drizzle-orm";
+import { and, eq, isNotNull } from "drizzle-orm";
 import { z } from "zod";
 import type { Database } from "~/db/client.server";
 import { createDb } from "~/db/client.server";
-import { memberRemovals, members, type Role } from "~/db/schema";
+import { endpoints, memberRemovals, members, type Role } from "~/db/schema";
 import type { Env } from "~/lib/env.server";
+import { memberRemovedAnswerSchema, SESSION_PATHS } from "@protocol/session-contract";
+import { callSessionAsDirectory } from "./session-call.server";
+import { sessionAddress, sessionPlacementColumns } from "./session-placement.server";
 
 export const CLERK_ROLE_TO_ROLE: Record<string, Role> = {
   "org:admin": "admin",
@@ -99,8 +102,17 @@ export type ClerkEvent = z.infer<typeof clerkEventSchema>;
 
 export type WebhookOutcome = { status: number; body: { ok: true; applied: string } | { ok: false; error: string } };
 
-/** POST /webhooks/clerk: verified with CLERK_WEBHOOK_SIGNING_SECRET, validated, applied; anything else changes nothing. */
-export async function handleClerkWebhook(env: Env, request: Request, now = Date.now()): Promise<WebhookOutcome> {
+/**
+ * POST /webhooks/clerk: verified with CLERK_WEBHOOK_SIGNING_SECRET, validated, applied; anything else changes nothing.
+ * A removal also closes the member's live sockets in every session of the tenant; `defer` (the request's waitUntil)
+ * lets Clerk have its answer first. Without it the closing is awaited.
+ */
+export async function handleClerkWebhook(
+  env: Env,
+  request: Request,
+  options: { now?: number; defer?: (work: Promise<unknown>) => void } = {},
+): Promise<WebhookOutcome> {
+  const now = options.now ?? Date.now();
   if (!env.CLERK_WEBHOOK_SIGNING_SECRET) return { status: 503, body: { ok: false, error: "Clerk webhooks are not configured (CLERK_WEBHOOK_SIGNING_SECRET)" } };
   let event: unknown;
   try {
@@ -114,7 +126,73 @@ export async function handleClerkWebhook(env: Env, request: Request, now = Date.
     // Verified, but not an event we act on (or not in the shape we expect): acknowledged so Clerk stops retrying.
     return { status: 200, body: { ok: true, applied: `ignored ${typeof type === "string" ? type : "event"}` } };
   }
-  return { status: 200, body: { ok: true, applied: await applyClerkEvent(createDb(env.DB), parsed.data, now) } };
+  const applied = await applyClerkEvent(createDb(env.DB), parsed.data, now);
+  const removal = accessRemovedBy(parsed.data);
+  if (removal) {
+    const closing = closeRemovedMemberSockets(env, removal);
+    if (options.defer) options.defer(closing);
+    else await closing;
+  }
+  return { status: 200, body: { ok: true, applied } };
+}
+
+/** Whose access an event ends: one member, or everyone in a deleted organisation (userId null). */
+export function accessRemovedBy(event: ClerkEvent): { orgId: string; userId: string | null } | null {
+  switch (event.type) {
+    case "organization.deleted":
+      return { orgId: event.data.id, userId: null };
+    case "organizationMembership.deleted":
+      return { orgId: event.data.organization.id, userId: event.data.public_user_data.user_id };
+    case "organizationMembership.created":
+    case "organizationMembership.updated":
+      return CLERK_ROLE_TO_ROLE[event.data.role] ? null : { orgId: event.data.organization.id, userId: event.data.public_user_data.user_id };
+    default:
+      return null;
+  }
+}
+
+const CLOSE_CONCURRENCY = 8;
+const CLOSE_TIMEOUT_MS = 10_000;
+
+export interface SocketsClosed {
+  /** Sessions asked (every placed session of the tenant, decommissioned ones too: they still serve transcripts). */
+  sessions: number;
+  socketsClosed: number;
+  /** Sessions that did not answer; their sockets close when the edge next authorises them. */
+  failed: string[];
+}
+
+/**
+ * Access was authorised when each socket opened, so a removal must reach the sessions that hold them. There is no
+ * central list of who watches what (sessions live near their endpoints), so every placed session of the tenant is
+ * asked; one that holds none of the member's sockets changes and audits nothing.
+ */
+export async function closeRemovedMemberSockets(env: Pick<Env, "DB" | "ENDPOINT_SESSION">, removal: { orgId: string; userId: string | null }): Promise<SocketsClosed> {
+  const sessions = await createDb(env.DB)
+    .select({ id: endpoints.id, ...sessionPlacementColumns })
+    .from(endpoints)
+    .where(and(eq(endpoints.orgId, removal.orgId), isNotNull(endpoints.placedAt)));
+  const outcome: SocketsClosed = { sessions: sessions.length, socketsClosed: 0, failed: [] };
+  let next = 0;
+  const worker = async () => {
+    while (next < sessions.length) {
+      const session = sessions[next++]!;
+      const answer = await callSessionAsDirectory(env, {
+        session: sessionAddress(session),
+        orgId: removal.orgId,
+        path: SESSION_PATHS.memberRemoved,
+        body: { userId: removal.userId },
+        actor: { userId: null, name: "Clerk (access removed)" },
+        timeoutMs: CLOSE_TIMEOUT_MS,
+      });
+      const parsed = answer.answered && answer.status === 200 ? memberRemovedAnswerSchema.safeParse(answer.body) : null;
+      if (parsed?.success) outcome.socketsClosed += parsed.data.closed;
+      else outcome.failed.push(session.id);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CLOSE_CONCURRENCY, sessions.length) }, worker));
+  if (outcome.failed.length) console.warn(`closing removed member's sockets: ${outcome.failed.length} of ${outcome.sessions} sessions did not answer`);
+  return outcome;
 }
 
 export async function applyClerkEvent(db: Database, event: ClerkEvent, now = Date.now()): Promise<string> {

@@ -7,7 +7,8 @@ import { handleClerkWebhook } from "~/models/member-sync.server";
 
 export async function action({ request, context }: ActionFunctionArgs) {
   if (request.method !== "POST") return json({ ok: false, error: "Use POST" }, { status: 405 });
-  const outcome = await handleClerkWebhook(getEnv(context), request);
+  // Clerk gets its answer first; closing a removed member's sockets across the tenant's sessions finishes after it.
+  const outcome = await handleClerkWebhook(getEnv(context), request, { defer: (work) => context.cloudflare.waitUntil?.(work) });
   return json(outcome.body, { status: outcome.status, headers: { "Cache-Control": "no-store" } });
 }
 

@@ -6,6 +6,8 @@ import { describe, expect, it } from "vitest";
 import { createDb } from "~/db/client.server";
 import type { Env } from "~/lib/env.server";
 import { handleClerkWebhook, memberExists, provisionFromToken } from "~/models/member-sync.server";
+import { SESSION_CLOSE_CODES, SESSION_PATHS } from "../../protocol/session-contract";
+import { ADVISORY_TEST_POLICY, connectViewer, directoryCall, freshEndpoint, registerEndpoint, roundTrip, sessionAudit, sessionAuditKinds, viewerIdentity } from "./socket";
 
 const SECRET = `whsec_${btoa("caisey-test-webhook-secret-0123456789")}`;
 const testEnv = (): Env => ({ ...(env as unknown as Env), CLERK_WEBHOOK_SIGNING_SECRET: SECRET });
@@ -100,5 +102,103 @@ describe("tenant onboarding from Clerk", () => {
     const unconfigured = await handleClerkWebhook({ ...testEnv(), CLERK_WEBHOOK_SIGNING_SECRET: undefined }, signedRequest(event));
     expect(unconfigured.status).toBe(503);
     expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM organisations WHERE id = ?").bind(orgId).first("n")).toBe(0);
+  });
+});
+
+function organizationEvent(type: "organization.created" | "organization.updated" | "organization.deleted", orgId: string, name = "Fresh MSP") {
+  return { type, object: "event", timestamp: Date.now(), data: type === "organization.deleted" ? { id: orgId, deleted: true } : { id: orgId, name, slug: orgId } };
+}
+
+describe("organisation webhooks", () => {
+  it("creates and renames the tenant; deleting it removes every member and remembers the removals", async () => {
+    const orgId = fresh("org_life");
+    const db = createDb(env.DB);
+    expect(await handleClerkWebhook(testEnv(), signedRequest(organizationEvent("organization.created", orgId, "Plant Ops")))).toMatchObject({ status: 200 });
+    expect(await env.DB.prepare("SELECT name, slug FROM organisations WHERE id = ?").bind(orgId).first()).toEqual({ name: "Plant Ops", slug: orgId });
+    await handleClerkWebhook(testEnv(), signedRequest(organizationEvent("organization.updated", orgId, "Plant Operations")));
+    expect(await env.DB.prepare("SELECT name FROM organisations WHERE id = ?").bind(orgId).first("name")).toBe("Plant Operations");
+
+    await handleClerkWebhook(testEnv(), signedRequest(membershipEvent("organizationMembership.created", orgId, "user_ann", "org:admin")));
+    await handleClerkWebhook(testEnv(), signedRequest(membershipEvent("organizationMembership.created", orgId, "user_bob")));
+    const tokenIssuedAt = Date.now() - 1_000;
+    expect(await handleClerkWebhook(testEnv(), signedRequest(organizationEvent("organization.deleted", orgId)))).toMatchObject({ status: 200 });
+    expect(await memberExists(db, orgId, "user_ann")).toBe(false);
+    expect(await memberExists(db, orgId, "user_bob")).toBe(false);
+    // The tenant's records stay; a token minted before the deletion cannot bring anyone back.
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM organisations WHERE id = ?").bind(orgId).first("n")).toBe(1);
+    const again = await provisionFromToken(db, { userId: "user_ann", orgId, orgSlug: orgId, role: "admin", issuedAtMs: tokenIssuedAt, claims });
+    expect(again).toMatchObject({ provisioned: false });
+  });
+});
+
+describe("a removed member loses access at once", () => {
+  const removedReason = "Your access to this organisation was removed";
+
+  it("closes the member's live sockets in every session of the tenant, and nobody else's", async () => {
+    const orgId = fresh("org_rm");
+    const [first, second, elsewhere] = [freshEndpoint("ep_rm_a"), freshEndpoint("ep_rm_b"), freshEndpoint("ep_rm_x")];
+    await registerEndpoint(first, ADVISORY_TEST_POLICY, { orgId });
+    await registerEndpoint(second, ADVISORY_TEST_POLICY, { orgId });
+    const otherOrgId = fresh("org_other");
+    await registerEndpoint(elsewhere, ADVISORY_TEST_POLICY, { orgId: otherOrgId });
+    await handleClerkWebhook(testEnv(), signedRequest(membershipEvent("organizationMembership.created", orgId, "user_fay")));
+    const fay = await connectViewer(first, viewerIdentity(first, { orgId, userId: "user_fay", userName: "Fay Fresh" }));
+    const fayAgain = await connectViewer(first, viewerIdentity(first, { orgId, userId: "user_fay", userName: "Fay Fresh" }));
+    const tess = await connectViewer(first, viewerIdentity(first, { orgId, userId: "user_tess" }));
+    const tessOnSecond = await connectViewer(second, viewerIdentity(second, { orgId, userId: "user_tess" }));
+    // The same Clerk user in another tenant keeps that access.
+    const fayElsewhere = await connectViewer(elsewhere, viewerIdentity(elsewhere, { orgId: otherOrgId, userId: "user_fay" }));
+
+    const removed = await handleClerkWebhook(testEnv(), signedRequest(membershipEvent("organizationMembership.deleted", orgId, "user_fay")));
+    expect(removed.status).toBe(200);
+    expect(await fay.waitForClose()).toEqual({ code: SESSION_CLOSE_CODES.accessRemoved, reason: removedReason });
+    expect(await fayAgain.waitForClose()).toEqual({ code: SESSION_CLOSE_CODES.accessRemoved, reason: removedReason });
+    for (const open of [tess, tessOnSecond, fayElsewhere]) {
+      await roundTrip(open);
+      expect(open.closed).toBeNull();
+    }
+    const audit = (await sessionAudit(first)).filter((event) => event.kind === "viewer.access_removed");
+    expect(audit).toHaveLength(1);
+    expect(audit[0]).toMatchObject({ actorName: "Clerk (access removed)", });
+    expect(JSON.parse(audit[0].detail)).toEqual({ userId: "user_fay", socketsClosed: 2 });
+    // Sessions that held none of the member's sockets changed nothing.
+    expect(await sessionAuditKinds(second)).not.toContain("viewer.access_removed");
+    expect(await sessionAuditKinds(elsewhere)).not.toContain("viewer.access_removed");
+    for (const socket of [tess, tessOnSecond, fayElsewhere]) socket.close();
+  });
+
+  it("a role without access, or the organisation's deletion, closes sockets the same way", async () => {
+    const orgId = fresh("org_rm_role");
+    const endpointId = freshEndpoint("ep_rm_role");
+    await registerEndpoint(endpointId, ADVISORY_TEST_POLICY, { orgId });
+    const demoted = await connectViewer(endpointId, viewerIdentity(endpointId, { orgId, userId: "user_dan" }));
+    const colleague = await connectViewer(endpointId, viewerIdentity(endpointId, { orgId, userId: "user_cat" }));
+    await handleClerkWebhook(testEnv(), signedRequest(membershipEvent("organizationMembership.updated", orgId, "user_dan", "org:member")));
+    expect((await demoted.waitForClose()).code).toBe(SESSION_CLOSE_CODES.accessRemoved);
+    await roundTrip(colleague);
+    expect(colleague.closed).toBeNull();
+
+    await handleClerkWebhook(testEnv(), signedRequest(organizationEvent("organization.deleted", orgId)));
+    expect((await colleague.waitForClose()).code).toBe(SESSION_CLOSE_CODES.accessRemoved);
+    expect((await sessionAudit(endpointId)).filter((event) => event.kind === "viewer.access_removed").map((event) => JSON.parse(event.detail))).toEqual([
+      { userId: "user_dan", socketsClosed: 1 },
+      { userId: null, socketsClosed: 1 },
+    ]);
+  });
+
+  it("refuses a malformed removal call, closing and auditing nothing", async () => {
+    const orgId = fresh("org_rm_bad");
+    const endpointId = freshEndpoint("ep_rm_bad");
+    await registerEndpoint(endpointId, ADVISORY_TEST_POLICY, { orgId });
+    const viewer = await connectViewer(endpointId, viewerIdentity(endpointId, { orgId }));
+    const before = await sessionAuditKinds(endpointId);
+    for (const body of [{}, { userId: "" }, { userId: 42 }, []]) {
+      const answer = await directoryCall(endpointId, SESSION_PATHS.memberRemoved, body, orgId);
+      expect(answer).toMatchObject({ status: 400, body: { error: expect.stringMatching(/^Invalid member removal/) } });
+    }
+    await roundTrip(viewer);
+    expect(viewer.closed).toBeNull();
+    expect(await sessionAuditKinds(endpointId)).toEqual(before);
+    viewer.close();
   });
 });

@@ -2,7 +2,7 @@
 // the runtime target after an admin saved one, apply an endpoint lifecycle
 // decision, record placement. Each is authorised by the edge and bound to the tenant.
 import { describeZodError, type ViewerBoundMessage } from "../../../protocol/messages";
-import { lifecycleRequestSchema, SESSION_PATHS, type VerifiedPeerIdentity as PeerIdentity } from "../../../protocol/session-contract";
+import { lifecycleRequestSchema, memberRemovedRequestSchema, SESSION_PATHS, type VerifiedPeerIdentity as PeerIdentity } from "../../../protocol/session-contract";
 import type { ApprovalFlow } from "./approval-flow";
 import type { AuditLog } from "./audit-log";
 import type { CommandRow, CommandStore } from "./command-store";
@@ -31,6 +31,8 @@ export interface DirectoryHost {
   scheduleAlarm(): void;
   /** Sends or settles whatever became due (and sets the alarm for the rest). */
   dispatch(): void;
+  /** Closes every live viewer socket of `userId` (null: of anyone) in `orgId` (SESSION_CLOSE_CODES.accessRemoved); how many it closed. */
+  closeViewersOf(orgId: string, userId: string | null): number;
 }
 
 export class DirectoryCalls {
@@ -45,7 +47,28 @@ export class DirectoryCalls {
     if (path === SESSION_PATHS.fleetQueue) {
       return onFleetQueue({ sql: this.host.store.sql, queue: (who, message, sink) => this.host.acceptFromDirectory(sink, who, message) }, body, identity);
     }
+    if (path === SESSION_PATHS.memberRemoved) return this.memberRemoved(body, identity);
     return Response.json({ error: "Not found" }, { status: 404 });
+  }
+
+  /**
+   * A removed member's pages were authorised when their sockets opened: close them now (the edge refuses the
+   * reconnect). Audited only when something was closed, so a tenant-wide fan-out leaves no noise elsewhere.
+   */
+  private memberRemoved(body: unknown, identity: PeerIdentity): Response {
+    const parsed = memberRemovedRequestSchema.safeParse(body);
+    if (!parsed.success) return Response.json({ error: `Invalid member removal: ${describeZodError(parsed.error)}` }, { status: 400 });
+    const closed = this.host.closeViewersOf(identity.orgId, parsed.data.userId);
+    if (closed > 0) {
+      this.host.audit.append({
+        kind: "viewer.access_removed",
+        actorId: identity.userId,
+        actorName: identity.userName,
+        actorAddress: identity.address,
+        detail: { userId: parsed.data.userId, socketsClosed: closed },
+      });
+    }
+    return Response.json({ closed });
   }
 
   private async policyRefresh(identity: PeerIdentity): Promise<Response> {

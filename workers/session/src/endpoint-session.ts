@@ -180,6 +180,11 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     offerUpdate: () => this.runtime.offerUpdate(),
     scheduleAlarm: () => this.wakeUps.schedule(),
     dispatch: () => this.runtime.dispatch(),
+    closeViewersOf: (orgId, userId) => {
+      const removed = [...this.getConnections<ConnectionState>("viewer")].filter((v) => v.state?.orgId === orgId && (userId === null || v.state.userId === userId));
+      for (const viewer of removed) viewer.close(CLOSE_CODES.accessRemoved, "Your access to this organisation was removed");
+      return removed.length;
+    },
     acceptFromDirectory: async (sink, identity, message) => {
       const refused = await this.intake.accept(identity, message);
       if (refused) return sink.send(JSON.stringify({ type: "error", code: refused.code, message: refused.message, requestId: message.requestId }));
