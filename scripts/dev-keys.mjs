@@ -92,9 +92,10 @@ export function ensureDevVars(path = ".dev.vars", options = {}) {
   }
   const privateKeyPem = current.CAISEY_OFFLINE_SIGNING_KEY;
   if (privateKeyPem && isConsistent(current)) {
-    if (options.origin && current.PUBLIC_ORIGIN !== new URL(options.origin).origin) {
-      writeFileSync(file, withPublicOrigin(text, options.origin), { mode: 0o600 });
-      return { path: file, changed: true, reason: "PUBLIC_ORIGIN updated" };
+    const originChanged = options.origin && current.PUBLIC_ORIGIN !== new URL(options.origin).origin;
+    if (originChanged || !current.CLERK_WEBHOOK_SIGNING_SECRET) {
+      writeFileSync(file, withWebhookSecret(originChanged ? withPublicOrigin(text, options.origin) : text), { mode: 0o600 });
+      return { path: file, changed: true, reason: originChanged ? "PUBLIC_ORIGIN updated" : "webhook signing secret added" };
     }
     return { path: file, changed: false, reason: "offline auth variables already present" };
   }
@@ -113,8 +114,22 @@ export function ensureDevVars(path = ".dev.vars", options = {}) {
     ...OFFLINE_KEYS.map((key) => `${key}=${quote(vars[key])}`),
   ].join("\n");
   const next = `${kept ? `${kept}\n\n` : ""}${block}\n`;
-  writeFileSync(file, options.origin ? withPublicOrigin(next, options.origin) : next, { mode: 0o600 });
+  writeFileSync(file, withWebhookSecret(options.origin ? withPublicOrigin(next, options.origin) : next), { mode: 0o600 });
   return { path: file, changed: true, reason };
+}
+
+const WEBHOOK_COMMENT_PREFIX = "# Clerk webhook signing secret (local development only;";
+
+/**
+ * `text` with a CLERK_WEBHOOK_SIGNING_SECRET (kept when present): local webhooks are verified exactly as in
+ * production, so a developer (or an e2e test) signs Clerk-shaped events with it (standardwebhooks).
+ *
+ * @param {string} text
+ */
+function withWebhookSecret(text) {
+  if (parseDotenv(text).CLERK_WEBHOOK_SIGNING_SECRET) return text;
+  const block = [`${WEBHOOK_COMMENT_PREFIX} sign test events with it). Written by scripts/dev-keys.mjs.`, `CLERK_WEBHOOK_SIGNING_SECRET=${quote(`whsec_${randomBytes(32).toString("base64")}`)}`].join("\n");
+  return `${text.replace(/\s*$/, "")}\n\n${block}\n`;
 }
 
 const PUBLIC_ORIGIN_COMMENT_PREFIX = "# Public origin (local development only;";

@@ -74,6 +74,11 @@ describe("PUBLIC_ORIGIN", () => {
       const text = readFileSync(path, "utf8");
       expect(parseDotenv(text).PUBLIC_ORIGIN).toBe("http://127.0.0.1:8788");
       expect(text.match(/^PUBLIC_ORIGIN=/gm)).toHaveLength(1);
+      // Local Clerk webhooks are verified as in production, with a secret of the developer's own.
+      const webhookSecret = parseDotenv(text).CLERK_WEBHOOK_SIGNING_SECRET;
+      expect(webhookSecret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+      ensureDevVars(path, { origin: "http://127.0.0.1:8790" });
+      expect(parseDotenv(readFileSync(path, "utf8")).CLERK_WEBHOOK_SIGNING_SECRET).toBe(webhookSecret);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

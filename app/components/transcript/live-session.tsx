@@ -12,7 +12,7 @@ import { CommandEntry, RefusalLine } from "./command-entry";
 import { LatencyPanel } from "./latency-panel";
 import { ShortcutsDialog } from "./shortcuts-dialog";
 import { SequencePanel } from "./sequence-panel";
-import { useEndpointSession, type SessionError } from "./use-endpoint-session";
+import { useEndpointSession, type SessionError, type SocketStatus } from "./use-endpoint-session";
 
 /** Errors that need more than the session's sentence: what the technician can do about them. */
 const ERROR_TITLES: Partial<Record<SessionError["code"], string>> = {
@@ -20,6 +20,13 @@ const ERROR_TITLES: Partial<Record<SessionError["code"], string>> = {
   no_approvers: "No one can approve this",
   invalid_message: "Not sent",
   forbidden: "Not allowed",
+};
+
+const SOCKET_STATUS_TEXT: Record<SocketStatus, string> = {
+  live: "● live",
+  connecting: "○ connecting…",
+  reconnecting: "○ reconnecting…",
+  "access-removed": "✕ your access to this organisation was removed: reload to sign in again",
 };
 
 export const REASON_REQUIRED_MESSAGE = "Give a reason: the client reads it first when deciding whether to approve.";
@@ -230,7 +237,7 @@ export function LiveSession({
     <div className="overflow-hidden rounded-lg bg-slate-900 shadow">
       <div className="flex flex-wrap items-center gap-3 border-b border-slate-700 px-4 py-2 text-xs text-slate-300">
         <span data-testid="socket-status" data-status={session.status}>
-          {session.status === "live" ? "● live" : session.status === "connecting" ? "○ connecting…" : "○ reconnecting…"}
+          {SOCKET_STATUS_TEXT[session.status]}
         </span>
         <span data-testid="runtime-state" data-online={session.runtime?.online ? "true" : "false"} data-transport={link?.kind ?? ""}>
           {link ? link.text : "runtime …"}

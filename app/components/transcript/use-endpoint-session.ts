@@ -1,6 +1,7 @@
 import PartySocket from "partysocket";
 import { useCallback, useEffect, useReducer, useRef, useState } from "react";
 import { advanceTo, applyEvents, emptyTranscript, prependHistory, type TranscriptState } from "~/lib/transcript";
+import { SESSION_CLOSE_CODES } from "@protocol/session-contract";
 import {
   parseMessage,
   viewerBoundMessageSchema,
@@ -18,7 +19,8 @@ export interface SessionError {
   message: string;
 }
 
-export type SocketStatus = "connecting" | "live" | "reconnecting";
+/** "access-removed": the session closed the socket because the member lost access; the page stops reconnecting. */
+export type SocketStatus = "connecting" | "live" | "reconnecting" | "access-removed";
 
 type Events = Parameters<typeof applyEvents>[1];
 type Action =
@@ -85,7 +87,12 @@ export function useEndpointSession(endpointId: string) {
       socket.send(JSON.stringify({ type: "sync", afterSeq: lastSeqRef.current } satisfies ViewerMessage));
       for (const message of pendingRef.current.splice(0)) socket.send(JSON.stringify(message));
     };
-    const onClose = () => setStatus("reconnecting");
+    const onClose = (event: CloseEvent) => {
+      if (event.code !== SESSION_CLOSE_CODES.accessRemoved) return setStatus("reconnecting");
+      // Reconnecting would be refused at the edge anyway; keep what was shown, say why it stopped.
+      socket.close();
+      setStatus("access-removed");
+    };
     const onMessage = (event: MessageEvent) => {
       const parsed = parseMessage(viewerBoundMessageSchema, event.data);
       if (!parsed.ok) {
