@@ -5,10 +5,11 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { TranscriptEvent } from "../../protocol/messages";
 import { AlarmArbiter } from "../../workers/session/src/alarm";
-import { AuditLog } from "../../workers/session/src/audit-log";
+import { AuditLog, MIN_REPLICATION_INTERVAL_MS } from "../../workers/session/src/audit-log";
 import { CommandQueue, RESULT_GRACE_MS } from "../../workers/session/src/command-queue";
 import { CommandStore } from "../../workers/session/src/command-store";
 import { EventLog } from "../../workers/session/src/event-log";
+import { OpenConnections } from "../../workers/session/src/open-connections";
 import { RuntimeClock } from "../../workers/session/src/runtime-clock";
 import { RuntimePresence } from "../../workers/session/src/runtime-presence";
 import { RuntimeReports } from "../../workers/session/src/runtime-reports";
@@ -178,6 +179,20 @@ describe("runtime presence", () => {
       expect(audit.all().at(-1)).toMatchObject({ kind: "runtime.disconnected" });
     }));
 
+  it("keeps the last-seen time to within ten seconds without a write per report, and exactly when the runtime goes", () =>
+    inFreshSession(({ store, audit }) => {
+      const presence = new RuntimePresence({ store, audit, runtimeConnections: () => [], broadcast: () => {}, directory: () => ({ db: env.DB, endpointId: "ep_modules" }), waitUntil: () => {} });
+      const now = Date.now();
+      presence.touchLastSeen(now);
+      presence.touchLastSeen(now + 9_999);
+      expect(store.numberValue("last_seen_at")).toBe(now);
+      presence.touchLastSeen(now + 10_000);
+      expect(store.numberValue("last_seen_at")).toBe(now + 10_000);
+      presence.setOnline(false, null);
+      expect(store.numberValue("last_seen_at")).toBeGreaterThanOrEqual(now);
+      expect(store.numberValue("last_seen_at")).toBeLessThanOrEqual(Date.now());
+    }));
+
   it("binds the session to the first tenant and refuses every other", () =>
     inFreshSession(({ store, audit }) => {
       const presence = new RuntimePresence({ store, audit, runtimeConnections: () => [], broadcast: () => {}, directory: () => ({ db: env.DB, endpointId: "ep_modules" }), waitUntil: () => {} });
@@ -209,5 +224,58 @@ describe("alarm arbiter", () => {
     await arbiter.fire();
     expect(turns).toEqual(["presence", "audit", "queue"]);
     expect(set.at(-1)).toBe(9_000);
+  });
+});
+
+describe("alarm requests", () => {
+  it("works the alarm out once per turn however many changes asked for it, and not during the alarm's own turn", async () => {
+    const set: number[] = [];
+    let asked = 0;
+    let wakeAt = 5_000;
+    const arbiter = new AlarmArbiter((at) => set.push(at), [{ nextWakeAt: () => (asked += 1, wakeAt), wake: () => arbiter.requestSchedule() }], () => 1_000);
+    arbiter.requestSchedule();
+    arbiter.requestSchedule();
+    arbiter.requestSchedule();
+    expect(asked).toBe(0);
+    await Promise.resolve();
+    expect(asked).toBe(1);
+    expect(set).toEqual([5_000]);
+    wakeAt = 7_000;
+    await arbiter.fire();
+    await Promise.resolve();
+    expect(asked).toBe(2); // the request made while waking was answered by the schedule that ends the turn
+    expect(set).toEqual([5_000, 7_000]);
+  });
+});
+
+describe("audit replication pace", () => {
+  it("replicates an isolated event soon, and a busy endpoint's events at most every MIN_REPLICATION_INTERVAL_MS", () =>
+    inFreshSession(async ({ audit, store }) => {
+      const t0 = Date.now();
+      audit.append({ kind: "command.queued", commandId: "c1" }, t0);
+      expect(audit.nextWakeAt()).toBe(t0 + 500);
+      await audit.replicate(env.DB, "k".repeat(32), t0 + 500);
+      expect(store.value("audit_alarm_at")).toBe("");
+      audit.append({ kind: "command.queued", commandId: "c2" }, t0 + 600);
+      expect(audit.nextWakeAt()).toBe(t0 + 500 + MIN_REPLICATION_INTERVAL_MS);
+      audit.append({ kind: "command.queued", commandId: "c3" }, t0 + 700);
+      expect(audit.nextWakeAt()).toBe(t0 + 500 + MIN_REPLICATION_INTERVAL_MS);
+    }));
+});
+
+describe("open connections", () => {
+  it("reads partyserver's list once until a socket connects or closes, and never returns a socket that is no longer open", () => {
+    let reads = 0;
+    const sockets = [{ id: "a", readyState: 1 }, { id: "b", readyState: 1 }];
+    const open = new OpenConnections(() => (reads += 1, sockets as never));
+    expect(open.of("viewer").map((c) => c.id)).toEqual(["a", "b"]);
+    expect(open.of("viewer").map((c) => c.id)).toEqual(["a", "b"]);
+    expect(reads).toBe(1);
+    sockets[0]!.readyState = 3; // closed without a close event reaching the session
+    expect(open.of("viewer").map((c) => c.id)).toEqual(["b"]);
+    sockets.push({ id: "c", readyState: 1 });
+    open.changed();
+    expect(open.of("viewer").map((c) => c.id)).toEqual(["b", "c"]);
+    expect(reads).toBe(2);
   });
 });

@@ -17,6 +17,13 @@ const FIRST_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 5 * 60_000;
 /** Let a burst of events gather into one batch before replicating. */
 const REPLICATION_DELAY_MS = 500;
+/**
+ * A busy endpoint replicates at most this often: each replication is an alarm
+ * and a D1 batch, and at one of those per command they were most of the
+ * local stack's work per command under sustained load (docs/benchmarks.md).
+ * An isolated event still reaches D1 after REPLICATION_DELAY_MS.
+ */
+export const MIN_REPLICATION_INTERVAL_MS = 2_000;
 
 export interface AuditEntry {
   kind: AuditKind;
@@ -46,12 +53,19 @@ export class AuditLog {
     private readonly requestAlarm: () => void,
   ) {}
 
+  /** When this instance last started a replication (0 after a wake from hibernation: the next one is not held back). */
+  private lastReplicationAt = 0;
+  private endpointStamped = false;
+
   append(entry: AuditEntry, now = Date.now()): AuditEvent | null {
     const { endpointId, orgId } = this.identity();
     if (!orgId) return null; // not yet bound to a tenant: nothing has happened worth auditing
     // The DO's storage is the reference copy of this chain; recording whose
     // chain it is lets audit:verify read it offline, without the DO's name.
-    if (this.getMeta("endpoint_id") === undefined) this.setMeta("endpoint_id", endpointId);
+    if (!this.endpointStamped) {
+      if (this.getMeta("endpoint_id") === undefined) this.setMeta("endpoint_id", endpointId);
+      this.endpointStamped = true; // written once, never changed: not read again by this instance
+    }
     // After retention pruned every row, the chain continues from the prune anchor, never from the genesis again.
     const last = this.sql.exec<{ seq: number; hash: string }>("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").toArray()[0] ?? this.prunedThrough();
     const unhashed: UnhashedAuditEvent = {
@@ -84,7 +98,7 @@ export class AuditLog {
       event.prevHash,
       event.hash,
     );
-    this.scheduleReplication(now + REPLICATION_DELAY_MS);
+    this.scheduleReplication(Math.max(now + REPLICATION_DELAY_MS, this.lastReplicationAt + MIN_REPLICATION_INTERVAL_MS));
     return event;
   }
 
@@ -155,6 +169,7 @@ export class AuditLog {
    */
   async replicate(db: D1Database, macKey: string | undefined, now = Date.now()): Promise<ReplicationOutcome> {
     const { endpointId, orgId } = this.identity();
+    this.lastReplicationAt = now;
     this.setMeta("audit_alarm_at", ""); // this replication is under way; appends from here on schedule the next
     const rows = this.sql
       .exec<AuditRow>("SELECT * FROM audit_log WHERE replicated = 0 ORDER BY seq LIMIT ?", REPLICATION_BATCH)
@@ -194,7 +209,7 @@ export class AuditLog {
       return { failed: error instanceof Error ? error.message : String(error), retryInMs };
     }
     this.sql.exec("UPDATE audit_log SET replicated = 1 WHERE replicated = 0 AND seq <= ?", rows[rows.length - 1]!.seq);
-    this.setMeta("audit_retry_attempts", "0");
+    if (this.getMeta("audit_retry_attempts") !== "0") this.setMeta("audit_retry_attempts", "0"); // a read, not a write, per healthy batch
     const remaining = this.pendingCount();
     if (remaining > 0) this.scheduleReplication(now, true);
     return { replicated: rows.length, remaining };

@@ -9,7 +9,7 @@ import {
   type TranscriptEvent,
   type ViewerBoundMessage,
 } from "../../../protocol/messages";
-import { readPeerIdentity, SESSION_CLOSE_CODES, SESSION_PATHS } from "../../../protocol/session-contract";
+import { readPeerIdentity, SESSION_CLOSE_CODES as CLOSE_CODES, SESSION_PATHS } from "../../../protocol/session-contract";
 import { AlarmArbiter } from "./alarm";
 import { ApprovalFlow } from "./approval-flow";
 import { AuditLog } from "./audit-log";
@@ -29,13 +29,12 @@ import { RuntimePresence, type ConnectionState } from "./runtime-presence";
 import { RuntimeReports } from "./runtime-reports";
 import { RuntimeUpdates } from "./runtime-updates";
 import { Retention } from "./retention";
+import { OpenConnections } from "./open-connections";
 import { migrate } from "./schema";
 import { SequenceFlow } from "./sequence-flow";
 import { SessionStore } from "./session-store";
 import { TokenBucket } from "./token-bucket";
 import { ViewerChannel } from "./viewer-channel";
-
-export const CLOSE_CODES = SESSION_CLOSE_CODES;
 
 /** Check-ins per endpoint: a burst (a runtime draining its outbox) and then one every few seconds. */
 const CHECKIN_BUCKET = { capacity: 10, refillPerSecond: 0.5 } as const;
@@ -52,9 +51,10 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   static options = { hibernate: true };
 
   private readonly store = new SessionStore(this.ctx.storage.sql);
+  private readonly open = new OpenConnections((peer) => this.getConnections<ConnectionState>(peer));
   private readonly events = new EventLog(this.store, (events) => this.broadcastEvents(events));
   /** Appends are local and synchronous (never waiting on D1); an alarm replicates them. */
-  private readonly audit = new AuditLog(this.ctx.storage.sql, () => ({ endpointId: this.name, orgId: this.store.value("org_id") ?? null }), () => this.wakeUps.schedule());
+  private readonly audit = new AuditLog(this.ctx.storage.sql, () => ({ endpointId: this.name, orgId: this.store.value("org_id") ?? null }), () => this.wakeUps.requestSchedule());
   /** The runtime's clock as measured here: every time the runtime reports is converted to server time with it. */
   private readonly clock = new RuntimeClock({ get: (key) => this.store.value(key), set: (key, value) => this.store.setValue(key, value) });
   private readonly commands = new CommandStore({ store: this.store, events: this.events, audit: this.audit, clock: this.clock });
@@ -80,7 +80,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   private readonly presence = new RuntimePresence({
     store: this.store,
     audit: this.audit,
-    runtimeConnections: () => this.getConnections<ConnectionState>("runtime"),
+    runtimeConnections: () => this.open.of("runtime"),
     broadcast: (message) => this.broadcastToViewers(message),
     directory: () => ({ db: this.env.DB, endpointId: this.name }),
     waitUntil: (promise) => this.ctx.waitUntil(promise),
@@ -111,7 +111,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     },
     finish: (commandId, status, error) => this.commands.finish(commandId, { status, exitCode: null, error, timings: null }),
     waitUntil: (promise) => this.ctx.waitUntil(promise),
-    scheduleAlarm: () => this.wakeUps.schedule(),
+    scheduleAlarm: () => this.wakeUps.requestSchedule(),
   });
 
   private readonly runtime = new RuntimeChannel({
@@ -127,7 +127,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     send: (connection, message) => this.send(connection, message),
     broadcast: (message) => this.broadcastToViewers(message),
     waitUntil: (promise) => this.ctx.waitUntil(promise),
-    scheduleAlarm: () => this.wakeUps.schedule(),
+    scheduleAlarm: () => this.wakeUps.requestSchedule(),
   });
 
   private readonly intake = new CommandIntake({
@@ -155,7 +155,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
       if (runtime) this.send(runtime, { type: "cancel", commandId });
     },
     dispatch: () => this.runtime.dispatch(),
-    viewerConnections: () => this.getConnections<ConnectionState>("viewer"),
+    viewerConnections: () => this.open.of("viewer"),
     broadcast: (message, exceptConnectionId) => this.broadcastToViewers(message, exceptConnectionId),
   });
 
@@ -178,10 +178,10 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     placement: this.placementHost,
     broadcast: (message) => this.broadcastToViewers(message),
     offerUpdate: () => this.runtime.offerUpdate(),
-    scheduleAlarm: () => this.wakeUps.schedule(),
+    scheduleAlarm: () => this.wakeUps.requestSchedule(),
     dispatch: () => this.runtime.dispatch(),
     closeViewersOf: (orgId, userId) => {
-      const removed = [...this.getConnections<ConnectionState>("viewer")].filter((v) => v.state?.orgId === orgId && (userId === null || v.state.userId === userId));
+      const removed = this.open.of("viewer").filter((v) => v.state?.orgId === orgId && (userId === null || v.state.userId === userId));
       for (const viewer of removed) viewer.close(CLOSE_CODES.accessRemoved, "Your access to this organisation was removed");
       return removed.length;
     },
@@ -279,6 +279,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   }
 
   onConnect(connection: Connection<ConnectionState>, context: ConnectionContext): void {
+    this.open.changed();
     const identity = readPeerIdentity(context.request);
     if (!identity) return connection.close(CLOSE_CODES.unauthorized, "Unauthenticated");
     if (identity.endpointId !== this.name) return connection.close(CLOSE_CODES.forbidden, "Identity is bound to another endpoint");
@@ -286,7 +287,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
     if (identity.peer === "runtime" && this.presence.refusesRevoked(identity)) return connection.close(CLOSE_CODES.revoked, "This runtime's credential was revoked");
     connection.setState(identity);
     if (identity.peer === "runtime") {
-      this.runtime.connected(connection, identity, this.getConnections("runtime"));
+      this.runtime.connected(connection, identity, this.open.of("runtime"));
     } else {
       this.send(connection, { type: "runtime", runtime: this.presence.state() });
       this.viewers.announcePresence();
@@ -294,8 +295,9 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
   }
 
   onClose(connection: Connection<ConnectionState>): void {
+    this.open.changed();
     if (connection.state?.peer === "runtime") {
-      const stillConnected = [...this.getConnections("runtime")].some((c) => c.id !== connection.id);
+      const stillConnected = this.open.of("runtime").some((c) => c.id !== connection.id);
       if (stillConnected) return;
       this.presence.setOnline(false, null);
       this.audit.append({ kind: "runtime.disconnected", actorAddress: connection.state.address, detail: {} });
@@ -326,7 +328,7 @@ export class EndpointSession extends Server<Cloudflare.Env & SessionEnv> {
 
   private broadcastToViewers(message: ViewerBoundMessage, exceptConnectionId?: string, syncedOnly = false): void {
     const frame = JSON.stringify(message);
-    for (const connection of this.getConnections<ConnectionState>("viewer")) {
+    for (const connection of this.open.of("viewer")) {
       if (connection.id === exceptConnectionId || (syncedOnly && !connection.state?.synced)) continue;
       try {
         connection.send(frame);

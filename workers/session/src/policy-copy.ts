@@ -14,11 +14,17 @@ export class PolicyCopy {
     private readonly directory: () => { db: D1Database; endpointId: string },
   ) {}
 
+  /** The last body read and what it parsed to: the row stays the truth, but an unchanged one is not parsed again. */
+  private parsedBody: { body: string; policy: SessionPolicy | null } | undefined;
+
   current(): SessionPolicy | null {
     const row = this.sql.exec<{ body: string }>("SELECT body FROM session_policy WHERE id = 1").toArray()[0];
     if (!row) return null;
-    const parsed = sessionPolicySchema.safeParse(JSON.parse(row.body));
-    return parsed.success ? parsed.data : null;
+    if (this.parsedBody?.body !== row.body) {
+      const parsed = sessionPolicySchema.safeParse(JSON.parse(row.body));
+      this.parsedBody = { body: row.body, policy: parsed.success ? parsed.data : null };
+    }
+    return this.parsedBody.policy;
   }
 
   /** Reads the policy from the directory into the copy; null (copy unchanged) when the directory cannot say. */

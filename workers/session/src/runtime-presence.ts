@@ -7,6 +7,8 @@ import { SESSION_CLOSE_CODES, type VerifiedPeerIdentity as PeerIdentity } from "
 import type { AuditLog } from "./audit-log";
 import type { SessionStore } from "./session-store";
 
+const LAST_SEEN_PRECISION_MS = 10_000;
+
 export type ConnectionState = PeerIdentity & {
   /** Runtime: when it said hello (only then is work dispatched to it). */
   helloAt?: number;
@@ -83,8 +85,14 @@ export class RuntimePresence {
    * runtime goes offline, so no message a command sends waits on, or shares
    * its invocation with, a D1 call (tests/workers/no-central-round-trips.test.ts).
    */
-  touchLastSeen(): void {
-    this.host.store.setValue("last_seen_at", String(Date.now()));
+  /**
+   * To within LAST_SEEN_PRECISION_MS: a socket runtime reports after every
+   * command, and rewriting the row each time was a storage write per command
+   * for a time that viewers only read once the runtime is gone (which writes it exactly).
+   */
+  touchLastSeen(now = Date.now()): void {
+    if (now - this.host.store.numberValue("last_seen_at") < LAST_SEEN_PRECISION_MS) return;
+    this.host.store.setValue("last_seen_at", String(now));
   }
 
   /** A check-in arrived: the runtime counts as online until it misses a few. */
