@@ -55,6 +55,11 @@ export class AuditLog {
 
   /** When this instance last started a replication (0 after a wake from hibernation: the next one is not held back). */
   private lastReplicationAt = 0;
+  /**
+   * This instance's pace, within ±25 % of MIN_REPLICATION_INTERVAL_MS: sessions that got busy at the same moment
+   * (a fleet run) would otherwise replicate in step, every one of them in the same instant.
+   */
+  private readonly replicationInterval = MIN_REPLICATION_INTERVAL_MS * (0.75 + Math.random() * 0.5);
   private endpointStamped = false;
 
   append(entry: AuditEntry, now = Date.now()): AuditEvent | null {
@@ -98,7 +103,7 @@ export class AuditLog {
       event.prevHash,
       event.hash,
     );
-    this.scheduleReplication(Math.max(now + REPLICATION_DELAY_MS, this.lastReplicationAt + MIN_REPLICATION_INTERVAL_MS));
+    this.scheduleReplication(Math.max(now + REPLICATION_DELAY_MS, this.lastReplicationAt + this.replicationInterval));
     return event;
   }
 
