@@ -34,6 +34,7 @@ const RUNTIMES = Number(options.runtimes);
 const RATE = Number(options.rate);
 const SECONDS = Number(options.seconds);
 const WARMUP_SECONDS = Number(options.warmup);
+const FLEET_SETTLE_MS = 5_000;
 // Each endpoint runs one command at a time: the sustained load is spread so that the figure is the stack's, not one queue's.
 const SUSTAINED_ENDPOINTS = Number(options["sustained-endpoints"]);
 const LIST_ENDPOINTS = Number(options.endpoints);
@@ -240,6 +241,9 @@ async function main() {
   const fleet = summarise("fleet", completion);
   progress(`fleet run: ${completion.length} of ${RUNTIMES} finished; sustained load next`);
 
+  // The fleet run's sessions replicate its last events for a few seconds after their results (ADR 0005): let that
+  // settle, so the sustained figures are of sustained commands and not of the fleet run's tail.
+  await new Promise((r) => setTimeout(r, FLEET_SETTLE_MS));
   const sustained = await sustainedLoad(stack.origin, cookie, runtimes);
   progress(`sustained: ${sustained.finished} of ${sustained.offered} finished; seeding ${LIST_ENDPOINTS} endpoints for the list loader`);
 
@@ -313,7 +317,9 @@ async function main() {
     `Machine: ${machineDescription()}.`,
     `Real local stack (scripts/dev.mjs: wrangler pages dev + the session worker in workerd, local D1). Runtimes are lightweight in-process WebSocket clients`,
     `speaking the runtime protocol (hello, clock echo, an immediate "succeeded" result per dispatch), enrolled through /agent/enroll so each session is placed`,
-    `by its runtime's first contact. Loader times are full HTTP round trips of the signed-in page (HTML), measured after 5 warm-up requests.`,
+    `by its runtime's first contact. The sustained load starts ${FLEET_SETTLE_MS / 1000} s after the fleet run finished (its sessions' last replications) and`,
+    `counts only the commands sent after its ${WARMUP_SECONDS} s warm-up; all ${RUNTIMES} runtimes stay connected throughout.`,
+    `Loader times are full HTTP round trips of the signed-in page (HTML), measured after 5 warm-up requests.`,
     `State (the sessions' SQLite, local D1): ${STATE_DIR}. Local workerd commits each Durable Object's SQLite with a WAL sync on the one thread that also`,
     `runs every session, which production Durable Object storage does not do on the isolate's thread; on tmpfs that sync costs nothing. The row "on disk"`,
     `repeats the sustained load on a second stack with its state in ${options["disk-state"]}, so the cost of this machine's disk is shown, not assumed.`,
