@@ -171,10 +171,10 @@ ${floor.toFixed(1)} ms.
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${rows.join("\n")}
 
-Where loopback's ${local.p50.toFixed(1)} ms goes (p50 of each part, from the session's own split): on the endpoint (runtime
-receives the dispatch → sends the result, incl. spawn and the journal/outbox fsyncs) ${local.onEndpointP50.toFixed(1)} ms; session
+Where loopback's ${local.p50.toFixed(1)} ms goes (p50 of each part, from the session's own split): the command's own run on the endpoint
+(spawn → exit, by the runtime's clock) ${local.onEndpointP50.toFixed(1)} ms; session
 dispatch → result stored ${local.serverP50.toFixed(1)} ms in all (so ${(local.serverP50 - local.onEndpointP50).toFixed(1)} ms between
-session and runtime); technician socket → session and back ${(local.p50 - local.serverP50).toFixed(1)} ms.
+session and runtime, including the runtime's journal and outbox writes); technician socket → session and back ${(local.p50 - local.serverP50).toFixed(1)} ms.
 
 Goal: overhead ≤ 5 ms p50 in (a): ${near.p50 - near.propagation <= 5 ? "met" : "NOT met"} (${(near.p50 - near.propagation).toFixed(1)} ms).
 (a) beats (b) by ${(central.p50 - near.p50).toFixed(0)} ms p50; the propagation it avoids is ${(central.propagation - near.propagation).toFixed(0)} ms.
