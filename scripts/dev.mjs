@@ -15,6 +15,7 @@ import { hostPlatform } from "./build-runtime.mjs";
 import { publishRuntime } from "./publish-runtime.mjs";
 import { seedStateFromTemplate } from "./stack-template.mjs";
 import { acquireStartLock } from "./start-lock.mjs";
+import { lowerPriorityOf } from "./watcher-priority.mjs";
 import { DEMO_MEMBERS, DEMO_RUNTIME_TOKEN, seedSql } from "./seed.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -127,6 +128,8 @@ server.on("exit", (code) => {
 
 await waitForServer(`${origin}/offline/sign-in`, 90_000);
 releaseStartLock();
+const watchers = lowerPriorityOf(server.pid);
+if (watchers.length > 0) log(`wrangler's esbuild watchers (${watchers.length}) run at the lowest CPU priority (scripts/watcher-priority.mjs)`);
 log(`Console ready: ${origin}`);
 log(`Approval emails are captured, not sent: read them at ${origin}/dev/mailbox`);
 log(`Sign in at ${origin}/offline/sign-in as one of: ${DEMO_MEMBERS.filter((m) => m.orgId.includes("northwind")).map((m) => `${m.name} (${m.role})`).join(", ")}`);
