@@ -12,7 +12,7 @@ import {
 import { createDb } from "~/db/client.server";
 import { verifyTenantAuditChains } from "~/models/audit-chains.server";
 import { relinkAuditChain } from "../audit-chain";
-import { connectDirect, connectViewer, runCommandToEnd, runInSession, sessionSql, sessionStub, viewerIdentity, endpointIdsFor } from "./socket";
+import { connectDirect, connectViewer, runCommandToEnd, runInSession, sessionStub, viewerIdentity, endpointIdsFor } from "./socket";
 
 const freshEndpoint = endpointIdsFor("ep_audit_test");
 
@@ -50,7 +50,9 @@ async function reviewVerdict(endpointId: string) {
 }
 
 async function replicateNow(endpointId: string) {
-  await sessionSql(endpointId, "UPDATE runtime_state SET value = ? WHERE key = 'audit_alarm_at'", String(Date.now() - 1));
+  await runInSession(sessionStub(endpointId), (_instance, state) => {
+    state.storage.sql.exec("UPDATE runtime_state SET value = ? WHERE key = 'audit_alarm_at'", String(Date.now() - 1));
+  });
   expect(await runDurableObjectAlarm(sessionStub(endpointId))).toBe(true);
   expect((await localAudit(endpointId)).pending).toBe(0);
 }
@@ -124,7 +126,9 @@ describe("audit trail", () => {
     expect(await runDurableObjectAlarm(sessionStub(endpointId))).toBe(true);
     expect((await localAudit(endpointId)).pending).toBeGreaterThan(0);
     // ...and the one at the end of it delivers them.
-    await sessionSql(endpointId, "UPDATE runtime_state SET value = ? WHERE key = 'audit_alarm_at'", String(Date.now() - 1));
+    await runInSession(sessionStub(endpointId), (_instance, state) => {
+      state.storage.sql.exec("UPDATE runtime_state SET value = ? WHERE key = 'audit_alarm_at'", String(Date.now() - 1));
+    });
     expect(await runDurableObjectAlarm(sessionStub(endpointId))).toBe(true);
     const { events: local, pending } = await localAudit(endpointId);
     expect(pending).toBe(0);

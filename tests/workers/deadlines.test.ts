@@ -1,13 +1,14 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_CHECKIN_INTERVAL_MS } from "../../protocol/messages";
-import { checkin, connectRuntime, connectViewer, outputArrived, runInSession, runtimeIdentity, sessionSql, sessionStub, TEST_APPROVER, type TestSocket, viewerIdentity, waitForMail, endpointIdsFor, settled } from "./socket";
+import { checkin, connectRuntime, connectViewer, outputArrived, runInSession, runtimeIdentity, sessionStub, TEST_APPROVER, type TestSocket, viewerIdentity, waitForMail, endpointIdsFor, settled } from "./socket";
 
 const freshEndpoint = endpointIdsFor("ep_deadline_test");
 /** Comfortably past any result deadline the session could compute for a 1 s command. */
 const LONG_AGO = () => Date.now() - 10 * DEFAULT_CHECKIN_INTERVAL_MS;
 
-const sql = sessionSql;
+const sql = (endpointId: string, query: string, ...bindings: unknown[]) =>
+  runInSession(sessionStub(endpointId), (_instance, state) => state.storage.sql.exec(query, ...bindings).toArray());
 
 const runtimeValue = async (endpointId: string, key: string) =>
   ((await sql(endpointId, "SELECT value FROM runtime_state WHERE key = ?", key))[0] as { value: string } | undefined)?.value;

@@ -1,6 +1,6 @@
 // The session's modules on their own, over a real Durable Object SQLite and
 // without a socket (docs/decisions/0028-session-modules.md): the queue's
-// ordering and windows, the runtime's reports, presence, the alarm arbiter, and the facts read once.
+// ordering and windows, the runtime's reports, presence, and the alarm arbiter.
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { TranscriptEvent } from "../../protocol/messages";
@@ -10,14 +10,12 @@ import { CommandQueue, RESULT_GRACE_MS } from "../../workers/session/src/command
 import { CommandStore } from "../../workers/session/src/command-store";
 import { EventLog } from "../../workers/session/src/event-log";
 import { OpenConnections } from "../../workers/session/src/open-connections";
-import { PolicyCopy } from "../../workers/session/src/policy-copy";
 import { RuntimeClock } from "../../workers/session/src/runtime-clock";
 import { RuntimePresence } from "../../workers/session/src/runtime-presence";
 import { RuntimeReports } from "../../workers/session/src/runtime-reports";
 import { migrate } from "../../workers/session/src/schema";
 import { SequenceFlow } from "../../workers/session/src/sequence-flow";
 import { SessionStore } from "../../workers/session/src/session-store";
-import { seedLargeTenant } from "./helpers";
 
 type Modules = ReturnType<typeof wire>;
 
@@ -57,7 +55,7 @@ function wire(sql: SqlStorage) {
       fields.alongside ? 1 : 0,
       fields.maintenanceWindow ? 1 : 0,
     );
-  return { sql, store, events, audit, commands, queue, reports, broadcast, enqueue, setOnline: (since: number) => (online = since) };
+  return { store, events, audit, commands, queue, reports, broadcast, enqueue, setOnline: (since: number) => (online = since) };
 }
 
 let instances = 0;
@@ -283,31 +281,3 @@ describe("open connections", () => {
     expect(reads).toBe(2);
   });
 });
-
-describe("facts read once per instance", () => {
-  it("the policy copy in memory follows every reload, including one that changes a copy already in use", async () => {
-    const orgId = `org_policy_copy_${Date.now()}`;
-    await seedLargeTenant(orgId, 1);
-    const endpointId = `${orgId}_ep_00001`;
-    await inFreshSession(async ({ sql }) => {
-      const copy = new PolicyCopy(sql, () => ({ db: env.DB, endpointId }));
-      expect(copy.current()).toBeNull(); // nothing copied yet
-      await copy.reload();
-      expect(copy.current()?.timeZone).toBe("UTC");
-      await env.DB.prepare("UPDATE clients SET time_zone = 'Asia/Tokyo' WHERE id = (SELECT client_id FROM endpoints WHERE id = ?)").bind(endpointId).run();
-      await copy.reload();
-      expect(copy.current()?.timeZone).toBe("Asia/Tokyo");
-    });
-  });
-
-  it("a value the store wrote is what it reads, without the table changing behind it", () =>
-    inFreshSession(({ store }) => {
-      expect(store.value("org_id")).toBeUndefined();
-      store.setValue("org_id", "org_a");
-      expect(store.value("org_id")).toBe("org_a");
-      store.setValue("org_id", "org_b");
-      expect(store.value("org_id")).toBe("org_b");
-      expect(store.one<{ value: string }>("SELECT value FROM runtime_state WHERE key = 'org_id'")?.value).toBe("org_b");
-    }));
-});
-

@@ -273,18 +273,9 @@ export function freshEndpoint(prefix = "ep_test"): string {
   return `${prefix}_${Date.now()}_${freshEndpointCounter}`;
 }
 
-/**
- * Runs SQL inside an endpoint's session (setting up a past the test cannot wait for, or reading state). The
- * session remembers the facts it wrote itself: it is told to read them again, as after a restart.
- */
+/** Runs SQL inside an endpoint's session (setting up a past the test cannot wait for, or reading state). */
 export function sessionSql(endpointId: string, query: string, ...bindings: unknown[]): Promise<any[]> {
-  return runInSession(sessionStub(endpointId), (instance: any, state) => {
-    const rows = state.storage.sql.exec(query, ...bindings).toArray();
-    instance.store?.forgetCachedValues();
-    instance.audit?.forgetCachedState();
-    instance.retention?.forgetCachedState();
-    return rows;
-  });
+  return runInSession(sessionStub(endpointId), (_instance, state) => state.storage.sql.exec(query, ...bindings).toArray());
 }
 
 /** Replicates the session's audit chain to D1 now (what its alarm does shortly after the events), until nothing is left. */

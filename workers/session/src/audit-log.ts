@@ -61,12 +61,6 @@ export class AuditLog {
    */
   private readonly replicationInterval = MIN_REPLICATION_INTERVAL_MS * (0.75 + Math.random() * 0.5);
   private endpointStamped = false;
-  /**
-   * This log's keys in `runtime_state` and its newest event, as read or written by this instance: only this class
-   * writes them, and each append and each alarm schedule read them (ADR 0028).
-   */
-  private readonly meta = new Map<string, string | undefined>();
-  private head: { seq: number; hash: string } | null | undefined;
 
   append(entry: AuditEntry, now = Date.now()): AuditEvent | null {
     const { endpointId, orgId } = this.identity();
@@ -78,8 +72,7 @@ export class AuditLog {
       this.endpointStamped = true; // written once, never changed: not read again by this instance
     }
     // After retention pruned every row, the chain continues from the prune anchor, never from the genesis again.
-    if (this.head === undefined) this.head = this.sql.exec<{ seq: number; hash: string }>("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").toArray()[0] ?? null;
-    const last = this.head ?? this.prunedThrough();
+    const last = this.sql.exec<{ seq: number; hash: string }>("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").toArray()[0] ?? this.prunedThrough();
     const unhashed: UnhashedAuditEvent = {
       endpointId,
       orgId,
@@ -110,7 +103,6 @@ export class AuditLog {
       event.prevHash,
       event.hash,
     );
-    this.head = { seq: event.seq, hash: event.hash };
     this.scheduleReplication(Math.max(now + REPLICATION_DELAY_MS, this.lastReplicationAt + this.replicationInterval));
     return event;
   }
@@ -248,19 +240,11 @@ export class AuditLog {
     this.requestAlarm();
   }
 
-  /** For tests that change the log or its keys directly in storage: the next read goes to the tables. */
-  forgetCachedState(): void {
-    this.meta.clear();
-    this.head = undefined;
-  }
-
   private getMeta(key: string): string | undefined {
-    if (!this.meta.has(key)) this.meta.set(key, this.sql.exec<{ value: string }>("SELECT value FROM runtime_state WHERE key = ?", key).toArray()[0]?.value);
-    return this.meta.get(key);
+    return this.sql.exec<{ value: string }>("SELECT value FROM runtime_state WHERE key = ?", key).toArray()[0]?.value;
   }
 
   private setMeta(key: string, value: string): void {
     this.sql.exec("INSERT INTO runtime_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
-    this.meta.set(key, value);
   }
 }

@@ -14,18 +14,17 @@ export class PolicyCopy {
     private readonly directory: () => { db: D1Database; endpointId: string },
   ) {}
 
-  /**
-   * The copy as parsed, read from its row once per instance: only reload() writes the row, and it replaces this
-   * too. Every command asks for the policy, several times (ADR 0028).
-   */
-  private parsed: { policy: SessionPolicy | null } | undefined;
+  /** The last body read and what it parsed to: the row stays the truth, but an unchanged one is not parsed again. */
+  private parsedBody: { body: string; policy: SessionPolicy | null } | undefined;
 
   current(): SessionPolicy | null {
-    if (!this.parsed) {
-      const row = this.sql.exec<{ body: string }>("SELECT body FROM session_policy WHERE id = 1").toArray()[0];
-      this.parsed = { policy: row ? parsePolicy(row.body) : null };
+    const row = this.sql.exec<{ body: string }>("SELECT body FROM session_policy WHERE id = 1").toArray()[0];
+    if (!row) return null;
+    if (this.parsedBody?.body !== row.body) {
+      const parsed = sessionPolicySchema.safeParse(JSON.parse(row.body));
+      this.parsedBody = { body: row.body, policy: parsed.success ? parsed.data : null };
     }
-    return this.parsed.policy;
+    return this.parsedBody.policy;
   }
 
   /** Reads the policy from the directory into the copy; null (copy unchanged) when the directory cannot say. */
@@ -39,7 +38,6 @@ export class PolicyCopy {
         JSON.stringify(policy),
         Date.now(),
       );
-      this.parsed = undefined; // read back as stored: the copy in memory is never other than the row
       return policy;
     } catch (error) {
       console.error("approval policy could not be read from the directory", error);
@@ -52,9 +50,4 @@ export class PolicyCopy {
     const loadedAt = this.sql.exec<{ loaded_at: number }>("SELECT loaded_at FROM session_policy WHERE id = 1").toArray()[0]?.loaded_at ?? 0;
     return now - loadedAt < REFRESH_AFTER_MS ? null : this.reload();
   }
-}
-
-function parsePolicy(body: string): SessionPolicy | null {
-  const parsed = sessionPolicySchema.safeParse(JSON.parse(body));
-  return parsed.success ? parsed.data : null;
 }

@@ -51,24 +51,8 @@ export class Retention {
     return Math.max(scheduled, oldest + days * DAY_MS);
   }
 
-  /**
-   * The oldest record's time, as this instance last read it: appends never change it once there is one (both logs
-   * grow in seq order), only a prune does, and the alarm asks for it after every command (ADR 0028).
-   */
-  private oldestKnown: number | null = null;
-
-  /** For tests that change record times directly in storage: the next read goes to the tables. */
-  forgetCachedState(): void {
-    this.oldestKnown = null;
-  }
-
-  /** The oldest transcript or audit record still kept. */
+  /** The oldest transcript or audit record still kept (both logs grow in seq order). */
   private oldestRecordAt(): number | null {
-    if (this.oldestKnown === null) this.oldestKnown = this.readOldestRecordAt();
-    return this.oldestKnown;
-  }
-
-  private readOldestRecordAt(): number | null {
     const event = this.host.store.one<{ at: number }>("SELECT at FROM events ORDER BY seq LIMIT 1")?.at;
     const audit = this.host.store.one<{ at: number }>("SELECT at FROM audit_log ORDER BY seq LIMIT 1")?.at;
     const times = [event, audit].filter((at): at is number => typeof at === "number");
@@ -92,7 +76,6 @@ export class Retention {
     if (days === null) return null;
     const cutoff = now - days * DAY_MS;
     const { store } = this.host;
-    this.oldestKnown = null;
     // Finished before the cutoff (server time of the result), and not a step of a sequence that still has work.
     const commandIds = store
       .all<{ id: string }>(

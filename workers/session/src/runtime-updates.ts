@@ -48,19 +48,14 @@ export class RuntimeUpdates {
 
   constructor(private readonly deps: RuntimeUpdatesDeps) {}
 
-  /** The row as this instance last read or wrote it: only set() writes it, and every dispatch consults it (ADR 0028). */
-  private cached: Row | undefined;
-
   private row(): Row {
-    this.cached ??= this.deps.sql.exec<Row>("SELECT * FROM runtime_update WHERE id = 1").toArray()[0]!;
-    return this.cached;
+    return this.deps.sql.exec<Row>("SELECT * FROM runtime_update WHERE id = 1").toArray()[0]!;
   }
 
   private set(values: Partial<Row>): void {
     const keys = Object.keys(values) as (keyof Row)[];
     if (!keys.length) return;
     this.deps.sql.exec(`UPDATE runtime_update SET ${keys.map((k) => `${k} = ?`).join(", ")} WHERE id = 1`, ...keys.map((k) => values[k] ?? null));
-    this.cached = undefined; // read back as stored (SQLite's own conversions), at the next need
   }
 
   target(): RuntimeTarget | null {

@@ -20,20 +20,8 @@ export class SessionStore {
     this.sql.exec(query, ...bindings);
   }
 
-  /**
-   * `runtime_state` as read or written by this instance. Every write to the table goes through setValue (the audit
-   * log keeps its own keys), and one command reads these facts about twenty times (ADR 0028).
-   */
-  private readonly values = new Map<string, string | undefined>();
-
   value(key: string): string | undefined {
-    if (!this.values.has(key)) this.values.set(key, this.one<{ value: string }>("SELECT value FROM runtime_state WHERE key = ?", key)?.value);
-    return this.values.get(key);
-  }
-
-  /** For tests that set a past directly in storage (a deadline long gone): the next read goes to the table. */
-  forgetCachedValues(): void {
-    this.values.clear();
+    return this.one<{ value: string }>("SELECT value FROM runtime_state WHERE key = ?", key)?.value;
   }
 
   /** A time (or other number) kept as text; 0 when absent or cleared. */
@@ -47,6 +35,5 @@ export class SessionStore {
       key,
       value,
     );
-    this.values.set(key, value);
   }
 }
