@@ -8,7 +8,7 @@
 //   npm run bench:scale [-- --runtimes 1000 --rate 250 --seconds 20]
 // Run it under `flock /tmp/caisey-stack.lock` when others share the machine.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { signIn, Stack, waitUntil } from "../tests/faults/stack";
@@ -109,6 +109,23 @@ function workerdRssKiB(): number {
 }
 
 /** Enrolls `count` runtimes through /agent/enroll (the runtime's own first contact places each session). */
+/** CPU time (user + system) the stack's workerd processes have used so far, in ms (Linux /proc). */
+function workerdCpuMs(): number {
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  const pids = spawnSync("pgrep", ["-x", "workerd"], { encoding: "utf8" }).stdout.split("\n").filter(Boolean);
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return (ticks * 1000) / ticksPerSecond;
+}
+
 async function enroll(origin: string, count: number, prefix: string): Promise<{ runtimes: LightRuntime[]; seconds: number }> {
   const runtimes: LightRuntime[] = [];
   const started = performance.now();
@@ -171,7 +188,9 @@ async function sustainedLoad(origin: string, cookie: string, runtimes: LightRunt
   const total = warmup + RATE * SECONDS;
   const loadStarted = performance.now();
   const measuredFrom = loadStarted + WARMUP_SECONDS * 1000;
+  let cpuAtMeasuredStart = NaN;
   for (let i = 0; i < total; i++) {
+    if (i === warmup) cpuAtMeasuredStart = workerdCpuMs();
     const wait = loadStarted + (i * 1000) / RATE - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
     const viewer = viewers[i % viewers.length]!;
@@ -181,6 +200,7 @@ async function sustainedLoad(origin: string, cookie: string, runtimes: LightRunt
   }
   const sendSeconds = (performance.now() - measuredFrom) / 1000;
   await waitUntil("sustained commands to finish", () => viewers.reduce((n, v) => n + v.finished.length, 0) >= total, 60_000).catch(() => undefined);
+  const cpuMs = workerdCpuMs() - cpuAtMeasuredStart;
   for (const viewer of viewers) viewer.ws?.close();
   const finished = viewers.flatMap((v) => v.finished).filter((f) => f.measured);
   const latencies = finished.map((f) => f.finishedAt - f.sentAt);
@@ -193,7 +213,16 @@ async function sustainedLoad(origin: string, cookie: string, runtimes: LightRunt
       console.error(`debug: second ${second}: ${inSecond.length} finished; p50 ${s.p50.toFixed(0)} p99 ${s.p99.toFixed(0)} max ${s.max.toFixed(0)} ms`);
     }
   }
-  return { offered: RATE * SECONDS, endpoints: viewers.length, finished: finished.length, sendSeconds, rate: finished.length / wall, latency: summarise("sustained", latencies) };
+  return {
+    offered: RATE * SECONDS,
+    endpoints: viewers.length,
+    finished: finished.length,
+    sendSeconds,
+    rate: finished.length / wall,
+    latency: summarise("sustained", latencies),
+    // Both workerd processes (console and sessions), from the first measured send until every command finished.
+    cpuMsPerCommand: finished.length ? cpuMs / finished.length : NaN,
+  };
 }
 
 async function main() {
@@ -298,6 +327,7 @@ async function main() {
     // Kept up: every command finished, and completions (first send → last result) did not fall behind the offered rate.
     `| ${label}: ${load.offered} offered at ${RATE}/s over ${load.endpoints} endpoints after ${WARMUP_SECONDS} s of warm-up (sent in ${load.sendSeconds.toFixed(1)} s) | ${load.finished} finished; completed at ${load.rate.toFixed(1)}/s | ≥ ${GOALS.commandsPerSecond}/s | ${judged ? verdict(RATE >= GOALS.commandsPerSecond && load.finished === load.offered && load.rate >= RATE * 0.98) : "for comparison"} |`,
     `| ${label}: latency (viewer send → finished) p50 / p99 | ${ms(load.latency.p50)} / ${ms(load.latency.p99)} ms | p99 < ${GOALS.commandP99Ms} ms | ${judged ? verdict(load.latency.p99 < GOALS.commandP99Ms) : "for comparison"} |`,
+    `| ${label}: CPU of the stack's workerd processes per command | ${load.cpuMsPerCommand.toFixed(2)} ms | – | |`,
   ];
   rows.push(
     "| measure | result | goal | |",
