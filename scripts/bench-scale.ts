@@ -169,13 +169,13 @@ async function sustainedLoad(origin: string, cookie: string, runtimes: LightRunt
           const ws = new WebSocket(`${origin.replace("http", "ws")}/parties/endpoint/${viewer.runtime.endpointId}`, { headers: { cookie } });
           viewer.ws = ws;
           ws.once("error", reject);
-          ws.on("open", () => {
-            ws.send(JSON.stringify({ type: "sync", afterSeq: 0 }));
-            resolve();
-          });
+          ws.on("open", () => ws.send(JSON.stringify({ type: "sync", afterSeq: 0 })));
           ws.on("message", (data) => {
             const message = JSON.parse(String(data));
             if (message.type !== "events") return;
+            // Connected once the session has answered the page's sync with its replay: a technician opening the page
+            // (the edge's auth, the transcript replay) is not part of the sustained load.
+            if (message.replay) resolve();
             for (const event of message.events) {
               if (event.kind === "command.queued" && viewer.sent.has(event.requestId)) viewer.sent.set(event.commandId, viewer.sent.get(event.requestId)!);
               if (event.kind === "command.finished" && viewer.sent.has(event.commandId)) viewer.finished.push({ ...viewer.sent.get(event.commandId)!, finishedAt: performance.now() });
