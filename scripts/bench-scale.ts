@@ -35,6 +35,7 @@ const RATE = Number(options.rate);
 const SECONDS = Number(options.seconds);
 const WARMUP_SECONDS = Number(options.warmup);
 const FLEET_SETTLE_MS = 5_000;
+const IDLE_SAMPLE_MS = 10_000;
 // Each endpoint runs one command at a time: the sustained load is spread so that the figure is the stack's, not one queue's.
 const SUSTAINED_ENDPOINTS = Number(options["sustained-endpoints"]);
 const LIST_ENDPOINTS = Number(options.endpoints);
@@ -242,6 +243,10 @@ async function main() {
   const { times: connectTimes, seconds: connectWall } = await connectAll(stack.origin, runtimes);
   await new Promise((r) => setTimeout(r, 2_000)); // let presence writes settle before reading memory
   const rssAfter = workerdRssKiB();
+  // What the connected fleet costs while nothing is asked of it (keep-alives, presence), over IDLE_SAMPLE_MS.
+  const idleCpuBefore = workerdCpuMs();
+  await new Promise((r) => setTimeout(r, IDLE_SAMPLE_MS));
+  const idleCpuShare = (workerdCpuMs() - idleCpuBefore) / IDLE_SAMPLE_MS;
   const connected = runtimes.filter((r) => r.connected).length;
   const connect = summarise("connect", connectTimes);
   progress(`${connected} connected in ${connectWall.toFixed(1)} s; starting the fleet run`);
@@ -335,6 +340,7 @@ async function main() {
     `| runtimes connected | ${connected} of ${RUNTIMES} | ${GOALS.connected} | ${verdict(connected >= GOALS.connected)} |`,
     `| enrollment of ${RUNTIMES} runtimes (8 at a time) | ${enrollSeconds.toFixed(1)} s | – | |`,
     `| connect (50 at a time): p50 / p99 per runtime | ${ms(connect.p50)} / ${ms(connect.p99)} ms; all in ${connectWall.toFixed(1)} s | – | |`,
+    `| workerd CPU with ${connected} runtimes connected and idle (${IDLE_SAMPLE_MS / 1000} s) | ${(idleCpuShare * 100).toFixed(1)} % of one core | – | |`,
     `| workerd RSS per connected runtime | ${((rssAfter - rssBefore) / Math.max(1, connected)).toFixed(1)} KiB (${(rssBefore / 1024).toFixed(0)} → ${(rssAfter / 1024).toFixed(0)} MiB) | – | |`,
     `| fleet run hand-over (console action, ${RUNTIMES} sessions) | ${ms(handedOverMs)} ms | – | |`,
     `| fleet run of a 3-step sequence: completion p50 / p99 (${completion.length} of ${RUNTIMES} finished) | ${ms(fleet.p50)} / ${ms(fleet.p99)} ms | p99 < ${GOALS.fleetP99Ms} ms | ${verdict(completion.length === RUNTIMES && fleet.p99 < GOALS.fleetP99Ms)} |`,
