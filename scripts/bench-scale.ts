@@ -8,12 +8,13 @@
 //   npm run bench:scale [-- --runtimes 1000 --rate 250 --seconds 20]
 // Run it under `flock /tmp/caisey-stack.lock` when others share the machine.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { signIn, Stack, waitUntil } from "../tests/faults/stack";
 import { DEMO_ORG, DEMO_RUNTIME_TOKEN } from "./seed.mjs";
 import { machineDescription, summarise, writeBenchmarkSection } from "./bench-report.mjs";
+import { readProcStat } from "./proc-stat.mjs";
 
 const { values: options } = parseArgs({
   options: {
@@ -109,24 +110,19 @@ function workerdRssKiB(): number {
     .reduce((sum, line) => sum + Number(line.trim().split(/\s+/)[0]), 0);
 }
 
-/** Enrolls `count` runtimes through /agent/enroll (the runtime's own first contact places each session). */
 /** CPU time (user + system) the stack's workerd processes have used so far, in ms (Linux /proc). */
 function workerdCpuMs(): number {
   const ticksPerSecond = 100; // USER_HZ on Linux
   const pids = spawnSync("pgrep", ["-x", "workerd"], { encoding: "utf8" }).stdout.split("\n").filter(Boolean);
   let ticks = 0;
   for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // exited meanwhile
-    }
+    const stat = readProcStat(Number(pid)); // null: exited meanwhile
+    if (stat) ticks += Number(stat.fields[11]) + Number(stat.fields[12]);
   }
   return (ticks * 1000) / ticksPerSecond;
 }
 
+/** Enrolls `count` runtimes through /agent/enroll (the runtime's own first contact places each session). */
 async function enroll(origin: string, count: number, prefix: string): Promise<{ runtimes: LightRuntime[]; seconds: number }> {
   const runtimes: LightRuntime[] = [];
   const started = performance.now();

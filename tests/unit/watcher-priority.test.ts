@@ -1,10 +1,11 @@
 // scripts/watcher-priority.mjs: the stack's file watchers, and nothing else, get the lowest CPU priority.
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
+import { readProcStat } from "../../scripts/proc-stat.mjs";
 import { descendants, lowerPriorityOf } from "../../scripts/watcher-priority.mjs";
 
-const niceOf = (tid: number, pid = tid) => Number(readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8").split(") ")[1]!.split(" ")[16]);
+const niceOf = (tid: number, pid = tid) => Number(readProcStat(pid, tid)!.fields[16]);
 
 const spawned: ReturnType<typeof spawn>[] = [];
 afterEach(() => {
