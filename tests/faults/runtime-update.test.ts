@@ -121,8 +121,19 @@ class Supervisor {
 
 const supervisor = new Supervisor();
 
+/**
+ * A stack that stops answering must fail the test with the request named, not
+ * hold it until the test's own timeout (seen once under a loaded machine).
+ */
+function answerWithin(what: string, ms = 20_000): AbortSignal {
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new Error(`${what} got no answer from the stack within ${ms} ms`)), ms).unref();
+  return controller.signal;
+}
+
 async function setTarget(version: string) {
   const response = await fetch(`${stack.origin}/runtime-updates?_data=routes/_console.runtime-updates`, {
+    signal: answerWithin("POST /runtime-updates"),
     method: "POST",
     headers: { cookie: adminCookie, origin: stack.origin, "content-type": "application/x-www-form-urlencoded" },
     body: new URLSearchParams({ version }),
@@ -135,7 +146,10 @@ async function setTarget(version: string) {
 }
 
 async function endpointRuntime(): Promise<{ version: string | null; platform: string | null; update: { version: string; phase: string; detail: string } | null }> {
-  const response = await fetch(`${stack.origin}/endpoints/${endpointId}?_data=${encodeURIComponent("routes/_console.endpoints.$endpointId")}`, { headers: { cookie: adminCookie } });
+  const response = await fetch(`${stack.origin}/endpoints/${endpointId}?_data=${encodeURIComponent("routes/_console.endpoints.$endpointId")}`, {
+    headers: { cookie: adminCookie },
+    signal: answerWithin(`GET /endpoints/${endpointId}`),
+  });
   return ((await response.json()) as any).runtime;
 }
 

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { DEMO_RUNTIME_TOKEN } from "../../scripts/seed.mjs";
+import { TEMP_PREFIX } from "../../runtime/src/fs-durable";
 import { CuttableRelay, runtimeExecutablePath, signIn, Stack, Viewer, waitUntil } from "../faults/stack";
 import { Wine, windowsPath } from "./wine";
 
@@ -36,6 +37,21 @@ afterAll(async () => {
 
 const ledgerLines = () => (existsSync(ledger) ? readFileSync(ledger, "utf8").split(/\r?\n/).map((l) => l.trim()).filter(Boolean) : []);
 const outboxEntries = () => (existsSync(join(stateDir, "outbox")) ? readdirSync(join(stateDir, "outbox")) : []);
+/**
+ * Results durably in the outbox: a file still being written has a temporary
+ * name until its rename, and a kill before then rightly loses the result
+ * (it is reported interrupted after the restart).
+ */
+const savedResults = () => outboxEntries().filter((name) => name.endsWith(".json") && !name.startsWith(TEMP_PREFIX));
+/** A wait whose failure carries what the runtime logged and what is left in its outbox: a CI failure must explain itself. */
+const waitWithLog = async (what: string, check: () => boolean, timeoutMs: number) => {
+  try {
+    await waitUntil(what, check, timeoutMs);
+  } catch (error) {
+    const log = existsSync(logFile) ? readFileSync(logFile, "utf8") : "(no runtime log)";
+    throw new Error(`${(error as Error).message}\noutbox: ${JSON.stringify(outboxEntries())}\nruntime log:\n${log}`);
+  }
+};
 const output = (viewer: Viewer, commandId: string) =>
   viewer.events.filter((e) => e.kind === "command.output" && e.commandId === commandId).map((e) => e.data).join("");
 
@@ -57,17 +73,17 @@ it("the windows-x64 executable enrolls, runs cmd, and keeps journal and outbox a
 
   // 1. Connected: a cmd command runs on "Windows" and its output comes back.
   run(`echo one>> ${windowsPath(ledger)} & echo OUT-ONE %OS%`);
-  await waitUntil("the first cmd command to finish", () => viewer.finished().length === 1, 90_000);
+  await waitWithLog("the first cmd command to finish", () => viewer.finished().length === 1, 90_000);
   const [first] = viewer.finished();
   expect(first, readFileSync(logFile, "utf8")).toMatchObject({ status: "succeeded", exitCode: 0 });
   expect(output(viewer, first.commandId)).toMatch(/^OUT-ONE Windows_NT\s*$/);
 
   // 2. A command that finishes only after the server has become unreachable: its result can only go to the outbox.
   run(`echo two>> ${windowsPath(ledger)} & echo OUT-TWO & for /l %i in (0,0,1) do @if exist ${windowsPath(go)} exit 0`);
-  await waitUntil("the second command to start", () => ledgerLines().includes("two"), 60_000);
+  await waitWithLog("the second command to start", () => ledgerLines().includes("two"), 60_000);
   relay.close();
   writeFileSync(go, "");
-  await waitUntil("the result to be kept in the outbox", () => outboxEntries().length > 0, 30_000);
+  await waitWithLog("the result to be saved in the outbox", () => savedResults().length > 0, 30_000);
   expect(viewer.finished()).toHaveLength(1);
 
   // 3. Hard kill (like a crash or power loss), then restart against a reachable server.
@@ -75,11 +91,11 @@ it("the windows-x64 executable enrolls, runs cmd, and keeps journal and outbox a
   await new Promise((r) => (runtime.exitCode !== null || runtime.signalCode !== null ? r(null) : runtime.once("exit", r)));
   writeFileSync(identityPath, JSON.stringify({ ...JSON.parse(readFileSync(identityPath, "utf8")), server: stack.origin }));
   runtime = wine.start(exe, ["run", "--state-dir", windowsPath(stateDir), "--transport", "websocket"], logFile);
-  await waitUntil("the outage's result to be delivered after the restart", () => viewer.finished().length === 2, 90_000);
+  await waitWithLog("the outage's result to be delivered after the restart", () => viewer.finished().length === 2, 90_000);
   const second = viewer.finished()[1];
-  expect(second).toMatchObject({ status: "succeeded", exitCode: 0 });
+  expect(second, readFileSync(logFile, "utf8")).toMatchObject({ status: "succeeded", exitCode: 0 });
   expect(output(viewer, second.commandId)).toMatch(/OUT-TWO/);
-  await waitUntil("the outbox to drain once acknowledged", () => outboxEntries().length === 0, 30_000);
+  await waitWithLog("the outbox to drain once acknowledged", () => outboxEntries().length === 0, 30_000);
   expect(ledgerLines()).toEqual(["one", "two"]);
 
   runtime.kill("SIGKILL");
