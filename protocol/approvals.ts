@@ -1,7 +1,7 @@
 // Client approval of privileged commands: the policy shape (and the copy of it
 // each endpoint's session keeps), the approval link format, and the bodies
 // exchanged between the public approval page and the session Durable Object.
-import { z } from "zod";
+import * as z from "zod";
 
 export { isValidTimeZone } from "./time";
 import { maintenanceWindowSchema } from "./maintenance-windows";

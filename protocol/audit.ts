@@ -1,7 +1,7 @@
 // Tamper-evident audit trail: each endpoint's events form a SHA-256 chain
 // (every event carries the previous event's hash). Written by the endpoint's
 // Durable Object, replicated to D1, and verified by the same code everywhere.
-import { z } from "zod";
+import * as z from "zod";
 
 export const GENESIS_HASH = "0".repeat(64);
 

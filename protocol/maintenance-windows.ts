@@ -11,7 +11,7 @@
 // jumps (03:00), so the window is an hour shorter; on a fall-back night a start
 // inside the repeated hour opens at its first occurrence and an end inside it
 // closes at its first occurrence (never later than the plant expects).
-import { z } from "zod";
+import * as z from "zod";
 import { isValidTimeZone, localWallMs, wallReadings } from "./time";
 
 export { localWallMs } from "./time";

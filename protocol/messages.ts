@@ -2,7 +2,7 @@
 // Object and the endpoint runtime. Every socket message and HTTP body is parsed
 // with these schemas; anything that does not parse is answered with an error
 // and changes nothing.
-import { z } from "zod";
+import * as z from "zod";
 import { runtimePlatformSchema, runtimeVersionSchema } from "./runtime-release";
 
 export const PROTOCOL_VERSION = 1;

@@ -2,7 +2,7 @@
 // hint from the runtime's own request (Cloudflare's `request.cf`) at the first
 // contact, and a tenant may require a jurisdiction; both are fixed when the
 // session is created (docs/decisions/0019-session-placement.md).
-import { z } from "zod";
+import * as z from "zod";
 
 import { JURISDICTIONS, LOCATION_HINTS } from "./location-hints";
 

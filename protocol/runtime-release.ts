@@ -1,7 +1,7 @@
 // What a runtime build is, wherever it travels: the build writes a manifest per
 // version, the deploy publishes the executables and manifest to R2, the console
 // serves them, and a runtime verifies an update against it. One schema for all.
-import { z } from "zod";
+import * as z from "zod";
 
 /** Platforms we build single-file executables for (`<os>-<arch>`, Node's naming). */
 export const RUNTIME_PLATFORMS = ["linux-x64", "linux-arm64", "windows-x64", "darwin-arm64", "darwin-x64"] as const;

@@ -2,7 +2,7 @@
 // who is calling (the identity the edge verified) and the HTTP paths the DO
 // answers. The session worker has no public route, so only the edge can set
 // the identity header; the console imports this, never workers/.
-import { z } from "zod";
+import * as z from "zod";
 import { sessionPlacementSchema } from "./placement";
 import { runSequenceMessageSchema, scriptRefSchema } from "./messages";
 import { runtimePlatformSchema, runtimeVersionSchema } from "./runtime-release";

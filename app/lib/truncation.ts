@@ -1,6 +1,6 @@
 // How a command's capped or lost output is described in the review page and
 // exports (shared by server and browser code).
-import { z } from "zod";
+import * as z from "zod";
 import { TRUNCATION_REASONS, type TruncationReason } from "@protocol/messages";
 
 export interface OutputTruncation {

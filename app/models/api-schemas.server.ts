@@ -1,7 +1,7 @@
 // The REST API's request and response schemas (/api/v1): the handlers validate
 // with them and the OpenAPI document (app/models/openapi.server.ts) is generated
 // from them, so the two cannot drift apart.
-import { z } from "zod";
+import * as z from "zod";
 import { queueSequenceResponseSchema } from "@protocol/session-contract";
 
 const epochMs = z.number().int().nonnegative();

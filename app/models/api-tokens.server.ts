@@ -3,7 +3,7 @@
 // random secret: there is nothing to guess from it), scoped, revocable, and
 // every creation, revocation and refusal written to api_audit.
 import { and, desc, eq, isNull } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import type { Database } from "~/db/client.server";
 import { apiAudit, apiTokens } from "~/db/schema";
 import { newId, randomToken, sha256Hex } from "~/lib/crypto.server";

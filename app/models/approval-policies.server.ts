@@ -3,7 +3,7 @@
 // defaults from protocol/approvals.ts; the session DO applies the same rule when
 // it reads its copy (workers/session/src/approvals.ts#readSessionPolicy).
 import { and, eq } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import type { Database } from "~/db/client.server";
 import { approvalPolicies, clients, members } from "~/db/schema";
 import {

@@ -4,7 +4,7 @@
 // token or one naming an unknown endpoint never reaches a DO. The link is bound
 // to one approver, so no name is ever typed here: the DO records the approver
 // it minted the link for.
-import { z } from "zod";
+import * as z from "zod";
 import type { Env } from "~/lib/env.server";
 import { describeWait, takeRateLimits } from "~/lib/rate-limit.server";
 import { callSession, type SessionAddress, type SessionCallResult } from "~/models/session-call.server";

@@ -2,7 +2,7 @@
 // tokens (/api/v1) and alert webhooks, and the REST API's request and response
 // schemas (also the source of the OpenAPI document, app/models/openapi.server.ts).
 import { and, eq, isNull, sql } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import type { Database } from "~/db/client.server";
 import { createDb } from "~/db/client.server";
 import { alertDeliveries, alertWebhooks, endpoints, scripts } from "~/db/schema";

@@ -1,7 +1,7 @@
 // The client page's form actions. Server-only: the schemas it builds on live
 // in .server modules, which the browser bundle does not have, so building it
 // at a route module's top level would throw in the browser and stop hydration.
-import { z } from "zod";
+import * as z from "zod";
 import type { Role } from "~/db/schema";
 import { CAN_MANAGE_ENROLLMENT } from "~/lib/auth.server";
 import { policyFormSchema } from "~/models/approval-policies.server";

@@ -1,5 +1,5 @@
 import { and, asc, eq, isNull, ne, sql } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import type { Database } from "~/db/client.server";
 import { clients, endpoints, type Client, type Role } from "~/db/schema";
 import { newId } from "~/lib/crypto.server";

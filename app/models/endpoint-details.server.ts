@@ -3,7 +3,7 @@
 // never use them, so the session is not told. Audited in the tenant's
 // directory chain (directory-audit.server.ts) in the same batch as the change.
 import { and, asc, eq } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import type { Database } from "~/db/client.server";
 import { endpoints, endpointTags, tags, type Role } from "~/db/schema";
 import { newId } from "~/lib/crypto.server";

@@ -10,7 +10,7 @@
 // reached the change still holds for every new connection and check-in; the
 // caller gets `session.reached: false` and says so.
 import { and, eq } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import { createDb } from "~/db/client.server";
 import { endpoints, type Role } from "~/db/schema";
 import { newId, randomToken, sha256Hex } from "~/lib/crypto.server";

@@ -1,5 +1,5 @@
 import { and, asc, eq, inArray, isNotNull, isNull, sql, type SQL } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import type { Database } from "~/db/client.server";
 import { sessionPlacementColumns } from "./session-placement.server";
 import type { Jurisdiction, LocationHint } from "@protocol/placement";

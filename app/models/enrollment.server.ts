@@ -1,5 +1,5 @@
 import { and, desc, eq, isNull } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import type { Database } from "~/db/client.server";
 import { clients, endpoints, enrollmentTokens } from "~/db/schema";
 import { newId, randomToken, sha256Hex } from "~/lib/crypto.server";

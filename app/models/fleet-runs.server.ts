@@ -6,7 +6,7 @@
 // progress from the audit replica the sessions write by alarm. Nothing a
 // session does for a command waits on D1.
 import { and, asc, desc, eq, isNull, sql } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import type { Database } from "~/db/client.server";
 import { clients, endpointFilters, endpoints, fleetRunCommands, fleetRuns, fleetRunTargets, type Role } from "~/db/schema";
 import { newId } from "~/lib/crypto.server";

@@ -3,7 +3,7 @@
 // (refreshSessionPolicies), so the session decides on its own, from its copy,
 // when windowed work may start.
 import { and, asc, eq, inArray, isNotNull, isNull } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import type { Database } from "~/db/client.server";
 import { clients, endpoints, endpointTags, maintenanceWindows, tags } from "~/db/schema";
 import { newId } from "~/lib/crypto.server";

@@ -9,7 +9,7 @@
 //   so a token minted before it provisions nothing.
 import { verifyWebhook } from "@clerk/backend/webhooks";
 import { and, eq, isNotNull } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import type { Database } from "~/db/client.server";
 import { createDb } from "~/db/client.server";
 import { endpoints, memberRemovals, members, type Role } from "~/db/schema";

@@ -2,7 +2,7 @@
 // Server-only: the zod schema must not reach the browser bundle (zod probes \`new Function\`, which the CSP refuses).
 import type { ActionFunctionArgs } from "@remix-run/cloudflare";
 import { json, redirect } from "@remix-run/cloudflare";
-import { z } from "zod";
+import * as z from "zod";
 import { getEnv } from "~/lib/env.server";
 import { isSecureRequest, mintOfflineSessionToken, sessionCookieHeaders } from "~/lib/offline-auth.server";
 import { safeRedirectPath } from "~/lib/redirect";

@@ -3,7 +3,7 @@
 // which OpenAPI 3.1 uses as is). A small generator instead of a library: five
 // operations, and the libraries that wrap zod for OpenAPI lag zod v4.
 // docs/openapi.json is a committed copy (tests/unit/openapi.test.ts keeps it current).
-import { z } from "zod";
+import * as z from "zod";
 import { alertRequestSchema, alertResponseSchema, apiErrorSchema, queueScriptRequestSchema, queueScriptResponseSchema, transcriptQuerySchema } from "./api-schemas.server";
 
 const json = (schema: z.ZodType, io: "input" | "output" = "output") => z.toJSONSchema(schema, { io, unrepresentable: "any" });

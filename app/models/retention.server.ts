@@ -4,7 +4,7 @@
 // it asks every session of the tenant to re-read its policy copy, which carries
 // the setting; each session audits the change under the admin's name.
 import { eq } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import { createDb } from "~/db/client.server";
 import { clients, organisations, type Role } from "~/db/schema";
 import type { Env } from "~/lib/env.server";

@@ -4,7 +4,7 @@
 // exports: transcript-export.server.ts).
 import { epochToWallTime, wallTimeToEpoch, zonedParts } from "@protocol/time";
 import { sql, type SQL } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import type { Database } from "~/db/client.server";
 import { decodeCursor, encodeCursor } from "~/lib/keyset-cursor";
 import { visibleControls } from "~/lib/export-format";

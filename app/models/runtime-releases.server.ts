@@ -3,7 +3,7 @@
 // scripts/publish-runtime.mjs fills. The hash a download carries always comes
 // from the manifest, never from the object itself, so an object swapped in
 // the bucket fails the installer's check instead of carrying its own hash.
-import { z } from "zod";
+import * as z from "zod";
 import {
   runtimeManifestSchema,
   runtimeObjectKeys,

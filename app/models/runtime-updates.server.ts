@@ -4,7 +4,7 @@
 // and tells every endpoint session of the tenant to re-read it. The sessions
 // offer it to their runtimes; this module never talks to a runtime.
 import { and, asc, eq, isNotNull, isNull } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import { createDb } from "~/db/client.server";
 import { endpoints, organisations } from "~/db/schema";
 import type { Env } from "~/lib/env.server";

@@ -4,7 +4,7 @@
 // quoted for its step's shell (protocol/shell-quote.ts), and records the
 // script id, version and values with the queued steps.
 import { and, asc, desc, eq, isNull } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import type { Database } from "~/db/client.server";
 import { scripts, scriptVersions } from "~/db/schema";
 import { newId } from "~/lib/crypto.server";

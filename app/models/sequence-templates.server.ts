@@ -1,5 +1,5 @@
 import { asc, eq } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import type { Database } from "~/db/client.server";
 import { sequenceTemplates } from "~/db/schema";
 import { newId } from "~/lib/crypto.server";

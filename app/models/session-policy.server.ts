@@ -4,7 +4,7 @@
 // "read it now" and carries no policy, so the session has one reader of the
 // directory and nothing here can hand it a policy of our own making.
 import { and, asc, eq, isNotNull, isNull } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import { createDb } from "~/db/client.server";
 import { endpoints } from "~/db/schema";
 import type { Env } from "~/lib/env.server";

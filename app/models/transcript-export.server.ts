@@ -2,7 +2,7 @@
 // (times in server time, truncation and the endpoint's clock skew always stated).
 import { describeSkew } from "@protocol/time";
 import { sql } from "drizzle-orm";
-import { z } from "zod";
+import * as z from "zod";
 import type { Database } from "~/db/client.server";
 import { getEndpointForOrg } from "~/models/endpoints.server";
 import { csvRecord, visibleControls } from "~/lib/export-format";

@@ -3,7 +3,7 @@
 // over the file. A file that does not parse stops the runtime with a message
 // naming it: guessing settings for a machine-wide service fails open.
 import { promises as fsp } from "node:fs";
-import { z } from "zod";
+import * as z from "zod";
 import { describeZodError } from "../../protocol/messages";
 import { MAX_CHECKIN_INTERVAL_MS, MIN_CHECKIN_INTERVAL_MS } from "./checkin";
 import { ensurePrivateDir, writeFileDurable } from "./fs-durable";

@@ -1,5 +1,5 @@
 import { promises as fsp } from "node:fs";
-import { z } from "zod";
+import * as z from "zod";
 import { describeZodError } from "../../protocol/messages";
 import { ensurePrivateDir, writeFileDurable } from "./fs-durable";
 import type { StatePaths } from "./paths";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { z } from "zod";
+import * as z from "zod";
 import { decodeCursor, encodeCursor, InvalidCursorError, MAX_CURSOR_LENGTH, rejectInvalidCursor } from "../../app/lib/keyset-cursor";
 
 const key = z.tuple([z.string(), z.string()]);
