@@ -66,7 +66,18 @@ function App() {
   );
 }
 
-export default ClerkApp(App);
+const AppWithClerk = ClerkApp(App);
+
+/**
+ * Offline auth (local dev and CI) has no Clerk Frontend API, so clerk-js would
+ * only be fetched to fail: Clerk builds its URL as https:// on the console's
+ * own host, which the plain-http dev server answers with nothing, and every
+ * page kept retrying it. The server still verifies every request the same way.
+ */
+export default function Root() {
+  const data = useLoaderData<{ authMode?: string }>();
+  return data?.authMode === "offline" ? <App /> : <AppWithClerk />;
+}
 
 export function ErrorBoundary() {
   const error = useRouteError();

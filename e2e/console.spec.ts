@@ -1,7 +1,7 @@
 import { expect, test } from "@playwright/test";
 import { WebSocket } from "ws";
 import { E2E_ORIGIN } from "./origin";
-import { signIn } from "./support";
+import { signIn, waitForHydration } from "./support";
 
 test("an unauthenticated visitor is sent to sign in, then back to the page they asked for", async ({ page }) => {
   await page.goto("/clients");
@@ -9,6 +9,18 @@ test("an unauthenticated visitor is sent to sign in, then back to the page they 
   await page.getByRole("button", { name: /Tom Technician/ }).click();
   await expect(page).toHaveURL(/\/clients$/);
   await expect(page.getByTestId("client-row")).toHaveCount(4);
+});
+
+test("offline auth fetches no clerk-js: there is no Frontend API for it, and Clerk's https URL on the dev server never answers", async ({ page }) => {
+  const clerkScripts: string[] = [];
+  page.on("request", (request) => {
+    if (/clerk-js|clerk\.browser/.test(request.url())) clerkScripts.push(request.url());
+  });
+  await signIn(page, "technician", "/clients");
+  await page.goto("/endpoints");
+  await waitForHydration(page);
+  await page.waitForLoadState("networkidle");
+  expect(clerkScripts).toEqual([]);
 });
 
 test("a technician lists, searches, filters and opens endpoints", async ({ page }) => {
