@@ -6,7 +6,7 @@
 import { expect, test, type Browser, type Locator, type Page } from "@playwright/test";
 import { formatDateTimeInZone } from "../app/lib/format";
 import { openEndpoint, runtimeForSpec } from "./runtime";
-import { requestApprovalByMail, signIn } from "./support";
+import { expectNoHorizontalOverflow, requestApprovalByMail, signIn } from "./support";
 
 const runtime = runtimeForSpec("approval-page");
 
@@ -24,11 +24,6 @@ async function openOnPhone(browser: Browser, url: string) {
   const page = await context.newPage();
   const response = await page.goto(url);
   return { context, page, response };
-}
-
-async function expectNoHorizontalOverflow(page: Page) {
-  const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, viewport: window.innerWidth }));
-  expect(widths.scroll).toBeLessThanOrEqual(widths.viewport);
 }
 
 /** Whether `first` comes before `second` in document order. */

@@ -4,27 +4,16 @@
 // carries the security headers, the approval page cannot be framed, and the
 // offline sign-in routes never redirect off-site.
 import { expect, test, type APIResponse, type Page } from "@playwright/test";
-import { spawnSync } from "node:child_process";
+import { d1Query } from "./d1";
 import { E2E_ORIGIN } from "./origin";
 import { signIn, waitForHydration } from "./support";
 
 const EVIL = "https://evil.example";
 const REFUSAL = "did not come from the Caisey console";
 
-/** Reads the stack's D1 the way the dev script seeds it (a second reader of the same local SQLite). */
-function d1(sql: string): unknown {
-  const result = spawnSync(
-    "npx",
-    ["wrangler", "d1", "execute", "caisey-db", "--local", "--persist-to", ".wrangler/e2e-state", "--json", "--command", sql],
-    { encoding: "utf8", cwd: process.cwd() },
-  );
-  if (result.status !== 0) throw new Error(`d1 query failed (${result.status}):\n${result.stderr}\n${result.stdout}`);
-  return (JSON.parse(result.stdout) as { results: unknown[] }[]).map((set) => set.results);
-}
-
 /** Every table a console action writes to (app/routes/*: clients, endpoint templates, review marks). */
 const snapshot = () =>
-  d1(
+  d1Query(
     [
       "SELECT * FROM enrollment_tokens ORDER BY id",
       "SELECT id, time_zone FROM clients ORDER BY id",
@@ -79,7 +68,7 @@ async function expectRefused(response: APIResponse, label: string) {
 
 test("every console action refuses a cross-site request before it runs", async ({ page }) => {
   await signIn(page, "admin", "/clients/cl_acme");
-  const [tokens] = d1("SELECT id FROM enrollment_tokens WHERE client_id = 'cl_acme' AND revoked_at IS NULL LIMIT 1") as { id: string }[][];
+  const [tokens] = d1Query("SELECT id FROM enrollment_tokens WHERE client_id = 'cl_acme' AND revoked_at IS NULL LIMIT 1") as { id: string }[][];
   const revokeTarget = tokens[0]?.id ?? "tok_missing";
   const before = snapshot();
 
@@ -98,7 +87,7 @@ test("every console action refuses a cross-site request before it runs", async (
     headers: { origin: E2E_ORIGIN, "sec-fetch-site": "same-origin" },
   });
   expect(created.status()).toBe(200);
-  const [probes] = d1("SELECT COUNT(*) AS n FROM enrollment_tokens WHERE label = 'csrf-probe'") as { n: number }[][];
+  const [probes] = d1Query("SELECT COUNT(*) AS n FROM enrollment_tokens WHERE label = 'csrf-probe'") as { n: number }[][];
   expect(probes[0]!.n).toBe(1);
 });
 

@@ -2,7 +2,7 @@
 // endpoint shows where its session was created; an endpoint whose runtime never made contact has no session,
 // and neither its page nor its socket creates one.
 import { expect, test } from "@playwright/test";
-import { spawnSync } from "node:child_process";
+import { d1Query } from "./d1";
 import { DEMO_ORG } from "../scripts/seed.mjs";
 import { openEndpoint, runtimeForSpec } from "./runtime";
 import { signIn } from "./support";
@@ -12,8 +12,7 @@ const UNPLACED = `ep_unplaced_${Date.now().toString(36)}`;
 
 test.beforeAll(() => {
   const sql = `INSERT INTO endpoints (id, org_id, client_id, hostname, os) VALUES ('${UNPLACED}', '${DEMO_ORG.id}', 'cl_acme', 'never-connected-${UNPLACED}', 'linux');`;
-  const result = spawnSync("npx", ["wrangler", "d1", "execute", "caisey-db", "--local", "--persist-to", ".wrangler/e2e-state", "--command", sql], { encoding: "utf8" });
-  if (result.status !== 0) throw new Error(`inserting the unplaced endpoint failed: ${result.stderr}`);
+  d1Query(sql);
 });
 
 test("an enrolled runtime's endpoint shows where its session was placed", async ({ page }) => {

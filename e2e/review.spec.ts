@@ -2,7 +2,7 @@
 // local stack. The audit replica is seeded straight into the e2e D1 (valid hash
 // chains, timestamps in the last hour) on endpoints no other spec touches.
 import { expect, test } from "@playwright/test";
-import { spawnSync } from "node:child_process";
+import { d1ExecuteFile } from "./d1";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -90,11 +90,7 @@ test.beforeAll(async () => {
   try {
     const file = join(dir, "audit.sql");
     writeFileSync(file, await seedAuditSql());
-    const result = spawnSync("npx", ["wrangler", "d1", "execute", "caisey-db", "--local", "--persist-to", ".wrangler/e2e-state", "--file", file], {
-      encoding: "utf8",
-      cwd: process.cwd(),
-    });
-    if (result.status !== 0) throw new Error(`seeding audit events failed (${result.status}):\n${result.stderr}\n${result.stdout}`);
+    d1ExecuteFile(file);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
