@@ -140,8 +140,11 @@ const bundleOptions = {
 
 /** The Node-script build: what runtime/bin runs with the system's Node (20+). */
 async function buildScriptBundle(meta) {
-  await build({
+  // Written aside and renamed into place: a runtime started meanwhile (another test file, a dev stack's
+  // runtime) reads either the old bundle or the new one, never a half-written one.
+  const { outputFiles } = await build({
     ...bundleOptions,
+    write: false,
     outfile: `${root}runtime/dist/cli.js`,
     format: "esm",
     target: "node20",
@@ -150,6 +153,12 @@ async function buildScriptBundle(meta) {
     // ws (CommonJS) calls require(); an ESM bundle has no require unless we make one.
     banner: { js: 'import { createRequire } from "module"; const require = createRequire(import.meta.url);' },
   });
+  mkdirSync(`${root}runtime/dist`, { recursive: true });
+  for (const file of outputFiles) {
+    const temp = `${file.path}.tmp-${process.pid}`;
+    writeFileSync(temp, file.contents);
+    renameSync(temp, file.path);
+  }
   // npm sets this on install, but a git checkout may lose it.
   chmodSync(`${root}runtime/bin/caisey-runtime.mjs`, 0o755);
   log(`bundle runtime/dist/cli.js (${mib(statSync(`${root}runtime/dist/cli.js`).size)})`);

@@ -3,7 +3,7 @@
 // choices of docs/decisions/0015-runtime-network.md: one kept-alive
 // connection for all check-ins, lean check-in requests, and a dead WebSocket
 // detected by the missing pong.
-import { execFileSync, execFileSync as exec } from "node:child_process";
+import { execFileSync as exec } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
@@ -11,11 +11,11 @@ import { createServer as createTlsServer } from "node:https";
 import { createProxy } from "proxy";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer, type WebSocket } from "ws";
 import { checkinRequestSchema, type CheckinResponse } from "../../protocol/messages";
 import { configureNetwork, proxyFor, redactProxy } from "../../runtime/src/http";
-import { killChildren, repo, scratch, spawnCli, waitFor } from "./runtime-harness";
+import { killChildren, scratch, spawnCli, waitFor } from "./runtime-harness";
 
 const CREDENTIAL = "credential-".padEnd(48, "n");
 const PROXY_VARS = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"];
@@ -175,11 +175,8 @@ async function enrolled(server: StandIn, name: string): Promise<string> {
   return stateDir;
 }
 
+// runtime/dist/cli.js is built once for the layer by tests/unit/global-setup.ts.
 describe.runIf(process.platform !== "win32")("caisey-runtime on a metered link", () => {
-  beforeAll(() => {
-    execFileSync(process.execPath, [join(repo, "scripts/build-runtime.mjs")], { cwd: repo, stdio: "pipe" });
-  }, 60_000);
-
   it("checks in over one kept-alive connection with only the headers it needs and no empty lists", async () => {
     const server = new StandIn(true);
     await server.start();
