@@ -8,12 +8,8 @@ import { spawnSync } from "node:child_process";
 const BUSY = /database is locked|SQLITE_BUSY/;
 const RETRY_DELAYS_MS = [200, 400, 800, 1_600, 3_200];
 
-type Input = { command: string } | { file: string };
-
-function execute(input: Input, json: boolean): string {
-  const args = ["wrangler", "d1", "execute", "caisey-db", "--local", "--persist-to", ".wrangler/e2e-state"];
-  if (json) args.push("--json");
-  args.push(...("command" in input ? ["--command", input.command] : ["--file", input.file]));
+function execute(what: string[]): string {
+  const args = ["wrangler", "d1", "execute", "caisey-db", "--local", "--persist-to", ".wrangler/e2e-state", ...what];
   for (let attempt = 0; ; attempt += 1) {
     const result = spawnSync("npx", args, { encoding: "utf8", cwd: process.cwd() });
     if (result.status === 0) return result.stdout;
@@ -25,10 +21,10 @@ function execute(input: Input, json: boolean): string {
 
 /** Runs SQL (one or more statements) and returns each statement's rows. */
 export function d1Query(sql: string): unknown[][] {
-  return (JSON.parse(execute({ command: sql }, true)) as { results: unknown[] }[]).map((set) => set.results);
+  return (JSON.parse(execute(["--json", "--command", sql])) as { results: unknown[] }[]).map((set) => set.results);
 }
 
 /** Runs a file of SQL statements (a seed) for its effect. */
 export function d1ExecuteFile(file: string): void {
-  execute({ file }, false);
+  execute(["--file", file]);
 }

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { DEMO_RUNTIME_TOKEN } from "../../scripts/seed.mjs";
-import { TEMP_PREFIX } from "../../runtime/src/fs-durable";
+import { Outbox } from "../../runtime/src/outbox";
 import { CuttableRelay, runtimeExecutablePath, signIn, Stack, Viewer, waitUntil } from "../faults/stack";
 import { Wine, windowsPath } from "./wine";
 
@@ -38,13 +38,13 @@ afterAll(async () => {
 const ledgerLines = () => (existsSync(ledger) ? readFileSync(ledger, "utf8").split(/\r?\n/).map((l) => l.trim()).filter(Boolean) : []);
 const outboxEntries = () => (existsSync(join(stateDir, "outbox")) ? readdirSync(join(stateDir, "outbox")) : []);
 /**
- * Results durably in the outbox: a file still being written has a temporary
- * name until its rename, and a kill before then rightly loses the result
- * (it is reported interrupted after the restart).
+ * Results durably in the outbox, counted as the runtime's `status` counts them:
+ * a file still being written has a temporary name until its rename, and a kill
+ * before then rightly loses the result (it is reported interrupted after the restart).
  */
-const savedResults = () => outboxEntries().filter((name) => name.endsWith(".json") && !name.startsWith(TEMP_PREFIX));
+const savedResults = () => Outbox.count(join(stateDir, "outbox"));
 /** A wait whose failure carries what the runtime logged and what is left in its outbox: a CI failure must explain itself. */
-const waitWithLog = async (what: string, check: () => boolean, timeoutMs: number) => {
+const waitWithLog = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs: number) => {
   try {
     await waitUntil(what, check, timeoutMs);
   } catch (error) {
@@ -83,7 +83,7 @@ it("the windows-x64 executable enrolls, runs cmd, and keeps journal and outbox a
   await waitWithLog("the second command to start", () => ledgerLines().includes("two"), 60_000);
   relay.close();
   writeFileSync(go, "");
-  await waitWithLog("the result to be saved in the outbox", () => savedResults().length > 0, 30_000);
+  await waitWithLog("the result to be saved in the outbox", async () => (await savedResults()) > 0, 30_000);
   expect(viewer.finished()).toHaveLength(1);
 
   // 3. Hard kill (like a crash or power loss), then restart against a reachable server.
